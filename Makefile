@@ -1,0 +1,40 @@
+# Every target installs what it needs into .venv/ when it is missing.
+PY := .venv/bin/python
+STAMP := .venv/.camloc-installed
+FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+
+.PHONY: install demo test bench reproduce clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv .venv
+	$(PY) -m pip install --disable-pip-version-check -q -e '.[test]'
+	touch $(STAMP)
+
+# Debian's Fashion-MNIST (real images for the CPU localization benchmark).
+$(FMNIST):
+	@if [ "$$(id -u)" = 0 ]; then \
+	  (apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 || \
+	   (apt-get update -qq >/dev/null && apt-get install -y -qq dataset-fashion-mnist >/dev/null)); \
+	else \
+	  (sudo apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 || \
+	   (sudo apt-get update -qq >/dev/null && sudo apt-get install -y -qq dataset-fashion-mnist >/dev/null)); \
+	fi
+
+data: $(FMNIST)
+
+demo: $(STAMP)
+	$(PY) -m camloc.demo
+
+test: $(STAMP) $(FMNIST)
+	$(PY) -m pytest -q
+
+bench: $(STAMP) $(FMNIST)
+	$(PY) -m benchmarks
+
+reproduce: $(STAMP) $(FMNIST)
+	$(PY) -m camloc.cli reproduce --out reproduce_out
+
+clean:
+	rm -rf out reproduce_out .pytest_cache

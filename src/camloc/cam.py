@@ -1,0 +1,89 @@
+"""The CAM math: pure functions on tensors (no hooks, no I/O).
+
+For a network whose head is global average pooling followed by one linear layer,
+
+    M_c(x, y) = sum_k w_k^c f_k(x, y)          (the class activation map)
+    S_c       = mean_xy M_c(x, y) + b_c        (the class score, exactly)
+
+where ``f`` are the last convolutional features and ``w, b`` the linear layer's weight and bias.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+def class_maps(features: Tensor, weight: Tensor, classes: Tensor) -> Tensor:
+    """Class activation maps ``M_c = sum_k w_k^c f_k`` for chosen classes.
+
+    Args:
+        features: ``(B, K, h, w)`` last convolutional features (after any activation that the
+            network applies before pooling).
+        weight: ``(C, K)`` linear classifier weight.
+        classes: ``(B, n)`` class indices per image (or ``(n,)``, the same for every image).
+
+    Returns:
+        ``(B, n, h, w)`` raw maps at feature resolution, signed and unnormalized.
+
+    Example:
+        >>> f = torch.ones(1, 2, 2, 2); w = torch.tensor([[1.0, 2.0]])
+        >>> class_maps(f, w, torch.tensor([[0]]))[0, 0]
+        tensor([[3., 3.],
+                [3., 3.]])
+    """
+    if features.dim() != 4:
+        raise ValueError(f"features must be (B, K, h, w), got shape {tuple(features.shape)}")
+    if weight.dim() != 2 or weight.shape[1] != features.shape[1]:
+        raise ValueError(
+            f"weight must be (C, {features.shape[1]}) to match the features, got {tuple(weight.shape)}"
+        )
+    if classes.dim() == 1:
+        classes = classes.unsqueeze(0).expand(features.shape[0], -1)
+    w = weight.to(features.dtype)[classes]  # (B, n, K)
+    return torch.einsum("bnk,bkhw->bnhw", w, features)
+
+
+def scores_from_maps(maps: Tensor, bias: Tensor, classes: Tensor) -> Tensor:
+    """The class scores a GAP head gives: ``mean_xy M_c + b_c`` -> ``(B, n)``."""
+    if classes.dim() == 1:
+        classes = classes.unsqueeze(0).expand(maps.shape[0], -1)
+    return maps.mean(dim=(-2, -1)) + bias.to(maps.dtype)[classes]
+
+
+def normalize_map(m: np.ndarray) -> np.ndarray:
+    """Min-max normalize a map to ``[0, 1]`` (float32).
+
+    A constant map, or one with a non-finite value, becomes all zeros.
+    """
+    m = np.asarray(m, dtype=np.float32)
+    if m.size == 0 or not np.isfinite(m).all():
+        return np.zeros_like(m, dtype=np.float32)
+    lo, hi = float(m.min()), float(m.max())
+    if not hi > lo:
+        return np.zeros_like(m, dtype=np.float32)
+    return (m - lo) / (hi - lo)
+
+
+def map_status(m: np.ndarray) -> str | None:
+    """``None`` for a usable map, else a short reason ("non-finite map", "constant map")."""
+    m = np.asarray(m)
+    if m.size == 0:
+        return "empty map"
+    if not np.isfinite(m).all():
+        return "non-finite map"
+    if not float(m.max()) > float(m.min()):
+        return "constant map"
+    return None
+
+
+def upsample(m: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of a 2-D map to ``size = (height, width)`` (half-pixel centers)."""
+    import cv2
+
+    h, w = size
+    m = np.ascontiguousarray(m, dtype=np.float32)
+    if m.shape == (h, w):
+        return m.copy()
+    return cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)

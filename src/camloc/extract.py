@@ -1,0 +1,142 @@
+"""The one-forward extractor: hook the feature layer, run the model once, return features,
+logits and class maps."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from camloc.cam import class_maps
+from camloc.models.heads import Head
+from camloc.models.net import CamNet
+
+
+@contextmanager
+def hooked(head: Head) -> Iterator[dict[str, Tensor]]:
+    """Within the block, ``store["features"]`` holds the last features of each forward pass.
+
+    The hook is removed on exit, also when the forward raises; exceptions propagate.
+    """
+    store: dict[str, Tensor] = {}
+    if head.capture == "input":
+
+        def pre_hook(_module, args):
+            store["features"] = args[0]
+
+        handle = head.feature_module.register_forward_pre_hook(pre_hook)
+    else:
+
+        def hook(_module, _args, output):
+            store["features"] = output
+
+        handle = head.feature_module.register_forward_hook(hook)
+    try:
+        yield store
+    finally:
+        handle.remove()
+
+
+def extract(net: CamNet, x: Tensor) -> tuple[Tensor, Tensor]:
+    """One forward pass of ``net`` on ``x`` -> ``(features (B, K, h, w), logits (B, C))``."""
+    with hooked(net.head) as store:
+        logits = net.module(x)
+    if "features" not in store:
+        raise RuntimeError(f"{net.name}: the feature layer was not run by the forward pass")
+    features = store["features"]
+    if net.head.post is not None:
+        features = net.head.post(features)
+    if not isinstance(logits, Tensor):  # e.g. Inception's namedtuple in train mode
+        logits = logits[0]
+    return features, logits
+
+
+@dataclass
+class CamOutput:
+    """What one forward pass gives.
+
+    Attributes:
+        logits: ``(B, C)`` class scores.
+        classes: ``(B, k)`` class indices, best first (or the classes asked for).
+        maps: ``(B, k, h, w)`` raw CAMs at feature resolution (signed, unnormalized).
+        bias: ``(C,)`` classifier bias (zeros if it has none).
+        features: ``(B, K, h, w)`` the last features.
+    """
+
+    logits: Tensor
+    classes: Tensor
+    maps: Tensor
+    bias: Tensor
+    features: Tensor
+
+    @property
+    def probs(self) -> Tensor:
+        return self.logits.softmax(dim=1)
+
+
+def cam(net: CamNet, x: Tensor, topk: int = 5, classes: Tensor | None = None) -> CamOutput:
+    """Classify and compute class activation maps in ONE forward pass.
+
+    Args:
+        net: a :class:`CamNet` (see :func:`camloc.load_model`).
+        x: ``(B, 3, H, W)`` preprocessed images, on the net's device.
+        topk: how many best classes to map (ignored when ``classes`` is given).
+        classes: ``(B, n)`` or ``(n,)`` class indices to map instead of the top-k.
+
+    For an exact head, ``out.maps.mean((-2, -1)) + out.bias[out.classes]`` equals
+    ``out.logits.gather(1, out.classes)`` to float tolerance.
+
+    Example:
+        >>> net = camloc.load_model()
+        >>> out = camloc.cam(net, net.preprocess([img]), topk=5)
+        >>> out.maps.shape
+        torch.Size([1, 5, 7, 7])
+    """
+    net.module.eval()
+    with torch.inference_mode():
+        features, logits = extract(net, x)
+        linear = net.head.classifier
+        if classes is None:
+            k = max(1, min(int(topk), logits.shape[1]))
+            classes = logits.topk(k, dim=1).indices
+        else:
+            classes = torch.as_tensor(classes, device=logits.device, dtype=torch.long)
+            if classes.dim() == 1:
+                classes = classes.unsqueeze(0).expand(logits.shape[0], -1)
+        maps = class_maps(features, linear.weight, classes)
+        bias = linear.bias if linear.bias is not None else torch.zeros(linear.out_features, device=logits.device)
+    return CamOutput(logits=logits, classes=classes, maps=maps, bias=bias, features=features)
+
+
+@dataclass
+class ExactReport:
+    """Result of :func:`check_exact`: the largest gap ``|mean(M_c) + b_c - S_c|`` over all classes."""
+
+    exact: bool
+    max_abs_error: float
+    scale: float
+
+    def __str__(self) -> str:
+        verdict = "exact" if self.exact else "NOT exact"
+        return f"CAM is {verdict}: max |mean(M_c)+b_c - S_c| = {self.max_abs_error:.3g} (logit scale {self.scale:.3g})"
+
+
+def check_exact(net: CamNet, x: Tensor | None = None, rtol: float = 1e-4, atol: float = 1e-4) -> ExactReport:
+    """Check ``mean_xy M_c + b_c == S_c`` for every class on ``x`` (default: 2 random images)."""
+    if x is None:
+        g = torch.Generator().manual_seed(0)
+        h, w = net.preprocessing.size
+        x = torch.randn(2, 3, h, w, generator=g).to(net.device)
+    with torch.inference_mode():
+        features, logits = extract(net, x)
+        linear = net.head.classifier
+        all_classes = torch.arange(logits.shape[1], device=logits.device)
+        maps = class_maps(features.double(), linear.weight.double(), all_classes)
+        bias = linear.bias.double() if linear.bias is not None else torch.zeros(logits.shape[1], dtype=torch.float64)
+        recon = maps.mean(dim=(-2, -1)) + bias.to(maps.device)
+    err = float((recon - logits.double()).abs().max())
+    scale = float(logits.abs().max())
+    return ExactReport(exact=err <= atol + rtol * scale, max_abs_error=err, scale=scale)

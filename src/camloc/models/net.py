@@ -1,0 +1,93 @@
+"""CamNet: a classifier together with what CAM needs to read it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor, nn
+
+from camloc.data.images import load_image, to_rgb
+from camloc.models.heads import Head, find_head
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class Preprocessing:
+    """Resize the whole image to ``size = (height, width)`` (no crop, so maps cover the whole
+    image), scale to [0, 1], subtract ``mean`` and divide by ``std`` per channel."""
+
+    size: tuple[int, int] = (224, 224)
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Preprocessing:
+        return cls(size=tuple(d["size"]), mean=tuple(d["mean"]), std=tuple(d["std"]))
+
+    def __call__(self, images: Sequence[Image.Image | np.ndarray | str]) -> Tensor:
+        h, w = self.size
+        arrays = []
+        for im in images:
+            if isinstance(im, str):
+                im = load_image(im)
+            elif isinstance(im, np.ndarray):
+                im = Image.fromarray(im)
+            im = to_rgb(im)
+            arrays.append(np.asarray(im.resize((w, h), Image.BILINEAR), dtype=np.uint8))
+        batch = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(255.0)
+        mean = torch.tensor(self.mean).view(1, 3, 1, 1)
+        std = torch.tensor(self.std).view(1, 3, 1, 1)
+        return batch.sub_(mean).div_(std)
+
+
+@dataclass
+class CamNet:
+    """A classifier, its CAM head, its class names and its preprocessing.
+
+    ``name`` and ``arch_kwargs`` rebuild the architecture from the registry (for checkpoints).
+    """
+
+    module: nn.Module
+    name: str
+    class_names: list[str]
+    preprocessing: Preprocessing = field(default_factory=Preprocessing)
+    head: Head | None = None
+    arch_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.head is None:
+            self.head = find_head(self.module)
+        self.module.eval()
+        n = self.head.classifier.out_features
+        if len(self.class_names) != n:
+            self.class_names = [f"class_{i}" for i in range(n)]
+
+    @property
+    def num_classes(self) -> int:
+        return self.head.classifier.out_features
+
+    @property
+    def device(self) -> torch.device:
+        p = next(self.module.parameters(), None)
+        return p.device if p is not None else torch.device("cpu")
+
+    def to(self, device: str | torch.device) -> CamNet:
+        self.module.to(device)
+        return self
+
+    def preprocess(self, images: Sequence[Image.Image | np.ndarray | str]) -> Tensor:
+        """Images (PIL, HxWx3 uint8 arrays or paths) -> ``(B, 3, H, W)`` float tensor."""
+        return self.preprocessing(images)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return self.module(x)
