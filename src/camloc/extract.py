@@ -41,7 +41,10 @@ def hooked(head: Head) -> Iterator[dict[str, Tensor]]:
 
 
 def extract(net: CamNet, x: Tensor) -> tuple[Tensor, Tensor]:
-    """One forward pass of ``net`` on ``x`` -> ``(features (B, K, h, w), logits (B, C))``."""
+    """One forward pass of ``net`` on ``x`` -> ``(features (B, K, h, w), logits (B, C))``.
+
+    With a probe attached to ``net``, the logits are the probe's scores on the pooled features.
+    """
     with hooked(net.head) as store:
         logits = net.module(x)
     if "features" not in store:
@@ -51,7 +54,14 @@ def extract(net: CamNet, x: Tensor) -> tuple[Tensor, Tensor]:
         features = net.head.post(features)
     if not isinstance(logits, Tensor):  # e.g. Inception's namedtuple in train mode
         logits = logits[0]
+    if net.probe is not None:
+        logits = net.probe(pool(features, net.head.pooling))
     return features, logits
+
+
+def pool(features: Tensor, pooling: str = "avg") -> Tensor:
+    """Global pooling of ``(B, K, h, w)`` features -> ``(B, K)``."""
+    return features.amax(dim=(-2, -1)) if pooling == "max" else features.mean(dim=(-2, -1))
 
 
 @dataclass
@@ -98,7 +108,7 @@ def cam(net: CamNet, x: Tensor, topk: int = 5, classes: Tensor | None = None) ->
     net.module.eval()
     with torch.inference_mode():
         features, logits = extract(net, x)
-        linear = net.head.classifier
+        linear = net.classifier
         if classes is None:
             k = max(1, min(int(topk), logits.shape[1]))
             classes = logits.topk(k, dim=1).indices
@@ -132,7 +142,7 @@ def check_exact(net: CamNet, x: Tensor | None = None, rtol: float = 1e-4, atol: 
         x = torch.randn(2, 3, h, w, generator=g).to(net.device)
     with torch.inference_mode():
         features, logits = extract(net, x)
-        linear = net.head.classifier
+        linear = net.classifier
         all_classes = torch.arange(logits.shape[1], device=logits.device)
         maps = class_maps(features.double(), linear.weight.double(), all_classes)
         bias = linear.bias.double() if linear.bias is not None else torch.zeros(logits.shape[1], dtype=torch.float64)

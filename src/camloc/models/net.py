@@ -55,6 +55,9 @@ class CamNet:
     """A classifier, its CAM head, its class names and its preprocessing.
 
     ``name`` and ``arch_kwargs`` rebuild the architecture from the registry (for checkpoints).
+    ``probe``, when set, is a linear classifier trained on the pooled features of this
+    (frozen) network: scores and maps then come from it instead of the network's own head, and
+    ``class_names`` are the probe's.
     """
 
     module: nn.Module
@@ -63,18 +66,24 @@ class CamNet:
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
     head: Head | None = None
     arch_kwargs: dict[str, Any] = field(default_factory=dict)
+    probe: nn.Linear | None = None
 
     def __post_init__(self) -> None:
         if self.head is None:
             self.head = find_head(self.module)
         self.module.eval()
-        n = self.head.classifier.out_features
+        n = self.classifier.out_features
         if len(self.class_names) != n:
             self.class_names = [f"class_{i}" for i in range(n)]
 
     @property
+    def classifier(self) -> nn.Linear:
+        """The linear layer whose weights make the maps: the attached probe, else the head's."""
+        return self.probe if self.probe is not None else self.head.classifier
+
+    @property
     def num_classes(self) -> int:
-        return self.head.classifier.out_features
+        return self.classifier.out_features
 
     @property
     def device(self) -> torch.device:
