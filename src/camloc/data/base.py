@@ -20,6 +20,7 @@ class Sample:
         boxes: ground-truth boxes of the labelled class (may be empty when the split has none).
         size: ``(width, height)`` of the original image when the metadata gives it, else ``None``.
         mask: path of a ground-truth mask (PxAP datasets) or ``None``.
+        ignore: path of the mask's ignore region (PxAP datasets) or ``None``.
     """
 
     image_id: str
@@ -28,6 +29,7 @@ class Sample:
     boxes: list[list[int]] = field(default_factory=list)
     size: tuple[int, int] | None = None
     mask: str | None = None
+    ignore: str | None = None
 
 
 @dataclass
