@@ -27,4 +27,8 @@ def __getattr__(name: str):
         from camloc.localize import localize
 
         return localize
+    if name == "gapify":
+        from camloc.models.gapify import gapify
+
+        return gapify
     raise AttributeError(f"module 'camloc' has no attribute {name!r}")

@@ -147,7 +147,11 @@ def _open_split(cfg: TrainConfig, name: str) -> Split:
         raise ConfigError("config: key 'data' (the dataset root) is required")
     from camloc.data import open_dataset
 
-    return open_dataset(cfg.data, name)
+    split = open_dataset(cfg.data, name, cfg.format, image_root=cfg.image_root or None)
+    if split.skipped and int(os.environ.get("RANK", "0")) == 0:
+        print(f"{cfg.data}: {len(split.skipped)} entries of split '{name}' left out by the reader (first: "
+              f"{split.skipped[0]})", file=sys.stderr)
+    return split
 
 
 def check_split(split: Split, where: str, classes: Sequence[str] | None = None) -> None:

@@ -33,7 +33,9 @@ class TrainConfig:
     """What a training run does. Defaults are the paper's recipe for fine-tuning a GAP net.
 
     Attributes:
-        data: dataset root (``camloc.data.open_dataset`` recognises the format).
+        data: dataset root (``camloc.data.open_dataset`` recognises the format); ``format``
+            names it instead (``"folder"``, ``"cub"``, ``"ilsvrc"``, ``"wsol"``) and
+            ``image_root`` is where WSOL metadata's image ids point (default: the metadata folder).
         train_split / val_split: split names; ``val_split = ""`` trains without validation.
         model: a registered model name; ``model_args``: its builder's options
             (``num_classes`` comes from the dataset).
@@ -59,6 +61,8 @@ class TrainConfig:
     """
 
     data: str = ""
+    format: str = "auto"
+    image_root: str = ""
     train_split: str = "train"
     val_split: str = "val"
     model: str = "vgg16_gap"

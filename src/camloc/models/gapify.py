@@ -97,7 +97,7 @@ def gapify(model: nn.Module | str, num_classes: int = 1000, *, layer: str | None
         raise ModelError("backbone_weights goes with a torchvision name; load weights into the module yourself")
     cut = layer or default_layer(model)
     _, nodes = get_graph_node_names(model)
-    if cut not in nodes:
+    if cut not in nodes and not any(n.startswith(cut + ".") for n in nodes):  # a module name: its last node
         close = [n for n in nodes if n.startswith(cut.split(".")[0])][:5] or nodes[-5:]
         raise ModelError(f"{type(model).__name__}: no layer '{cut}' (e.g. {', '.join(close)})")
     was_training = model.training
