@@ -1,0 +1,167 @@
+"""Tiny datasets written in exactly the on-disk formats the readers accept, for tests and demos.
+
+Each ``write_*_fixture(root, ...)`` draws small real images (JPEG, or PNG masks) holding
+one or more bright, class-coloured rectangles on a dark, lightly textured background,
+writes the format's metadata files, and returns a :class:`Fixture` whose ``split`` is
+exactly what the matching reader must return (same order, labels, converted boxes,
+sizes and paths). A rectangle's inclusive box ``[x0, y0, x1, y1]`` is the set of pixels
+it paints, so a perfect localizer scores IoU 1.
+
+    >>> fx = write_wsol_fixture(tmp_path)
+    >>> read_wsol(fx.metadata_dir, fx.image_root).samples == fx.split.samples
+    True
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from camloc.data.base import Sample, Split
+from camloc.io import atomic_write_text, atomic_write_with
+
+__all__ = [
+    "Fixture", "PALETTE", "draw_image", "write_cub_fixture", "write_folder_fixture",
+    "write_ilsvrc_fixture", "write_wsol_fixture",
+]
+
+# Object colours by class index (RGB): classes differ by colour, so a tiny net can learn them.
+PALETTE = [(230, 40, 40), (40, 200, 60), (50, 80, 235), (235, 210, 40), (200, 60, 220), (40, 210, 210)]
+
+
+@dataclass
+class Fixture:
+    """What a fixture writer put on disk.
+
+    Attributes:
+        root: the dataset root to hand to the reader / ``open_dataset``.
+        split: the split the reader must return for the fixture's default arguments.
+        files: every file written (images and metadata), in writing order.
+        metadata_dir: the metadata folder (WSOL layout) or ``root``.
+        image_root: the folder image ids are relative to.
+        extra: format-specific details (e.g. the other splits, the wnids).
+    """
+
+    root: str
+    split: Split
+    files: list[str] = field(default_factory=list)
+    metadata_dir: str = ""
+    image_root: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def draw_image(
+    path: str | os.PathLike, size: tuple[int, int], boxes: list[list[int]], label: int, seed: int = 0
+) -> str:
+    """Write an RGB image of ``size = (w, h)`` with filled rectangles at the inclusive ``boxes``.
+
+    The background is dark noise (values 10..50), each rectangle is ``PALETTE[label]``.
+    The format follows the suffix (``.jpg``/``.jpeg``/``.JPEG`` -> JPEG quality 95, else PNG).
+    """
+    w, h = size
+    rng = np.random.default_rng(seed)
+    arr = rng.integers(10, 51, size=(h, w, 3), dtype=np.uint8)
+    for x0, y0, x1, y1 in boxes:
+        arr[y0 : y1 + 1, x0 : x1 + 1] = PALETTE[label % len(PALETTE)]
+    img = Image.fromarray(arr, "RGB")
+    fmt = "JPEG" if str(path).lower().endswith((".jpg", ".jpeg")) else "PNG"
+    atomic_write_with(path, lambda f: img.save(f, format=fmt, **({"quality": 95} if fmt == "JPEG" else {})))
+    return os.fspath(path)
+
+
+def _draw_mask(path: str, size: tuple[int, int], box: list[int], value: int = 255) -> str:
+    w, h = size
+    arr = np.zeros((h, w), dtype=np.uint8)
+    x0, y0, x1, y1 = box
+    arr[y0 : y1 + 1, x0 : x1 + 1] = value
+    atomic_write_with(path, lambda f: Image.fromarray(arr, "L").save(f, format="PNG"))
+    return path
+
+
+def _layout(i: int, n_boxes: int = 1) -> tuple[tuple[int, int], list[list[int]]]:
+    """Size and inclusive boxes of the ``i``-th fixture image (varied, deterministic, in bounds)."""
+    w, h = 40 + 6 * (i % 5), 32 + 4 * (i % 3)
+    boxes = []
+    for k in range(n_boxes):
+        x0, y0 = 3 + (2 * i + 9 * k) % 11, 2 + (3 * i + 7 * k) % 9
+        boxes.append([x0, y0, min(w - 1, x0 + 10 + i % 7), min(h - 1, y0 + 8 + i % 5)])
+    return (w, h), boxes
+
+
+def _write_lines(path: str, lines: list[str], files: list[str]) -> None:
+    atomic_write_text(path, "".join(f"{line}\n" for line in lines))
+    files.append(path)
+
+
+# --------------------------------------------------------------------------- WSOL metadata
+
+
+def write_wsol_fixture(
+    root: str | os.PathLike,
+    split: str = "test",
+    *,
+    masks: bool = False,
+    num_classes: int = 3,
+    per_class: int = 2,
+    image_root: str | os.PathLike | None = None,
+    class_names: bool = False,
+) -> Fixture:
+    """The WSOL evaluation metadata layout at ``root/<split>/``.
+
+    Images go to ``image_root`` (default ``root/<split>``, the reader's default) as
+    ``<class folder>/<name>.jpg``. Box datasets: the second image of each class has two
+    boxes (two ``localization.txt`` lines). Mask datasets (``masks=True``, OpenImages-style):
+    ``localization.txt`` holds ``id,mask,ignore`` lines, two masks for the second image of
+    each class (the second line with an empty ignore path), and no ``image_sizes.txt``.
+    ``class_names=True`` adds the optional ``class_names.txt``.
+    """
+    root = os.fspath(root)
+    meta = os.path.join(root, split)
+    images = os.fspath(image_root) if image_root is not None else meta
+    names = [f"{c + 1:03d}.Bird_{c}" for c in range(num_classes)]
+    files: list[str] = []
+    ids, labels, sizes, loc, samples = [], [], [], [], []
+    i = 0
+    for c in range(num_classes):
+        for k in range(per_class):
+            image_id = f"{names[c]}/Bird_{c}_{k:04d}_{100 + i}.jpg"
+            size, boxes = _layout(i, n_boxes=2 if k == 1 else 1)
+            files.append(draw_image(os.path.join(images, image_id), size, boxes, c, seed=i))
+            ids.append(image_id)
+            labels.append(f"{image_id},{c}")
+            sample = Sample(image_id=image_id, path=os.path.join(images, image_id), label=c)
+            if masks:
+                stem = image_id[: -len(".jpg")]
+                mask_paths = []
+                for j, box in enumerate(boxes):
+                    rel = f"{stem}_m{c}_{j}.png"
+                    files.append(_draw_mask(os.path.join(images, rel), size, box))
+                    mask_paths.append(rel)
+                ignore = f"{stem}_ignore.png"
+                files.append(_draw_mask(os.path.join(images, ignore), size, [0, 0, 1, 1]))
+                for j, rel in enumerate(mask_paths):
+                    loc.append(f"{image_id},{rel},{ignore if j == 0 else ''}")
+                sample.masks = [os.path.join(images, m) for m in mask_paths]
+                sample.mask = sample.masks[0]
+                sample.ignore = os.path.join(images, ignore)
+            else:
+                sizes.append(f"{image_id},{size[0]},{size[1]}")
+                loc.extend(f"{image_id},{b[0]},{b[1]},{b[2]},{b[3]}" for b in boxes)
+                sample.boxes = boxes
+                sample.size = size
+            samples.append(sample)
+            i += 1
+    _write_lines(os.path.join(meta, "image_ids.txt"), ids, files)
+    _write_lines(os.path.join(meta, "class_labels.txt"), labels, files)
+    if not masks:
+        _write_lines(os.path.join(meta, "image_sizes.txt"), sizes, files)
+    _write_lines(os.path.join(meta, "localization.txt"), loc, files)
+    classes = [f"class_{c}" for c in range(num_classes)]
+    if class_names:
+        _write_lines(os.path.join(meta, "class_names.txt"), names, files)
+        classes = list(names)
+    return Fixture(root=root, split=Split(samples, classes, name=split), files=files,
+                   metadata_dir=meta, image_root=images)
