@@ -165,3 +165,48 @@ def write_wsol_fixture(
         classes = list(names)
     return Fixture(root=root, split=Split(samples, classes, name=split), files=files,
                    metadata_dir=meta, image_root=images)
+
+
+# --------------------------------------------------------------------------- CUB-200-2011
+
+
+def write_cub_fixture(
+    root: str | os.PathLike, split: str = "test", *, num_classes: int = 3, per_class: int = 3
+) -> Fixture:
+    """CUB-200-2011 exactly as it ships, under ``root/CUB_200_2011/``.
+
+    Image ``k`` of each class is a training image when ``k`` is even (flag 1), else a test
+    image. A painted inclusive box ``[x0, y0, x1, y1]`` is written to ``bounding_boxes.txt``
+    as floats ``x0 y0 (x1 - x0) (y1 - y0)``, so the reader's conversion (``x1 = x + width``)
+    returns the painted box. ``extra["splits"]`` holds the expected train/test/all splits;
+    ``split`` picks the one in ``Fixture.split``.
+    """
+    base = os.path.join(os.fspath(root), "CUB_200_2011")
+    names = [f"{c + 1:03d}.Bird_{'ABCDEFGHIJ'[c % 10]}{c}" for c in range(num_classes)]
+    files: list[str] = []
+    images, labels, flags, bboxes = [], [], [], []
+    expected: dict[str, list[Sample]] = {"train": [], "test": [], "all": []}
+    number = 0
+    for c, name in enumerate(names):
+        for k in range(per_class):
+            number += 1
+            rel = f"{name}/{name[4:]}_{k + 1:04d}_{7000 + number}.jpg"
+            size, (box,) = _layout(number)
+            files.append(draw_image(os.path.join(base, "images", rel), size, [box], c, seed=number))
+            x0, y0, x1, y1 = box
+            images.append(f"{number} {rel}")
+            labels.append(f"{number} {c + 1}")
+            is_train = int(k % 2 == 0)
+            flags.append(f"{number} {is_train}")
+            bboxes.append(f"{number} {float(x0)} {float(y0)} {float(x1 - x0)} {float(y1 - y0)}")
+            sample = Sample(image_id=rel, path=os.path.join(base, "images", rel), label=c, boxes=[box])
+            expected["all"].append(sample)
+            expected["train" if is_train else "test"].append(sample)
+    _write_lines(os.path.join(base, "classes.txt"), [f"{c + 1} {n}" for c, n in enumerate(names)], files)
+    _write_lines(os.path.join(base, "images.txt"), images, files)
+    _write_lines(os.path.join(base, "image_class_labels.txt"), labels, files)
+    _write_lines(os.path.join(base, "train_test_split.txt"), flags, files)
+    _write_lines(os.path.join(base, "bounding_boxes.txt"), bboxes, files)
+    splits = {k: Split(v, list(names), name=k) for k, v in expected.items()}
+    return Fixture(root=base, split=splits[split], files=files, metadata_dir=base,
+                   image_root=os.path.join(base, "images"), extra={"splits": splits})
