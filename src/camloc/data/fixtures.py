@@ -210,3 +210,95 @@ def write_cub_fixture(
     splits = {k: Split(v, list(names), name=k) for k, v in expected.items()}
     return Fixture(root=base, split=splits[split], files=files, metadata_dir=base,
                    image_root=os.path.join(base, "images"), extra={"splits": splits})
+
+
+# --------------------------------------------------------------------------- ILSVRC 2012
+
+ILSVRC_SYNSETS = [
+    ("n01440764", "tench, Tinca tinca"),
+    ("n01443537", "goldfish, Carassius auratus"),
+    ("n01484850", "great white shark, white shark, man-eater, man-eating shark, Carcharodon carcharias"),
+    ("n01491361", "tiger shark, Galeocerdo cuvieri"),
+]
+
+
+def _voc_xml(stem: str, size: tuple[int, int], objects: list[tuple[str, list[int]]]) -> str:
+    parts = [f"<annotation>\n\t<folder>val</folder>\n\t<filename>{stem}</filename>\n"
+             f"\t<source>\n\t\t<database>ILSVRC_2012</database>\n\t</source>\n"
+             f"\t<size>\n\t\t<width>{size[0]}</width>\n\t\t<height>{size[1]}</height>\n\t\t<depth>3</depth>\n\t</size>\n"
+             f"\t<segmented>0</segmented>\n"]
+    for wnid, (x0, y0, x1, y1) in objects:
+        parts.append(f"\t<object>\n\t\t<name>{wnid}</name>\n\t\t<pose>Unspecified</pose>\n\t\t<truncated>0</truncated>\n"
+                     f"\t\t<difficult>0</difficult>\n\t\t<bndbox>\n\t\t\t<xmin>{x0}</xmin>\n\t\t\t<ymin>{y0}</ymin>\n"
+                     f"\t\t\t<xmax>{x1}</xmax>\n\t\t\t<ymax>{y1}</ymax>\n\t\t</bndbox>\n\t</object>\n")
+    parts.append("</annotation>\n")
+    return "".join(parts)
+
+
+def write_ilsvrc_fixture(
+    root: str | os.PathLike,
+    split: str = "val",
+    *,
+    annotations: str = "both",
+    val_folders: bool = False,
+    layout: str = "plain",
+    num_classes: int = 3,
+    per_class: int = 2,
+    mapping: bool = True,
+) -> Fixture:
+    """ILSVRC 2012 as it ships: ``train/<wnid>/<wnid>_<n>.JPEG`` and ``val/ILSVRC2012_val_<8 digits>.JPEG``.
+
+    ``annotations``: ``"csv"`` writes ``LOC_val_solution.csv`` (rows in a shuffled order, as
+    the real file), ``"xml"`` writes ``val_xml/<stem>.xml`` (``Annotations/CLS-LOC/val`` ...
+    for ``layout="kaggle"``, where images go to ``ILSVRC/Data/CLS-LOC/``), ``"both"`` both.
+    Validation image ``j`` has class ``j % num_classes``; every third one has a second box of
+    its class, and every fourth a box of another class (which the reader must drop).
+    ``val_folders=True`` sorts val images into ``val/<wnid>/``. ``mapping`` writes
+    ``LOC_synset_mapping.txt`` for the first ``num_classes + 1`` synsets (one class has no
+    images, so the class list must come from the mapping). ``extra["splits"]`` holds both splits.
+    """
+    if num_classes + 1 > len(ILSVRC_SYNSETS):
+        raise ValueError(f"at most {len(ILSVRC_SYNSETS) - 1} classes")
+    root = os.fspath(root)
+    data = os.path.join(root, "ILSVRC", "Data", "CLS-LOC") if layout == "kaggle" else root
+    xml_dir = os.path.join(root, "Annotations", "CLS-LOC", "val") if layout == "kaggle" else os.path.join(root, "val_xml")
+    synsets = ILSVRC_SYNSETS[: num_classes + 1] if mapping else ILSVRC_SYNSETS[:num_classes]
+    wnids = [w for w, _ in synsets]
+    classes = [n for _, n in synsets] if mapping else list(wnids)
+    files: list[str] = []
+    expected: dict[str, list[Sample]] = {"train": [], "val": []}
+    for c in range(num_classes):
+        wnid = wnids[c]
+        for k in range(per_class):
+            rel = f"{wnid}/{wnid}_{1000 + 37 * k}.JPEG"
+            size, boxes = _layout(c * per_class + k)
+            files.append(draw_image(os.path.join(data, "train", rel), size, boxes, c, seed=100 + c * per_class + k))
+            expected["train"].append(Sample(f"train/{rel}", os.path.join(data, "train", rel), c))
+    rows = []
+    for j in range(num_classes * per_class):
+        c = j % num_classes
+        stem = f"ILSVRC2012_val_{j + 1:08d}"
+        size, boxes = _layout(j + 3, n_boxes=2 if j % 3 == 2 else 1)
+        other = [] if j % 4 != 3 else [(wnids[(c + 1) % num_classes], [0, 0, size[0] - 1, 4])]
+        objects = [(wnids[c], b) for b in boxes]
+        objects = objects[:1] + other + objects[1:]  # the foreign box sits between the labelled ones
+        rel = f"{wnids[c]}/{stem}.JPEG" if val_folders else f"{stem}.JPEG"
+        files.append(draw_image(os.path.join(data, "val", rel), size, boxes, c, seed=500 + j))
+        rows.append(f"{stem}," + " ".join(f"{w} {b[0]} {b[1]} {b[2]} {b[3]}" for w, b in objects))
+        if annotations in ("xml", "both"):
+            path = os.path.join(xml_dir, f"{stem}.xml")
+            atomic_write_text(path, _voc_xml(stem, size, objects))
+            files.append(path)
+        expected["val"].append(Sample(f"val/{rel}", os.path.join(data, "val", rel), c, boxes,
+                                      size if annotations == "xml" else None))
+    if val_folders:
+        expected["val"].sort(key=lambda s: s.image_id)
+    if annotations in ("csv", "both"):
+        order = [int(j) for j in np.random.default_rng(0).permutation(len(rows))]  # shuffled, like the real file
+        _write_lines(os.path.join(root, "LOC_val_solution.csv"), ["ImageId,PredictionString"] +
+                     [rows[j] for j in order], files)
+    if mapping:
+        _write_lines(os.path.join(root, "LOC_synset_mapping.txt"), [f"{w} {n}" for w, n in synsets], files)
+    splits = {k: Split(v, list(classes), name=k) for k, v in expected.items()}
+    return Fixture(root=root, split=splits[split], files=files, metadata_dir=root,
+                   image_root=os.path.join(data, split), extra={"splits": splits, "wnids": wnids})
