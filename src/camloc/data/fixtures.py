@@ -302,3 +302,39 @@ def write_ilsvrc_fixture(
     splits = {k: Split(v, list(classes), name=k) for k, v in expected.items()}
     return Fixture(root=root, split=splits[split], files=files, metadata_dir=root,
                    image_root=os.path.join(data, split), extra={"splits": splits, "wnids": wnids})
+
+
+# --------------------------------------------------------------------------- image folder
+
+
+def write_folder_fixture(
+    root: str | os.PathLike,
+    split: str | None = "val",
+    *,
+    classes: tuple[str, ...] = ("cat", "dog", "fox"),
+    per_class: int = 2,
+    suffixes: tuple[str, ...] = (".jpg", ".png"),
+) -> Fixture:
+    """An image folder ``root/<split>/<class>/<n><suffix>`` (``root/<class>/...`` when ``split`` is ``None``).
+
+    Image ``k`` of a class uses ``suffixes[k % len(suffixes)]``. The expected split has no
+    boxes (the format has none); ``extra["boxes"]`` maps image ids to the painted boxes.
+    """
+    base = os.path.join(os.fspath(root), split) if split else os.fspath(root)
+    files: list[str] = []
+    samples: list[Sample] = []
+    painted: dict[str, list[list[int]]] = {}
+    i = 0
+    for c, cls in enumerate(sorted(classes)):
+        for k in range(per_class):
+            rel = f"{cls}/{cls}_{k:03d}{suffixes[k % len(suffixes)]}"
+            size, boxes = _layout(i)
+            files.append(draw_image(os.path.join(base, rel), size, boxes, c, seed=900 + i))
+            painted[rel] = boxes
+            i += 1
+    for c, cls in enumerate(sorted(classes)):
+        rels = sorted(f"{cls}/{os.path.basename(p)}" for p in files if os.path.dirname(p) == os.path.join(base, cls))
+        samples.extend(Sample(rel, os.path.join(base, rel), c) for rel in rels)
+    name = split or os.path.basename(os.path.normpath(base))
+    return Fixture(root=os.fspath(root), split=Split(samples, sorted(classes), name=name), files=files,
+                   metadata_dir=base, image_root=base, extra={"boxes": painted})
