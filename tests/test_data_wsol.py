@@ -243,12 +243,20 @@ _ids = st.lists(st.text(alphabet="abcXYZ019_-./ ", min_size=1, max_size=12).map(
 def splits(draw):
     ids = draw(_ids)
     n_classes = draw(st.integers(1, 4))
-    with_boxes = draw(st.booleans())
+    kind = draw(st.sampled_from(["none", "boxes", "masks"]))
+    with_sizes = kind != "masks" or draw(st.booleans())
     samples = []
     for image_id in ids:
         w, h = draw(st.integers(1, 300)), draw(st.integers(1, 300))
         boxes = []
-        if with_boxes:
+        if kind == "masks":
+            stem = image_id[: -len(".jpg")]
+            masks = [f"/root/{stem}_m{j}.png" for j in range(draw(st.integers(1, 3)))]
+            ignore = f"/root/{stem}_ignore.png" if draw(st.booleans()) else None
+            samples.append(Sample(image_id, f"/root/{image_id}", draw(st.integers(0, n_classes - 1)), [],
+                                  (w, h) if with_sizes else None, masks[0], ignore, masks))
+            continue
+        if kind == "boxes":
             for _ in range(draw(st.integers(1, 3))):
                 x0, x1 = sorted(draw(st.lists(st.integers(0, w - 1), min_size=2, max_size=2)))
                 y0, y1 = sorted(draw(st.lists(st.integers(0, h - 1), min_size=2, max_size=2)))
