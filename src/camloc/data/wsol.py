@@ -297,7 +297,14 @@ def _image_root(sample: Sample, fallback: str) -> str:
 
 
 def _relative(path: str, base: str) -> str:
-    rel = os.path.relpath(path, base) if os.path.isabs(path) == os.path.isabs(base) else path
+    """``path`` relative to ``base``: the text after ``base/`` verbatim when it starts so, else relpath."""
+    prefix = base.rstrip("/" + os.sep) + os.sep
+    if path.startswith(prefix) and base not in ("", "."):
+        rel = path[len(prefix):]
+    elif os.path.isabs(path) == os.path.isabs(base):
+        rel = os.path.relpath(path, base)
+    else:
+        rel = path
     if any(c in rel for c in ",\n\r"):
         raise DataError(f"{path}: a mask path must not hold commas or line breaks")
     return rel.replace(os.sep, "/")
