@@ -193,21 +193,26 @@ def _loaders(cfg: TrainConfig, train_split: Split, val_split: Split | None, pre:
 
 # ----------------------------------------------------------------------------------- model
 
-def build_net(cfg: TrainConfig, classes: Sequence[str], source: str | None = None) -> CamNet:
-    """The registered model with ``num_classes = len(classes)``, its class names, and a
-    preprocessing of ``crop x crop`` with the model's own mean and std."""
+def check_model(cfg: TrainConfig, source: str | None = None) -> None:
+    """A one-line ``ConfigError`` for an unknown model or a ``model_args`` key its builder lacks."""
     builder = get_builder(cfg.model)
     if builder is None:
         from camloc.models.registry import available_models
 
         raise ConfigError(f"{source or 'config'}: unknown model '{cfg.model}' (registered: {', '.join(available_models())})")
     params = inspect.signature(builder).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    if not takes_any:
-        for key in cfg.model_args:
-            if key not in params or key == "num_classes":
-                options = ", ".join(k for k in params if k not in ("num_classes", "weights"))
-                raise ConfigError(f"{model_arg_line(source, key)}: model '{cfg.model}' has no option '{key}' (options: {options})")
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    for key in cfg.model_args:
+        if key not in params or key == "num_classes":
+            options = ", ".join(k for k in params if k not in ("num_classes", "weights"))
+            raise ConfigError(f"{model_arg_line(source, key)}: model '{cfg.model}' has no option '{key}' (options: {options})")
+
+
+def build_net(cfg: TrainConfig, classes: Sequence[str], source: str | None = None) -> CamNet:
+    """The registered model with ``num_classes = len(classes)``, its class names, and a
+    preprocessing of ``crop x crop`` with the model's own mean and std."""
+    check_model(cfg, source)
     net = load_model(cfg.model, **{**cfg.model_args, "num_classes": len(classes)})
     net.class_names = list(classes)
     net.preprocessing = Preprocessing(size=(cfg.crop, cfg.crop), mean=net.preprocessing.mean, std=net.preprocessing.std)
@@ -421,6 +426,7 @@ class _Run:
                               f"{self.run_dir} or choose another 'out'")
         if resuming and not last.is_file():
             raise ConfigError(f"{self.run_dir}: no last.pt to resume from")
+        check_model(cfg, self.source)
         seed_everything(cfg.seed)
         where = cfg.data or "training data"
         train_split = train_split if train_split is not None else _open_split(cfg, cfg.train_split)
