@@ -491,8 +491,8 @@ class _Run:
                 "images_per_s": round(tr.n / seconds, 2) if seconds > 0 else None,
             }
             rows.append(row)
-            key = row["val_top1_error"] if row["val_top1_error"] is not None else row["train_loss"]
-            improved = best_key is None or key < best_key
+            key = [row["val_top1_error"], row["val_loss"]] if va is not None else [row["train_loss"], 0.0]
+            improved = best_key is None or key < list(best_key)
             if improved:
                 best_key = key
             if d.main:
@@ -506,7 +506,7 @@ class _Run:
         return TrainResult(self.run_dir, rows, last, best, total_skipped)
 
     def _save(self, net: CamNet, opt: torch.optim.Optimizer, sched: Any, scaler: torch.amp.GradScaler, epochs: int,
-              rows: list[dict[str, Any]], best_key: float | None, improved: bool) -> None:
+              rows: list[dict[str, Any]], best_key: list[float] | None, improved: bool) -> None:
         state = {"epoch": epochs, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                  "scaler": scaler.state_dict(), "rng": rng_state(), "best": best_key, "metrics": rows,
                  "config": self.cfg.to_dict()}
@@ -516,7 +516,7 @@ class _Run:
         atomic_write_text(self.run_dir / "metrics.csv", _csv(rows))
 
     def _restore(self, net: CamNet, opt: torch.optim.Optimizer, sched: Any, scaler: torch.amp.GradScaler,
-                 path: Path) -> tuple[int, list[dict[str, Any]], float | None]:
+                 path: Path) -> tuple[int, list[dict[str, Any]], list[float] | None]:
         data = read_checkpoint(path)
         if _arch_of(data) != self.cfg.model:
             raise ConfigError(f"{path}: checkpoint is architecture '{_arch_of(data)}', the run's config says "

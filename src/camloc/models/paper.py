@@ -17,7 +17,8 @@ class score is exactly the mean of its class activation map plus the bias,
 ``S_c = sum_k w_k^c max_xy f_k(x, y) + b_c`` and the maps are read the same way.
 
 Backbones start from a local torchvision state-dict file (``backbone_weights=FILE``) or from
-torchvision's random initialization; nothing is downloaded. The added layers are initialized
+torchvision's random initialization (He-normal for AlexNet's convolutions, as torchvision does
+for VGG: PyTorch's default barely trains AlexNet from scratch); nothing is downloaded. The added layers are initialized
 with He-normal convolutions (fan-out, zero bias) and an ``N(0, 0.01)`` linear layer.
 
 GoogLeNet's torchvision ImageNet weights were trained on inputs scaled to ``[-1, 1]``
@@ -149,6 +150,11 @@ def _trunk(arch: str, backbone_weights: str | os.PathLike | None) -> tuple[nn.Mo
         tv = torchvision.models.alexnet(weights=None)
         if backbone_weights is not None:
             load_backbone(tv, backbone_weights, arch, ("features.",))
+        else:  # torchvision leaves AlexNet at PyTorch's default init, which barely trains from scratch
+            for m in tv.features:
+                if isinstance(m, nn.Conv2d):
+                    nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                    nn.init.zeros_(m.bias)
         return tv.features[:12], 256  # conv1..conv5 + ReLU; features[12] is pool5
     if arch == "vgg16":
         tv = torchvision.models.vgg16(weights=None)
