@@ -42,7 +42,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 from tqdm import tqdm
 
 from camloc.data.base import Split
-from camloc.data.loader import Batch, SplitDataset, collate, eval_transform, train_transform
+from camloc.data.loader import Batch, Normalize, SplitDataset, collate, eval_transform, train_transform
 from camloc.io import atomic_write_json, atomic_write_text
 from camloc.models.checkpoint import read_checkpoint, save_checkpoint
 from camloc.models.net import CamNet, Preprocessing
@@ -176,7 +176,7 @@ def _loaders(cfg: TrainConfig, train_split: Split, val_split: Split | None, pre:
         raise ConfigError(f"config: batch_size {cfg.batch_size} is not divisible by the {d.world} processes")
     per_rank = cfg.batch_size // d.world
     common = {"num_workers": cfg.workers, "collate_fn": collate, "pin_memory": device.type == "cuda"}
-    train_ds = SplitDataset(train_split, train_transform(pre, cfg.resize, cfg.crop, cfg.flip, cfg.augment), cfg.seed)
+    train_ds = SplitDataset(train_split, train_transform(cfg.resize, cfg.crop, cfg.flip, cfg.augment), cfg.seed)
     sampler = DistributedSampler(train_ds, num_replicas=d.world, rank=d.rank, shuffle=True, seed=cfg.seed)
     # The generator only seeds the workers (each item seeds its own augmentation): it keeps
     # the loader off the global random state.
@@ -293,7 +293,8 @@ class _Tally:
 
 
 def _train_epoch(model: nn.Module, loader: DataLoader, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
-                 cfg: TrainConfig, d: _Dist, device: torch.device, use_amp: bool, epoch: int) -> _Tally:
+                 cfg: TrainConfig, d: _Dist, normalize: Normalize, use_amp: bool, epoch: int) -> _Tally:
+    device = normalize.device
     model.train()
     tally = _Tally()
     total = min(len(loader), cfg.max_batches) if cfg.max_batches else len(loader)
@@ -307,7 +308,7 @@ def _train_epoch(model: nn.Module, loader: DataLoader, opt: torch.optim.Optimize
         if len(batch) == 0 and d.world == 1:
             bar.update()
             continue
-        x = batch.images.to(device, non_blocking=True)
+        x = normalize(batch.images)
         y = batch.labels.to(device, non_blocking=True)
         with autocast:
             if len(batch) == 0:  # every image of this batch failed: take part in the gradient sync with nothing
@@ -331,8 +332,9 @@ def _train_epoch(model: nn.Module, loader: DataLoader, opt: torch.optim.Optimize
 
 
 @torch.no_grad()
-def _evaluate(model: nn.Module, loader: DataLoader, cfg: TrainConfig, d: _Dist, device: torch.device,
+def _evaluate(model: nn.Module, loader: DataLoader, cfg: TrainConfig, d: _Dist, normalize: Normalize,
               use_amp: bool) -> _Tally:
+    device = normalize.device
     model.eval()
     tally = _Tally()
     autocast = torch.autocast("cuda", dtype=torch.float16) if use_amp else nullcontext()
@@ -342,7 +344,7 @@ def _evaluate(model: nn.Module, loader: DataLoader, cfg: TrainConfig, d: _Dist, 
         tally.skip(batch)
         if len(batch) == 0:
             continue
-        x = batch.images.to(device, non_blocking=True)
+        x = normalize(batch.images)
         y = batch.labels.to(device, non_blocking=True)
         with autocast:
             logits = model(x).float()
@@ -455,6 +457,7 @@ class _Run:
             atomic_write_json(self.run_dir / "config.json", cfg.to_dict())
         train_loader, sampler, train_ds, val_loader = _loaders(cfg, train_split, val_split, net.preprocessing, d,
                                                                self.device)
+        normalize = Normalize(net.preprocessing, self.device)
         _log(d, f"training {cfg.model} on {len(train_split)} images of {len(train_split.classes)} classes"
                 f" ({d.world} process{'es' if d.world > 1 else ''}, {self.device.type}); run directory {self.run_dir}")
         if start >= cfg.epochs:
@@ -466,14 +469,14 @@ class _Run:
             train_ds.set_epoch(epoch)
             lr = opt.param_groups[0]["lr"]
             t0 = time.perf_counter()
-            tally = _train_epoch(model, train_loader, opt, scaler, cfg, d, self.device, self.use_amp, epoch)
+            tally = _train_epoch(model, train_loader, opt, scaler, cfg, d, normalize, self.use_amp, epoch)
             seconds = time.perf_counter() - t0
             tr = tally.reduce(d, self.device)
             if tr.n == 0:
                 first = tally.reasons[0] if tally.reasons else "none"
                 raise RuntimeError(f"{where}: no readable training image in split '{train_split.name or cfg.train_split}'"
                                    f" ({int(tr.skipped)} skipped; first: {first})")
-            va = _evaluate(module, val_loader, cfg, d, self.device, self.use_amp).reduce(d, self.device) \
+            va = _evaluate(module, val_loader, cfg, d, normalize, self.use_amp).reduce(d, self.device) \
                 if val_loader is not None else None
             sched.step()
             for reason in tally.reasons + (va.reasons if va else []):

@@ -1,5 +1,8 @@
 """A torch ``Dataset`` over a :class:`~camloc.data.base.Split`, for training and validation.
 
+Items are uint8 image tensors (4x less to move than floats); :class:`Normalize` scales a whole
+batch on the training device.
+
 Images that cannot be read (missing, truncated, not an image) are not fatal: the item comes
 back as ``None`` with its one-line reason, and :func:`collate` drops it from the batch and
 reports it in ``Batch.skipped``, so the training loop can count skips, also across worker
@@ -30,13 +33,14 @@ from camloc.models.net import Preprocessing
 Item = tuple[Tensor | None, int, str | None]
 
 
-def train_transform(preprocessing: Preprocessing, resize: int = 256, crop: int = 224, flip: bool = True,
-                    augment: str = "crop") -> Callable[[Image.Image], Tensor]:
-    """The training augmentation: resize to ``resize x resize``, a random ``crop x crop`` window,
-    a random horizontal flip, then scale to [0, 1] and normalize by the net's mean and std.
+def train_transform(resize: int = 256, crop: int = 224, flip: bool = True, augment: str = "crop"
+                    ) -> Callable[[Image.Image], Tensor]:
+    """The training augmentation, PIL image -> ``(3, crop, crop)`` uint8 tensor: resize to
+    ``resize x resize``, a random ``crop x crop`` window, a random horizontal flip.
 
     ``augment="resized_crop"`` uses a random-area, random-aspect crop rescaled to ``crop``
-    instead of the fixed-size window.
+    instead of the fixed-size window. Scaling and normalization happen on the whole batch, on
+    the training device (:class:`Normalize`).
     """
     if augment == "crop":
         steps: list[Callable] = [v2.Resize((resize, resize)), v2.RandomCrop(crop)]
@@ -46,14 +50,28 @@ def train_transform(preprocessing: Preprocessing, resize: int = 256, crop: int =
         raise ValueError(f"augment must be 'crop' or 'resized_crop', got {augment!r}")
     if flip:
         steps.append(v2.RandomHorizontalFlip())
-    steps += [v2.ToImage(), v2.ToDtype(torch.float32, scale=True),
-              v2.Normalize(list(preprocessing.mean), list(preprocessing.std))]
+    steps.append(v2.ToImage())
     return v2.Compose(steps)
 
 
 def eval_transform(preprocessing: Preprocessing) -> Callable[[Image.Image], Tensor]:
-    """Validation: the net's own preprocessing (whole image resized, no crop), as localization uses."""
-    return lambda img: preprocessing([img])[0]
+    """Validation, PIL image -> uint8 tensor: the whole image resized (bilinear) to the net's
+    input size, no crop, as localization sees it."""
+    return v2.Compose([v2.Resize(tuple(preprocessing.size)), v2.ToImage()])
+
+
+class Normalize:
+    """A uint8 batch ``(B, 3, H, W)`` -> float ``(x / 255 - mean) / std`` on ``device``, the
+    same arithmetic as :class:`~camloc.models.net.Preprocessing`."""
+
+    def __init__(self, preprocessing: Preprocessing, device: torch.device | str = "cpu") -> None:
+        self.mean = torch.tensor(preprocessing.mean, device=device).view(1, 3, 1, 1)
+        self.std = torch.tensor(preprocessing.std, device=device).view(1, 3, 1, 1)
+        self.device = torch.device(device)
+
+    def __call__(self, images: Tensor) -> Tensor:
+        x = images.to(self.device, non_blocking=True).float().div_(255.0)
+        return x.sub_(self.mean).div_(self.std)
 
 
 def item_seed(seed: int, epoch: int, index: int) -> int:
@@ -62,7 +80,7 @@ def item_seed(seed: int, epoch: int, index: int) -> int:
 
 
 class SplitDataset(Dataset):
-    """Items ``(image tensor, label, None)``, or ``(None, label, "<file>: <reason>")`` for an
+    """Items ``(uint8 image tensor, label, None)``, or ``(None, label, "<file>: <reason>")`` for an
     image that cannot be read.
 
     Args:
