@@ -77,7 +77,7 @@ def test_validation_errors_and_best_checkpoint(images, tmp_path):
     best = torch.load(result.best, weights_only=True)
     assert best["metrics"]["val_top1_error"] == min(errs)
     keys = [(r["val_top1_error"], r["val_loss"]) for r in result.metrics]  # ties go to the lower loss
-    assert best["epoch"] == 1 + keys.index(min(keys))
+    assert best["epoch"] == 1 + keys.index(min(keys)) == result.best_epoch
 
 
 def test_new_layer_lr_multiplier_makes_two_groups(images, tmp_path):

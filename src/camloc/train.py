@@ -62,6 +62,7 @@ class TrainResult:
     last: Path
     best: Path
     skipped: int = 0
+    best_epoch: int = 0
 
 
 @dataclass
@@ -352,6 +353,16 @@ def _evaluate(model: nn.Module, loader: DataLoader, cfg: TrainConfig, d: _Dist, 
     return tally
 
 
+def _rank_key(row: dict[str, Any], validated: bool) -> list[float]:
+    """What "best" means: the lowest validation top-1 error, ties broken by validation loss;
+    without validation, the lowest training loss."""
+    inf = float("inf")
+    if validated:
+        return [inf if row["val_top1_error"] is None else row["val_top1_error"],
+                inf if row["val_loss"] is None else row["val_loss"]]
+    return [row["train_loss"], 0.0]
+
+
 def _csv(rows: list[dict[str, Any]]) -> str:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, lineterminator="\n")
@@ -463,6 +474,7 @@ class _Run:
         if start >= cfg.epochs:
             _log(d, f"{self.run_dir}: already trained {start} of {cfg.epochs} epochs; nothing to do")
         total_skipped = sum(int(r.get("skipped") or 0) for r in rows)
+        best_epoch = int(best_key[2]) if best_key is not None and len(best_key) > 2 else 0
         reported: set[str] = set()
         for epoch in range(start, cfg.epochs):
             sampler.set_epoch(epoch)
@@ -494,10 +506,10 @@ class _Run:
                 "images_per_s": round(tr.n / seconds, 2) if seconds > 0 else None,
             }
             rows.append(row)
-            key = [row["val_top1_error"], row["val_loss"]] if va is not None else [row["train_loss"], 0.0]
-            improved = best_key is None or key < list(best_key)
+            key = _rank_key(row, va is not None)
+            improved = best_key is None or key < list(best_key[:2])
             if improved:
-                best_key = key
+                best_key, best_epoch = [*key, epoch + 1], epoch + 1
             if d.main:
                 self._save(net, opt, sched, scaler, epoch + 1, rows, best_key, improved)
             if d.world > 1:
@@ -506,7 +518,7 @@ class _Run:
                     f"{_pct(row['train_top1_error'])}; val top-1 error {_pct(row['val_top1_error'])}, top-5 error "
                     f"{_pct(row['val_top5_error'])}; {row['images_per_s']} images/s"
                     + (f"; {skipped} images skipped" if skipped else ""))
-        return TrainResult(self.run_dir, rows, last, best, total_skipped)
+        return TrainResult(self.run_dir, rows, last, best, total_skipped, best_epoch)
 
     def _save(self, net: CamNet, opt: torch.optim.Optimizer, sched: Any, scaler: torch.amp.GradScaler, epochs: int,
               rows: list[dict[str, Any]], best_key: list[float] | None, improved: bool) -> None:

@@ -40,8 +40,7 @@ def run(args: argparse.Namespace) -> int:
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only the first process reports
         return 0
     if result.metrics:
-        row = min(result.metrics, key=lambda r: (r["val_top1_error"] if r["val_top1_error"] is not None
-                                                 else r["train_loss"]))
+        row = result.metrics[result.best_epoch - 1]
         err = row["val_top1_error"]
         score = f"val top-1 error {100 * err:.2f}%" if err is not None else f"train loss {row['train_loss']:.4f}"
         print(f"{result.run_dir}: {len(result.metrics)} epochs; best {result.best} (epoch {row['epoch']}, {score}); "
