@@ -150,3 +150,13 @@ def test_resume_and_run_directory_mistakes(images, tmp_path, capsys):
     capsys.readouterr()
     err = one_line_cli_error(capsys, ["train"])
     assert "give exactly one of --config FILE.toml or --resume RUN_DIR" in err
+
+
+@pytest.mark.parametrize("name", sorted(os.listdir(os.path.join(os.path.dirname(__file__), "..", "configs"))))
+def test_example_configs_are_valid(name):
+    from camloc.train import check_model
+
+    path = os.path.join(os.path.dirname(__file__), "..", "configs", name)
+    cfg = load_config(path)
+    check_model(cfg, path)
+    assert cfg.data and cfg.out
