@@ -111,6 +111,8 @@ def test_unknown_model_option_names_its_line(tmp_path, images):
     cfg.write_text('model = "alexnet_gap"\n[model_args]\nwidht = 8\n')
     with pytest.raises(ConfigError, match=r"cfg\.toml:3: model 'alexnet_gap' has no option 'widht' \(options: .*width"):
         train(cfg, train_split=images)
+    with pytest.raises(ConfigError, match=r"model 'alexnet_gap' cannot be built with width='8' \("):
+        train({**TINY_NET, "model": "alexnet_gap", "model_args": {"width": "8"}}, train_split=images)
     with pytest.raises(ConfigError, match=r"unknown model 'alexnet_gapp'"):
         train({**TINY_NET, "model": "alexnet_gapp"}, train_split=images)
 

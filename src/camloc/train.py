@@ -204,6 +204,9 @@ def check_model(cfg: TrainConfig, source: str | None = None) -> None:
     params = inspect.signature(builder).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return
+    if "num_classes" not in params:
+        raise ConfigError(f"{source or 'config'}: model '{cfg.model}' takes no num_classes option, so it cannot be "
+                          "trained on a dataset's classes")
     for key in cfg.model_args:
         if key not in params or key == "num_classes":
             options = ", ".join(k for k in params if k not in ("num_classes", "weights"))
@@ -214,7 +217,12 @@ def build_net(cfg: TrainConfig, classes: Sequence[str], source: str | None = Non
     """The registered model with ``num_classes = len(classes)``, its class names, and a
     preprocessing of ``crop x crop`` with the model's own mean and std."""
     check_model(cfg, source)
-    net = load_model(cfg.model, **{**cfg.model_args, "num_classes": len(classes)})
+    try:
+        net = load_model(cfg.model, **{**cfg.model_args, "num_classes": len(classes)})
+    except TypeError as err:  # e.g. a string where the builder wants a number
+        args = ", ".join(f"{k}={v!r}" for k, v in cfg.model_args.items())
+        raise ConfigError(f"{source or 'config'}: model '{cfg.model}' cannot be built with {args or 'no options'} "
+                          f"({' '.join(str(err).split())})") from None
     net.class_names = list(classes)
     net.preprocessing = Preprocessing(size=(cfg.crop, cfg.crop), mean=net.preprocessing.mean, std=net.preprocessing.std)
     if cfg.init_from:
@@ -464,6 +472,9 @@ class _Run:
         start, best_key = 0, None
         if resuming:
             start, rows, best_key = self._restore(net, opt, sched, scaler, last)
+            if d.main:  # a kill during an atomic write leaves its temporary file behind
+                for stale in self.run_dir.glob(".tmp-*"):
+                    stale.unlink(missing_ok=True)
         elif d.main:
             atomic_write_json(self.run_dir / "config.json", cfg.to_dict())
         train_loader, sampler, train_ds, val_loader = _loaders(cfg, train_split, val_split, net.preprocessing, d,
