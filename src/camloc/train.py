@@ -536,9 +536,10 @@ class _Run:
         state = {"epoch": epochs, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                  "scaler": scaler.state_dict(), "rng": rng_state(), "best": best_key, "metrics": rows,
                  "config": self.cfg.to_dict()}
-        save_checkpoint(net, self.run_dir / "last.pt", extra={"train_state": state})
+        # best before last: a kill between the two redoes this epoch on resume, rewriting both
         if improved:
             save_checkpoint(net, self.run_dir / "best.pt", extra={"epoch": epochs, "metrics": rows[-1]})
+        save_checkpoint(net, self.run_dir / "last.pt", extra={"train_state": state})
         atomic_write_text(self.run_dir / "metrics.csv", _csv(rows))
 
     def _restore(self, net: CamNet, opt: torch.optim.Optimizer, sched: Any, scaler: torch.amp.GradScaler,
