@@ -172,3 +172,9 @@ def test_cli_trains_resumes_and_checkpoint_localizes(tmp_path, capsys):
     assert net.arch_kwargs["width"] == 8
     out = camloc.cam(net, net.preprocess([fx.split.samples[0].path]), topk=2)
     assert out.maps.shape == (1, 2, 3, 3)  # AlexNet-GAP at 64x64: 3x3 maps
+    loc = tmp_path / "loc"
+    assert cli_main(["localize", "--model", str(tmp_path / "run" / "best.pt"), str(tmp_path / "data" / "val"),
+                     "--out", str(loc), "--topk", "2", "--no-figures"]) == 0
+    records = [json.loads(line) for line in (loc / "results.jsonl").read_text().splitlines()]
+    assert len(records) == 3
+    assert all({p["label"] for p in r["predictions"]} <= set(fx.split.classes) for r in records)
