@@ -35,13 +35,16 @@ def reference_boxes(scoremap: np.ndarray, thresholds: Sequence[float], multi_con
 
 
 def reference_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Inclusive IoU ``(n, m)`` with degenerate unions set to 0, pair by pair."""
-    out = np.zeros((len(a), len(b)))
-    for i, p in enumerate(a):
-        for j, g in enumerate(b):
-            inter = max(0, min(p[2], g[2]) - max(p[0], g[0]) + 1) * max(0, min(p[3], g[3]) - max(p[1], g[1]) + 1)
-            union = (p[2] - p[0] + 1) * (p[3] - p[1] + 1) + (g[2] - g[0] + 1) * (g[3] - g[1] + 1) - inter
-            out[i, j] = 0.0 if union <= 0 else inter / union
+    """Inclusive IoU ``(n, m)`` of every pair, degenerate unions (<= 0) set to 0."""
+    a = np.asarray(a, np.int64)[:, None, :]
+    b = np.asarray(b, np.int64)[None, :, :]
+    inter = np.maximum(0, np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]) + 1) * np.maximum(
+        0, np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]) + 1
+    )
+    union = (a[..., 2] - a[..., 0] + 1) * (a[..., 3] - a[..., 1] + 1) + (b[..., 2] - b[..., 0] + 1) * (b[..., 3] - b[..., 1] + 1) - inter
+    degenerate = union <= 0
+    out = inter / np.where(degenerate, 1, union)
+    out[degenerate] = 0.0
     return out
 
 
