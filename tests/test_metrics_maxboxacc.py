@@ -262,3 +262,19 @@ def test_empty_evaluation_and_missing_ground_truth_are_errors():
         ev.compute()
     with pytest.raises(ValueError, match="no ground-truth box"):
         best_iou_per_threshold(np.zeros((4, 4)), np.zeros((0, 4)), np.array([0.0]))
+
+
+def test_without_numba_the_per_level_contour_search_gives_the_same(monkeypatch):
+    from camloc.metrics import _levels
+    from camloc.metrics.maxboxacc import best_ious
+
+    rng = np.random.default_rng(5)
+    thr = cam_thresholds(0.01)
+    m = smooth_map(rng, 9)
+    gt = random_boxes(rng, 224, 2)
+    fast = best_ious(m, gt, thr)
+    monkeypatch.setattr(_levels, "HAVE_NUMBA", False)
+    slow = best_ious(m, gt, thr)
+    for multi in (True, False):
+        np.testing.assert_array_equal(fast[multi], slow[multi])
+        np.testing.assert_array_equal(slow[multi], reference_best_iou(m, gt, thr, multi))

@@ -38,7 +38,7 @@ from camloc.data.images import ImageError, load_image
 from camloc.extract import cam, extract
 from camloc.metrics.classification import ClassificationEvaluator
 from camloc.metrics.ilsvrc import IlsvrcLocEvaluator, heuristic_predictions
-from camloc.metrics.maxboxacc import RESIZE, MaxBoxAccEvaluator, contour_boxes, resize_box, to_gray
+from camloc.metrics.maxboxacc import RESIZE, MaxBoxAccEvaluator, best_ious, contour_boxes, resize_box, to_gray
 from camloc.metrics.pxap import PxAPEvaluator, ground_truth
 from camloc.models.net import CamNet
 
@@ -209,8 +209,9 @@ def evaluate(net: CamNet, split: Split, options: EvalOptions | None = None, rank
                 loc_ev.accumulate([preds], [s.label], [s.boxes], [box])
                 size = s.size or (W, H)
                 gt224 = [resize_box(b, size) for b in s.boxes]
-                v2_ev.accumulate([pm], [gt224])
-                v1_ev.accumulate([pm], [gt224])
+                ious = best_ious(pm, np.asarray(gt224), v2_ev.thresholds)  # one sweep for both rules
+                v2_ev.accumulate_ious(ious[True])
+                v1_ev.accumulate_ious(ious[False])
                 if mb_ev is not None:
                     maps3 = [m if full_size else upsample(m, (H, W)) for m in top_maps[i][:3]]
                     mb_ev.accumulate([heuristic_predictions([int(c) for c in top[i, :3]], maps3)], [s.label], [s.boxes])

@@ -118,6 +118,28 @@ def _euler_delta_table() -> np.ndarray:
 EULER_DELTA = _euler_delta_table()
 
 
+def _area_delta_table() -> np.ndarray:
+    """``2 * dA`` when a pixel joins a component, per 8-bit ring mask, where
+    ``A = #(2x2 windows with 4 pixels set) + 0.5 #(windows with 3 set)`` is the area of the
+    polygon through the centres of the component's outer border pixels -- its outer contour's
+    ``contourArea`` -- for a component without holes. A window's pixels are 8-adjacent, so each
+    window belongs to one component and ``A`` adds up when components merge.
+    """
+    pos = {(dx, dy): i for i, (dx, dy) in enumerate(zip(RING_DX, RING_DY))}
+    table = np.zeros(256, np.int64)
+    for mask in range(256):
+        d = 0
+        for ox, oy in ((-1, -1), (0, -1), (0, 0), (-1, 0)):
+            cells = [(ox, oy), (ox + 1, oy), (ox + 1, oy + 1), (ox, oy + 1)]
+            before = sum((mask >> pos[c]) & 1 for c in cells if c != (0, 0))
+            d += {4: 2, 3: 1}.get(before + 1, 0) - {4: 2, 3: 1}.get(before, 0)
+        table[mask] = d
+    return table
+
+
+AREA_DELTA = _area_delta_table()
+
+
 @njit(cache=True, nogil=True)
 def _iou_best(x0, y0, x1, y1, gt):
     """Best inclusive IoU of one box against the rows of ``gt`` (the protocol's formula, +1)."""
@@ -139,118 +161,173 @@ def _iou_best(x0, y0, x1, y1, gt):
 
 
 @njit(cache=True, nogil=True)
-def _sweep(gray, gt, want, foreground, runs, euler_delta):
+def _find(parent, q):
+    """Root of ``q``, halving the path on the way."""
+    while parent[q] != q:
+        parent[q] = parent[parent[q]]
+        q = parent[q]
+    return q
+
+
+@njit(cache=True, nogil=True)
+def _sweep(gray, gt, want, foreground, runs, euler_delta, area_delta, last):
     """One union-find sweep over the levels.
 
     ``foreground``: 8-connected components of ``g > l``, pixels added from 255 down to 1.
     Otherwise: 4-connected components of ``g <= l`` that do not touch the border (holes), pixels
     added from 0 up to 254. Returns per level 0..255 ``(best IoU or -1, number of boxes,
-    4 * Euler number)`` (the Euler number only for the foreground sweep). Pixels live in a frame
-    one pixel wider on each side that is never added, so neighbours need no bounds checks.
+    4 * Euler number, IoU of the component of largest hole-free outer-contour area, whether that
+    area is tied)`` (the last three only for the foreground sweep); stops after level ``last``.
+
+    Pixels live in a frame one pixel wider on each side that is never added, so neighbours need
+    no bounds checks. Only roots carry a component's box, size, border flag and area; a pixel
+    that touches one component just joins it.
     """
     h, w = gray.shape
     s = w + 2  # stride of the framed image
     n = h * w
-    flat = gray.ravel()
     counts = np.zeros(257, np.int64)
-    for i in range(n):
-        counts[flat[i] + 1] += 1
-    start = np.cumsum(counts)  # pixels of value v are order[start[v]:start[v + 1]], by index
+    for y in range(h):
+        for x in range(w):
+            counts[gray[y, x] + 1] += 1
+    start = np.cumsum(counts)  # pixels of value v are order[start[v]:start[v + 1]], raster order
     fill = start.copy()
-    order = np.empty(n, np.int32)
-    for i in range(n):
-        v = flat[i]
-        order[fill[v]] = i
-        fill[v] += 1
+    order = np.empty(n, np.int32)  # each pixel as y << 16 | x
+    for y in range(h):
+        for x in range(w):
+            v = gray[y, x]
+            order[fill[v]] = (y << 16) | x
+            fill[v] += 1
 
     offs = np.array([-s - 1, -s, -s + 1, 1, s + 1, s, s - 1, -1], np.int64)  # the ring
     big = (h + 2) * s
-    parent = np.full(big, -1, np.int32)
-    size = np.zeros(big, np.int32)
-    box = np.zeros((big, 4), np.int32)
-    border = np.zeros(big, np.bool_)
+    added = np.zeros(big, np.uint8)
+    parent = np.empty(big, np.int32)
+    size = np.empty(big, np.int32)
+    x0 = np.empty(big, np.int16)
+    y0 = np.empty(big, np.int16)
+    x1 = np.empty(big, np.int16)
+    y1 = np.empty(big, np.int16)
+    border = np.empty(big, np.bool_)
+    area2 = np.empty(big, np.int64)
     alive = np.empty(n, np.int32)
     n_alive = 0
     euler4 = 0
     best = np.full(256, -1.0)
     count = np.zeros(256, np.int64)
     euler = np.zeros(256, np.int64)
+    largest = np.full(256, -1.0)
+    tied = np.zeros(256, np.bool_)
 
     for step in range(255):
         v = 255 - step if foreground else step
         for k in range(start[v], start[v + 1]):
-            i0 = order[k]
-            py = i0 // w
-            px = i0 - py * w
+            py = order[k] >> 16
+            px = order[k] & 0xFFFF
             p = (py + 1) * s + px + 1
-            parent[p] = p
-            size[p] = 1
-            box[p, 0] = px
-            box[p, 1] = py
-            box[p, 2] = px
-            box[p, 3] = py
-            border[p] = px == 0 or py == 0 or px == w - 1 or py == h - 1
-            alive[n_alive] = p
-            n_alive += 1
+            added[p] = 1
             mask = 0
             for i in range(8):
-                mask |= (parent[p + offs[i]] >= 0) << i
+                mask |= added[p + offs[i]] << i
             if foreground:
                 euler4 += euler_delta[mask]
-            rp = p
-            for t in range(4):
+            j = runs[mask, 0]
+            if j < 0:  # a new component
+                parent[p] = p
+                size[p] = 1
+                x0[p] = px
+                x1[p] = px
+                y0[p] = py
+                y1[p] = py
+                border[p] = px == 0 or py == 0 or px == w - 1 or py == h - 1
+                area2[p] = 0
+                alive[n_alive] = p
+                n_alive += 1
+                continue
+            r = _find(parent, p + offs[j])  # join the first touching component
+            parent[p] = r
+            size[r] += 1
+            if px < x0[r]:
+                x0[r] = px
+            elif px > x1[r]:
+                x1[r] = px
+            if py < y0[r]:
+                y0[r] = py
+            elif py > y1[r]:
+                y1[r] = py
+            if px == 0 or py == 0 or px == w - 1 or py == h - 1:
+                border[r] = True
+            for t in range(1, 4):  # and merge the other touching ones
                 j = runs[mask, t]
                 if j < 0:
                     break
-                rq = p + offs[j]
-                while parent[rq] != rq:  # find, halving the path
-                    parent[rq] = parent[parent[rq]]
-                    rq = parent[rq]
-                if rq != rp:
-                    if size[rp] < size[rq]:
-                        rp, rq = rq, rp
-                    parent[rq] = rp
-                    size[rp] += size[rq]
-                    box[rp, 0] = min(box[rp, 0], box[rq, 0])
-                    box[rp, 1] = min(box[rp, 1], box[rq, 1])
-                    box[rp, 2] = max(box[rp, 2], box[rq, 2])
-                    box[rp, 3] = max(box[rp, 3], box[rq, 3])
-                    border[rp] = border[rp] or border[rq]
+                q = _find(parent, p + offs[j])
+                if q == r:
+                    continue
+                if size[r] < size[q]:
+                    r, q = q, r
+                parent[q] = r
+                size[r] += size[q]
+                x0[r] = min(x0[r], x0[q])
+                y0[r] = min(y0[r], y0[q])
+                x1[r] = max(x1[r], x1[q])
+                y1[r] = max(y1[r], y1[q])
+                border[r] = border[r] or border[q]
+                area2[r] += area2[q]
+            if foreground:
+                area2[r] += area_delta[mask]
         level = v - 1 if foreground else v
         euler[level] = euler4
-        if not want[level]:
-            continue
-        b = -1.0
-        m = 0
-        c = 0
-        for i in range(n_alive):
-            r = alive[i]
-            if parent[r] != r:
-                continue
-            alive[m] = r
-            m += 1
-            if foreground:
-                iou = _iou_best(box[r, 0], box[r, 1], min(box[r, 2] + 1, w - 1), min(box[r, 3] + 1, h - 1), gt)
-            elif border[r]:
-                continue
-            else:
-                iou = _iou_best(box[r, 0] - 1, box[r, 1] - 1, min(box[r, 2] + 2, w - 1), min(box[r, 3] + 2, h - 1), gt)
-            c += 1
-            if iou > b:
-                b = iou
-        n_alive = m
-        best[level] = b
-        count[level] = c
-    return best, count, euler
+        if want[level]:
+            b = -1.0
+            m = 0
+            c = 0
+            top = -1
+            ntop = 0
+            topiou = -1.0
+            for i in range(n_alive):
+                r = alive[i]
+                if parent[r] != r:
+                    continue
+                alive[m] = r
+                m += 1
+                if foreground:
+                    iou = _iou_best(x0[r], y0[r], min(x1[r] + 1, w - 1), min(y1[r] + 1, h - 1), gt)
+                    if area2[r] > top:
+                        top = area2[r]
+                        ntop = 1
+                        topiou = iou
+                    elif area2[r] == top:
+                        ntop += 1
+                elif border[r]:
+                    continue
+                else:
+                    iou = _iou_best(x0[r] - 1, y0[r] - 1, min(x1[r] + 2, w - 1), min(y1[r] + 2, h - 1), gt)
+                c += 1
+                if iou > b:
+                    b = iou
+            n_alive = m
+            best[level] = b
+            count[level] = c
+            largest[level] = topiou
+            tied[level] = ntop > 1
+        if level == last:
+            break
+    return best, count, euler, largest, tied
 
 
-def level_sweep(gray: np.ndarray, gt: np.ndarray, levels: np.ndarray) -> dict[str, np.ndarray]:
+def level_sweep(gray: np.ndarray, gt: np.ndarray, levels: np.ndarray, holes_too: bool = True) -> dict[str, np.ndarray]:
     """Per uint8 level ``l`` (``mask = gray > l``, ``0 <= l <= 254``), over the mask's contours:
 
     - ``best``: best IoU of any contour's box with any ground-truth box (the protocol's rectangle
       and inclusive IoU; the box ``[0, 0, 0, 0]`` when the mask is empty);
     - ``outer_best``: best IoU over the outer contours only (-1 when there is none);
-    - ``outer`` / ``holes``: how many outer and hole contours the level has.
+    - ``outer`` / ``holes``: how many outer and hole contours the level has;
+    - ``largest``: IoU of the component whose hole-free outer-contour area is largest, and
+      ``tied``: whether several share that area (meaningful where the level has no holes).
+
+    With ``holes_too=False`` the hole boxes are not searched (``best`` then covers the outer
+    contours only; the counts are still exact).
 
     Arrays have 256 entries; only the entries of ``levels`` are meaningful.
     """
@@ -262,12 +339,13 @@ def level_sweep(gray: np.ndarray, gt: np.ndarray, levels: np.ndarray) -> dict[st
     want = np.zeros(256, np.bool_)
     want[levels] = True
     want[255] = False
-    ob, oc, e4 = _sweep(gray, gt, want, True, RUNS_FG, EULER_DELTA)
+    ob, oc, e4, largest, tied = _sweep(gray, gt, want, True, RUNS_FG, EULER_DELTA, AREA_DELTA, int(levels.min()))
     holes = oc - e4 // 4  # components - Euler number
     hb = np.full(256, -1.0)
-    if (holes[levels] > 0).any():
+    if holes_too and (holes[levels] > 0).any():
         want_h = want & (holes > 0)
-        hb, hc, _ = _sweep(gray, gt, want_h, False, RUNS_BG, EULER_DELTA)
+        last = int(np.flatnonzero(want_h).max())
+        hb, _, _, _, _ = _sweep(gray, gt, want_h, False, RUNS_BG, EULER_DELTA, AREA_DELTA, last)
     empty_iou = _iou_best(0, 0, 0, 0, gt)
     best = np.where(oc == 0, empty_iou, np.maximum(ob, hb))
-    return {"best": best, "outer_best": ob, "outer": oc, "holes": holes}
+    return {"best": best, "outer_best": ob, "outer": oc, "holes": holes, "largest": largest, "tied": tied}

@@ -133,28 +133,48 @@ def best_iou_per_threshold(
 
     Returns ``(len(thresholds),)`` float64. Every distinct mask is built once: thresholds that map
     to the same level share it, and all levels come from one union-find sweep; the largest-contour
-    rule falls back to one contour search only at levels with more than one contour.
+    rule falls back to one contour search only at levels with several components and holes (or a
+    tie in area).
     """
+    return best_ious(scoremap, gt_boxes, thresholds, (multi_contour,))[multi_contour]
+
+
+def best_ious(
+    scoremap: np.ndarray, gt_boxes: np.ndarray, thresholds: np.ndarray, rules: Sequence[bool] = (True, False)
+) -> dict[bool, np.ndarray]:
+    """:func:`best_iou_per_threshold` for several contour rules (``True``: all contours, ``False``:
+    the largest) from one shared sweep."""
     gray = to_gray(scoremap)
     gt = np.asarray(gt_boxes, dtype=np.int64).reshape(-1, 4)
     if len(gt) == 0:
         raise ValueError("no ground-truth box")
     levels = threshold_levels(thresholds, int(gray.max()))
     uniq = np.unique(levels)
-    if not _levels.HAVE_NUMBA:  # pragma: no cover - exact, slower
-        table = {int(lv): float(iou_matrix(contour_boxes(gray, int(lv), multi_contour), gt).max()) for lv in uniq}
-        return np.array([table[int(lv)] for lv in levels])
-    sweep = _levels.level_sweep(gray, gt, uniq)
-    if multi_contour:
-        best = sweep["best"]
-    else:
+    if not _levels.HAVE_NUMBA or max(gray.shape) > 32000:  # exact, slower: one search per level
+        out = {}
+        for multi in rules:
+            table = {int(lv): iou_matrix(contour_boxes(gray, int(lv), multi), gt).max() for lv in uniq}
+            out[multi] = np.array([table[int(lv)] for lv in levels])
+        return out
+    sweep = _levels.level_sweep(gray, gt, uniq, holes_too=any(rules))
+    out = {}
+    for multi in rules:
+        if multi:
+            out[multi] = sweep["best"][levels]
+            continue
+        # The largest contour is an outer one (a hole's contour lies inside its component's and is
+        # listed after it). One component: its box. Several, no holes: the largest area, computed
+        # by the sweep, unless tied. Otherwise: one contour search, for OpenCV's ranking and order.
         best = sweep["best"].copy()
-        several = uniq[(sweep["outer"][uniq] > 1) | (sweep["holes"][uniq] > 0)]
-        single = uniq[(sweep["outer"][uniq] == 1) & (sweep["holes"][uniq] == 0)]
-        best[single] = sweep["outer_best"][single]
-        for lv in several:
+        outer, holes, tied = sweep["outer"][uniq], sweep["holes"][uniq], sweep["tied"][uniq]
+        one = uniq[outer == 1]
+        best[one] = sweep["outer_best"][one]
+        ranked = uniq[(outer > 1) & (holes == 0) & ~tied]
+        best[ranked] = sweep["largest"][ranked]
+        for lv in uniq[(outer > 1) & ((holes > 0) | tied)]:
             best[lv] = iou_matrix(contour_boxes(gray, int(lv), False), gt).max()
-    return best[levels]
+        out[multi] = best[levels]
+    return out
 
 
 class MaxBoxAccEvaluator(Evaluator):
@@ -192,10 +212,15 @@ class MaxBoxAccEvaluator(Evaluator):
         maps' coordinates)."""
         for m, boxes in zip(scoremaps, gt_boxes, strict=True):
             m = check_scoremap(m)
-            best = best_iou_per_threshold(m, np.asarray(boxes), self.thresholds, self.multi_contour)
-            for i, d in enumerate(self.iou_thresholds):
-                self._state["correct"][i] += best >= d / 100
-            self._state["count"][0] += 1
+            self.accumulate_ious(best_iou_per_threshold(m, np.asarray(boxes), self.thresholds, self.multi_contour))
+
+    def accumulate_ious(self, best: np.ndarray) -> None:
+        """Add one image given its best IoU at each of ``self.thresholds`` (see :func:`best_ious`)."""
+        if best.shape != self.thresholds.shape:
+            raise ValueError(f"expected {len(self.thresholds)} IoUs, got {best.shape}")
+        for i, d in enumerate(self.iou_thresholds):
+            self._state["correct"][i] += best >= d / 100
+        self._state["count"][0] += 1
 
     def curves(self) -> dict[int, np.ndarray]:
         """``BoxAcc(tau)`` in percent for each delta (the protocol's ``num_correct * 100 / count``)."""
