@@ -151,3 +151,36 @@ def test_mask_dataset_gives_pxap(tmp_path):
     assert "MaxBoxAccV2" not in r  # no boxes in a mask dataset
     # the maps are the objects (the masks): nearly perfect pixel precision/recall
     assert r["PxAP"] > 90.0
+
+
+
+class FcColourNet(nn.Module):
+    """ColourNet's features, pooled to 2x2 cells and classified by one Linear over the 12 cells
+    (each class sums its channel's cells / 4: the same scores as GAP) -- a head CAM refuses."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = ColourNet().conv
+        self.pool = nn.AdaptiveAvgPool2d(2)
+        self.fc = nn.Linear(12, 3)
+        with torch.no_grad():
+            self.fc.weight.copy_(torch.kron(torch.eye(3), torch.full((1, 4), 0.25)))
+            self.fc.bias.zero_()
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.pool(torch.relu(self.conv(x))), 1))
+
+
+def test_gradient_method_on_a_head_where_cam_is_refused(fixture):
+    from camloc.evaluate import gradient_net
+    from camloc.models.heads import HeadError
+
+    with pytest.raises(HeadError):
+        camloc.load_model(FcColourNet())
+    net = gradient_net(FcColourNet(), preprocessing=Preprocessing(size=(64, 64)))
+    # Grad-CAM at the conv output: the gradient of S_c is 1[A_c > 0] / 1024 on channel c only,
+    # so the map is ReLU(alpha A_c): the objects again
+    r = evaluate(net, fixture.split, EvalOptions(method="gradcam", topk=2, progress=False)).metrics
+    assert r["top1_cls_error"] == 0.0 and r["gt_known_loc_acc"] == 100.0 and r["MaxBoxAcc"] == 100.0
+    with pytest.raises(ValueError, match="CAM is refused"):
+        evaluate(net, fixture.split, EvalOptions(method="cam", progress=False))

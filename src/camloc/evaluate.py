@@ -139,6 +139,8 @@ def evaluate(net: CamNet, split: Split, options: EvalOptions | None = None, rank
         raise ValueError(f"split {split.name or '?'} has no images")
     _check_labels(split, net.num_classes)
     method = None
+    if opt.method == "cam" and getattr(net, "cam_refused", False):
+        raise ValueError(f"{net.name}: CAM is refused for this head; use a gradient method (--method gradcam)")
     if opt.method != "cam":
         from camloc.methods import get_method
 
@@ -261,6 +263,43 @@ def evaluate(net: CamNet, split: Split, options: EvalOptions | None = None, rank
         metrics["PxAP"] = px_ev.compute()["PxAP"]
     result.examples = examples
     return result
+
+
+def gradient_net(module: torch.nn.Module, name: str = "", preprocessing: Any = None,
+                 class_names: Sequence[str] = ()) -> CamNet:
+    """Wrap a classifier whose head CAM refuses (an FC stack, MobileNetV3's head, ...) so the
+    harness can run a gradient method on it: the last ``nn.Linear`` gives the number of classes
+    and the last ``nn.Conv2d`` is the default target layer. Plain CAM on it is meaningless."""
+    from camloc.models.heads import Head
+    from camloc.models.net import Preprocessing
+
+    linears = [m for m in module.modules() if isinstance(m, torch.nn.Linear)]
+    convs = [m for m in module.modules() if isinstance(m, torch.nn.Conv2d)]
+    if not linears or not convs:
+        raise ValueError(f"{name or type(module).__name__}: needs a Conv2d and a final Linear layer for gradient maps")
+    head = Head(convs[-1], linears[-1], "output")
+    net = CamNet(module=module.eval(), name=name or type(module).__name__, class_names=list(class_names),
+                 preprocessing=preprocessing or Preprocessing(), head=head)
+    net.cam_refused = True  # type: ignore[attr-defined]
+    return net
+
+
+def load_for_gradients(spec: str, weights: str | None = None) -> CamNet:
+    """A torchvision classifier by name for a gradient method, whatever its head."""
+    import torchvision
+
+    from camloc.models.torchvision_models import _state_dict_from, imagenet_classes, is_torchvision_name
+
+    if not is_torchvision_name(spec):
+        raise ValueError(f"unknown model '{spec}' for a gradient method (a torchvision name is needed)")
+    module = torchvision.models.get_model(spec, weights=None)
+    if weights:
+        try:
+            state = _state_dict_from(torch.load(weights, map_location="cpu", weights_only=True))
+            module.load_state_dict(state)
+        except Exception as err:
+            raise ValueError(f"{weights}: cannot load weights into {spec} ({' '.join(str(err).split())[:160]})") from None
+    return gradient_net(module, spec, class_names=imagenet_classes())
 
 
 def init_distributed() -> tuple[int, int]:

@@ -54,7 +54,16 @@ def run(args: argparse.Namespace) -> int:
     else:
         device = "cpu"
     split = open_dataset(args.data, args.split, args.format, image_root=args.image_root, strict=args.strict)
-    net = load_model(args.model, weights=args.weights, device=device)
+    from camloc.models.heads import HeadError
+
+    try:
+        net = load_model(args.model, weights=args.weights, device=device)
+    except HeadError:
+        if args.method == "cam" or args.model is None:
+            raise
+        from camloc.evaluate import load_for_gradients
+
+        net = load_for_gradients(args.model, args.weights).to(device)
     opts = EvalOptions(method=args.method, layer=args.layer, topk=args.topk, box_threshold=args.threshold,
                        threshold_step=args.threshold_step, iou_thresholds=tuple(args.iou),
                        batch_size=args.batch_size, ten_crop=args.ten_crop, multibox=args.multibox,
