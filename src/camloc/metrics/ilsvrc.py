@@ -67,11 +67,10 @@ def heuristic_boxes(map2d: np.ndarray, levels: Sequence[int] = (20, 100, 110), k
             eroded = scaled > 10
         contours = cv2.findContours(eroded.astype(np.uint8), cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)[0]
         for c in contours:
-            x, y, bw, bh = cv2.boundingRect(c)
-            x, y = min(max(x, 0), max(w - 5, 0)), min(max(y, 0), max(h - 5, 0))
-            bw = min(max(bw, 0), max(w - x - 5, 0))
-            bh = min(max(bh, 0), max(h - y - 5, 0))
-            rects.append((x, y, bw, bh))
+            bx, by, bw, bh = cv2.boundingRect(c)
+            # the tool's clamps: corner to [0, W-5], size to [0, W - x - 5] with the unclamped x
+            rects.append((min(max(bx, 0), w - 5), min(max(by, 0), h - 5),
+                          min(max(bw, 0), w - bx - 5), min(max(bh, 0), h - by - 5)))
     rects.sort(key=lambda r: -r[2] * r[3])
     i = 0
     while i < len(rects):
