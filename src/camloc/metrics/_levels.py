@@ -170,14 +170,16 @@ def _find(parent, q):
 
 
 @njit(cache=True, nogil=True)
-def _sweep(gray, gt, want, foreground, runs, euler_delta, area_delta, last):
+def _sweep(gray, gt, want, foreground, runs, euler_delta, area_delta, last, ox, oy, fw, fh):
     """One union-find sweep over the levels.
 
     ``foreground``: 8-connected components of ``g > l``, pixels added from 255 down to 1.
     Otherwise: 4-connected components of ``g <= l`` that do not touch the border (holes), pixels
     added from 0 up to 254. Returns per level 0..255 ``(best IoU or -1, number of boxes,
     4 * Euler number, IoU of the component of largest hole-free outer-contour area, whether that
-    area is tied)`` (the last three only for the foreground sweep); stops after level ``last``.
+    area is tied, the bounding rectangle of the components with holes at the wanted levels)``
+    (the last four only for the foreground sweep); stops after level ``last``. ``gray`` may be a
+    crop at ``(ox, oy)`` of a ``fw x fh`` map: boxes are given and clipped in the full map.
 
     Pixels live in a frame one pixel wider on each side that is never added, so neighbours need
     no bounds checks. Only roots carry a component's box, size, border flag and area; a pixel
@@ -210,6 +212,8 @@ def _sweep(gray, gt, want, foreground, runs, euler_delta, area_delta, last):
     y1 = np.empty(big, np.int16)
     border = np.empty(big, np.bool_)
     area2 = np.empty(big, np.int64)
+    e4 = np.empty(big, np.int64)  # 4 * Euler number of each component (1 - holes)
+    holed = np.array([fw, fh, -1, -1], np.int64)  # rectangle of the components with holes
     alive = np.empty(n, np.int32)
     n_alive = 0
     euler4 = 0
@@ -241,6 +245,7 @@ def _sweep(gray, gt, want, foreground, runs, euler_delta, area_delta, last):
                 y1[p] = py
                 border[p] = px == 0 or py == 0 or px == w - 1 or py == h - 1
                 area2[p] = 0
+                e4[p] = 4
                 alive[n_alive] = p
                 n_alive += 1
                 continue
@@ -274,8 +279,10 @@ def _sweep(gray, gt, want, foreground, runs, euler_delta, area_delta, last):
                 y1[r] = max(y1[r], y1[q])
                 border[r] = border[r] or border[q]
                 area2[r] += area2[q]
+                e4[r] += e4[q]
             if foreground:
                 area2[r] += area_delta[mask]
+                e4[r] += euler_delta[mask]
         level = v - 1 if foreground else v
         euler[level] = euler4
         if want[level]:
@@ -293,6 +300,11 @@ def _sweep(gray, gt, want, foreground, runs, euler_delta, area_delta, last):
                 m += 1
                 if foreground:
                     iou = _iou_best(x0[r], y0[r], min(x1[r] + 1, w - 1), min(y1[r] + 1, h - 1), gt)
+                    if e4[r] < 4:
+                        holed[0] = min(holed[0], x0[r])
+                        holed[1] = min(holed[1], y0[r])
+                        holed[2] = max(holed[2], x1[r])
+                        holed[3] = max(holed[3], y1[r])
                     if area2[r] > top:
                         top = area2[r]
                         ntop = 1
@@ -302,7 +314,7 @@ def _sweep(gray, gt, want, foreground, runs, euler_delta, area_delta, last):
                 elif border[r]:
                     continue
                 else:
-                    iou = _iou_best(x0[r] - 1, y0[r] - 1, min(x1[r] + 2, w - 1), min(y1[r] + 2, h - 1), gt)
+                    iou = _iou_best(x0[r] + ox - 1, y0[r] + oy - 1, min(x1[r] + ox + 2, fw - 1), min(y1[r] + oy + 2, fh - 1), gt)
                 c += 1
                 if iou > b:
                     b = iou
@@ -313,7 +325,7 @@ def _sweep(gray, gt, want, foreground, runs, euler_delta, area_delta, last):
             tied[level] = ntop > 1
         if level == last:
             break
-    return best, count, euler, largest, tied
+    return best, count, euler, largest, tied, holed
 
 
 def level_sweep(gray: np.ndarray, gt: np.ndarray, levels: np.ndarray, holes_too: bool = True) -> dict[str, np.ndarray]:
@@ -339,13 +351,19 @@ def level_sweep(gray: np.ndarray, gt: np.ndarray, levels: np.ndarray, holes_too:
     want = np.zeros(256, np.bool_)
     want[levels] = True
     want[255] = False
-    ob, oc, e4, largest, tied = _sweep(gray, gt, want, True, RUNS_FG, EULER_DELTA, AREA_DELTA, int(levels.min()))
+    h, w = gray.shape
+    ob, oc, e4, largest, tied, holed = _sweep(gray, gt, want, True, RUNS_FG, EULER_DELTA, AREA_DELTA,
+                                              int(levels.min()), 0, 0, w, h)
     holes = oc - e4 // 4  # components - Euler number
     hb = np.full(256, -1.0)
     if holes_too and (holes[levels] > 0).any():
+        # Every hole lies strictly inside the box of a component with holes, so the background
+        # sweep runs on the rectangle around those boxes, whose border stands for the image's.
         want_h = want & (holes > 0)
         last = int(np.flatnonzero(want_h).max())
-        hb, _, _, _, _ = _sweep(gray, gt, want_h, False, RUNS_BG, EULER_DELTA, AREA_DELTA, last)
+        x0, y0, x1, y1 = (int(v) for v in holed)
+        crop = np.ascontiguousarray(gray[y0 : y1 + 1, x0 : x1 + 1])
+        hb = _sweep(crop, gt, want_h, False, RUNS_BG, EULER_DELTA, AREA_DELTA, last, x0, y0, w, h)[0]
     empty_iou = _iou_best(0, 0, 0, 0, gt)
     best = np.where(oc == 0, empty_iou, np.maximum(ob, hb))
     return {"best": best, "outer_best": ob, "outer": oc, "holes": holes, "largest": largest, "tied": tied}
