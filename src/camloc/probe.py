@@ -18,9 +18,10 @@ The probe stores two rows so that the usual argmax and CAM code work unchanged:
 ``predict_proba``, ``sigmoid(d)``).
 
 Pooled features are cached on disk, keyed by the backbone's identity (name, architecture
-options, a hash of its weights, the feature width and pooling), the preprocessing, and the list
-of image files with their sizes and modification times (and crop boxes); a second fit with other
-settings reads them back instead of running the network again.
+options, a hash of all its weights but its own classifier's, the feature width and pooling),
+the preprocessing, and the list of image files with their sizes and modification times (and
+crop boxes); a second fit with other settings reads them back instead of running the network
+again.
 """
 
 from __future__ import annotations
@@ -76,15 +77,27 @@ def feature_dim(net: CamNet) -> int:
     return int(net.head.classifier.in_features)
 
 
-def weights_digest(module: nn.Module) -> str:
-    """SHA-256 over the names, dtypes, shapes and bytes of ``module``'s state dict."""
+def weights_digest(module: nn.Module, skip: nn.Module | None = None) -> str:
+    """SHA-256 over the names, dtypes, shapes and bytes of ``module``'s state dict.
+
+    The parameters of ``skip`` (a sub-module, e.g. the network's own classifier, which does not
+    change the features) are left out.
+    """
+    prefixes = tuple(f"{name}." for name, m in module.named_modules() if skip is not None and m is skip and name)
     h = hashlib.sha256()
     for name, tensor in module.state_dict().items():
+        if prefixes and name.startswith(prefixes):
+            continue
         t = tensor.detach().cpu().contiguous()
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
         if t.numel():
             h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
+
+
+def backbone_digest(net: CamNet) -> str:
+    """:func:`weights_digest` of the backbone: every weight except its own classifier's."""
+    return weights_digest(net.module, skip=net.head.classifier)
 
 
 def backbone_identity(net: CamNet) -> dict[str, Any]:
@@ -94,7 +107,7 @@ def backbone_identity(net: CamNet) -> dict[str, Any]:
         "arch_kwargs": {k: net.arch_kwargs[k] for k in sorted(net.arch_kwargs)},
         "feature_dim": feature_dim(net),
         "pooling": net.head.pooling,
-        "weights_sha256": weights_digest(net.module),
+        "weights_sha256": backbone_digest(net),
         "preprocessing": net.preprocessing.to_dict(),
     }
 
@@ -488,7 +501,7 @@ def fit_probe_on_features(
     }
     return Probe(
         backbone=net.name, feature_dim=feature_dim(net), weight=w, bias=b, class_names=classes,
-        classifier=classifier, C=best_c, backbone_sha256=weights_digest(net.module), info=info,
+        classifier=classifier, C=best_c, backbone_sha256=backbone_digest(net), info=info,
     )
 
 
@@ -611,7 +624,7 @@ def check_probe(net: CamNet, probe: Probe, where: str = "probe", strict: bool = 
     k = feature_dim(net)
     if probe.feature_dim != k:
         raise ProbeError(f"{where}: fit on {probe.feature_dim} features, '{net.name}' gives {k}")
-    if probe.backbone_sha256 and probe.backbone_sha256 != weights_digest(net.module):
+    if probe.backbone_sha256 and probe.backbone_sha256 != backbone_digest(net):
         msg = f"{where}: fit on other weights of '{net.name}' (weights hash differs)"
         if strict:
             raise ProbeError(msg)
