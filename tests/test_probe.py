@@ -155,11 +155,25 @@ def test_attach_sets_probe_and_class_names(colors, tmp_path):
     assert net.num_classes == 3
 
 
+def test_attach_gives_the_net_the_probes_preprocessing(colors):
+    net = colornet()
+    net.preprocessing = camloc.Preprocessing(size=(40, 24), mean=(0, 0, 0), std=(1, 1, 1))
+    probe = fit_probe(net, colors[0], progress=False)
+    fresh = colornet()
+    assert fresh.preprocessing.size == (32, 32)
+    attach_probe(fresh, probe)
+    assert fresh.preprocessing.size == (40, 24)
+    x = fresh.preprocess([colors[1].samples[0].path])
+    assert tuple(x.shape) == (1, 3, 40, 24)  # size is (height, width)
+
+
 def test_probe_file_round_trip(colors, tmp_path):
     probe = fit_probe(colornet(), colors[0], classifier="logreg", progress=False)
     save_probe(probe, tmp_path / "sub" / "p.pt")
     back = load_probe(tmp_path / "sub" / "p.pt")
-    for name in ("backbone", "feature_dim", "class_names", "classifier", "C", "backbone_sha256", "info"):
+    assert probe.preprocessing == {"size": [32, 32], "mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]}
+    for name in ("backbone", "feature_dim", "class_names", "classifier", "C", "backbone_sha256", "info",
+                 "preprocessing"):
         assert getattr(back, name) == getattr(probe, name), name
     np.testing.assert_array_equal(back.weight, probe.weight)
     np.testing.assert_array_equal(back.bias, probe.bias)

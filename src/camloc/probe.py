@@ -7,9 +7,10 @@ image labels only, and the class activation map of class ``c`` is
     M_c(x, y) = sum_k w_k^c f_k(x, y),      with   mean_xy M_c + b_c = S_c   exactly.
 
 The classifier is a linear SVM (one-vs-rest, as in the paper) or a multinomial logistic
-regression, fit by scikit-learn on standardized features; the standardization is folded back
-into the weights (``w' = w / s``, ``b' = b - w . (m / s)``) so that the stored probe acts on the
-raw pooled features and its CAM stays exact.
+regression, fit by scikit-learn on centered and scaled features (by default one scale for all
+channels, see :func:`fit_linear`); the scaling is folded back into the weights (``w' = w / s``,
+``b' = b - w . (m / s)``) so that the stored probe acts on the raw pooled features and its CAM
+stays exact.
 
 Two classes: scikit-learn gives one decision function ``d`` (positive for the second class).
 The probe stores two rows so that the usual argmax and CAM code work unchanged:
@@ -52,6 +53,7 @@ PROBE_FORMAT = "camloc-probe/1"
 CACHE_FORMAT = "camloc-features/1"
 DEFAULT_CS: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0)
 Classifier = Literal["svm", "logreg"]
+Scaling = Literal["global", "channel"]
 Box = Sequence[int]
 
 
@@ -299,6 +301,8 @@ class Probe:
         C: the regularization constant chosen on the validation split.
         backbone_sha256: hash of the backbone weights the features came from.
         info: what the fit measured (accuracies per C, sizes), JSON-able.
+        preprocessing: the backbone's preprocessing (``Preprocessing.to_dict()``) when the
+            features were extracted; :func:`attach_probe` gives it back to the net.
     """
 
     backbone: str
@@ -310,6 +314,7 @@ class Probe:
     C: float = 1.0
     backbone_sha256: str = ""
     info: dict[str, Any] = field(default_factory=dict)
+    preprocessing: dict[str, Any] | None = None
 
     @property
     def num_classes(self) -> int:
@@ -332,18 +337,30 @@ class Probe:
 
 
 def fit_linear(
-    x: np.ndarray, y: np.ndarray, n_classes: int, classifier: Classifier = "svm", C: float = 1.0, seed: int = 0
+    x: np.ndarray,
+    y: np.ndarray,
+    n_classes: int,
+    classifier: Classifier = "svm",
+    C: float = 1.0,
+    seed: int = 0,
+    scaling: Scaling = "global",
 ) -> tuple[np.ndarray, np.ndarray, Any]:
-    """Fit a standardized linear classifier and fold the standardization into its weights.
+    """Fit a linear classifier on scaled features and fold the scaling into its weights.
+
+    The features are centered per channel and divided by ``s``: one number for all channels
+    (``scaling="global"``, the root-mean-square of the centered features; it keeps the channels'
+    relative weights, which gives sharper maps and better accuracy on the text benchmark) or
+    each channel's standard deviation (``"channel"``, scikit-learn's standardization). Then
+    ``w' = w / s`` and ``b' = b - w . (m / s)``.
 
     Returns ``(weight (C, K), bias (C,), estimator)`` where ``estimator`` is the fitted
-    scikit-learn pipeline (scaler + classifier) and ``x @ weight.T + bias`` equals its
+    scikit-learn pipeline (scaling + classifier) and ``x @ weight.T + bias`` equals its
     ``decision_function`` (one-vs-rest SVM; two classes as documented in the module).
     ``y`` holds class indices ``0..n_classes-1``, each present at least once.
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    from sklearn.preprocessing import FunctionTransformer
     from sklearn.svm import LinearSVC
 
     if classifier == "svm":
@@ -352,17 +369,28 @@ def fit_linear(
         clf = LogisticRegression(C=C, max_iter=2000)
     else:
         raise ProbeError(f"unknown classifier '{classifier}' (svm or logreg)")
-    est = make_pipeline(StandardScaler(), clf)
+    x = np.asarray(x, np.float64)
+    mean = x.mean(axis=0)
+    if scaling == "channel":
+        scale = x.std(axis=0)
+        scale[scale == 0] = 1.0
+    elif scaling == "global":
+        scale = np.full(x.shape[1], float(np.sqrt(((x - mean) ** 2).mean())) or 1.0)
+    else:
+        raise ProbeError(f"unknown scaling '{scaling}' (global or channel)")
+
+    def transform(v: np.ndarray) -> np.ndarray:
+        return (np.asarray(v, np.float64) - mean) / scale
+
+    est = make_pipeline(FunctionTransformer(transform), clf)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*converge.*")
-        est.fit(np.asarray(x, np.float64), np.asarray(y))
-    scaler = est[0]
+        est.fit(x, np.asarray(y))
     present = [int(c) for c in clf.classes_]
     if present != list(range(n_classes)):
         raise ProbeError(f"classes {sorted(set(range(n_classes)) - set(present))} have no training images")
-    scale = scaler.scale_ if scaler.scale_ is not None else np.ones(x.shape[1])
     coef = clf.coef_ / scale
-    intercept = clf.intercept_ - clf.coef_ @ (scaler.mean_ / scale)
+    intercept = clf.intercept_ - clf.coef_ @ (mean / scale)
     if n_classes == 2:
         half = 1.0 if classifier == "svm" else 0.5
         coef = np.concatenate([-half * coef, half * coef])
@@ -399,6 +427,7 @@ def fit_probe(
     batch_size: int = 32,
     progress: bool = True,
     crops: tuple[Sequence[Box | None] | None, Sequence[Box | None] | None] = (None, None),
+    scaling: Scaling = "global",
 ) -> Probe:
     """Fit a linear probe on the pooled features of ``net`` (frozen) with image labels only.
 
@@ -426,7 +455,7 @@ def fit_probe(
         xva, yva = fva.x, align_labels(train.classes, val, fva, what=val.name or "validation data")
         skipped += len(fva.skipped)
     probe = fit_probe_on_features(net, ftr.x, ytr, train.classes, xva, yva, classifier=classifier, Cs=Cs,
-                                  val_fraction=val_fraction, seed=seed, what=what)
+                                  val_fraction=val_fraction, seed=seed, what=what, scaling=scaling)
     probe.info["skipped"] = skipped
     return probe
 
@@ -462,6 +491,7 @@ def fit_probe_on_features(
     val_fraction: float = 0.2,
     seed: int = 0,
     what: str = "training data",
+    scaling: Scaling = "global",
 ) -> Probe:
     """:func:`fit_probe` on pooled features already at hand (``x (N, K)``, ``y`` class indices)."""
     _check_classifier(classifier, Cs)
@@ -484,13 +514,13 @@ def fit_probe_on_features(
     best_c, best_acc = float(min(Cs)), None
     if len(yva):
         for C in sorted(float(c) for c in Cs):
-            w, b, _ = fit_linear(xtr, ytr, n_classes, classifier, C, seed)
+            w, b, _ = fit_linear(xtr, ytr, n_classes, classifier, C, seed, scaling)
             acc = float(np.mean((xva @ w.T + b).argmax(1) == yva))
             scores[f"{C:g}"] = acc
             if best_acc is None or acc > best_acc:
                 best_c, best_acc = C, acc
     x_all, y_all = np.concatenate([xtr, xva]), np.concatenate([ytr, yva])
-    w, b, _ = fit_linear(x_all, y_all, n_classes, classifier, best_c, seed)
+    w, b, _ = fit_linear(x_all, y_all, n_classes, classifier, best_c, seed, scaling)
     info = {
         "val_accuracy": best_acc,
         "val_accuracy_by_C": scores,
@@ -498,10 +528,12 @@ def fit_probe_on_features(
         "n_train": int(len(ytr)),
         "n_val": int(len(yva)),
         "validation": "given split" if xval is not None else f"{val_fraction:g} of the training images",
+        "scaling": scaling,
     }
     return Probe(
         backbone=net.name, feature_dim=feature_dim(net), weight=w, bias=b, class_names=classes,
         classifier=classifier, C=best_c, backbone_sha256=backbone_digest(net), info=info,
+        preprocessing=net.preprocessing.to_dict(),
     )
 
 
@@ -572,6 +604,7 @@ def save_probe(probe: Probe, path: str | os.PathLike) -> None:
         "C": float(probe.C),
         "backbone_sha256": probe.backbone_sha256,
         "info": json.dumps(probe.info),
+        "preprocessing": json.dumps(probe.preprocessing),
     }
     buf = io.BytesIO()
     torch.save(payload, buf)
@@ -602,7 +635,12 @@ def load_probe(path: str | os.PathLike) -> Probe:
             backbone=str(d["backbone"]), feature_dim=int(d["feature_dim"]), weight=weight, bias=bias,
             class_names=[str(c) for c in d["class_names"]], classifier=str(d["classifier"]), C=float(d["C"]),
             backbone_sha256=str(d["backbone_sha256"]), info=json.loads(d["info"]),
+            preprocessing=json.loads(d.get("preprocessing", "null")),
         )
+        if probe.preprocessing is not None:
+            from camloc.models.net import Preprocessing
+
+            Preprocessing.from_dict(probe.preprocessing)
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise ProbeError(f"{name}: probe file lacks or garbles {_one_line(err)[:80]}") from None
     c, k = len(probe.class_names), probe.feature_dim
@@ -634,9 +672,10 @@ def check_probe(net: CamNet, probe: Probe, where: str = "probe", strict: bool = 
 def attach_probe(net: CamNet, path: str | os.PathLike | Probe, strict: bool = True) -> CamNet:
     """Load a probe file (or take a :class:`Probe`), check it belongs to ``net``, attach it.
 
-    Afterwards ``net.probe`` is an ``nn.Linear(K, C)`` with the probe's weights and
-    ``net.class_names`` are the probe's classes, so :func:`camloc.cam` and ``localize`` score
-    and map the probe's classes in the same single forward pass.
+    Afterwards ``net.probe`` is an ``nn.Linear(K, C)`` with the probe's weights,
+    ``net.class_names`` are the probe's classes and ``net.preprocessing`` is the one the probe's
+    features were extracted with (e.g. a larger input size), so :func:`camloc.cam` and
+    ``localize`` score and map the probe's classes in the same single forward pass.
 
     Raises:
         ProbeError: unreadable file, another backbone, another feature width (one line).
@@ -646,6 +685,10 @@ def attach_probe(net: CamNet, path: str | os.PathLike | Probe, strict: bool = Tr
     check_probe(net, probe, where, strict=strict)
     net.probe = probe.linear().to(net.device)
     net.class_names = list(probe.class_names)
+    if probe.preprocessing:
+        from camloc.models.net import Preprocessing
+
+        net.preprocessing = Preprocessing.from_dict(probe.preprocessing)
     return net
 
 
@@ -667,30 +710,23 @@ class CamBox:
     size: tuple[int, int]
 
 
-def cam_boxes(
+def cam_maps(
     net: CamNet,
     samples: Sequence[Sample],
     classes: Sequence[int],
     *,
-    threshold: float = 0.2,
     batch_size: int = 32,
     progress: bool = True,
-    desc: str = "CAM boxes",
-) -> tuple[list[CamBox | None], list[str]]:
-    """The paper's box for class ``classes[i]`` on image ``i``, one forward pass per image.
-
-    The raw map ``M_c`` is upsampled bilinearly to the image size, min-max normalized,
-    thresholded at ``threshold`` (of its max) and the bounding box of the largest connected
-    component is kept (:func:`camloc.boxes.boxes_from_map`). Returns one :class:`CamBox` per
-    sample (``None`` for an unreadable image) and the one-line reasons for those.
-    """
-    from camloc.boxes import boxes_from_map
-    from camloc.cam import map_status, upsample
+    desc: str = "CAMs",
+) -> tuple[list[tuple[np.ndarray, tuple[int, int]] | None], list[str]]:
+    """Raw map ``M_c`` (feature resolution, float32) of class ``classes[i]`` on image ``i`` and
+    the image's ``(width, height)``, one forward pass per image; ``None`` for an unreadable
+    image, whose one-line reason is in the second list."""
     from camloc.extract import cam
 
     if len(classes) != len(samples):
         raise ProbeError(f"{len(classes)} classes for {len(samples)} images")
-    out: list[CamBox | None] = [None] * len(samples)
+    out: list[tuple[np.ndarray, tuple[int, int]] | None] = [None] * len(samples)
     skipped: list[str] = []
     bar = tqdm(total=len(samples), desc=desc, unit="img", disable=None if progress else True, file=sys.stderr)
     for start in range(0, len(samples), max(1, int(batch_size))):
@@ -706,14 +742,43 @@ def cam_boxes(
             res = cam(net, net.preprocess(images).to(net.device), classes=wanted)
             maps = res.maps[:, 0].float().cpu().numpy()
             for j, i in enumerate(where):
-                w, h = images[j].size
-                m = upsample(maps[j], (h, w))
-                if map_status(m) is not None:
-                    out[i] = CamBox(None, None, (w, h))
-                    continue
-                boxes = boxes_from_map(m, threshold)
-                y, x = np.unravel_index(int(np.argmax(m)), m.shape)
-                out[i] = CamBox(boxes[0] if boxes else None, (int(x), int(y)), (w, h))
+                out[i] = (maps[j], images[j].size)
         bar.update(min(batch_size, len(samples) - start))
     bar.close()
     return out, skipped
+
+
+def box_and_peak(raw: np.ndarray, size: tuple[int, int], threshold: float = 0.2) -> CamBox:
+    """The paper's box and the peak of a raw map upsampled to ``size = (width, height)``.
+
+    The map is upsampled bilinearly to the image, min-max normalized, thresholded at
+    ``threshold`` (of its max) and the bounding box of the largest connected component is kept
+    (:func:`camloc.boxes.boxes_from_map`); the peak is the upsampled map's argmax.
+    """
+    from camloc.boxes import boxes_from_map
+    from camloc.cam import map_status, upsample
+
+    w, h = size
+    m = upsample(raw, (h, w))
+    if map_status(m) is not None:
+        return CamBox(None, None, (w, h))
+    boxes = boxes_from_map(m, threshold)
+    y, x = np.unravel_index(int(np.argmax(m)), m.shape)
+    return CamBox(boxes[0] if boxes else None, (int(x), int(y)), (w, h))
+
+
+def cam_boxes(
+    net: CamNet,
+    samples: Sequence[Sample],
+    classes: Sequence[int],
+    *,
+    threshold: float = 0.2,
+    batch_size: int = 32,
+    progress: bool = True,
+    desc: str = "CAM boxes",
+) -> tuple[list[CamBox | None], list[str]]:
+    """The paper's box (see :func:`box_and_peak`) for class ``classes[i]`` on image ``i``, one
+    forward pass per image. Returns one :class:`CamBox` per sample (``None`` for an unreadable
+    image) and the one-line reasons for those."""
+    maps, skipped = cam_maps(net, samples, classes, batch_size=batch_size, progress=progress, desc=desc)
+    return [None if m is None else box_and_peak(m[0], m[1], threshold) for m in maps], skipped

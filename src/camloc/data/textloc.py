@@ -115,8 +115,12 @@ def _overlaps(a: Sequence[int], b: Sequence[int], margin: int = 4) -> bool:
     return not (a[2] + margin < b[0] or b[2] + margin < a[0] or a[3] + margin < b[1] or b[3] + margin < a[1])
 
 
-def render_words(rng: np.random.Generator, img: np.ndarray, n_words: int) -> tuple[np.ndarray, list[list[int]], list[str]]:
-    """Draw up to ``n_words`` non-overlapping random words on ``img`` -> (image, boxes, words)."""
+def render_words(rng: np.random.Generator, img: np.ndarray, n_words: int, font_px: tuple[int, int] = (20, 52)
+                 ) -> tuple[np.ndarray, list[list[int]], list[str]]:
+    """Draw up to ``n_words`` non-overlapping random words on ``img`` -> (image, boxes, words).
+
+    Font sizes are uniform in ``font_px`` (pixels at 224 px, scaled with the image).
+    """
     h, w = img.shape[:2]
     out = img.astype(np.float64)
     boxes: list[list[int]] = []
@@ -125,7 +129,7 @@ def render_words(rng: np.random.Generator, img: np.ndarray, n_words: int) -> tup
     for _ in range(n_words):
         for _attempt in range(30):
             word = random_word(rng)
-            font = _font(FONTS[int(rng.integers(len(FONTS)))], max(8, int(round(rng.uniform(20, 52) * scale))))
+            font = _font(FONTS[int(rng.integers(len(FONTS)))], max(8, int(round(rng.uniform(*font_px) * scale))))
             layer = Image.new("L", (w, h), 0)
             draw = ImageDraw.Draw(layer)
             left, top, right, bottom = draw.textbbox((0, 0), word, font=font)
@@ -150,14 +154,15 @@ def render_words(rng: np.random.Generator, img: np.ndarray, n_words: int) -> tup
     return np.clip(np.round(out), 0, 255).astype(np.uint8), boxes, words
 
 
-def make_image(seed: int, split: str, i: int, text: bool, size: int = 224) -> tuple[np.ndarray, list[list[int]], list[str]]:
-    """Image ``i`` of ``split``: a background, with 1-2 words when ``text`` -> (image, boxes, words)."""
+def make_image(seed: int, split: str, i: int, text: bool, size: int = 224, max_words: int = 1,
+               font_px: tuple[int, int] = (20, 52)) -> tuple[np.ndarray, list[list[int]], list[str]]:
+    """Image ``i`` of ``split``: a background, with 1..``max_words`` words when ``text``
+    -> (image, boxes, words)."""
     rng = np.random.default_rng([seed, SPLITS.index(split), i])
     img = background(rng, split, size)
     if not text:
         return img, [], []
-    n_words = 1 if rng.random() < 0.6 else 2
-    return render_words(rng, img, n_words)
+    return render_words(rng, img, int(rng.integers(1, max_words + 1)), font_px)
 
 
 def _png(arr: np.ndarray) -> bytes:
@@ -167,7 +172,7 @@ def _png(arr: np.ndarray) -> bytes:
 
 
 def make_textloc(root: str | os.PathLike, n_train: int = 200, n_test: int = 100, seed: int = 0,
-                 size: int = 224) -> dict[str, Split]:
+                 size: int = 224, max_words: int = 1, font_px: tuple[int, int] = (20, 52)) -> dict[str, Split]:
     """Write the benchmark under ``root`` (PNG images + ``textloc.json``) and return its splits.
 
     Each split holds half ``text`` and half ``no_text`` images (image ``i`` has text when ``i`` is
@@ -175,7 +180,8 @@ def make_textloc(root: str | os.PathLike, n_train: int = 200, n_test: int = 100,
     """
     root = os.fspath(root)
     meta_path = os.path.join(root, "textloc.json")
-    params = {"n_train": int(n_train), "n_test": int(n_test), "seed": int(seed), "size": int(size)}
+    params = {"n_train": int(n_train), "n_test": int(n_test), "seed": int(seed), "size": int(size),
+              "max_words": int(max_words), "font_px": [int(font_px[0]), int(font_px[1])]}
     if os.path.exists(meta_path):
         try:
             with open(meta_path, encoding="utf-8") as f:
@@ -188,7 +194,7 @@ def make_textloc(root: str | os.PathLike, n_train: int = 200, n_test: int = 100,
         records = []
         for i in range(int(n)):
             text = i % 2 == 1
-            img, boxes, words = make_image(seed, split, i, text, size)
+            img, boxes, words = make_image(seed, split, i, text, size, max_words, font_px)
             rel = f"{split}/{CLASSES[int(text)]}/{i:05d}.png"
             atomic_write_bytes(os.path.join(root, rel), _png(img))
             records.append({"file": rel, "label": CLASSES[int(text)], "boxes": boxes, "words": words})
@@ -217,3 +223,157 @@ def read_textloc(root: str | os.PathLike, split: str) -> Split:
         samples.append(Sample(image_id=r["file"], path=os.path.join(root, r["file"]), label=CLASSES.index(r["label"]),
                               boxes=[list(b) for b in r["boxes"]], size=(meta["params"]["size"],) * 2))
     return Split(samples=samples, classes=list(CLASSES), name=f"textloc-{split}")
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def inside(point: Sequence[int], box: Sequence[int], tolerance: int = 0) -> bool:
+    """Whether pixel ``point = (x, y)`` lies in the inclusive ``box`` grown by ``tolerance``."""
+    x, y = point
+    return box[0] - tolerance <= x <= box[2] + tolerance and box[1] - tolerance <= y <= box[3] + tolerance
+
+
+def covered_fraction(boxes: Sequence[Sequence[int]], size: tuple[int, int]) -> float:
+    """Fraction of a ``size = (w, h)`` image's pixels inside at least one box: the chance that a
+    uniformly random pixel hits a word (the pointing game's random baseline)."""
+    w, h = size
+    mask = np.zeros((h, w), bool)
+    for x0, y0, x1, y1 in boxes:
+        mask[max(0, y0) : y1 + 1, max(0, x0) : x1 + 1] = True
+    return float(mask.mean())
+
+
+def _iou_many(boxes: np.ndarray, gt: Sequence[int]) -> np.ndarray:
+    """Inclusive IoU of ``(n, 4)`` boxes with one box."""
+    iw = np.minimum(boxes[:, 2], gt[2]) - np.maximum(boxes[:, 0], gt[0]) + 1
+    ih = np.minimum(boxes[:, 3], gt[3]) - np.maximum(boxes[:, 1], gt[1]) + 1
+    inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
+    area = (boxes[:, 2] - boxes[:, 0] + 1) * (boxes[:, 3] - boxes[:, 1] + 1)
+    return inter / (area + (gt[2] - gt[0] + 1) * (gt[3] - gt[1] + 1) - inter)
+
+
+def random_box_rate(gt: Sequence[Sequence[int]], size: tuple[int, int], rng: np.random.Generator, n: int = 200,
+                    like: Sequence[int] | None = None, iou: float = 0.5) -> float:
+    """Fraction of ``n`` random boxes with IoU >= ``iou`` with one of the ``gt`` boxes.
+
+    Without ``like``, corners are uniform: ``x0 <= x1`` are the sorted pair of two uniform
+    columns, likewise rows. With ``like``, the boxes have ``like``'s width and height and a
+    uniformly random position inside the image.
+    """
+    w, h = size
+    if like is None:
+        xs = np.sort(rng.integers(0, w, size=(n, 2)), axis=1)
+        ys = np.sort(rng.integers(0, h, size=(n, 2)), axis=1)
+        boxes = np.stack([xs[:, 0], ys[:, 0], xs[:, 1], ys[:, 1]], axis=1)
+    else:
+        bw, bh = min(w, like[2] - like[0] + 1), min(h, like[3] - like[1] + 1)
+        x0, y0 = rng.integers(0, w - bw + 1, size=n), rng.integers(0, h - bh + 1, size=n)
+        boxes = np.stack([x0, y0, x0 + bw - 1, y0 + bh - 1], axis=1)
+    best = np.zeros(n)
+    for g in gt:
+        best = np.maximum(best, _iou_many(boxes, g))
+    return float(np.mean(best >= iou))
+
+
+THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 20))
+
+
+def text_maps(net, probe, samples: Sequence[Sample], *, batch_size: int = 32, progress: bool = True):
+    """Raw CAMs of the probe's ``text`` class on ``samples`` (see :func:`camloc.probe.cam_maps`)."""
+    from camloc.probe import attach_probe, cam_maps
+
+    if "text" not in probe.class_names:
+        raise TextlocError(f"the probe has no class 'text' (classes {', '.join(probe.class_names)})")
+    saved = (net.probe, net.class_names)
+    try:
+        attach_probe(net, probe)
+        return cam_maps(net, samples, [probe.class_names.index("text")] * len(samples), batch_size=batch_size,
+                        progress=progress, desc="text CAMs")
+    finally:
+        net.probe, net.class_names = saved
+
+
+def _best_iou(box: Sequence[int] | None, gt: Sequence[Sequence[int]]) -> float:
+    from camloc.boxes import box_iou
+
+    return max((box_iou(box, g) for g in gt), default=0.0) if box is not None else 0.0
+
+
+def choose_threshold(net, probe, split: Split, thresholds: Sequence[float] = THRESHOLDS, *, max_images: int = 64,
+                     batch_size: int = 32, progress: bool = True) -> tuple[float, dict[float, float]]:
+    """The CAM-box threshold with the best localization accuracy on ``split``'s text images.
+
+    Meant for the *training* split: its word boxes are then the only boxes used before testing
+    (the published CVPR 2020 protocol likewise calibrates the threshold on a held-out set with
+    boxes). Uses at most ``max_images`` text images; ties go to the smaller threshold.
+    Returns ``(threshold, {threshold: accuracy})``.
+    """
+    from camloc.probe import box_and_peak
+
+    text = [s for s in split.samples if s.boxes][: max(1, int(max_images))]
+    maps, _ = text_maps(net, probe, text, batch_size=batch_size, progress=progress)
+    pairs = [(m, s) for m, s in zip(maps, text) if m is not None]
+    acc = {float(t): float(np.mean([_best_iou(box_and_peak(m[0], m[1], t).box, s.boxes) >= 0.5 for m, s in pairs]))
+           for t in thresholds}
+    best = max(acc, key=lambda t: (acc[t], -t))
+    return best, acc
+
+
+def score_textloc(net, probe, split: Split, *, thresholds: Sequence[float] = (0.2,), n_random: int = 200,
+                  seed: int = 0, cache_dir: str | os.PathLike | None = None, batch_size: int = 32,
+                  progress: bool = True) -> dict:
+    """Score a text / no-text probe on ``split``.
+
+    Returns a dict with ``accuracy`` (text vs no text, all images) and, over the images with
+    text, using the CAM of the ``text`` class (the known-class setting):
+
+    * ``localization[t]``: CAM box at threshold ``t`` with IoU >= 0.5 with a word's box;
+    * ``pointing``: the upsampled map's maximum inside a word's box;
+    * baselines on the same images: ``random_box`` (uniform corners) and
+      ``random_box_same_size[t]`` (the CAM box's size at a uniform position), both averaged
+      over ``n_random`` draws per image, and ``random_point`` (the exact chance that a uniform
+      pixel is in a word);
+    * ``per_image``: ``{"image", "peak", "words", "boxes": {t: box}, "iou": {t: iou}}``.
+    """
+    from camloc.probe import box_and_peak, evaluate_probe
+
+    acc = evaluate_probe(net, probe, split, cache_dir=cache_dir, batch_size=batch_size, progress=progress)
+    text = [s for s in split.samples if s.boxes]
+    maps, skipped = text_maps(net, probe, text, batch_size=batch_size, progress=progress)
+    rng = np.random.default_rng(seed)
+    ts = [float(t) for t in thresholds]
+    loc: dict[float, list[bool]] = {t: [] for t in ts}
+    same: dict[float, list[float]] = {t: [] for t in ts}
+    point, rbox, rpoint, per_image = [], [], [], []
+    for s, m in zip(text, maps):
+        if m is None:
+            continue
+        found = {t: box_and_peak(m[0], m[1], t) for t in ts}
+        size, peak = found[ts[0]].size, found[ts[0]].peak
+        record = {"image": s.image_id, "peak": peak, "words": s.boxes, "boxes": {}, "iou": {}}
+        for t, f in found.items():
+            iou = _best_iou(f.box, s.boxes)
+            loc[t].append(iou >= 0.5)
+            same[t].append(random_box_rate(s.boxes, size, rng, n_random, like=f.box) if f.box is not None else 0.0)
+            record["boxes"][t], record["iou"][t] = f.box, iou
+        point.append(peak is not None and any(inside(peak, g) for g in s.boxes))
+        rbox.append(random_box_rate(s.boxes, size, rng, n_random))
+        rpoint.append(covered_fraction(s.boxes, size))
+        per_image.append(record)
+
+    def mean(v: list) -> float:
+        return float(np.mean(v)) if v else float("nan")
+
+    return {
+        "accuracy": acc["accuracy"],
+        "n_images": acc["n"],
+        "n_text": len(point),
+        "localization": {t: mean(v) for t, v in loc.items()},
+        "pointing": mean(point),
+        "random_box": mean(rbox),
+        "random_box_same_size": {t: mean(v) for t, v in same.items()},
+        "random_point": mean(rpoint),
+        "skipped": acc["skipped"] + skipped,
+        "per_image": per_image,
+    }
