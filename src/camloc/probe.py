@@ -710,6 +710,16 @@ class CamBox:
     size: tuple[int, int]
 
 
+@dataclass
+class MapResult:
+    """One image's forward pass: the raw map ``M_c`` of the asked class (feature resolution,
+    float32), the image's ``(width, height)`` and all class scores ``(C,)``."""
+
+    map: np.ndarray
+    size: tuple[int, int]
+    logits: np.ndarray
+
+
 def cam_maps(
     net: CamNet,
     samples: Sequence[Sample],
@@ -718,15 +728,14 @@ def cam_maps(
     batch_size: int = 32,
     progress: bool = True,
     desc: str = "CAMs",
-) -> tuple[list[tuple[np.ndarray, tuple[int, int]] | None], list[str]]:
-    """Raw map ``M_c`` (feature resolution, float32) of class ``classes[i]`` on image ``i`` and
-    the image's ``(width, height)``, one forward pass per image; ``None`` for an unreadable
-    image, whose one-line reason is in the second list."""
+) -> tuple[list[MapResult | None], list[str]]:
+    """The raw CAM of class ``classes[i]`` on image ``i`` and its scores, one forward pass per
+    image; ``None`` for an unreadable image, whose one-line reason is in the second list."""
     from camloc.extract import cam
 
     if len(classes) != len(samples):
         raise ProbeError(f"{len(classes)} classes for {len(samples)} images")
-    out: list[tuple[np.ndarray, tuple[int, int]] | None] = [None] * len(samples)
+    out: list[MapResult | None] = [None] * len(samples)
     skipped: list[str] = []
     bar = tqdm(total=len(samples), desc=desc, unit="img", disable=None if progress else True, file=sys.stderr)
     for start in range(0, len(samples), max(1, int(batch_size))):
@@ -741,8 +750,9 @@ def cam_maps(
             wanted = torch.as_tensor([[int(classes[i])] for i in where], device=net.device)
             res = cam(net, net.preprocess(images).to(net.device), classes=wanted)
             maps = res.maps[:, 0].float().cpu().numpy()
+            logits = res.logits.float().cpu().numpy()
             for j, i in enumerate(where):
-                out[i] = (maps[j], images[j].size)
+                out[i] = MapResult(maps[j], images[j].size, logits[j])
         bar.update(min(batch_size, len(samples) - start))
     bar.close()
     return out, skipped
@@ -781,4 +791,4 @@ def cam_boxes(
     forward pass per image. Returns one :class:`CamBox` per sample (``None`` for an unreadable
     image) and the one-line reasons for those."""
     maps, skipped = cam_maps(net, samples, classes, batch_size=batch_size, progress=progress, desc=desc)
-    return [None if m is None else box_and_peak(m[0], m[1], threshold) for m in maps], skipped
+    return [None if m is None else box_and_peak(m.map, m.size, threshold) for m in maps], skipped
