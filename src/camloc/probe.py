@@ -228,6 +228,8 @@ def load_feature_cache(path: str, key: str, n_samples: int | None = None) -> Fea
         ProbeError: the file is not a readable feature cache, was written for another key, or
             its arrays are inconsistent (one line naming the file and the reason).
     """
+    if not zipfile.is_zipfile(path):
+        raise ProbeError(f"{path}: corrupt feature cache (not an npz archive)")
     try:
         with np.load(path, allow_pickle=False) as z:
             fmt, stored = str(z["format"]), str(z["key"])

@@ -33,6 +33,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from camloc.commands.probe import one_line_warnings
+
+    with one_line_warnings("camloc finegrained"):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from camloc.commands.probe import _device
     from camloc.data.cub import read_cub
     from camloc.finegrained import finegrained

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 NAME = "probe"
 HELP = "fit a linear classifier on a frozen backbone's GAP features, so that its CAMs localize a new task"
@@ -62,14 +65,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def open_split(root: str, split: str):
-    """The ``split`` of the dataset at ``root`` through :func:`camloc.data.open_dataset`."""
-    import camloc.data as data
+    """The ``split`` of the dataset at ``root`` (format detected by :func:`camloc.data.open_dataset`);
+    the reader's skipped lines are reported on stderr."""
+    from camloc.data import open_dataset
 
-    if not hasattr(data, "open_dataset"):
-        raise RuntimeError("this camloc has no dataset readers (camloc.data.open_dataset is missing)")
-    if not os.path.exists(root):
-        raise FileNotFoundError(f"{root}: no such dataset folder")
-    return data.open_dataset(root, split)
+    data = open_dataset(root, split)
+    for reason in data.skipped:
+        print(f"camloc probe: {reason}", file=sys.stderr)
+    return data
+
+
+@contextmanager
+def one_line_warnings(prog: str) -> Iterator[None]:
+    """Within the block, warnings print as ``<prog>: warning: <one line>`` on stderr."""
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        print(f"{prog}: warning: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
 
 
 def _device(name: str | None) -> str:
@@ -83,6 +98,11 @@ def _say(text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    with one_line_warnings("camloc probe"):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from camloc.models.registry import load_model
     from camloc.probe import evaluate_probe, fit_probe, load_probe, save_probe
 
