@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from camloc.commands.probe import _device
-    from camloc.data.cub import read_cub
+    from camloc.data.cub import find_cub_root, read_cub
     from camloc.finegrained import finegrained
     from camloc.io import atomic_write_json
     from camloc.models.registry import load_model
@@ -52,6 +52,9 @@ def _run(args: argparse.Namespace) -> int:
         raise ValueError(f"--val-fraction must be in (0, 1), got {args.val_fraction}")
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if find_cub_root(args.data) is None:
+        raise FileNotFoundError(f"{args.data}: not a CUB-200-2011 folder (no images.txt and classes.txt in it "
+                                "or in its CUB_200_2011/)")
     train, test = read_cub(args.data, "train"), read_cub(args.data, "test")
     for reason in train.skipped + test.skipped:
         print(f"camloc finegrained: {reason}", file=sys.stderr)
