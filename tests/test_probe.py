@@ -52,13 +52,14 @@ def randomnet(seed: int = 0) -> CamNet:
     classifier=st.sampled_from(["svm", "logreg"]),
     seed=st.integers(0, 10_000),
     C=st.sampled_from([0.01, 1.0]),
+    scaling=st.sampled_from(["global", "channel"]),
 )
-def test_folded_weights_equal_sklearn_decision(n_classes, k, classifier, seed, C):
-    """``x @ W.T + b`` equals the scaler+classifier pipeline's decision function (binary: [-d, d])."""
+def test_folded_weights_equal_sklearn_decision(n_classes, k, classifier, seed, C, scaling):
+    """``x @ W.T + b`` equals the scaling+classifier pipeline's decision function (binary: [-d, d])."""
     rng = np.random.default_rng(seed)
     y = np.repeat(np.arange(n_classes), 5)
     x = rng.normal(size=(len(y), k)) * rng.uniform(0.1, 10, size=k) + rng.normal(size=k) * 5 + y[:, None]
-    w, b, est = fit_linear(x, y, n_classes, classifier, C)
+    w, b, est = fit_linear(x, y, n_classes, classifier, C, scaling=scaling)
     assert w.shape == (n_classes, k) and b.shape == (n_classes,)
     ours = x @ w.astype(np.float64).T + b
     d = est.decision_function(x)
@@ -72,11 +73,27 @@ def test_folded_weights_equal_sklearn_decision(n_classes, k, classifier, seed, C
     np.testing.assert_array_equal(ours.argmax(1), est.predict(x))
 
 
-def test_constant_feature_folds_without_nan():
+@pytest.mark.parametrize("scaling", ["global", "channel"])
+def test_constant_feature_folds_without_nan(scaling):
     x = np.array([[0.0, 1.0], [1.0, 1.0], [2.0, 1.0], [3.0, 1.0]])
-    w, b, est = fit_linear(x, np.array([0, 0, 1, 1]), 2, "svm", 1.0)
+    w, b, est = fit_linear(x, np.array([0, 0, 1, 1]), 2, "svm", 1.0, scaling=scaling)
     assert np.isfinite(w).all() and np.isfinite(b).all()
     np.testing.assert_allclose((x @ w.T + b)[:, 1], est.decision_function(x), atol=1e-5)
+    w0, b0, _ = fit_linear(np.ones((4, 2)), np.array([0, 0, 1, 1]), 2, "svm", 1.0, scaling=scaling)
+    assert np.isfinite(w0).all() and np.isfinite(b0).all()  # all features constant
+
+
+def test_global_scaling_keeps_relative_weights():
+    """One scale for all channels: the folded weights are the classifier's on centered features
+    divided by one number, so their ratios are the classifier's."""
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 20)
+    x = np.stack([y + rng.normal(size=40) * 0.3, 100 + rng.normal(size=40) * 5], axis=1)
+    w, b, est = fit_linear(x, y, 2, "logreg", 1.0, scaling="global")
+    clf = est[-1]
+    np.testing.assert_allclose(w[1] / w[1, 0], clf.coef_[0] / clf.coef_[0, 0], rtol=1e-5)
+    with pytest.raises(ProbeError, match="unknown scaling 'none'"):
+        fit_linear(x, y, 2, "svm", scaling="none")
 
 
 @pytest.mark.parametrize("classifier", ["svm", "logreg"])
