@@ -328,3 +328,17 @@ def test_embedded_backbone_probe_is_exact_end_to_end(colors, tmp_path):
     recon = out.maps.double().mean((-2, -1)) + out.bias.double()[out.classes]
     np.testing.assert_allclose(recon.numpy(), np.take_along_axis(d, out.classes.numpy(), 1), rtol=1e-4, atol=1e-3)
     assert os.path.getsize(tmp_path / "p.pt") < 100_000
+
+
+def test_localize_api_with_a_probe(colors):
+    """``camloc.localize`` on a net with a probe: the probe's classes, scores and boxes."""
+    train, test = colors
+    net = colornet()
+    probe = fit_probe(net, train, progress=False)
+    attach_probe(net, probe)
+    records = camloc.localize(net, [s.path for s in test.samples], topk=2)
+    for rec, s in zip(records, test.samples):
+        top = rec["predictions"][0]
+        assert rec["error"] is None and len(rec["predictions"]) == 2
+        assert top["label"] == train.classes[s.label] and top["class_index"] == s.label
+        assert box_iou(top["box"], s.boxes[0]) >= 0.7

