@@ -9,7 +9,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from probe_nets import ColorNet, color_split
+from probe_nets import color_split
 
 import camloc
 from camloc.boxes import box_iou

@@ -37,10 +37,12 @@ def test_fit_then_eval_then_localize(data, tmp_path, capsys):
 
     # a second fit with other settings reads the cached features
     rc = main(["probe", "fit", "--backbone", "test_colornet", "--data", data, "--classifier", "logreg",
-               "--C", "0.5,2", "--out", str(tmp_path / "q.pt"), "--cache", str(cache)])
+               "--C", "0.5,2", "--scaling", "channel", "--out", str(tmp_path / "q.pt"), "--cache", str(cache)])
     text = capsys.readouterr().out
     assert rc == 0 and "C=0.5: 100.0 %, C=2: 100.0 %; chosen C=0.5" in text
     assert len(os.listdir(cache)) == n_cached
+    q = load_probe(tmp_path / "q.pt")
+    assert (q.classifier, q.C, q.info["scaling"]) == ("logreg", 0.5, "channel")
 
     rc = main(["probe", "eval", "--probe", str(out), "--data", data, "--split", "test", "--no-cache"])
     assert rc == 0 and "test: accuracy 100.00 % on 9 images (3 classes, skipped 0)" in capsys.readouterr().out

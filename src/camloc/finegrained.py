@@ -32,6 +32,7 @@ from camloc.probe import (
     CamBox,
     Classifier,
     ProbeError,
+    Scaling,
     align_labels,
     cam_boxes,
     extract_features,
@@ -107,6 +108,7 @@ def finegrained(
     cache_dir: str | os.PathLike | None = None,
     batch_size: int = 32,
     progress: bool = True,
+    scaling: Scaling = "global",
 ) -> FinegrainedResult:
     """Run settings (a), (b), (c) and the localization accuracy (see the module docstring).
 
@@ -121,7 +123,7 @@ def finegrained(
     if list(train.classes) != list(test.classes):
         raise ProbeError(f"training and test data have different classes ({len(train.classes)} vs {len(test.classes)})")
     kw = {"cache_dir": cache_dir, "batch_size": batch_size, "progress": progress}
-    fit_kw = {"classifier": classifier, "Cs": Cs, "val_fraction": val_fraction, "seed": seed}
+    fit_kw = {"classifier": classifier, "Cs": Cs, "val_fraction": val_fraction, "seed": seed, "scaling": scaling}
 
     # (a) full images
     ftr = extract_features(net, train, desc="features train", **kw)
@@ -162,7 +164,8 @@ def finegrained(
         gte = extract_features(net, te, crops=cte, desc=f"features test {setting}", **kw)
         if len(gtr.index) != len(tr) or len(gte.index) != len(te):
             raise ProbeError(f"{setting}: images became unreadable during the run")
-        probe = fit_probe_on_features(net, gtr.x, ytr, train.classes, what=f"{train.name or 'train'} {setting}", **fit_kw)
+        probe = fit_probe_on_features(net, gtr.x, ytr, train.classes, what=f"{train.name or 'train'} {setting}",
+                                      **fit_kw)
         accs[setting] = _accuracy(probe.predict(gte.x), yte)
         chosen[setting] = probe.C
 

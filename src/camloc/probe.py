@@ -246,7 +246,8 @@ def load_feature_cache(path: str, key: str, n_samples: int | None = None) -> Fea
         raise ProbeError(f"{path}: corrupt feature cache (arrays of shapes {x.shape} and {index.shape})")
     if n_samples is not None and (len(index) and (index.min() < 0 or index.max() >= n_samples)):
         raise ProbeError(f"{path}: corrupt feature cache (sample index out of range)")
-    return Features(x=x.astype(np.float32), index=index.astype(np.int64), skipped=skipped, cache_path=path, from_cache=True)
+    return Features(x=x.astype(np.float32), index=index.astype(np.int64), skipped=skipped, cache_path=path,
+                    from_cache=True)
 
 
 def extract_features(
@@ -647,7 +648,8 @@ def load_probe(path: str | os.PathLike) -> Probe:
         raise ProbeError(f"{name}: probe file lacks or garbles {_one_line(err)[:80]}") from None
     c, k = len(probe.class_names), probe.feature_dim
     if weight.shape != (c, k) or bias.shape != (c,):
-        raise ProbeError(f"{name}: probe weight {weight.shape} / bias {bias.shape} do not match {c} classes x {k} features")
+        raise ProbeError(f"{name}: probe weight {weight.shape} / bias {bias.shape} do not match "
+                         f"{c} classes x {k} features")
     if not (np.isfinite(weight).all() and np.isfinite(bias).all()):
         raise ProbeError(f"{name}: probe weights are not finite")
     return probe

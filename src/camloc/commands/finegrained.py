@@ -19,6 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backbone", "--model", dest="backbone", default=None, metavar="M",
                         help="registered model name or checkpoint file (default: the embedded EfficientNet-Lite0)")
     parser.add_argument("--classifier", choices=("svm", "logreg"), default="svm")
+    parser.add_argument("--scaling", choices=("global", "channel"), default="global",
+                        help="feature scaling before the fit, folded into the weights (default global)")
     parser.add_argument("--C", type=_floats, default=None, metavar="C1,C2,...",
                         help="regularization values to try (default 0.001,0.01,0.1,1)")
     parser.add_argument("--threshold", type=float, default=0.2,
@@ -60,7 +62,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"camloc finegrained: {reason}", file=sys.stderr)
     net = load_model(args.backbone, device=_device(args.device))
     kwargs = {"classifier": args.classifier, "threshold": args.threshold, "val_fraction": args.val_fraction,
-              "seed": args.seed, "cache_dir": None if args.no_cache else args.cache, "batch_size": args.batch_size}
+              "seed": args.seed, "cache_dir": None if args.no_cache else args.cache, "batch_size": args.batch_size,
+              "scaling": args.scaling}
     if args.C:
         kwargs["Cs"] = args.C
     res = finegrained(net, train, test, **kwargs)

@@ -54,6 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="linear SVM (one-vs-rest, the paper's) or multinomial logistic regression")
     fit.add_argument("--C", type=_floats, default=None, metavar="C1,C2,...",
                      help="regularization values to try (default 0.001,0.01,0.1,1)")
+    fit.add_argument("--scaling", choices=("global", "channel"), default="global",
+                     help="center the features and divide by one global scale (default) or standardize each "
+                     "channel; folded into the weights either way")
     fit.add_argument("--seed", type=int, default=0)
     fit.add_argument("--out", default="probe.pt", metavar="FILE", help="probe file to write (default probe.pt)")
 
@@ -126,7 +129,7 @@ def _run(args: argparse.Namespace) -> int:
     train = open_split(args.data, args.split)
     val = open_split(args.data, args.val_split) if args.val_split else None
     kwargs = {"classifier": args.classifier, "val_fraction": args.val_fraction, "seed": args.seed,
-              "cache_dir": cache, "batch_size": args.batch_size}
+              "cache_dir": cache, "batch_size": args.batch_size, "scaling": args.scaling}
     if args.C:
         kwargs["Cs"] = args.C
     probe = fit_probe(net, train, val, **kwargs)
