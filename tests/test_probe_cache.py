@@ -46,7 +46,7 @@ def test_second_extraction_reads_the_cache(split, tmp_path):
 
 
 def test_second_fit_with_other_settings_does_not_recompute(split, tmp_path, monkeypatch):
-    import camloc.probe as probe_mod
+    import camloc.probe.features as probe_mod  # where extract_features looks it up
 
     calls = []
     real = probe_mod.compute_features

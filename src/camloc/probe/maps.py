@@ -1,0 +1,119 @@
+"""CAMs and the paper's boxes of a probe's (or any net's) classes on dataset samples."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from camloc.data.base import Sample
+from camloc.data.images import ImageError, load_image
+from camloc.models.net import CamNet
+from camloc.probe.base import (
+    ProbeError,
+)
+
+# --------------------------------------------------------------------------- CAM boxes
+
+
+@dataclass
+class CamBox:
+    """The CAM box of one class on one image, in original-image pixels.
+
+    Attributes:
+        box: ``[x0, y0, x1, y1]`` inclusive, or ``None`` for a constant / non-finite map.
+        peak: ``(x, y)`` of the upsampled map's maximum, or ``None`` likewise.
+        size: ``(width, height)`` of the image (after cropping, if a crop was given).
+    """
+
+    box: list[int] | None
+    peak: tuple[int, int] | None
+    size: tuple[int, int]
+
+
+@dataclass
+class MapResult:
+    """One image's forward pass: the raw map ``M_c`` of the asked class (feature resolution,
+    float32), the image's ``(width, height)`` and all class scores ``(C,)``."""
+
+    map: np.ndarray
+    size: tuple[int, int]
+    logits: np.ndarray
+
+
+def cam_maps(
+    net: CamNet,
+    samples: Sequence[Sample],
+    classes: Sequence[int],
+    *,
+    batch_size: int = 32,
+    progress: bool = True,
+    desc: str = "CAMs",
+) -> tuple[list[MapResult | None], list[str]]:
+    """The raw CAM of class ``classes[i]`` on image ``i`` and its scores, one forward pass per
+    image; ``None`` for an unreadable image, whose one-line reason is in the second list."""
+    from camloc.extract import cam
+
+    if len(classes) != len(samples):
+        raise ProbeError(f"{len(classes)} classes for {len(samples)} images")
+    out: list[MapResult | None] = [None] * len(samples)
+    skipped: list[str] = []
+    bar = tqdm(total=len(samples), desc=desc, unit="img", disable=None if progress else True, file=sys.stderr)
+    for start in range(0, len(samples), max(1, int(batch_size))):
+        images, where = [], []
+        for i in range(start, min(start + batch_size, len(samples))):
+            try:
+                images.append(load_image(samples[i].path))
+                where.append(i)
+            except ImageError as err:
+                skipped.append(str(err))
+        if images:
+            wanted = torch.as_tensor([[int(classes[i])] for i in where], device=net.device)
+            res = cam(net, net.preprocess(images).to(net.device), classes=wanted)
+            maps = res.maps[:, 0].float().cpu().numpy()
+            logits = res.logits.float().cpu().numpy()
+            for j, i in enumerate(where):
+                out[i] = MapResult(maps[j], images[j].size, logits[j])
+        bar.update(min(batch_size, len(samples) - start))
+    bar.close()
+    return out, skipped
+
+
+def box_and_peak(raw: np.ndarray, size: tuple[int, int], threshold: float = 0.2) -> CamBox:
+    """The paper's box and the peak of a raw map upsampled to ``size = (width, height)``.
+
+    The map is upsampled bilinearly to the image, min-max normalized, thresholded at
+    ``threshold`` (of its max) and the bounding box of the largest connected component is kept
+    (:func:`camloc.boxes.boxes_from_map`); the peak is the upsampled map's argmax.
+    """
+    from camloc.boxes import boxes_from_map
+    from camloc.cam import map_status, upsample
+
+    w, h = size
+    m = upsample(raw, (h, w))
+    if map_status(m) is not None:
+        return CamBox(None, None, (w, h))
+    boxes = boxes_from_map(m, threshold)
+    y, x = np.unravel_index(int(np.argmax(m)), m.shape)
+    return CamBox(boxes[0] if boxes else None, (int(x), int(y)), (w, h))
+
+
+def cam_boxes(
+    net: CamNet,
+    samples: Sequence[Sample],
+    classes: Sequence[int],
+    *,
+    threshold: float = 0.2,
+    batch_size: int = 32,
+    progress: bool = True,
+    desc: str = "CAM boxes",
+) -> tuple[list[CamBox | None], list[str]]:
+    """The paper's box (see :func:`box_and_peak`) for class ``classes[i]`` on image ``i``, one
+    forward pass per image. Returns one :class:`CamBox` per sample (``None`` for an unreadable
+    image) and the one-line reasons for those."""
+    maps, skipped = cam_maps(net, samples, classes, batch_size=batch_size, progress=progress, desc=desc)
+    return [None if m is None else box_and_peak(m.map, m.size, threshold) for m in maps], skipped
