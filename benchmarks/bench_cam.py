@@ -7,7 +7,6 @@ camloc's one forward pass that also computes the top-5 maps and their boxes (ups
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from benchmarks.timing import interleaved, machine_line
@@ -15,15 +14,18 @@ from benchmarks.timing import interleaved, machine_line
 BATCH, SIZE, TOPK = 16, 224, 5
 
 
-def _boxes_for(out) -> int:
-    from camloc.boxes import boxes_from_map
-    from camloc.cam import upsample
+def _boxes_for(net, out) -> int:
+    """What ``camloc localize`` does with one batch's output: per image, the record's predictions
+    (probabilities, labels, each map upsampled to the image and its box)."""
+    from camloc.localize import predictions_for
 
+    logits = out.logits.float().cpu().numpy()
+    classes = out.classes.cpu().numpy()
     maps = out.maps.float().cpu().numpy()
     n = 0
-    for per_image in maps:
-        for m in per_image:
-            n += len(boxes_from_map(upsample(m, (SIZE, SIZE)), 0.2))
+    for j in range(len(maps)):
+        preds = predictions_for(net, logits[j], classes[j], maps[j], (SIZE, SIZE), 0.2)
+        n += sum(p["box"] is not None for p in preds)
     return n
 
 
@@ -31,7 +33,6 @@ def _hooked_two_step(net, x):
     """What a stateful hook-based extractor does: forward with a hook kept on the module, then
     compute each image's maps from the stored activation one class at a time."""
     from camloc.boxes import boxes_from_map
-    from camloc.cam import upsample
 
     store = {}
     handle = net.head.feature_module.register_forward_pre_hook(lambda m, a: store.__setitem__("f", a[0]))
@@ -61,9 +62,9 @@ def main() -> str:
 
     def camloc_maps_and_boxes():
         out = camloc.cam(net, x, topk=TOPK)
-        _boxes_for(out)
+        _boxes_for(net, out)
 
-    assert _boxes_for(camloc.cam(net, x, topk=TOPK)) == BATCH * TOPK
+    assert _boxes_for(net, camloc.cam(net, x, topk=TOPK)) == BATCH * TOPK
     machine = machine_line()
     t = interleaved({"plain": plain, "camloc": camloc_maps_and_boxes, "two_step": lambda: _hooked_two_step(net, x)},
                     repeats=15)

@@ -94,6 +94,13 @@ def boxes_from_map(map2d: np.ndarray, threshold: float = 0.2, largest_only: bool
         raise ValueError(f"map must be 2-D, got shape {map2d.shape}")
     if map_status(map2d) is not None:
         return []
+    return boxes_from_checked_map(map2d, threshold, largest_only)
+
+
+def boxes_from_checked_map(map2d: np.ndarray, threshold: float = 0.2, largest_only: bool = True) -> list[Box]:
+    """:func:`boxes_from_map` for a 2-D map known to be finite (e.g. the upsampling of a raw map
+    that :func:`camloc.cam.map_status` passed): skips the per-pixel check. A constant map gives
+    no box."""
     return boxes_from_mask(_above(np.asarray(map2d, dtype=np.float32), threshold), largest_only=largest_only)
 
 

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from camloc.boxes import boxes_from_map
+from camloc.boxes import boxes_from_checked_map
 from camloc.cam import map_status, normalize_map, upsample
 from camloc.data.images import ImageError, load_image
 from camloc.extract import cam
@@ -87,7 +87,8 @@ def predictions_for(
         }
         problem = map_status(m)
         if problem is None:
-            boxes = boxes_from_map(upsample(m, (height, width)), threshold, largest_only=not all_boxes)
+            # The raw map passed the check, so its upsampling is finite: skip the per-pixel check.
+            boxes = boxes_from_checked_map(upsample(m, (height, width)), threshold, largest_only=not all_boxes)
             if not boxes:  # the map varies, but not at the image's (tiny) resolution
                 boxes = [[0, 0, width - 1, height - 1]]
                 pred["warning"] = "map is flat at image resolution: box is the whole image"
