@@ -9,6 +9,7 @@
 from camloc.boxes import box_iou, boxes_from_map
 from camloc.cam import class_maps, normalize_map, upsample
 from camloc.extract import CamOutput, cam, check_exact, extract
+from camloc.localize import localize
 from camloc.models import CamNet, HeadError, ModelError, Preprocessing, available_models, find_head, load_model
 from camloc.models.checkpoint import save_checkpoint
 
@@ -16,15 +17,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CamNet", "CamOutput", "HeadError", "ModelError", "Preprocessing", "available_models", "box_iou",
-    "boxes_from_map", "cam", "check_exact", "class_maps", "extract", "find_head", "load_model",
+    "boxes_from_map", "cam", "check_exact", "class_maps", "extract", "find_head", "load_model", "localize",
     "normalize_map", "save_checkpoint", "upsample",
 ]
 
-
-def __getattr__(name: str):
-    # Heavier entry points load on first use.
-    if name == "localize":
-        from camloc.localize import localize
-
-        return localize
-    raise AttributeError(f"module 'camloc' has no attribute {name!r}")

@@ -9,14 +9,27 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from camloc.cam import map_status, normalize_map
+from camloc.cam import map_status
 
 Box = list[int]
 
 
 def mask_from_map(map2d: np.ndarray, threshold: float = 0.2) -> np.ndarray:
-    """Pixels whose min-max normalized value is strictly above ``threshold`` (of the max, 1)."""
-    return normalize_map(map2d) > threshold
+    """Pixels strictly above ``threshold`` of the map's range: ``m > min + threshold * (max - min)``.
+
+    That is the min-max normalized map thresholded at ``threshold`` (its max is 1), computed
+    without building the normalized copy. All-False for a constant or non-finite map.
+    """
+    m = np.asarray(map2d, dtype=np.float32)
+    if map_status(m) is not None:
+        return np.zeros(m.shape, dtype=bool)
+    return _above(m, threshold)
+
+
+def _above(m: np.ndarray, threshold: float) -> np.ndarray:
+    """The mask of :func:`mask_from_map` for a finite, non-constant float32 map."""
+    lo, hi, _, _ = cv2.minMaxLoc(m)
+    return m > np.float32(lo + threshold * (hi - lo))
 
 
 def boxes_from_mask(mask: np.ndarray, largest_only: bool = True) -> list[Box]:
@@ -24,9 +37,10 @@ def boxes_from_mask(mask: np.ndarray, largest_only: bool = True) -> list[Box]:
 
     Ties in area keep raster order (the component whose first pixel comes first).
     """
-    mask = np.ascontiguousarray(mask, dtype=np.uint8)
+    mask = np.asarray(mask)
     if mask.ndim != 2:
         raise ValueError(f"mask must be 2-D, got shape {mask.shape}")
+    mask = np.ascontiguousarray(mask, dtype=bool).view(np.uint8)  # 0/1 bytes, no copy
     n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     if n <= 1:
         return []
@@ -44,9 +58,10 @@ def boxes_from_mask(mask: np.ndarray, largest_only: bool = True) -> list[Box]:
 def boxes_from_map(map2d: np.ndarray, threshold: float = 0.2, largest_only: bool = True) -> list[Box]:
     """The paper's box: threshold the map at ``threshold`` x its max, keep the largest component.
 
-    The map is min-max normalized first (so a signed CAM works), thresholded with ``>``,
-    split into 8-connected components and the bounding box of the largest is returned.
-    With ``largest_only=False`` every component's box is returned, largest first.
+    The map is min-max normalized (so a signed CAM works) and thresholded with ``>`` (see
+    :func:`mask_from_map`), split into 8-connected components, and the bounding box of the
+    largest is returned. With ``largest_only=False`` every component's box is returned,
+    largest first.
 
     Returns an empty list when the map is constant or has a non-finite value (see
     :func:`camloc.cam.map_status` for the reason).
@@ -61,7 +76,7 @@ def boxes_from_map(map2d: np.ndarray, threshold: float = 0.2, largest_only: bool
         raise ValueError(f"map must be 2-D, got shape {map2d.shape}")
     if map_status(map2d) is not None:
         return []
-    return boxes_from_mask(mask_from_map(map2d, threshold), largest_only=largest_only)
+    return boxes_from_mask(_above(np.asarray(map2d, dtype=np.float32), threshold), largest_only=largest_only)
 
 
 def box_iou(a: Box, b: Box) -> float:

@@ -31,7 +31,8 @@ def hooked(head: Head) -> Iterator[dict[str, Tensor]]:
     else:
 
         def hook(_module, _args, output):
-            store["features"] = output
+            # A copy: the network may modify its output in place afterwards (DenseNet's relu_).
+            store["features"] = output.clone()
 
         handle = head.feature_module.register_forward_hook(hook)
     try:
@@ -106,7 +107,7 @@ def cam(net: CamNet, x: Tensor, topk: int = 5, classes: Tensor | None = None) ->
         torch.Size([1, 5, 7, 7])
     """
     net.module.eval()
-    with torch.inference_mode():
+    with torch.no_grad():
         features, logits = extract(net, x)
         linear = net.classifier
         if classes is None:
@@ -117,7 +118,7 @@ def cam(net: CamNet, x: Tensor, topk: int = 5, classes: Tensor | None = None) ->
             if classes.dim() == 1:
                 classes = classes.unsqueeze(0).expand(logits.shape[0], -1)
         maps = class_maps(features, linear.weight, classes)
-        bias = linear.bias if linear.bias is not None else torch.zeros(linear.out_features, device=logits.device)
+        bias = linear.bias.detach() if linear.bias is not None else torch.zeros(linear.out_features, device=logits.device)
     return CamOutput(logits=logits, classes=classes, maps=maps, bias=bias, features=features)
 
 
@@ -140,7 +141,7 @@ def check_exact(net: CamNet, x: Tensor | None = None, rtol: float = 1e-4, atol: 
         g = torch.Generator().manual_seed(0)
         h, w = net.preprocessing.size
         x = torch.randn(2, 3, h, w, generator=g).to(net.device)
-    with torch.inference_mode():
+    with torch.no_grad():
         features, logits = extract(net, x)
         linear = net.classifier
         all_classes = torch.arange(logits.shape[1], device=logits.device)

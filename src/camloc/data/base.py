@@ -9,6 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
+class DataError(ValueError):
+    """Unusable dataset metadata; ``str(err)`` is one line, ``<file>:<line>: <reason>`` where
+    a line is to blame, else ``<file>: <reason>``."""
+
+
 @dataclass
 class Sample:
     """One image of a split.
@@ -19,8 +24,10 @@ class Sample:
         label: class index into the split's ``classes``.
         boxes: ground-truth boxes of the labelled class (may be empty when the split has none).
         size: ``(width, height)`` of the original image when the metadata gives it, else ``None``.
-        mask: path of a ground-truth mask (PxAP datasets) or ``None``.
+        mask: path of a ground-truth mask (PxAP datasets) or ``None``; the first of ``masks``.
         ignore: path of the mask's ignore region (PxAP datasets) or ``None``.
+        masks: every ground-truth mask of the image (one per object instance; the
+            ground truth is their union), ``[]`` for box datasets.
     """
 
     image_id: str
@@ -30,6 +37,7 @@ class Sample:
     size: tuple[int, int] | None = None
     mask: str | None = None
     ignore: str | None = None
+    masks: list[str] = field(default_factory=list)
 
 
 @dataclass

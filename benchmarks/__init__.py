@@ -1,0 +1,1 @@
+"""Benchmarks: each ``bench_*.py`` module defines ``main() -> str`` (a Markdown section)."""

@@ -1,0 +1,113 @@
+"""Boxes from hand-made maps, and box invariants as properties."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from camloc.boxes import box_iou, boxes_from_map, boxes_from_mask, mask_from_map
+
+
+def test_single_blob():
+    m = np.zeros((6, 8))
+    m[2:4, 3:7] = 1.0
+    assert boxes_from_map(m) == [[3, 2, 6, 3]]
+
+
+def test_largest_component_wins_and_all_components_sorted():
+    m = np.zeros((10, 10))
+    m[0:2, 0:2] = 1.0  # 4 px
+    m[5:9, 4:9] = 0.5  # 20 px, lower but above 20 % of max
+    m[9, 0] = 0.9  # 1 px
+    assert boxes_from_map(m, threshold=0.2) == [[4, 5, 8, 8]]
+    assert boxes_from_map(m, threshold=0.2, largest_only=False) == [[4, 5, 8, 8], [0, 0, 1, 1], [0, 9, 0, 9]]
+    # At 60 % of the max the 0.5 blob drops out.
+    assert boxes_from_map(m, threshold=0.6) == [[0, 0, 1, 1]]
+
+
+def test_eight_connectivity_joins_diagonals():
+    m = np.eye(4)
+    assert boxes_from_map(m) == [[0, 0, 3, 3]]
+
+
+def test_tie_keeps_raster_order():
+    m = np.zeros((5, 7))
+    m[3:5, 0:2] = 1.0  # 4 px, starts later in raster order
+    m[0:2, 5:7] = 1.0  # 4 px, first pixel at row 0
+    assert boxes_from_map(m) == [[5, 0, 6, 1]]
+
+
+def test_borders_and_full_map():
+    m = np.zeros((4, 4))
+    m[:, 3] = 1.0
+    assert boxes_from_map(m) == [[3, 0, 3, 3]]
+    ramp = np.arange(16, dtype=float).reshape(4, 4)  # normalized: 0, 1/15, ...; > 0.2 from value 4 on
+    assert boxes_from_map(ramp) == [[0, 1, 3, 3]]
+
+
+def test_signed_map_is_min_max_normalized_first():
+    m = np.array([[-10.0, -10.0], [-10.0, -2.0]])
+    assert boxes_from_map(m) == [[1, 1, 1, 1]]
+
+
+@pytest.mark.parametrize("m", [np.zeros((5, 5)), np.full((3, 4), 2.5), np.array([[0.0, np.nan], [1.0, 2.0]]),
+                               np.array([[np.inf, 0.0]])])
+def test_constant_or_non_finite_gives_no_box(m):
+    assert boxes_from_map(m) == []
+
+
+def test_empty_mask_and_bad_shape():
+    assert boxes_from_mask(np.zeros((3, 3), bool)) == []
+    with pytest.raises(ValueError, match="2-D"):
+        boxes_from_map(np.zeros((2, 2, 2)))
+
+
+def test_iou_inclusive_pixels():
+    assert box_iou([0, 0, 9, 9], [0, 0, 9, 9]) == 1.0
+    # 10x10 and 10x10 shifted by 5: overlap 5x10 = 50, union 150.
+    assert box_iou([0, 0, 9, 9], [5, 0, 14, 9]) == pytest.approx(50 / 150)
+    assert box_iou([0, 0, 0, 0], [0, 0, 0, 0]) == 1.0  # one pixel is a box
+    assert box_iou([0, 0, 4, 4], [5, 5, 9, 9]) == 0.0
+
+
+maps = arrays(np.float32, st.tuples(st.integers(1, 24), st.integers(1, 24)),
+              elements=st.floats(-5, 5, width=32, allow_nan=False))
+
+
+@settings(max_examples=150, deadline=None)
+@given(m=maps, threshold=st.floats(0.0, 0.95))
+def test_box_invariants(m, threshold):
+    boxes = boxes_from_map(m, threshold=threshold, largest_only=False)
+    if float(m.max()) == float(m.min()):
+        assert boxes == []
+        return
+    h, w = m.shape
+    mask = mask_from_map(m, threshold)
+    # The maximum is always above the threshold, so there is at least one box.
+    assert boxes
+    for x0, y0, x1, y1 in boxes:
+        assert 0 <= x0 <= x1 < w and 0 <= y0 <= y1 < h
+        assert mask[y0:y1 + 1, x0:x1 + 1].any()
+    # Every mask pixel lies in some component box.
+    covered = np.zeros_like(mask)
+    for x0, y0, x1, y1 in boxes:
+        covered[y0:y1 + 1, x0:x1 + 1] = True
+    assert not (mask & ~covered).any()
+    # The largest component's box comes first and is what the default returns.
+    assert boxes_from_map(m, threshold=threshold) == boxes[:1]
+
+
+@settings(max_examples=100, deadline=None)
+@given(a=st.tuples(st.integers(0, 20), st.integers(0, 20), st.integers(0, 20), st.integers(0, 20)),
+       b=st.tuples(st.integers(0, 20), st.integers(0, 20), st.integers(0, 20), st.integers(0, 20)))
+def test_iou_matches_pixel_counting(a, b):
+    a = [min(a[0], a[2]), min(a[1], a[3]), max(a[0], a[2]), max(a[1], a[3])]
+    b = [min(b[0], b[2]), min(b[1], b[3]), max(b[0], b[2]), max(b[1], b[3])]
+    ma = np.zeros((21, 21), bool)
+    mb = np.zeros((21, 21), bool)
+    ma[a[1]:a[3] + 1, a[0]:a[2] + 1] = True
+    mb[b[1]:b[3] + 1, b[0]:b[2] + 1] = True
+    assert box_iou(a, b) == pytest.approx((ma & mb).sum() / (ma | mb).sum())

@@ -1,0 +1,141 @@
+"""``camloc localize`` end to end: outputs, bad inputs, models from names, files and checkpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import jsonschema
+import numpy as np
+import pytest
+import torch
+import torchvision
+from PIL import Image
+
+import camloc
+from camloc.cli import main
+from camloc.schema import RECORD
+
+
+def _records(out) -> list[dict]:
+    lines = (out / "results.jsonl").read_text().splitlines()
+    recs = [json.loads(line) for line in lines]
+    for r in recs:
+        jsonschema.validate(r, RECORD)
+    return recs
+
+
+def test_good_and_bad_images_in_one_run(tmp_path, photo_dir, capsys):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.open(f"{photo_dir}/chelsea.png").convert("L").save(folder / "gray.png")
+    Image.open(f"{photo_dir}/coffee.png").convert("CMYK").save(folder / "cmyk.jpg")
+    Image.new("RGB", (1, 1), (200, 10, 10)).save(folder / "one.png")
+    (folder / "text.jpg").write_text("not an image")
+    Image.open(f"{photo_dir}/rocket.jpg").save(folder / "trunc.jpg")
+    raw = (folder / "trunc.jpg").read_bytes()
+    (folder / "trunc.jpg").write_bytes(raw[: len(raw) // 3])
+    out = tmp_path / "out"
+    code = main(["localize", str(folder), "--out", str(out), "--topk", "3", "--batch-size", "2"])
+    err = capsys.readouterr().err
+    assert code == 1  # some images failed
+    recs = {os.path.basename(r["image"]): r for r in _records(out)}
+    assert set(recs) == {"gray.png", "cmyk.jpg", "one.png", "text.jpg", "trunc.jpg"}
+    assert recs["text.jpg"]["error"] and recs["trunc.jpg"]["error"]
+    for name in ("gray.png", "cmyk.jpg", "one.png"):
+        assert recs[name]["error"] is None and len(recs[name]["predictions"]) == 3
+        assert (out / "figures" / f"{os.path.splitext(name)[0]}_cam.png").exists()
+        assert (out / "figures" / f"{os.path.splitext(name)[0]}_topk.png").exists()
+    assert recs["one.png"]["predictions"][0]["box"] == [0, 0, 0, 0]
+    error_lines = [line for line in err.splitlines() if line.startswith("camloc localize:")]
+    assert any("text.jpg" in line for line in error_lines) and any("trunc.jpg" in line for line in error_lines)
+    overlay = np.asarray(Image.open(out / "figures" / "gray_cam.png"))
+    assert overlay.shape == (300, 451, 3)
+    assert not list(out.rglob(".tmp-*"))
+
+
+def test_all_good_exit_zero_and_summary(tmp_path, photo_dir, capsys):
+    out = tmp_path / "o"
+    code = main(["localize", f"{photo_dir}/chelsea.png", "--out", str(out), "--topk", "2", "--no-figures"])
+    text = capsys.readouterr().out
+    assert code == 0 and "1 localized, 0 failed" in text and "chelsea.png" in text
+    assert not (out / "figures").exists()
+    assert _records(out)[0]["predictions"][0]["class_index"] in range(281, 286)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model", "no_such_net"], "unknown model 'no_such_net'"),
+        (["--model", "vgg11"], "CAM is not exact"),
+        (["--model", "mobilenet_v3_small"], "two-layer head"),
+        (["--topk", "0"], "--topk must be at least 1"),
+    ],
+)
+def test_bad_models_and_options_one_line(tmp_path, photo_dir, capsys, args, message):
+    code = main(["localize", f"{photo_dir}/chelsea.png", "--out", str(tmp_path / "o"), *args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert len(err) == 1 and message in err[0] and err[0].startswith("camloc localize: error:")
+
+
+def test_not_a_checkpoint(tmp_path, photo_dir, capsys):
+    fake = tmp_path / "model.pt"
+    fake.write_bytes(b"definitely not a checkpoint")
+    code = main(["localize", f"{photo_dir}/chelsea.png", "--model", str(fake), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 1 and f"{fake}: not a camloc checkpoint" in err
+    other = tmp_path / "sd.pt"
+    torch.save({"weight": torch.zeros(2)}, other)
+    assert main(["localize", f"{photo_dir}/chelsea.png", "--model", str(other), "--out", str(tmp_path / "o")]) == 1
+    assert "format tag" in capsys.readouterr().err
+
+
+def test_empty_folder(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    code = main(["localize", str(tmp_path / "empty"), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 1 and "folder holds no images" in err
+
+
+def test_checkpoint_round_trip_and_torchvision_weights(tmp_path, photo_dir):
+    module = torchvision.models.resnet18(weights=None, num_classes=3)
+    net = camloc.load_model(module, class_names=["ant", "bee", "cow"])
+    net.name, net.arch_kwargs = "resnet18", {"num_classes": 3}
+    ckpt = tmp_path / "r18.pt"
+    camloc.save_checkpoint(net, ckpt)
+    again = camloc.load_model(ckpt)
+    assert again.class_names == ["ant", "bee", "cow"] and again.num_classes == 3
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(net(x), again(x), atol=1e-6)
+    out = tmp_path / "o"
+    assert main(["localize", f"{photo_dir}/chelsea.png", "--model", str(ckpt), "--out", str(out), "--topk", "3",
+                 "--no-figures"]) == 0
+    assert {p["label"] for p in _records(out)[0]["predictions"]} == {"ant", "bee", "cow"}
+    # A plain torchvision state dict: the class count comes from its classifier.
+    sd = tmp_path / "r18_7.pth"
+    torch.save(torchvision.models.resnet18(weights=None, num_classes=7).state_dict(), sd)
+    assert camloc.load_model("resnet18", weights=sd).num_classes == 7
+    # A checkpoint whose weights do not fit its architecture.
+    bad = torch.load(ckpt, weights_only=True)
+    bad["arch_kwargs"] = {"num_classes": 5}
+    torch.save(bad, tmp_path / "bad.pt")
+    with pytest.raises(camloc.ModelError, match="do not fit architecture 'resnet18'"):
+        camloc.load_model(tmp_path / "bad.pt")
+
+
+def test_outputs_are_atomic(tmp_path, monkeypatch):
+    from camloc import io
+
+    target = tmp_path / "results.jsonl"
+    io.atomic_write_text(target, "old\n")
+
+    def dying_write(f):
+        f.write(b"half a rec")
+        raise KeyboardInterrupt  # a kill in the middle of writing
+
+    with pytest.raises(KeyboardInterrupt):
+        io.atomic_write_with(target, dying_write)
+    assert target.read_text() == "old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["results.jsonl"]

@@ -1,0 +1,115 @@
+"""Head finding: every supported architecture gives exact CAMs; non-exact heads are refused."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+import camloc
+from camloc.models.heads import HeadError, find_head
+
+
+def _randomize(module: nn.Module, seed: int = 0) -> nn.Module:
+    """Give the classifier and BatchNorm statistics non-trivial values, so exactness is a real test
+    (torchvision zero-initializes many biases, which would make logits tiny)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, nn.Linear):
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g))
+                if m.bias is not None:
+                    m.bias.copy_(torch.randn(m.bias.shape, generator=g))
+            elif isinstance(m, nn.BatchNorm2d):
+                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
+                m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.5)
+    return module.eval()
+
+
+ARCHS = {
+    "resnet18": 64,
+    "densenet121": 64,
+    "googlenet": 64,
+    "inception_v3": 96,
+    "efficientnet_b0": 64,
+    "mobilenet_v2": 64,
+    "regnet_y_400mf": 64,
+    "shufflenet_v2_x0_5": 64,
+    "mnasnet0_5": 64,
+}
+
+
+@pytest.mark.parametrize("name", sorted(ARCHS))
+def test_torchvision_architectures_are_exact(name):
+    kwargs = {"aux_logits": False, "init_weights": False} if name in ("googlenet", "inception_v3") else {}
+    module = _randomize(torchvision.models.get_model(name, weights=None, num_classes=10, **kwargs))
+    net = camloc.load_model(module)
+    size = ARCHS[name]
+    x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(1))
+    report = camloc.check_exact(net, x)
+    assert report.scale > 0.5, "logits too small for the check to mean anything"
+    assert report.exact, str(report)
+    out = camloc.cam(net, x, topk=3)
+    recon = out.maps.mean((-2, -1)) + out.bias[out.classes]
+    assert torch.allclose(recon, out.logits.gather(1, out.classes), rtol=1e-4, atol=1e-4)
+
+
+def test_default_lite0_head_and_map_size(lite0):
+    head = lite0.head
+    assert head.exact and head.classifier.in_features == 1280 and lite0.num_classes == 1000
+    report = camloc.check_exact(lite0)
+    assert report.exact, str(report)
+    assert lite0.class_names[285] == "Egyptian cat"
+
+
+def test_densenet_functional_relu_is_applied():
+    """DenseNet applies ReLU functionally after its last module: without it CAM would not be exact."""
+    module = _randomize(torchvision.models.densenet121(weights=None, num_classes=5))
+    net = camloc.load_model(module)
+    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    assert camloc.check_exact(net, x).exact
+    net.head.post = None
+    assert not camloc.check_exact(net, x).exact
+
+
+@pytest.mark.parametrize(
+    "name, reason",
+    [
+        ("vgg11", "fully connected stack"),
+        ("alexnet", "fully connected stack"),
+        ("mobilenet_v3_small", "two-layer head"),
+        ("convnext_tiny", "LayerNorm"),
+    ],
+)
+def test_non_exact_heads_are_refused_with_one_line(name, reason):
+    module = torchvision.models.get_model(name, weights=None)
+    with pytest.raises(HeadError) as err:
+        camloc.load_model(module)
+    message = str(err.value)
+    assert reason in message and "\n" not in message and "gapify" in message
+
+
+def test_generic_head_search_and_refusal():
+    ok = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2),
+                       nn.Linear(4, 3))
+    net = camloc.load_model(_randomize(ok))
+    assert isinstance(net.head.classifier, nn.Linear) and net.head.exact
+    assert camloc.check_exact(net, torch.randn(2, 3, 8, 8)).exact
+    gmp = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+    assert find_head(gmp).pooling == "max" and not find_head(gmp).exact
+    stacked = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 4), nn.ReLU(),
+                            nn.Linear(4, 2))
+    with pytest.raises(HeadError, match="not one linear layer"):
+        find_head(stacked)
+    with pytest.raises(HeadError, match="no global pooling"):
+        find_head(nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.LazyLinear(2)))
+
+
+def test_hook_is_removed_after_an_exception(tiny_gap):
+    net = camloc.load_model(tiny_gap)
+    with pytest.raises(RuntimeError):
+        camloc.cam(net, torch.zeros(1, 3, 2, 2))  # wrong channel count: conv raises
+    assert not net.head.feature_module._forward_pre_hooks
