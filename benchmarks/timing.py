@@ -1,24 +1,43 @@
-"""Side-by-side timing helpers: interleaved repetitions, medians, ratios."""
+"""Side-by-side timing helpers: interleaved repetitions, medians, ratios.
+
+Both wall-clock and process CPU time are recorded: on a shared machine the CPU time of this
+process is the steadier measure of the work done (it is not inflated by other processes).
+"""
 
 from __future__ import annotations
 
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 
-def interleaved(fns: dict[str, Callable[[], object]], repeats: int = 15, warmup: int = 3) -> dict[str, float]:
-    """Median seconds per call of each function, calls interleaved so machine noise hits all alike."""
+@dataclass
+class Timing:
+    wall: float  # median seconds per call
+    cpu: float  # median process CPU seconds per call (all threads)
+
+
+def interleaved(fns: dict[str, Callable[[], object]], repeats: int = 15, warmup: int = 3) -> dict[str, Timing]:
+    """Median time per call of each function, calls interleaved so machine noise hits all alike."""
     for _ in range(warmup):
         for fn in fns.values():
             fn()
-    times: dict[str, list[float]] = {k: [] for k in fns}
+    wall: dict[str, list[float]] = {k: [] for k in fns}
+    cpu: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             fn()
-            times[name].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
+            wall[name].append(time.perf_counter() - t0)
+            cpu[name].append(time.process_time() - c0)
+    return {k: Timing(statistics.median(wall[k]), statistics.median(cpu[k])) for k in fns}
+
+
+def load_average() -> float:
+    import os
+
+    return os.getloadavg()[0]
 
 
 def machine_line() -> str:
@@ -27,5 +46,5 @@ def machine_line() -> str:
 
     import torch
 
-    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-            f"{torch.get_num_threads()} threads")
+    return (f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+            f"{torch.get_num_threads()} threads, load average {load_average():.1f} at start")

@@ -139,3 +139,24 @@ def test_outputs_are_atomic(tmp_path, monkeypatch):
         io.atomic_write_with(target, dying_write)
     assert target.read_text() == "old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["results.jsonl"]
+
+
+def test_gradient_method_runs_where_cam_is_refused(tmp_path, photo_dir):
+    out = tmp_path / "o"
+    assert main(["localize", f"{photo_dir}/chelsea.png", "--model", "vgg11", "--method", "gradcam",
+                 "--out", str(out), "--topk", "2", "--no-figures"]) == 0
+    rec = _records(out)[0]
+    assert rec["model"] == "vgg11" and len(rec["predictions"]) == 2
+    assert all(p["box"] is not None or p["warning"] for p in rec["predictions"])
+
+
+def test_gradcam_on_the_default_model_agrees_with_cam_on_the_cat(lite0, photo_dir):
+    from camloc.methods import get_method
+
+    path = f"{photo_dir}/chelsea.png"
+    cam_rec = camloc.localize(lite0, [path], topk=1)[0]["predictions"][0]
+    grad_rec = camloc.localize(lite0, [path], topk=1, method=get_method("gradcam"))[0]["predictions"][0]
+    assert cam_rec["class_index"] == grad_rec["class_index"]
+    # For a GAP + linear head Grad-CAM's channel weights are w_k^c / (h w): the same map up to
+    # scale, and a ReLU. The boxes overlap strongly.
+    assert camloc.box_iou(cam_rec["box"], grad_rec["box"]) > 0.6

@@ -115,8 +115,13 @@ def iter_localize(
     progress: bool | None = None,
     all_boxes: bool = False,
     total: int | None = None,
+    method=None,
 ) -> Iterator[Localized]:
-    """Yield a :class:`Localized` per input, in order, one forward pass per batch."""
+    """Yield a :class:`Localized` per input, in order, one forward pass per batch.
+
+    ``method`` (a :class:`camloc.methods.MapMethod`, e.g. Grad-CAM) replaces CAM for the maps;
+    the default ``None`` is CAM from the single forward pass.
+    """
     items = inputs if isinstance(inputs, Sequence) else list(inputs)
     total = len(items) if total is None else total
     bar = tqdm(total=total, unit="img", disable=(not progress) if progress is not None else None,
@@ -126,17 +131,33 @@ def iter_localize(
         for i, item in enumerate(items):
             batch.append((i, item))
             if len(batch) == batch_size:
-                yield from _run_batch(net, batch, topk, threshold, all_boxes)
+                yield from _run_batch(net, batch, topk, threshold, all_boxes, method)
                 bar.update(len(batch))
                 batch = []
         if batch:
-            yield from _run_batch(net, batch, topk, threshold, all_boxes)
+            yield from _run_batch(net, batch, topk, threshold, all_boxes, method)
             bar.update(len(batch))
     finally:
         bar.close()
 
 
-def _run_batch(net: CamNet, batch, topk, threshold, all_boxes) -> Iterator[Localized]:
+def _scores_and_maps(net: CamNet, x: torch.Tensor, topk: int, method) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(logits (B, C), classes (B, k), maps (B, k, h, w))``: CAM in one forward pass, or a
+    gradient method (one forward for the classes, then the method's own passes)."""
+    if method is None:
+        out = cam(net, x, topk=topk)
+        logits, classes, maps = out.logits, out.classes, out.maps
+    else:
+        from camloc.methods.base import logits_of
+
+        with torch.no_grad():
+            logits = logits_of(net.module(x))
+        classes = logits.topk(max(1, min(topk, logits.shape[1])), dim=1).indices
+        maps = method(net, x, classes).detach()
+    return logits.float().cpu().numpy(), classes.cpu().numpy(), maps.float().cpu().numpy()
+
+
+def _run_batch(net: CamNet, batch, topk, threshold, all_boxes, method=None) -> Iterator[Localized]:
     opened: list[tuple[int, str, Image.Image]] = []
     outcome: dict[int, Localized] = {}
     for i, item in batch:
@@ -147,10 +168,7 @@ def _run_batch(net: CamNet, batch, topk, threshold, all_boxes) -> Iterator[Local
             outcome[i] = Localized({"image": name, "error": str(err)})
     if opened:
         x = net.preprocess([im for _, _, im in opened]).to(net.device)
-        out = cam(net, x, topk=topk)
-        logits = out.logits.float().cpu().numpy()
-        classes = out.classes.cpu().numpy()
-        maps = out.maps.float().cpu().numpy()
+        logits, classes, maps = _scores_and_maps(net, x, topk, method)
         for j, (i, name, im) in enumerate(opened):
             record = {
                 "image": name,
@@ -173,6 +191,7 @@ def localize(
     batch_size: int = 16,
     progress: bool | None = False,
     all_boxes: bool = False,
+    method=None,
 ) -> list[dict[str, Any]]:
     """Classify and localize images: the records of :func:`iter_localize`.
 
@@ -183,6 +202,7 @@ def localize(
         threshold: the box rule's fraction of the map's maximum (the paper's 0.2).
         batch_size: images per forward pass.
         all_boxes: also list every connected component's box (``"boxes"``), largest first.
+        method: a map method instead of CAM (``camloc.methods.get_method("gradcam")``).
 
     Returns:
         One record per input, in order (schema in DESIGN.md).
@@ -192,8 +212,8 @@ def localize(
         >>> recs[0]["predictions"][0]["label"], recs[0]["predictions"][0]["box"]
         ('Egyptian cat', [...])
     """
-    with torch.no_grad():
-        return [r.record for r in iter_localize(net, inputs, topk, threshold, batch_size, progress, all_boxes)]
+    return [r.record for r in iter_localize(net, inputs, topk, threshold, batch_size, progress, all_boxes,
+                                            method=method)]
 
 
 def normalized_upsampled(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -24,6 +24,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="out", help="output folder (default out/)")
     p.add_argument("--batch-size", type=int, default=16, help="images per forward pass (16)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if present)")
+    p.add_argument("--method", default="cam", choices=("cam", "gradcam", "gradcampp", "backprop"),
+                   help="map method: cam (one forward pass, default) or a gradient baseline; gradient "
+                   "methods also run torchvision nets whose head CAM refuses (VGG, MobileNetV3, ...)")
     p.add_argument("--all-boxes", action="store_true", help="also list every component's box")
     p.add_argument("--no-figures", action="store_true", help="write results.jsonl only")
 
@@ -54,7 +57,20 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    net = load_model(args.model, weights=args.weights, device=device)
+    method = None
+    if args.method == "cam":
+        net = load_model(args.model, weights=args.weights, device=device)
+    else:
+        from camloc.methods import get_method
+        from camloc.models.heads import HeadError
+
+        method = get_method(args.method)
+        try:
+            net = load_model(args.model, weights=args.weights, device=device)
+        except HeadError:
+            from camloc.evaluate import load_for_gradients
+
+            net = load_for_gradients(args.model, args.weights).to(device)
     if args.probe:
         from camloc.probe import attach_probe
 
@@ -66,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     figures = out / "figures"
     records, used = [], set()
     for item in iter_localize(net, paths, topk=args.topk, threshold=args.threshold,
-                              batch_size=args.batch_size, progress=len(paths) > 1):
+                              batch_size=args.batch_size, progress=len(paths) > 1, method=method):
         rec = item.record
         records.append(rec)
         if rec["error"] is not None:

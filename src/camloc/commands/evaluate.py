@@ -1,0 +1,85 @@
+"""``camloc evaluate``: classification and localization metrics of a model on a dataset."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+NAME = "evaluate"
+HELP = "evaluate a model's maps on a dataset: classification, the paper's loc error, MaxBoxAcc(V2), PxAP"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=None, help="registered name, torchvision name or checkpoint file "
+                   "(default: the embedded EfficientNet-Lite0)")
+    p.add_argument("--weights", default=None, help="local state-dict file for a torchvision --model")
+    p.add_argument("--data", required=True, help="dataset root (WSOL metadata, CUB, ILSVRC, class folders)")
+    p.add_argument("--split", default="val", help="split to evaluate (default val)")
+    p.add_argument("--format", default="auto", help="dataset format (default: detect)")
+    p.add_argument("--image-root", default=None, help="WSOL metadata only: folder the image ids are relative to")
+    p.add_argument("--method", default="cam", choices=["cam", "backprop", "gradcam", "gradcampp"],
+                   help="map method (default cam)")
+    p.add_argument("--layer", default=None, help="target layer of the gradient methods (dotted module name)")
+    p.add_argument("--topk", type=int, default=5, help="k of the top-k errors (default 5)")
+    p.add_argument("--threshold", type=float, default=0.2, help="the paper's box threshold (0.2 of the max)")
+    p.add_argument("--threshold-step", type=float, default=0.01, help="CAM threshold step of MaxBoxAcc (0.01)")
+    p.add_argument("--iou", type=int, nargs="+", default=[30, 50, 70], help="IoU thresholds in %% of MaxBoxAccV2")
+    p.add_argument("--ten-crop", action="store_true", help="the paper's ten-crop maps (256x256 resize)")
+    p.add_argument("--multibox", action="store_true", help="also the paper's multi-box test heuristic")
+    p.add_argument("--batch-size", type=int, default=16, help="images per forward pass (16)")
+    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if present; per rank under torchrun)")
+    p.add_argument("--strict", action="store_true", help="stop at the first bad metadata line instead of skipping")
+    p.add_argument("--out", default="eval_out", help="output folder (default eval_out/)")
+    p.add_argument("--no-figures", action="store_true", help="write metrics.json and metrics.csv only")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from camloc.data import open_dataset
+    from camloc.evaluate import EvalOptions, evaluate, init_distributed, markdown_table, write_report
+    from camloc.models.registry import load_model
+
+    if args.topk < 1:
+        raise ValueError(f"--topk must be at least 1, got {args.topk}")
+    if not 0.0 <= args.threshold < 1.0:
+        raise ValueError(f"--threshold must be in [0, 1), got {args.threshold}")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+    rank, world = init_distributed()
+    if args.device:
+        device = args.device
+    elif torch.cuda.is_available():
+        device = f"cuda:{rank % torch.cuda.device_count()}"
+    else:
+        device = "cpu"
+    split = open_dataset(args.data, args.split, args.format, image_root=args.image_root, strict=args.strict)
+    from camloc.models.heads import HeadError
+
+    try:
+        net = load_model(args.model, weights=args.weights, device=device)
+    except HeadError:
+        if args.method == "cam" or args.model is None:
+            raise
+        from camloc.evaluate import load_for_gradients
+
+        net = load_for_gradients(args.model, args.weights).to(device)
+    opts = EvalOptions(method=args.method, layer=args.layer, topk=args.topk, box_threshold=args.threshold,
+                       threshold_step=args.threshold_step, iou_thresholds=tuple(args.iou),
+                       batch_size=args.batch_size, ten_crop=args.ten_crop, multibox=args.multibox,
+                       examples=0 if args.no_figures else 6, progress=None)
+    result = evaluate(net, split, opts, rank=rank, world=world)
+    if rank != 0:
+        return 0
+    skipped = list(split.skipped) + result.skipped
+    metrics = {"model": net.name, "data": str(args.data), "split": args.split, **result.metrics,
+               "num_skipped": len(skipped), "skipped": skipped, "processes": world}
+    for line in skipped[:5]:
+        print(f"camloc evaluate: skipped {line}", file=sys.stderr)
+    if len(skipped) > 5:
+        print(f"camloc evaluate: ... {len(skipped) - 5} more skipped (see metrics.json)", file=sys.stderr)
+    written = write_report(args.out, metrics, result.thresholds, result.curves, result.examples,
+                           figures=not args.no_figures)
+    print(markdown_table({k: v for k, v in metrics.items() if k not in ("data", "skipped")}))
+    print(f"\nwrote {', '.join(written)}")
+    return 0

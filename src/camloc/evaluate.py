@@ -1,0 +1,413 @@
+"""Evaluate a classifier's maps on a dataset: one pass, every metric, flat memory.
+
+For each batch: one forward pass gives the scores and the maps (CAM; or a gradient method),
+then the evaluators of :mod:`camloc.metrics` accumulate counts:
+
+- classification top-1 / top-5 error;
+- the paper's top-1 / top-5 localization error and GT-known accuracy: the true class's map,
+  upsampled to the image, boxed with the paper's rule (20 % of the max, largest component);
+  only the true class can be right, so the other top-k classes need no box;
+- optionally the paper's multi-box test heuristic (top-1..3 classes, several boxes per map) and
+  ten-crop maps;
+- MaxBoxAcc (largest contour, IoU 0.5) and MaxBoxAccV2 (all contours, IoU 0.3/0.5/0.7) on the
+  protocol's maps: the raw map resized to 224x224 (bicubic), min-max normalized, against the
+  ground-truth boxes scaled to 224x224;
+- PxAP when the samples carry masks.
+
+Under ``torchrun`` each process takes every ``world``-th sample and the evaluators' sums are
+all-reduced, so the result equals a single-process run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+from camloc.boxes import boxes_from_map
+from camloc.cam import class_maps, normalize_map, upsample
+from camloc.data.base import Sample, Split
+from camloc.data.images import ImageError, load_image
+from camloc.extract import cam, extract
+from camloc.metrics.classification import ClassificationEvaluator
+from camloc.metrics.ilsvrc import IlsvrcLocEvaluator, heuristic_predictions
+from camloc.metrics.maxboxacc import RESIZE, MaxBoxAccEvaluator, best_ious, contour_boxes, resize_box, to_gray
+from camloc.metrics.pxap import PxAPEvaluator, ground_truth
+from camloc.models.net import CamNet
+
+
+@dataclass
+class EvalOptions:
+    """What to compute (defaults: the paper's CAM, top-5, the protocol's 0.01 threshold step)."""
+
+    method: str = "cam"
+    layer: str | None = None
+    topk: int = 5
+    box_threshold: float = 0.2
+    threshold_step: float = 0.01
+    iou_thresholds: tuple[int, ...] = (30, 50, 70)
+    batch_size: int = 16
+    ten_crop: bool = False
+    multibox: bool = False
+    examples: int = 6
+    progress: bool | None = None
+
+
+@dataclass
+class EvalResult:
+    """Metrics (a flat dict of numbers), BoxAcc curves for the figure, a few examples, skips."""
+
+    metrics: dict[str, Any]
+    thresholds: list[float] = field(default_factory=list)
+    curves: dict[str, list[float]] = field(default_factory=dict)
+    examples: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def protocol_map(raw: np.ndarray, size: int = RESIZE) -> np.ndarray:
+    """A raw map as the CVPR 2020 protocol scores it: bicubic resize to ``size`` x ``size``, then
+    min-max normalization (a constant or non-finite map becomes zeros). float64 in [0, 1]."""
+    up = cv2.resize(np.asarray(raw, np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
+    return normalize_map(up).astype(np.float64)
+
+
+def _chunks(items: Sequence[Sample], n: int) -> Iterator[Sequence[Sample]]:
+    for i in range(0, len(items), n):
+        yield items[i : i + n]
+
+
+def ten_crop(net: CamNet, image: Image.Image, classes_k: int, extra: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    """The paper's ten-crop maps for one image.
+
+    The image is resized to ``S x S`` with ``S = round(256 / 224 * size)`` (256 for the usual
+    224 input); the four corner crops, the centre crop and their mirrors go through the net in
+    one forward pass. Scores are the mean softmax over the crops; each crop's map (for the best
+    ``classes_k`` classes, then the classes in ``extra``) is upsampled to the crop, mirrored back,
+    placed where the crop came from, and averaged over the crops that cover each pixel; the
+    ``S x S`` result is resized to the image. Returns ``(scores (C,), classes (n,),
+    maps (n, H, W))``.
+    """
+    h, w = net.preprocessing.size
+    sh, sw = round(256 / 224 * h), round(256 / 224 * w)
+    big = image.resize((sw, sh), Image.BILINEAR)
+    offsets = [(0, 0), (sw - w, 0), (0, sh - h), (sw - w, sh - h), ((sw - w) // 2, (sh - h) // 2)]
+    crops = [big.crop((x, y, x + w, y + h)) for x, y in offsets]
+    crops += [c.transpose(Image.FLIP_LEFT_RIGHT) for c in crops]
+    x = net.preprocess(crops).to(net.device)
+    net.module.eval()
+    with torch.inference_mode():
+        features, logits = extract(net, x)
+        scores = logits.softmax(dim=1).mean(dim=0)
+        classes = scores.topk(min(classes_k, scores.shape[0])).indices
+        if extra is not None:
+            classes = torch.cat([classes, extra.to(classes.device)])
+        maps = class_maps(features, net.classifier.weight, classes).float().cpu().numpy()  # (10, n, h', w')
+    total = np.zeros((len(classes), sh, sw), np.float64)
+    cover = np.zeros((sh, sw), np.float64)
+    for i, (ox, oy) in enumerate(offsets * 2):
+        for j in range(len(classes)):
+            m = upsample(maps[i, j], (h, w))
+            total[j, oy : oy + h, ox : ox + w] += m[:, ::-1] if i >= 5 else m
+        cover[oy : oy + h, ox : ox + w] += 1
+    avg = total / np.maximum(cover, 1)
+    W, H = image.size
+    out = np.stack([upsample(a.astype(np.float32), (H, W)) for a in avg])
+    return scores.cpu(), classes.cpu(), out
+
+
+def _check_labels(split: Split, num_classes: int) -> None:
+    bad = next((s for s in split.samples if not 0 <= s.label < num_classes), None)
+    if bad is not None:
+        raise ValueError(f"{bad.image_id}: class index {bad.label} is out of range for a model with {num_classes} classes")
+
+
+def evaluate(net: CamNet, split: Split, options: EvalOptions | None = None, rank: int = 0, world: int = 1) -> EvalResult:
+    """Evaluate ``net`` on ``split`` (this process's share when ``world > 1``).
+
+    Images that cannot be read are skipped and counted (``result.skipped``); a label outside the
+    model's classes is an error. Memory holds one batch and the evaluators' sums.
+    """
+    opt = options or EvalOptions()
+    if not split.samples:
+        raise ValueError(f"split {split.name or '?'} has no images")
+    _check_labels(split, net.num_classes)
+    method = None
+    if opt.method == "cam" and getattr(net, "cam_refused", False):
+        raise ValueError(f"{net.name}: CAM is refused for this head; use a gradient method (--method gradcam)")
+    if opt.method != "cam":
+        from camloc.methods import get_method
+
+        method = get_method(opt.method, layer=opt.layer)
+    has_boxes = any(s.boxes for s in split.samples)
+    has_masks = any(s.masks or s.mask for s in split.samples)
+    cls_ev = ClassificationEvaluator((1, opt.topk) if opt.topk != 1 else (1,))
+    loc_ev = IlsvrcLocEvaluator((1, opt.topk) if opt.topk != 1 else (1,))
+    mb_ev = IlsvrcLocEvaluator((1, 5)) if opt.multibox else None
+    v2_ev = MaxBoxAccEvaluator(opt.iou_thresholds, opt.threshold_step, multi_contour=True)
+    v1_ev = MaxBoxAccEvaluator((50,), opt.threshold_step, multi_contour=False)
+    px_ev = PxAPEvaluator(opt.threshold_step) if has_masks else None
+    skipped: list[str] = []
+    examples: list[dict[str, Any]] = []
+    mine = split.samples[rank::world]
+    bar = tqdm(total=len(mine), desc="evaluate", unit="img", disable=True if rank else opt.progress)
+    for batch in _chunks(mine, max(1, opt.batch_size)):
+        images, samples = [], []
+        for s in batch:
+            try:
+                images.append(load_image(s.path))
+                samples.append(s)
+            except ImageError as err:
+                skipped.append(str(err))
+        bar.update(len(batch))
+        if not samples:
+            continue
+        labels = torch.tensor([s.label for s in samples], dtype=torch.long)
+        k = max(opt.topk, 3 if opt.multibox else 1)
+        if opt.ten_crop:
+            scores, tops, true_maps, top_maps = [], [], [], []
+            for im, lab in zip(images, labels):
+                sc, cl, mp = ten_crop(net, im, k, extra=lab.view(1))
+                scores.append(sc)
+                tops.append(cl[:k])
+                true_maps.append(mp[-1])
+                top_maps.append(mp[:k])
+            logits = torch.stack(scores)
+            top = torch.stack(tops)
+            full_size = True
+        else:
+            x = net.preprocess(images).to(net.device)
+            if method is None:
+                out = cam(net, x, topk=k)
+                logits, top = out.logits.cpu(), out.classes.cpu()
+                with torch.inference_mode():
+                    true_maps = class_maps(out.features, net.classifier.weight, labels.to(out.features.device)[:, None])[:, 0]
+                true_maps = true_maps.float().cpu().numpy()
+                top_maps = out.maps.float().cpu().numpy()
+            else:
+                with torch.inference_mode():
+                    _, logits = extract(net, x)
+                logits = logits.cpu()
+                top = logits.topk(min(k, logits.shape[1]), dim=1).indices
+                true_maps = method(net, x, labels.to(x.device)[:, None])[:, 0].float().cpu().numpy()
+                top_maps = method(net, x, top[:, :3].to(x.device)).float().cpu().numpy() if opt.multibox else None
+            full_size = False
+        cls_ev.accumulate(logits, labels)
+        for i, s in enumerate(samples):
+            W, H = images[i].size
+            raw = true_maps[i]
+            pm = protocol_map(raw)
+            if has_boxes and s.boxes:
+                up = raw if full_size else upsample(raw, (H, W))
+                found = boxes_from_map(up, opt.box_threshold, largest_only=True)
+                box = found[0] if found else None
+                preds = [(int(c), box if int(c) == s.label else None) for c in top[i, : opt.topk]]
+                loc_ev.accumulate([preds], [s.label], [s.boxes], [box])
+                size = s.size or (W, H)
+                gt224 = [resize_box(b, size) for b in s.boxes]
+                ious = best_ious(pm, np.asarray(gt224), v2_ev.thresholds)  # one sweep for both rules
+                v2_ev.accumulate_ious(ious[True])
+                v1_ev.accumulate_ious(ious[False])
+                if mb_ev is not None:
+                    maps3 = [m if full_size else upsample(m, (H, W)) for m in top_maps[i][:3]]
+                    mb_ev.accumulate([heuristic_predictions([int(c) for c in top[i, :3]], maps3)], [s.label], [s.boxes])
+                if len(examples) < opt.examples and rank == 0:
+                    examples.append({"image_id": s.image_id, "image": np.asarray(images[i].resize((RESIZE, RESIZE))),
+                                     "map": pm.astype(np.float32), "gt": gt224, "paper_box": box, "size": (W, H)})
+            if px_ev is not None and (s.masks or s.mask):
+                px_ev.accumulate([pm], [ground_truth(s.masks or [s.mask], s.ignore)])
+    bar.close()
+    evaluators = [e for e in (cls_ev, loc_ev, mb_ev, v2_ev, v1_ev, px_ev) if e is not None]
+    if world > 1:
+        import torch.distributed as dist
+
+        for e in evaluators:
+            e.all_reduce()
+        gathered: list[list[str]] = [[] for _ in range(world)]
+        dist.all_gather_object(gathered, skipped)
+        skipped = [r for part in gathered for r in part]
+    n_read = int(cls_ev.state()["count"][0])
+    if n_read == 0:
+        raise ValueError(f"no image of split {split.name or '?'} could be read; first: {skipped[0] if skipped else '?'}")
+    metrics: dict[str, Any] = {"method": opt.method, "num_images": n_read, "num_skipped": len(skipped)}
+    metrics.update({k: v for k, v in cls_ev.compute().items() if k != "num_images"})
+    result = EvalResult(metrics=metrics, skipped=skipped)
+    if int(loc_ev.state()["count"][0]):
+        metrics.update({k: v for k, v in loc_ev.compute().items() if k != "num_images"})
+        if mb_ev is not None:
+            metrics.update({f"multibox_{k}": v for k, v in mb_ev.compute().items() if k != "num_images"})
+        v1 = v1_ev.compute()
+        v2 = v2_ev.compute()
+        metrics["MaxBoxAcc"] = v1["MaxBoxAcc@50"]
+        metrics["MaxBoxAcc_threshold"] = v1["best_threshold"]["50"]
+        metrics["MaxBoxAccV2"] = v2["MaxBoxAccV2"]
+        for d in opt.iou_thresholds:
+            metrics[f"MaxBoxAccV2@{d}"] = v2[f"MaxBoxAcc@{d}"]
+            metrics[f"MaxBoxAccV2_threshold@{d}"] = v2["best_threshold"][str(d)]
+        metrics["num_box_images"] = v2["num_images"]
+        result.thresholds = v2_ev.thresholds.tolist()
+        result.curves = {f"IoU {d / 100:.1f}, all contours": c.tolist() for d, c in v2_ev.curves().items()}
+        result.curves["IoU 0.5, largest contour"] = v1_ev.curves()[50].tolist()
+        tau = v2["best_threshold"].get("50", next(iter(v2["best_threshold"].values())))
+        for ex in examples:
+            gray = to_gray(ex["map"])
+            ex["protocol_boxes"] = contour_boxes(gray, int(tau * int(gray.max())), multi_contour=False)
+            ex["threshold"] = tau
+    if px_ev is not None and int(px_ev.state()["count"][0]):
+        metrics["PxAP"] = px_ev.compute()["PxAP"]
+    result.examples = examples
+    return result
+
+
+def gradient_net(module: torch.nn.Module, name: str = "", preprocessing: Any = None,
+                 class_names: Sequence[str] = ()) -> CamNet:
+    """Wrap a classifier whose head CAM refuses (an FC stack, MobileNetV3's head, ...) so the
+    harness can run a gradient method on it: the last ``nn.Linear`` gives the number of classes
+    and the last ``nn.Conv2d`` is the default target layer. Plain CAM on it is meaningless."""
+    from camloc.models.heads import Head
+    from camloc.models.net import Preprocessing
+
+    linears = [m for m in module.modules() if isinstance(m, torch.nn.Linear)]
+    convs = [m for m in module.modules() if isinstance(m, torch.nn.Conv2d)]
+    if not linears or not convs:
+        raise ValueError(f"{name or type(module).__name__}: needs a Conv2d and a final Linear layer for gradient maps")
+    head = Head(convs[-1], linears[-1], "output")
+    net = CamNet(module=module.eval(), name=name or type(module).__name__, class_names=list(class_names),
+                 preprocessing=preprocessing or Preprocessing(), head=head)
+    net.cam_refused = True  # type: ignore[attr-defined]
+    return net
+
+
+def load_for_gradients(spec: str, weights: str | None = None) -> CamNet:
+    """A torchvision classifier by name for a gradient method, whatever its head."""
+    import torchvision
+
+    from camloc.models.torchvision_models import _state_dict_from, imagenet_classes, is_torchvision_name
+
+    if not is_torchvision_name(spec):
+        raise ValueError(f"unknown model '{spec}' for a gradient method (a torchvision name is needed)")
+    module = torchvision.models.get_model(spec, weights=None)
+    if weights:
+        try:
+            state = _state_dict_from(torch.load(weights, map_location="cpu", weights_only=True))
+            module.load_state_dict(state)
+        except Exception as err:
+            raise ValueError(f"{weights}: cannot load weights into {spec} ({' '.join(str(err).split())[:160]})") from None
+    return gradient_net(module, spec, class_names=imagenet_classes())
+
+
+def init_distributed() -> tuple[int, int]:
+    """``(rank, world)`` from ``torchrun``'s environment, joining a gloo (CPU) or NCCL group."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+# --------------------------------------------------------------------------- reporting
+def markdown_table(metrics: dict[str, Any]) -> str:
+    """The scalar metrics as a two-column Markdown table (floats to 2 decimals)."""
+    rows = ["| metric | value |", "| --- | ---: |"]
+    for k, v in metrics.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+            continue
+        rows.append(f"| {k} | {v:.2f} |" if isinstance(v, float) else f"| {k} | {v} |")
+    return "\n".join(rows)
+
+
+def write_report(out: str | os.PathLike, metrics: dict[str, Any], thresholds: Sequence[float] = (),
+                 curves: dict[str, list[float]] | None = None, examples: Sequence[dict[str, Any]] = (),
+                 figures: bool = True) -> list[str]:
+    """Write ``metrics.json``, ``metrics.csv`` and (with ``figures``) ``boxacc_vs_threshold.png``
+    and ``examples.png`` into ``out`` (atomically). Returns the files written."""
+    import csv
+    import io as _io
+
+    from camloc.io import atomic_write_json, atomic_write_text
+
+    os.makedirs(out, exist_ok=True)
+    written = []
+    path = os.path.join(out, "metrics.json")
+    atomic_write_json(path, metrics)
+    written.append(path)
+    buf = _io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["metric", "value"])
+    for k, v in metrics.items():
+        if isinstance(v, (int, float, str)) and not isinstance(v, bool):
+            w.writerow([k, repr(v) if isinstance(v, float) else v])
+    path = os.path.join(out, "metrics.csv")
+    atomic_write_text(path, buf.getvalue())
+    written.append(path)
+    if figures and curves:
+        written.append(_curve_figure(os.path.join(out, "boxacc_vs_threshold.png"), thresholds, curves))
+    if figures and examples:
+        written.append(_examples_figure(os.path.join(out, "examples.png"), examples))
+    return written
+
+
+def _save(fig: Any, path: str) -> str:
+    from camloc.io import atomic_write_with
+
+    atomic_write_with(path, lambda f: fig.savefig(f, format="png", dpi=100, bbox_inches="tight"))
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return path
+
+
+def _curve_figure(path: str, thresholds: Sequence[float], curves: dict[str, list[float]]) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, acc in curves.items():
+        ax.plot(thresholds, acc, label=name)
+    ax.set_xlabel("CAM threshold (fraction of the map max)")
+    ax.set_ylabel("BoxAcc (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def _examples_figure(path: str, examples: Sequence[dict[str, Any]]) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    n = len(examples)
+    fig, axes = plt.subplots(1, n, figsize=(3 * n, 3.3), squeeze=False)
+    for ax, ex in zip(axes[0], examples):
+        ax.imshow(ex["image"])
+        ax.imshow(ex["map"], cmap="jet", alpha=0.45, vmin=0, vmax=1)
+
+        def rect(b: Sequence[int], color: str, style: str = "-") -> None:
+            ax.add_patch(Rectangle((b[0] - 0.5, b[1] - 0.5), b[2] - b[0] + 1, b[3] - b[1] + 1,
+                                   fill=False, edgecolor=color, linewidth=2, linestyle=style))
+
+        for g in ex["gt"]:
+            rect(g, "lime")
+        for b in ex.get("protocol_boxes", []):
+            rect(b, "red")
+        if ex.get("paper_box") is not None:
+            W, H = ex["size"]
+            rect(resize_box(ex["paper_box"], (W, H)), "white", "--")
+        ax.set_title(os.path.basename(ex["image_id"])[:28], fontsize=8)
+        ax.axis("off")
+    fig.suptitle("green: ground truth; red: MaxBoxAcc box at its best threshold; white dashed: 20 % rule", fontsize=8)
+    return _save(fig, path)

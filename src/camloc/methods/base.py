@@ -1,0 +1,122 @@
+"""What a map method is: ``method(net, x, classes) -> (B, k, h, w)`` maps, one per class asked.
+
+Gradient methods read any ``nn.Module`` at a chosen *target layer* (a module, or its dotted name
+as ``named_modules`` gives it); by default the CAM feature layer when the model has a CAM head,
+else the last ``nn.Conv2d``. They need no linear GAP head, so they work where CAM is refused
+(VGG, MobileNetV3, ...).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from camloc.models.heads import HeadError, find_head
+from camloc.models.net import CamNet
+
+Net = CamNet | nn.Module
+
+
+class MapMethod(ABC):
+    """Base class: subclasses set ``name`` and implement :meth:`maps`."""
+
+    name: ClassVar[str] = ""
+
+    def __call__(self, net: Net, x: Tensor, classes: Tensor) -> Tensor:
+        """Maps for ``classes (B, k)`` (or ``(k,)``, the same for every image) -> ``(B, k, h, w)``."""
+        classes = torch.as_tensor(classes, dtype=torch.long, device=x.device)
+        if classes.dim() == 1:
+            classes = classes.unsqueeze(0).expand(x.shape[0], -1)
+        if classes.shape[0] != x.shape[0]:
+            raise ValueError(f"{self.name}: classes for {classes.shape[0]} images, got {x.shape[0]} images")
+        return self.maps(net, x, classes)
+
+    @abstractmethod
+    def maps(self, net: Net, x: Tensor, classes: Tensor) -> Tensor: ...
+
+
+def module_of(net: Net) -> nn.Module:
+    return net.module if isinstance(net, CamNet) else net
+
+
+def logits_of(output: object) -> Tensor:
+    """The class scores of a forward output (Inception-style tuples give their first field)."""
+    return output if isinstance(output, Tensor) else output[0]  # type: ignore[index]
+
+
+def resolve_layer(net: Net, layer: str | nn.Module | None) -> tuple[nn.Module, str]:
+    """The target module and whether to read its ``"input"`` or ``"output"``."""
+    model = module_of(net)
+    if isinstance(layer, nn.Module):
+        return layer, "output"
+    if isinstance(layer, str):
+        modules = dict(model.named_modules())
+        if layer not in modules:
+            raise ValueError(f"{type(model).__name__}: no layer named {layer!r}")
+        return modules[layer], "output"
+    head = net.head if isinstance(net, CamNet) else None
+    if head is None:
+        try:
+            head = find_head(model)
+        except HeadError:
+            head = None
+    if head is not None:
+        return head.feature_module, head.capture
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    if not convs:
+        raise ValueError(f"{type(model).__name__}: no convolution layer to read; pass a target layer")
+    return convs[-1], "output"
+
+
+@contextmanager
+def capture(module: nn.Module, where: str) -> Iterator[dict[str, Tensor]]:
+    """Within the block, ``store["a"]`` is the module's input or output of the last forward
+    (kept in the graph so gradients can be taken with respect to it). The hook is removed on
+    exit, also on error."""
+    store: dict[str, Tensor] = {}
+    if where == "input":
+        handle = module.register_forward_pre_hook(lambda _m, args: store.__setitem__("a", args[0]))
+    else:
+        handle = module.register_forward_hook(lambda _m, _a, out: store.__setitem__("a", out))
+    try:
+        yield store
+    finally:
+        handle.remove()
+
+
+def scores_and_activations(net: Net, x: Tensor, layer: str | nn.Module | None) -> tuple[Tensor, Tensor]:
+    """One forward with gradients on: ``(logits (B, C), activations (B, K, h, w))``."""
+    model = module_of(net)
+    target, where = resolve_layer(net, layer)
+    model.eval()
+    with torch.enable_grad(), capture(target, where) as store:
+        out = logits_of(model(x))
+    if "a" not in store:
+        raise RuntimeError(f"{type(model).__name__}: the target layer was not run by the forward pass")
+    a = store["a"]
+    if isinstance(net, CamNet) and layer is None and net.head is not None and net.head.post is not None:
+        a = net.head.post(a)
+    if isinstance(net, CamNet) and net.probe is not None and layer is None:
+        from camloc.extract import pool
+
+        out = net.probe(pool(a, net.head.pooling))
+    return out, a
+
+
+def class_gradients(logits: Tensor, activations: Tensor, classes: Tensor) -> list[Tensor]:
+    """``d S_c / d A`` for each column of ``classes``: a list of k tensors shaped like ``A``.
+
+    Images are independent in eval mode, so the batch sum of the chosen scores gives every
+    image's own gradient in one backward pass per column.
+    """
+    grads = []
+    for j in range(classes.shape[1]):
+        s = logits.gather(1, classes[:, j : j + 1]).sum()
+        (g,) = torch.autograd.grad(s, activations, retain_graph=True)
+        grads.append(g)
+    return grads
