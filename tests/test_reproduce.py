@@ -94,6 +94,36 @@ def test_trained_net_is_reused_only_for_the_same_plan(tmp_path):
     assert not reused
 
 
+@pytest.fixture(scope="module")
+def small_test_split(tmp_path_factory):
+    from camloc.data.fashion_loc import write_benchmark
+
+    if not os.path.isfile(FMNIST):
+        pytest.skip("Debian's dataset-fashion-mnist is not installed")
+    folder = tmp_path_factory.mktemp("fashion") / "d"
+    write_benchmark(folder, "cluttered", {"test": 40}, seed=1, progress=False)
+    return folder / "test"
+
+
+@pytest.mark.parametrize("key", ["cam_gap", "backprop_gap", "gradcam_gap"])
+def test_scores_are_those_of_camloc_evaluate(small_test_split, key):
+    """The reproduction scores maps exactly as ``camloc evaluate`` scores the same data and net."""
+    from camloc.data.wsol import read_wsol
+    from camloc.evaluate import EvalOptions, evaluate
+    from camloc.models.registry import load_model
+    from camloc.reproduce import FULL, METHODS, method_maps, predict, read_images
+
+    images = read_images(small_test_split)
+    torch.manual_seed(0)
+    net = load_model("fashion_gap", widths=(4, 8, 8), head_channels=8)
+    method = next(m for m in METHODS if m.key == key)
+    ours = score_maps(method_maps(method, net, images), predict(net, images).numpy(), images, FULL)
+    theirs = evaluate(net, read_wsol(small_test_split), EvalOptions(method=method.kind, topk=1, progress=False)).metrics
+    for metric in ("top1_loc_error", "gt_known_loc_acc", "MaxBoxAcc", "MaxBoxAccV2"):
+        # equal up to one image (100 / 40 points): batches of another size may round differently
+        assert abs(ours[metric] - theirs[metric]) <= 2.5 + 1e-9, (metric, ours[metric], theirs[metric])
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not os.path.isfile(FMNIST), reason="Debian's dataset-fashion-mnist is not installed")
 def test_quick_reproduce_localizes_far_above_the_centered_box(tmp_path):

@@ -21,9 +21,9 @@ On the regime's test set (the same images for every seed and method) it measures
    set itself, an optimistic baseline);
 4. BoxAcc against the map threshold for every method (the threshold curve).
 
-Maps for MaxBoxAcc are resized to the canvas (bicubic) and min-max normalized, as the CVPR 2020
-protocol does, but at the canvas size (64x64) instead of 224x224: every canvas has one size, so
-the protocol's common grid is not needed, and the sweep is 12x cheaper.
+Every number is computed exactly as ``camloc evaluate`` computes it on the same data and
+checkpoint (the same evaluators, the protocol's 224x224 maps for MaxBoxAcc); the threshold sweep
+runs in a few forked processes.
 
 Everything is deterministic from the seeds. Trained nets are camloc checkpoints
 (``OUT/runs/<regime>/<net>_seed<k>.pt``) that ``camloc localize/evaluate --model FILE`` load;
@@ -333,6 +333,8 @@ def _score_chunk(job: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int,
     """Accumulate one chunk of maps into fresh evaluators; return their states (sums)."""
     from camloc.evaluate import protocol_map
 
+    from camloc.metrics.maxboxacc import resize_box
+
     maps, top1, labels, boxes, size, box_threshold, step = job
     loc, v1, v2 = _evaluators(step)
     for raw, pred, label, gt in zip(maps, top1, labels, boxes):
@@ -340,9 +342,10 @@ def _score_chunk(job: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int,
         found = boxes_from_map(upsample(raw, (size, size)), box_threshold, largest_only=True)
         box = found[0] if found else None
         loc.accumulate([[(int(pred), box if int(pred) == int(label) else None)]], [int(label)], [gt_list], [box])
-        pm = protocol_map(raw, size)
-        v1.accumulate([pm], [gt_list])
-        v2.accumulate([pm], [gt_list])
+        pm = protocol_map(raw)
+        gt224 = [resize_box(gt_list[0], (size, size))]
+        v1.accumulate([pm], [gt224])
+        v2.accumulate([pm], [gt224])
     return [e.state() for e in (loc, v1, v2)]
 
 
@@ -350,6 +353,14 @@ def _worker_init() -> None:
     import cv2
 
     cv2.setNumThreads(1)
+    if sys.platform.startswith("linux"):  # die with the parent, however it ends
+        try:
+            import ctypes
+            import signal
+
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
 
 
 def scoring_pool(workers: int) -> Any:
@@ -376,9 +387,10 @@ def score_maps(maps: np.ndarray, top1: np.ndarray, images: Images, plan: Plan, p
     """All localization metrics of one method's true-class maps.
 
     ``top1`` is the predicted class of the net the maps come from (for the top-1 error: right
-    when the class is right and the 20 %-rule box has IoU >= 0.5). The paper's box comes from the
-    map bilinearly upsampled to the canvas; MaxBoxAcc/V2 score the protocol's map (bicubic resize
-    to the canvas, min-max normalized) with the protocol's contour boxes.
+    when the class is right and the 20 %-rule box has IoU >= 0.5). Exactly as ``camloc evaluate``
+    scores a dataset: the paper's box comes from the map bilinearly upsampled to the canvas;
+    MaxBoxAcc/V2 score the protocol's map (bicubic resize to 224x224, min-max normalized) against
+    the ground-truth boxes scaled to 224x224, with the protocol's contour boxes.
     """
     size = int(images.gray.shape[1])
     n = len(maps)
