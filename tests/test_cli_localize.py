@@ -139,6 +139,9 @@ def test_outputs_are_atomic(tmp_path, monkeypatch):
         io.atomic_write_with(target, dying_write)
     assert target.read_text() == "old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["results.jsonl"]
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask  # as a plain open() would make it
 
 
 def test_gradient_method_runs_where_cam_is_refused(tmp_path, photo_dir):

@@ -100,6 +100,7 @@ def test_generic_head_search_and_refusal():
     assert camloc.check_exact(net, torch.randn(2, 3, 8, 8)).exact
     gmp = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(4, 3))
     assert find_head(gmp).pooling == "max" and not find_head(gmp).exact
+    assert not camloc.check_exact(camloc.load_model(_randomize(gmp)), torch.randn(2, 3, 8, 8)).exact
     stacked = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 4), nn.ReLU(),
                             nn.Linear(4, 2))
     with pytest.raises(HeadError, match="not one linear layer"):

@@ -12,12 +12,13 @@ from camloc.extract import CamOutput, cam, check_exact, extract
 from camloc.localize import localize
 from camloc.models import CamNet, HeadError, ModelError, Preprocessing, available_models, find_head, load_model
 from camloc.models.checkpoint import save_checkpoint
+from camloc.models.gapify import gapify
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CamNet", "CamOutput", "HeadError", "ModelError", "Preprocessing", "available_models", "box_iou",
-    "boxes_from_map", "cam", "check_exact", "class_maps", "extract", "find_head", "load_model", "localize",
+    "boxes_from_map", "cam", "check_exact", "class_maps", "extract", "find_head", "gapify", "load_model", "localize",
     "normalize_map", "save_checkpoint", "upsample",
 ]
 

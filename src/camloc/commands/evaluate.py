@@ -36,16 +36,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from camloc.commands._common import check_map_options, load_net
     from camloc.data import open_dataset
     from camloc.evaluate import EvalOptions, evaluate, init_distributed, markdown_table, write_report
-    from camloc.models.registry import load_model
 
-    if args.topk < 1:
-        raise ValueError(f"--topk must be at least 1, got {args.topk}")
-    if not 0.0 <= args.threshold < 1.0:
-        raise ValueError(f"--threshold must be in [0, 1), got {args.threshold}")
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+    check_map_options(args)
     rank, world = init_distributed()
     if args.device:
         device = args.device
@@ -54,16 +49,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         device = "cpu"
     split = open_dataset(args.data, args.split, args.format, image_root=args.image_root, strict=args.strict)
-    from camloc.models.heads import HeadError
-
-    try:
-        net = load_model(args.model, weights=args.weights, device=device)
-    except HeadError:
-        if args.method == "cam" or args.model is None:
-            raise
-        from camloc.evaluate import load_for_gradients
-
-        net = load_for_gradients(args.model, args.weights).to(device)
+    net = load_net(args.model, args.weights, device, args.method)
     opts = EvalOptions(method=args.method, layer=args.layer, topk=args.topk, box_threshold=args.threshold,
                        threshold_step=args.threshold_step, iou_thresholds=tuple(args.iou),
                        batch_size=args.batch_size, ten_crop=args.ten_crop, multibox=args.multibox,

@@ -47,30 +47,14 @@ def run(args: argparse.Namespace) -> int:
     from camloc.data.images import expand_paths
     from camloc.io import atomic_write_jsonl
     from camloc.localize import iter_localize, normalized_upsampled
-    from camloc.models.registry import load_model
+    from camloc.commands._common import check_map_options, load_net
+    from camloc.methods import get_method
     from camloc.viz import overlay_figure, save_png, topk_figure
 
-    if args.topk < 1:
-        raise ValueError(f"--topk must be at least 1, got {args.topk}")
-    if not 0.0 <= args.threshold < 1.0:
-        raise ValueError(f"--threshold must be in [0, 1), got {args.threshold}")
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+    check_map_options(args)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    method = None
-    if args.method == "cam":
-        net = load_model(args.model, weights=args.weights, device=device)
-    else:
-        from camloc.methods import get_method
-        from camloc.models.heads import HeadError
-
-        method = get_method(args.method)
-        try:
-            net = load_model(args.model, weights=args.weights, device=device)
-        except HeadError:
-            from camloc.evaluate import load_for_gradients
-
-            net = load_for_gradients(args.model, args.weights).to(device)
+    net = load_net(args.model, args.weights, device, args.method)
+    method = None if args.method == "cam" else get_method(args.method)
     if args.probe:
         from camloc.probe import attach_probe
 

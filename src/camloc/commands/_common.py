@@ -1,0 +1,31 @@
+"""Pieces the commands share: option checks and loading a net for a map method."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def check_map_options(args: argparse.Namespace) -> None:
+    """One-line errors for ``--topk``, ``--threshold`` and ``--batch-size`` out of range."""
+    if args.topk < 1:
+        raise ValueError(f"--topk must be at least 1, got {args.topk}")
+    if not 0.0 <= args.threshold < 1.0:
+        raise ValueError(f"--threshold must be in [0, 1), got {args.threshold}")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+
+
+def load_net(model: str | None, weights: str | None, device: str, method: str = "cam"):
+    """The net for ``method``: CAM needs an exact head; a gradient method also takes a torchvision
+    net whose head CAM refuses (VGG, MobileNetV3, ...)."""
+    from camloc.models.heads import HeadError
+    from camloc.models.registry import load_model
+
+    try:
+        return load_model(model, weights=weights, device=device)
+    except HeadError:
+        if method == "cam" or model is None:
+            raise
+        from camloc.evaluate import load_for_gradients
+
+        return load_for_gradients(model, weights).to(device)

@@ -1,0 +1,82 @@
+"""``camloc finegrained``: the paper's fine-grained settings on CUB-200-2011 as it ships."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+NAME = "finegrained"
+HELP = ("fine-grained recognition on CUB-200-2011 with probes on the full image, the CAM box crop and "
+        "the ground-truth crop, and the CAM boxes' localization accuracy")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from camloc.commands.probe import _floats
+    from camloc.probe import default_cache_dir
+
+    parser.add_argument("--data", required=True, metavar="CUB_DIR",
+                        help="the CUB_200_2011 folder (holding images.txt) or its parent")
+    parser.add_argument("--backbone", "--model", dest="backbone", default=None, metavar="M",
+                        help="registered model name or checkpoint file (default: the embedded EfficientNet-Lite0)")
+    parser.add_argument("--classifier", choices=("svm", "logreg"), default="svm")
+    parser.add_argument("--scaling", choices=("global", "channel"), default="global",
+                        help="feature scaling before the fit, folded into the weights (default global)")
+    parser.add_argument("--C", type=_floats, default=None, metavar="C1,C2,...",
+                        help="regularization values to try (default 0.001,0.01,0.1,1)")
+    parser.add_argument("--threshold", type=float, default=0.2,
+                        help="CAM box threshold, fraction of the map's maximum (default 0.2)")
+    parser.add_argument("--val-fraction", type=float, default=0.2, metavar="F")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cache", default=default_cache_dir(), metavar="DIR")
+    parser.add_argument("--no-cache", action="store_true")
+    parser.add_argument("--batch-size", type=int, default=32, metavar="N")
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--out", default=None, metavar="FILE.json", help="also write the figures as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    from camloc.commands.probe import one_line_warnings
+
+    with one_line_warnings("camloc finegrained"):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from camloc.commands.probe import _device
+    from camloc.data.cub import find_cub_root, read_cub
+    from camloc.finegrained import finegrained
+    from camloc.io import atomic_write_json
+    from camloc.models.registry import load_model
+
+    if not 0 <= args.threshold < 1:
+        raise ValueError(f"--threshold must be in [0, 1), got {args.threshold}")
+    if not 0 < args.val_fraction < 1:
+        raise ValueError(f"--val-fraction must be in (0, 1), got {args.val_fraction}")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if find_cub_root(args.data) is None:
+        raise FileNotFoundError(f"{args.data}: not a CUB-200-2011 folder (no images.txt and classes.txt in it "
+                                "or in its CUB_200_2011/)")
+    train, test = read_cub(args.data, "train"), read_cub(args.data, "test")
+    for reason in train.skipped + test.skipped:
+        print(f"camloc finegrained: {reason}", file=sys.stderr)
+    net = load_model(args.backbone, device=_device(args.device))
+    kwargs = {"classifier": args.classifier, "threshold": args.threshold, "val_fraction": args.val_fraction,
+              "seed": args.seed, "cache_dir": None if args.no_cache else args.cache, "batch_size": args.batch_size,
+              "scaling": args.scaling}
+    if args.C:
+        kwargs["Cs"] = args.C
+    res = finegrained(net, train, test, **kwargs)
+    for reason in res.skipped:
+        print(f"camloc finegrained: skipped {reason}", file=sys.stderr)
+    print(f"{net.name} features, {args.classifier}; {res.n_train} training and {res.n_test} test images, "
+          f"{len(train.classes)} classes; C chosen: " + ", ".join(f"{k} {v:g}" for k, v in res.C.items()))
+    print(res.table())
+    print(f"top-1 localization (class right and IoU >= 0.5): {100 * res.top1_localization:.1f} %")
+    if args.out:
+        out = res.to_dict()
+        out.update({"backbone": net.name, "classifier": args.classifier, "threshold": args.threshold,
+                    "data": args.data})
+        atomic_write_json(args.out, out)
+        print(f"wrote {args.out}")
+    return 0
