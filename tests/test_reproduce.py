@@ -66,10 +66,13 @@ def test_orderings_count_the_seeds_that_agree():
         m = {"MaxBoxAcc": 0.0, "gt_known_loc_acc": 0.0, "top1_loc_error": 50.0, "MaxBoxAccV2": 0.0}
         return {"classification": {"gap": 20.0, "gmp": 21.0, "fc": 19.0},
                 "methods": {"cam_gap": {**m, "MaxBoxAcc": gap}, "cam_gmp": {**m, "MaxBoxAcc": gmp},
+                            "cam_gap_relu": {**m, "MaxBoxAcc": gap + 1}, "cam_gmp_relu": {**m, "MaxBoxAcc": gmp + 5},
                             "backprop_gap": {**m, "MaxBoxAcc": bp}, "backprop_fc": {**m, "MaxBoxAcc": bp}}}
 
     o = orderings([run(80, 70, 60), run(75, 78, 60), run(90, 70, 95)])
     assert o["gap_vs_gmp_loc_MaxBoxAcc"]["holds"] == 2 and o["gap_vs_gmp_loc_MaxBoxAcc"]["diffs"] == [10, -3, 20]
+    assert o["gap_vs_gmp_relu_loc_MaxBoxAcc"]["diffs"] == [6, -7, 16]
+    assert o["cam_relu_vs_backprop_fc_MaxBoxAcc"]["holds"] == 2
     assert o["cam_vs_backprop_gap_MaxBoxAcc"]["holds"] == 2
     assert o["cam_vs_backprop_gap_MaxBoxAcc"]["mean_diff"] == pytest.approx((20 + 15 - 5) / 3)
     assert o["gap_vs_gmp_classification"]["mean_diff"] == pytest.approx(1.0)
@@ -127,23 +130,27 @@ def test_scores_are_those_of_camloc_evaluate(small_test_split, key):
 @pytest.mark.slow
 @pytest.mark.skipif(not os.path.isfile(FMNIST), reason="Debian's dataset-fashion-mnist is not installed")
 def test_quick_reproduce_localizes_far_above_the_centered_box(tmp_path):
+    """``camloc reproduce --quick`` end to end (about a minute on 2 cores): the GAP net trained from
+    labels only localizes its items far better than the best centered box of the same test set."""
     from camloc.cli import main
 
     out = tmp_path / "q"
     assert main(["reproduce", "--quick", "--out", str(out)]) == 0
     results = json.loads((out / "results.json").read_text())
-    assert set(results["regimes"]) == {"clean", "cluttered"}
-    for regime, r in results["regimes"].items():
-        base = r["baseline"]
-        gap = r["seeds"]["0"]["methods"]["cam_gap"]
-        # GT-known localization of the GAP net, at its best threshold and with the 20 % rule,
-        # against the best centered box of the same test images.
-        assert gap["MaxBoxAcc"] >= base["MaxBoxAcc"] + 20, (regime, gap["MaxBoxAcc"], base)
-        assert gap["gt_known_loc_acc"] > base["gt_known_loc_acc"], (regime, gap["gt_known_loc_acc"], base)
-        assert r["seeds"]["0"]["classification"]["gap"] < 60  # far better than chance (90 %)
-    clutter = results["regimes"]["cluttered"]
-    assert clutter["seeds"]["0"]["methods"]["cam_gap"]["MaxBoxAcc"] >= 3 * clutter["baseline"]["MaxBoxAcc"]
+    assert list(results["regimes"]) == ["cluttered"]
+    r = results["regimes"]["cluttered"]
+    base = r["baseline"]
+    run = r["seeds"]["0"]
+    assert 5 < base["gt_known_loc_acc"] < 30  # small items at random places: a centered box rarely fits
+    assert run["classification"]["gap"] < 75  # chance is 90 %
+    gap = run["methods"]["cam_gap_relu"]  # the paper's rule: 20 % of the max of the CAM
+    assert gap["gt_known_loc_acc"] >= 3 * base["gt_known_loc_acc"], (gap["gt_known_loc_acc"], base)
+    assert gap["MaxBoxAcc"] >= 3 * base["MaxBoxAcc"], (gap["MaxBoxAcc"], base)
+    assert run["methods"]["cam_gap"]["MaxBoxAcc"] >= 2 * base["MaxBoxAcc"]
+    # Grad-CAM at the GAP net's CAM layer is ReLU(CAM) / hw: the same boxes.
+    assert run["methods"]["gradcam_gap"]["MaxBoxAcc"] == pytest.approx(gap["MaxBoxAcc"], abs=1.0)
     report = (out / "report.md").read_text()
-    assert "### Table 1 analogue" in report and "| CAM, GAP net |" in report
-    for name in ("reproduce_examples_clean.png", "reproduce_examples_cluttered.png", "reproduce_threshold_curves.png"):
+    assert "### Table 1 analogue" in report and "| CAM, GAP net (positive part, of the max) |" in report
+    for name in ("reproduce_examples_cluttered.png", "reproduce_threshold_curves.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "runs" / "cluttered" / "gap_seed0.pt").is_file()

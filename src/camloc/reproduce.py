@@ -66,12 +66,14 @@ class Method:
     key: str
     label: str
     net: str  # "gap", "gmp" or "fc"
-    kind: str  # "cam", "backprop" or "gradcam"
+    kind: str  # "cam", "cam_relu", "backprop" or "gradcam"
 
 
 METHODS: tuple[Method, ...] = (
-    Method("cam_gap", "CAM, GAP net", "gap", "cam"),
-    Method("cam_gmp", "CAM, GMP net", "gmp", "cam"),
+    Method("cam_gap", "CAM, GAP net (signed map, min-max)", "gap", "cam"),
+    Method("cam_gap_relu", "CAM, GAP net (positive part, of the max)", "gap", "cam_relu"),
+    Method("cam_gmp", "CAM, GMP net (signed map, min-max)", "gmp", "cam"),
+    Method("cam_gmp_relu", "CAM, GMP net (positive part, of the max)", "gmp", "cam_relu"),
     Method("backprop_gap", "Backprop, GAP net", "gap", "backprop"),
     Method("backprop_fc", "Backprop, FC net", "fc", "backprop"),
     Method("gradcam_gap", "Grad-CAM, GAP net", "gap", "gradcam"),
@@ -86,10 +88,10 @@ class Plan:
     regimes: tuple[str, ...] = ("clean", "cluttered")
     seeds: tuple[int, ...] = (0, 1, 2)
     data_seed: int = 0
-    train: int = 12000
+    train: int = 10000
     val: int = 1000
     test: int = 2000
-    epochs: int = 6
+    epochs: int = 5
     batch_size: int = 128
     optimizer: str = "adamw"
     lr: float = 3e-3
@@ -98,9 +100,11 @@ class Plan:
     warmup: float = 0.15
     clip: float = 0.0
     widths: tuple[int, ...] = (16, 32, 64)
-    head_channels: int = 128
+    stride: int = 2
+    head_channels: int = 64
+    dropout: float = 0.5
     fc_hidden: int = 256
-    fc_dropout: float = 0.5
+    fc_dropout: float = 0.2
     bf16: bool = True
     box_threshold: float = 0.2
     threshold_step: float = 0.01
@@ -108,11 +112,11 @@ class Plan:
     workers: int = 0  # scoring processes; 0: one per CPU
 
     def model_args(self, net: str) -> dict[str, Any]:
-        args: dict[str, Any] = {"widths": list(self.widths), "bf16": self.bf16}
+        args: dict[str, Any] = {"widths": list(self.widths), "stride": self.stride, "bf16": self.bf16}
         if net == "fc":
             args.update(fc_hidden=self.fc_hidden, dropout=self.fc_dropout)
         else:
-            args["head_channels"] = self.head_channels
+            args.update(head_channels=self.head_channels, dropout=self.dropout)
         return args
 
     def to_dict(self) -> dict[str, Any]:
@@ -121,12 +125,12 @@ class Plan:
     def training_key(self) -> dict[str, Any]:
         """The fields a trained net depends on (a rerun reuses a checkpoint with the same key)."""
         keep = ("data_seed", "train", "val", "epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay",
-                "warmup", "clip", "widths", "head_channels", "fc_hidden", "fc_dropout", "bf16")
+                "warmup", "clip", "widths", "stride", "head_channels", "dropout", "fc_hidden", "fc_dropout", "bf16")
         return {k: v for k, v in self.to_dict().items() if k in keep}
 
 
 FULL = Plan()
-QUICK = Plan(seeds=(0,), train=1500, val=200, test=250, epochs=4, figure_rows=3)
+QUICK = Plan(regimes=("cluttered",), seeds=(0,), train=3000, val=200, test=300, epochs=4, figure_rows=3)
 
 
 # ------------------------------------------------------------------------------------------ data
@@ -298,7 +302,12 @@ def trained_net(net_kind: str, path: Path, train: Images, val: Images, plan: Pla
 # ------------------------------------------------------------------------------------------ maps
 
 def method_maps(method: Method, net: CamNet, images: Images, batch: int = 250) -> np.ndarray:
-    """Raw maps ``(N, h, w)`` of the true class of every image (GT-known)."""
+    """Raw maps ``(N, h, w)`` of the true class of every image (GT-known).
+
+    ``cam`` keeps the signed map (min-max normalization then puts its minimum, wherever it is,
+    at 0); ``cam_relu`` clips it at 0 first, so that thresholds are fractions of the max as the
+    paper words its rule ("above 20 % of the max value of the CAM").
+    """
     from camloc.extract import cam
     from camloc.methods import Backprop, GradCAM
 
@@ -308,6 +317,8 @@ def method_maps(method: Method, net: CamNet, images: Images, batch: int = 250) -
         y = torch.from_numpy(images.labels[i : i + batch])[:, None]
         if method.kind == "cam":
             maps = cam(net, x, classes=y).maps
+        elif method.kind == "cam_relu":
+            maps = cam(net, x, classes=y).maps.clamp_min(0)
         elif method.kind == "backprop":
             maps = Backprop()(net, x, y)
         elif method.kind == "gradcam":
@@ -491,8 +502,9 @@ def aggregate(per_seed: dict[int, dict[str, Any]]) -> dict[str, Any]:
 def orderings(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """The paper's claims, tested per seed: how many seeds agree, and the mean difference.
 
-    * ``gap_vs_gmp_loc_<metric>``: CAM on the GAP net localizes better than on the GMP net.
-    * ``cam_vs_backprop_<net>_<metric>``: CAM (GAP net) localizes better than Backprop.
+    * ``gap_vs_gmp[_relu]_loc_<metric>``: CAM on the GAP net localizes better than on the GMP net
+      (signed maps min-max normalized, or their positive parts).
+    * ``cam[_relu]_vs_backprop_<net>_<metric>``: CAM (GAP net) localizes better than Backprop.
     * ``gap_vs_gmp_classification``: the GAP net classifies about as well as the GMP net
       (the paper: within about 1 point); here: difference of top-1 errors, GMP minus GAP.
     * ``gap_vs_fc_classification``: the GAP head costs little classification accuracy
@@ -507,9 +519,10 @@ def orderings(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
     out: dict[str, Any] = {}
     for metric, hb in (("MaxBoxAcc", True), ("gt_known_loc_acc", True), ("top1_loc_error", False), ("MaxBoxAccV2", True)):
-        out[f"gap_vs_gmp_loc_{metric}"] = compare("cam_gap", "cam_gmp", metric, hb)
-        for net in ("gap", "fc"):
-            out[f"cam_vs_backprop_{net}_{metric}"] = compare("cam_gap", f"backprop_{net}", metric, hb)
+        for suffix in ("", "_relu"):
+            out[f"gap_vs_gmp{suffix}_loc_{metric}"] = compare(f"cam_gap{suffix}", f"cam_gmp{suffix}", metric, hb)
+            for net in ("gap", "fc"):
+                out[f"cam{suffix}_vs_backprop_{net}_{metric}"] = compare(f"cam_gap{suffix}", f"backprop_{net}", metric, hb)
     cls = [r["classification"] for r in runs]
     out["gap_vs_gmp_classification"] = {"mean_diff": float(np.mean([c["gmp"] - c["gap"] for c in cls])),
                                         "gap_better": sum(c["gap"] < c["gmp"] for c in cls), "of": len(cls)}
@@ -581,7 +594,8 @@ def _run_regimes(out: Path, plan: Plan, progress: bool, say: Callable[[str], Non
             c = per_seed[seed]["classification"]
             m = per_seed[seed]["methods"]
             say(f"[{regime}] seed {seed}: top-1 error GAP {c['gap']:.1f}%, GMP {c['gmp']:.1f}%, FC {c['fc']:.1f}%; "
-                f"MaxBoxAcc CAM-GAP {m['cam_gap']['MaxBoxAcc']:.1f}%, CAM-GMP {m['cam_gmp']['MaxBoxAcc']:.1f}%, "
+                f"MaxBoxAcc CAM-GAP {m['cam_gap']['MaxBoxAcc']:.1f}% ({m['cam_gap_relu']['MaxBoxAcc']:.1f}% ReLU), "
+                f"CAM-GMP {m['cam_gmp']['MaxBoxAcc']:.1f}% ({m['cam_gmp_relu']['MaxBoxAcc']:.1f}% ReLU), "
                 f"Backprop {m['backprop_gap']['MaxBoxAcc']:.1f}%; centered {baseline['MaxBoxAcc']:.1f}% "
                 f"(evaluation {time.perf_counter() - t1:.0f} s)")
             results["map_side"] = int(nets["gap"].module.map_side)

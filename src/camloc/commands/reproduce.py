@@ -11,7 +11,7 @@ HELP = "reproduce the paper's GAP/GMP and CAM/Backprop comparisons on CPU (Fashi
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="reproduce_out", help="output folder (data, nets, results.json, report.md, figures)")
-    parser.add_argument("--quick", action="store_true", help="one seed, small data, 4 epochs (a smoke run of a minute or two)")
+    parser.add_argument("--quick", action="store_true", help="the cluttered regime only, one seed, 3000 training images, 4 epochs (a smoke run of about a minute)")
     parser.add_argument("--seeds", default=None, help="comma-separated training seeds (default 0,1,2; --quick: 0)")
     parser.add_argument("--regimes", default=None, help="comma-separated regimes (default clean,cluttered)")
     parser.add_argument("--epochs", type=int, default=None, help="training epochs")

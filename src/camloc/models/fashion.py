@@ -28,8 +28,8 @@ FASHION_STD = (0.3, 0.3, 0.3)
 HEADS = ("avg", "max", "fc")
 
 
-def _conv_bn_relu(cin: int, cout: int) -> list[nn.Module]:
-    return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+def _conv_bn_relu(cin: int, cout: int, k: int = 3) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, k, padding=k // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
 
 class FashionNet(nn.Module):
@@ -40,7 +40,9 @@ class FashionNet(nn.Module):
         num_classes: outputs of the classifier.
         widths: channels of each trunk stage.
         convs: 3x3 convs per trunk stage.
-        head_channels: units of the 3x3 conv before pooling (GAP/GMP nets).
+        head_channels: units of the conv before pooling (GAP/GMP nets).
+        head_kernel: its kernel size (3 as in the paper; 1 keeps the receptive field, and so the
+            halo of the maps around an object, smaller).
         in_size: canvas side (the FC head's input size depends on it).
         fc_hidden: units of the FC head's hidden layers.
         dropout: dropout before each linear layer of the FC head (and before the GAP/GMP
@@ -50,6 +52,9 @@ class FashionNet(nn.Module):
             maps and the exactness of CAM are unaffected.
         channels_last: keep weights and activations in the channels-last memory layout (faster
             convolutions on CPU; numerically the same).
+        stride: the maps' stride, a power of two (default ``2^(stages-1)``: a 2x2 max-pool
+            between every two stages); a smaller stride drops the last pools, so the maps are
+            finer (e.g. 32x32 for a 64x64 canvas with ``stride=2``) at a higher cost.
     """
 
     def __init__(
@@ -59,26 +64,31 @@ class FashionNet(nn.Module):
         widths: tuple[int, ...] = (16, 32, 64),
         convs: int = 1,
         head_channels: int = 128,
+        head_kernel: int = 3,
         in_size: int = 64,
         fc_hidden: int = 256,
         dropout: float = 0.0,
         bf16: bool = False,
         channels_last: bool = True,
+        stride: int = 0,
     ) -> None:
         super().__init__()
         if head not in HEADS:
             raise ValueError(f"head must be one of {', '.join(HEADS)}, got '{head}'")
         self.kind = head
+        pools = len(widths) - 1 if not stride else int(stride).bit_length() - 1
+        if stride and (stride & (stride - 1) or not 0 <= pools <= len(widths) - 1):
+            raise ValueError(f"stride must be a power of two up to {2 ** (len(widths) - 1)}, got {stride}")
         layers: list[nn.Module] = []
         cin = 3
         for i, w in enumerate(widths):
-            if i:
+            if 0 < i <= pools:
                 layers.append(nn.MaxPool2d(2))
             for _ in range(convs):
                 layers += _conv_bn_relu(cin, w)
                 cin = w
         self.trunk = nn.Sequential(*layers)
-        side = in_size // 2 ** (len(widths) - 1)
+        side = in_size // 2**pools
         if head == "fc":
             self.extra = nn.Identity()
             self.pool = nn.Sequential(nn.MaxPool2d(2), nn.Flatten())
@@ -89,7 +99,9 @@ class FashionNet(nn.Module):
             )
             self.classifier = nn.Linear(fc_hidden, num_classes)
         else:
-            self.extra = nn.Sequential(*_conv_bn_relu(cin, head_channels))
+            if head_kernel not in (1, 3, 5):
+                raise ValueError(f"head_kernel must be 1, 3 or 5, got {head_kernel}")
+            self.extra = nn.Sequential(*_conv_bn_relu(cin, head_channels, head_kernel))
             self.pool = nn.AdaptiveAvgPool2d(1) if head == "avg" else nn.AdaptiveMaxPool2d(1)
             self.fc = nn.Sequential(nn.Flatten(), nn.Dropout(dropout))
             self.classifier = nn.Linear(head_channels, num_classes)
