@@ -1,0 +1,55 @@
+"""``camloc data fashion-loc``: generate the Fashion-MNIST localization benchmark on disk."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+
+NAME = "data"
+HELP = "generate datasets (fashion-loc: the Fashion-MNIST localization benchmark)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="data_command", metavar="DATASET")
+    p = sub.add_parser(
+        "fashion-loc",
+        help="real Fashion-MNIST items placed on a canvas, clean or over clutter, in the CVPR 2020 metadata layout",
+        description="Write OUT/<split>/ (PNG canvases + image_ids.txt, class_labels.txt, image_sizes.txt, "
+                    "localization.txt, class_names.txt) and OUT/benchmark.json. With --regime both, "
+                    "OUT/clean/ and OUT/cluttered/. Train images come from Fashion-MNIST train only, "
+                    "val and test from (disjoint halves of) its test split.",
+    )
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--regime", default="both", choices=["clean", "cluttered", "both"])
+    p.add_argument("--train", type=int, default=12000, help="training images (default 12000)")
+    p.add_argument("--val", type=int, default=1000, help="validation images (default 1000)")
+    p.add_argument("--test", type=int, default=3000, help="test images (default 3000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--source", default=None, help="folder of the Fashion-MNIST IDX files "
+                   "(default /usr/share/datasets/fashion-mnist)")
+    p.add_argument("--canvas", type=int, default=None, help="canvas side in pixels (default: the regime's)")
+    p.add_argument("--item-min", type=int, default=None, help="smallest item (longer side, pixels)")
+    p.add_argument("--item-max", type=int, default=None, help="largest item (longer side, pixels)")
+    p.add_argument("--clutter", type=int, default=None, help="number of clutter fragments")
+
+
+def run(args: argparse.Namespace) -> int:
+    from camloc.data.fashion_loc import REGIMES, write_benchmark
+
+    if args.data_command != "fashion-loc":
+        raise ValueError("name a dataset to generate: camloc data fashion-loc --out DIR")
+    sizes = {"train": args.train, "val": args.val, "test": args.test}
+    for name, n in sizes.items():
+        if n < 0:
+            raise ValueError(f"--{name} must be >= 0, got {n}")
+    names = ["clean", "cluttered"] if args.regime == "both" else [args.regime]
+    changes = {k: v for k, v in (("canvas", args.canvas), ("item_min", args.item_min),
+                                  ("item_max", args.item_max), ("clutter", args.clutter)) if v is not None}
+    for name in names:
+        regime = dataclasses.replace(REGIMES[name], **changes)
+        out = os.path.join(args.out, name) if args.regime == "both" else args.out
+        info = write_benchmark(out, regime, sizes, seed=args.seed, root=args.source)
+        counts = ", ".join(f"{k} {v['images']}" for k, v in info["splits"].items())
+        print(f"{out}: {name} regime, {counts} images ({regime.canvas}x{regime.canvas})")
+    return 0
