@@ -49,7 +49,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from camloc.boxes import boxes_from_map
-from camloc.cam import normalize_map, upsample
+from camloc.cam import upsample
 from camloc.data.fashion_loc import REGIMES, write_benchmark
 from camloc.io import atomic_write_json
 from camloc.models.checkpoint import read_checkpoint, save_checkpoint
@@ -602,7 +602,7 @@ def _run_regimes(out: Path, plan: Plan, progress: bool, say: Callable[[str], Non
                 f"(evaluation {time.perf_counter() - t1:.0f} s)")
             results["map_side"] = int(nets["gap"].module.map_side)
             if seed == plan.seeds[0]:
-                examples[regime] = {"images": test, "maps": maps, "top1": None}
+                examples[regime] = {"images": test, "maps": maps}
         results["regimes"][regime] = {
             "benchmark": json.loads((folder / "benchmark.json").read_text()),
             "baseline": baseline, "seeds": {str(s): r for s, r in per_seed.items()},
