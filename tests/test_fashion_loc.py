@@ -185,3 +185,23 @@ def test_cli_data_fashion_loc(tmp_path, capsys):
     rc = main(["data", "fashion-loc", "--out", str(tmp_path / "e"), "--regime", "clean", "--item-max", "99"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 1 and err[-1].startswith("camloc data: error: regime 'clean'")
+
+
+@needs_fmnist
+def test_camloc_train_and_evaluate_read_the_generated_benchmark(tmp_path):
+    """The generated folders are an ordinary dataset for the shared trainer and evaluator."""
+    from camloc.data import open_dataset
+    from camloc.evaluate import EvalOptions, evaluate
+    from camloc.models.registry import load_model
+    from camloc.train import train
+
+    write_benchmark(tmp_path / "d", "cluttered", {"train": 64, "val": 16, "test": 16}, seed=0, progress=False)
+    result = train({"data": str(tmp_path / "d"), "model": "fashion_gap", "out": str(tmp_path / "run"),
+                    "epochs": 1, "batch_size": 32, "lr": 0.01, "resize": 64, "crop": 64, "workers": 0,
+                    "progress": False, "model_args": {"widths": [4, 8, 8], "head_channels": 8, "stride": 2}})
+    assert result.metrics[-1]["images"] == 64
+    net = load_model(result.last)
+    assert net.module.map_side == 32 and net.class_names == CLASSES
+    split = open_dataset(tmp_path / "d", "test")
+    metrics = evaluate(net, split, EvalOptions(topk=1, progress=False)).metrics
+    assert metrics["num_images"] == 16 and 0 <= metrics["MaxBoxAcc"] <= 100

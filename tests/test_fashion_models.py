@@ -68,6 +68,18 @@ def test_checkpoint_round_trip(tmp_path):
         torch.testing.assert_close(again.module(x), net.module(x))
 
 
+def test_stride_two_keeps_the_third_stage_at_half_resolution():
+    torch.manual_seed(0)
+    net = camloc.load_model("fashion_gap", widths=(4, 8, 8), head_channels=6, stride=2)
+    feats, _ = extract(net, torch.randn(1, 3, 64, 64))
+    assert feats.shape == (1, 6, 32, 32) and net.module.map_side == 32
+    assert check_exact(net, torch.randn(2, 3, 64, 64)).exact
+    from camloc.models.fashion import FashionNet
+
+    with pytest.raises(ValueError, match="stride must be a power of two"):
+        FashionNet(stride=3)
+
+
 def test_unknown_head_is_refused():
     from camloc.models.fashion import FashionNet
 

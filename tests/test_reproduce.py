@@ -154,3 +154,7 @@ def test_quick_reproduce_localizes_far_above_the_centered_box(tmp_path):
     for name in ("reproduce_examples_cluttered.png", "reproduce_threshold_curves.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "runs" / "cluttered" / "gap_seed0.pt").is_file()
+    # The report and figures can be written again from results.json and the saved nets alone.
+    (out / "report.md").unlink()
+    assert main(["reproduce", "--report-only", "--out", str(out)]) == 0
+    assert (out / "report.md").read_text() == report

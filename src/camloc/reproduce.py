@@ -23,7 +23,7 @@ On the regime's test set (the same images for every seed and method) it measures
 
 Every number is computed exactly as ``camloc evaluate`` computes it on the same data and
 checkpoint (the same evaluators, the protocol's 224x224 maps for MaxBoxAcc); the threshold sweep
-runs in a few forked processes.
+runs in a few worker processes.
 
 Everything is deterministic from the seeds. Trained nets are camloc checkpoints
 (``OUT/runs/<regime>/<net>_seed<k>.pt``) that ``camloc localize/evaluate --model FILE`` load;
@@ -49,7 +49,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from camloc.boxes import boxes_from_map
-from camloc.cam import normalize_map, upsample
+from camloc.cam import upsample
 from camloc.data.fashion_loc import REGIMES, write_benchmark
 from camloc.io import atomic_write_json
 from camloc.models.checkpoint import read_checkpoint, save_checkpoint
@@ -90,8 +90,8 @@ class Plan:
     data_seed: int = 0
     train: int = 10000
     val: int = 1000
-    test: int = 2000
-    epochs: int = 5
+    test: int = 1500
+    epochs: int = 4
     batch_size: int = 128
     optimizer: str = "adamw"
     lr: float = 3e-3
@@ -375,18 +375,20 @@ def _worker_init() -> None:
 
 
 def scoring_pool(workers: int) -> Any:
-    """A pool of ``workers`` forked processes for :func:`score_maps` (``None`` for ``workers <= 1``).
+    """A pool of ``workers`` processes for :func:`score_maps` (``None`` for ``workers <= 1``).
 
     Scoring is plain CPU work per image (thresholds, contours), so it is spread over processes;
-    the counts add up, so the result does not depend on the split.
+    the counts add up, so the result does not depend on the split. The workers are spawned
+    (fresh interpreters), not forked: forking a process whose torch thread pools are running
+    can deadlock the child.
     """
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+    if workers <= 1:
         return None
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=_worker_init)
-    list(pool.map(_noop, range(workers)))  # fork now, before torch starts its threads
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init)
+    list(pool.map(_noop, range(workers)))  # start them now (a few seconds), not in the middle of a step
     return pool
 
 
@@ -600,7 +602,7 @@ def _run_regimes(out: Path, plan: Plan, progress: bool, say: Callable[[str], Non
                 f"(evaluation {time.perf_counter() - t1:.0f} s)")
             results["map_side"] = int(nets["gap"].module.map_side)
             if seed == plan.seeds[0]:
-                examples[regime] = {"images": test, "maps": maps, "top1": None}
+                examples[regime] = {"images": test, "maps": maps}
         results["regimes"][regime] = {
             "benchmark": json.loads((folder / "benchmark.json").read_text()),
             "baseline": baseline, "seeds": {str(s): r for s, r in per_seed.items()},
@@ -608,3 +610,32 @@ def _run_regimes(out: Path, plan: Plan, progress: bool, say: Callable[[str], Non
         }
         results["timing"][regime] = {"total": round(time.perf_counter() - t0, 1),
                                      **{k: round(v, 1) for k, v in timing.items()}}
+
+
+def plan_from_dict(d: dict[str, Any]) -> Plan:
+    """The :class:`Plan` recorded in a ``results.json``."""
+    names = {f.name for f in dataclasses.fields(Plan)}
+    return Plan(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in names})
+
+
+def rerender(out: str | os.PathLike, docs: str | os.PathLike | None = None) -> list[str]:
+    """Write ``report.md`` and the figures again from ``out/results.json`` and the seed's saved
+    nets (the example maps are recomputed for the figure's rows only; nothing is trained)."""
+    from camloc.reproduce_report import FIGURE_METHODS, write_report
+
+    out = Path(out)
+    path = out / "results.json"
+    if not path.is_file():
+        raise ValueError(f"{path}: no results to render (run camloc reproduce first)")
+    results = json.loads(path.read_text())
+    plan = plan_from_dict(results["plan"])
+    examples: dict[str, Any] = {}
+    for regime in results["regimes"]:
+        test = read_images(out / "data" / regime / "test")
+        n = min(plan.figure_rows, len(test))
+        rows = Images(test.gray[:n], test.labels[:n], test.boxes[:n], test.ids[:n])
+        nets = {m.net: load_model(out / "runs" / regime / f"{m.net}_seed{plan.seeds[0]}.pt")
+                for m in METHODS if m.key in FIGURE_METHODS}
+        maps = {m.key: method_maps(m, nets[m.net], rows) for m in METHODS if m.key in FIGURE_METHODS}
+        examples[regime] = {"images": rows, "maps": maps}
+    return write_report(out, results, examples, plan, docs=docs)

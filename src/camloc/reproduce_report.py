@@ -21,6 +21,7 @@ from camloc.io import atomic_write_bytes, atomic_write_text
 NET_LABELS = {"gap": "GAP net (3x3 conv, GAP, linear)", "gmp": "GMP net (3x3 conv, GMP, linear)",
               "fc": "FC net (same trunk, FC head)"}
 FIGURE_METHODS = ("cam_gap_relu", "cam_gmp_relu", "backprop_gap")
+FIGURE_TITLES = {"cam_gap_relu": "CAM, GAP net", "cam_gmp_relu": "CAM, GMP net", "backprop_gap": "Backprop, GAP net"}
 CAM_KEYS = ("cam_gap", "cam_gap_relu", "cam_gmp", "cam_gmp_relu")
 CURVE_STYLE = {"cam_gap": ("tab:blue", "--"), "cam_gap_relu": ("tab:blue", "-"), "cam_gmp": ("tab:orange", "--"),
                "cam_gmp_relu": ("tab:orange", "-"), "backprop_gap": ("tab:green", "-"), "backprop_fc": ("tab:green", ":"),
@@ -51,7 +52,7 @@ def report_markdown(results: dict[str, Any], command: str = "make reproduce") ->
     lines = [
         "## Reproducing the paper on CPU", "",
         f"Command: `{command}` (= `.venv/bin/python -m camloc.cli reproduce --out reproduce_out`); "
-        f"{t['total_seconds'] / 60:.1f} min wall clock, {t['cpu_seconds'] / 60:.1f} CPU-min, "
+        f"{t['total_seconds'] / 60:.1f} min wall clock ({t['cpu_seconds'] / 60:.1f} CPU-min in the main process), "
         f"{t['threads']} threads (load average at the end {t.get('load_average_at_end', ['?'])[0]}). Mean ± sample std over seeds {', '.join(map(str, seeds))}; "
         f"one test set per regime, the same for every seed and method.", "",
     ]
@@ -68,7 +69,7 @@ def report_markdown(results: dict[str, Any], command: str = "make reproduce") ->
     side = results.get("map_side", 16)
     opt = ("AdamW" if plan.get("optimizer") == "adamw" else f"SGD (Nesterov, momentum {plan['momentum']})")
     lines += ["", f"Nets: a trunk of {len(plan['widths'])} 3×3 conv-BN-ReLU stages ({'/'.join(map(str, plan['widths']))} "
-              f"channels, 2×2 max-pools, maps of stride {plan.get('stride') or 2 ** (len(plan['widths']) - 1)}: "
+              f"channels, 2×2 max-pooling, maps of stride {plan.get('stride') or 2 ** (len(plan['widths']) - 1)}: "
               f"{side}×{side}), then a 3×3 conv of {plan['head_channels']} units (BN, ReLU), GAP or GMP, dropout "
               f"{plan.get('dropout', 0)} and one linear layer; or, on the same trunk, an FC head (2×2 max-pool, "
               f"FC {plan['fc_hidden']}, FC {plan['fc_hidden']}, dropout {plan['fc_dropout']}, linear). Trained from "
@@ -189,10 +190,11 @@ def examples_figure(paths: list[Path], regime: str, images: Any, maps: dict[str,
             ax.set_xticks([])
             ax.set_yticks([])
             if i == 0:
-                ax.set_title(labels[key], fontsize=9)
+                ax.set_title(FIGURE_TITLES.get(key, labels[key]), fontsize=9)
             if j == 0:
                 ax.set_ylabel(CLASSES[int(images.labels[i])], fontsize=8)
-    fig.suptitle(f"{regime}: red ground truth, green 20 % rule, yellow best threshold", fontsize=9)
+    fig.suptitle(f"{regime} (CAM: positive part): red ground truth, green 20 % of the max, yellow best threshold",
+                 fontsize=8)
     fig.tight_layout()
     _save_fig(fig, paths)
 
@@ -221,7 +223,7 @@ def curves_figure(paths: list[Path], results: dict[str, Any]) -> None:
         ax.axhline(base, color="gray", linestyle=":", linewidth=1, label="centered box (tuned)")
         ax.axvline(0.2, color="k", linestyle="--", linewidth=0.8, alpha=0.6)
         ax.set_title(f"{r}: GT-known BoxAcc (IoU 0.5, largest contour); Grad-CAM (GAP) = CAM ReLU", fontsize=8)
-        ax.set_xlabel("map threshold (fraction of the max)")
+        ax.set_xlabel("threshold τ on the normalized map")
         ax.set_ylabel("BoxAcc (%)")
         ax.set_ylim(0, 100)
         ax.set_xlim(0, 1)

@@ -22,9 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--regime", default="both", choices=["clean", "cluttered", "both"])
-    p.add_argument("--train", type=int, default=12000, help="training images (default 12000)")
+    p.add_argument("--train", type=int, default=10000, help="training images (default 10000)")
     p.add_argument("--val", type=int, default=1000, help="validation images (default 1000)")
-    p.add_argument("--test", type=int, default=3000, help="test images (default 3000)")
+    p.add_argument("--test", type=int, default=1500, help="test images (default 1500)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--source", default=None, help="folder of the Fashion-MNIST IDX files "
                    "(default /usr/share/datasets/fashion-mnist)")

@@ -19,6 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test", type=int, default=None, help="test images per regime")
     parser.add_argument("--docs", default=None, help="also write the figures into this folder (e.g. docs)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="only write report.md and the figures again from OUT/results.json and the saved nets")
 
 
 def _ints(text: str, what: str) -> tuple[int, ...]:
@@ -34,7 +36,12 @@ def _ints(text: str, what: str) -> tuple[int, ...]:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from camloc.reproduce import FULL, QUICK, reproduce
+    from camloc.reproduce import FULL, QUICK, rerender, reproduce
+
+    if args.report_only:
+        files = rerender(args.out, docs=args.docs)
+        print(", ".join(f"{args.out}/{f}" for f in files))
+        return 0
 
     plan = QUICK if args.quick else FULL
     changes: dict = {}
