@@ -344,7 +344,7 @@ def _score_chunk(job: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int,
     """Accumulate one chunk of maps into fresh evaluators; return their states (sums)."""
     from camloc.evaluate import protocol_map
 
-    from camloc.metrics.maxboxacc import resize_box
+    from camloc.metrics.maxboxacc import best_ious, resize_box
 
     maps, top1, labels, boxes, size, box_threshold, step = job
     loc, v1, v2 = _evaluators(step)
@@ -354,9 +354,10 @@ def _score_chunk(job: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int,
         box = found[0] if found else None
         loc.accumulate([[(int(pred), box if int(pred) == int(label) else None)]], [int(label)], [gt_list], [box])
         pm = protocol_map(raw)
-        gt224 = [resize_box(gt_list[0], (size, size))]
-        v1.accumulate([pm], [gt224])
-        v2.accumulate([pm], [gt224])
+        gt224 = np.asarray([resize_box(gt_list[0], (size, size))])
+        ious = best_ious(pm, gt224, v2.thresholds)  # one sweep for both contour rules
+        v1.accumulate_ious(ious[False])
+        v2.accumulate_ious(ious[True])
     return [e.state() for e in (loc, v1, v2)]
 
 
