@@ -92,14 +92,18 @@ def markdown(res: dict[str, Any]) -> str:
         f"| classification accuracy, text vs no text | {pct(s['accuracy'])} | 50.0 % (chance) |",
         f"| box accuracy, paper's threshold 0.2 | {pct(s['localization'][0.2])} | "
         f"{pct(s['random_box_same_size'][0.2])} (same-size box, random place) |",
+        f"| box accuracy, threshold 0.2 of the map's positive part (`--norm positive`) | "
+        f"{pct(s['localization_positive'][0.2])} | |",
         f"| box accuracy, threshold {t:g} chosen on the training images' word boxes | "
         f"{pct(s['localization'][t])} | {pct(s['random_box_same_size'][t])} (same-size box, random place) |",
         f"| box accuracy, random box (uniform corners) | | {pct(s['random_box'])} |",
         f"| pointing game (map maximum inside the word) | {pct(s['pointing'])} | "
         f"{pct(s['random_point'])} (uniform random pixel) |",
         "",
-        f"The paper's 20 % threshold keeps most of a signed probe map, so its boxes are far larger than a "
-        f"word; the threshold chosen on training boxes ({t:g}) is the only use of boxes.",
+        f"The 20 % threshold of a min-max normalized signed probe map cuts below the map's zero and keeps "
+        f"most of it, so its boxes are far larger than a word; read as its positive part over its max "
+        f"(`--norm positive`), the same 20 % needs no box to tune. The threshold chosen on training "
+        f"boxes ({t:g}) is the only use of boxes.",
         "",
         f"Time on {machine}: " + ", ".join(
             f"{k} {res['wall'][k]:.0f} s wall / {res['cpu'][k]:.0f} s CPU" for k in res["wall"]) + ". "

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from camloc.boxes import box_iou, boxes_from_map, boxes_from_mask, mask_from_map
+from camloc.cam import map_status, normalize_map
 
 
 def test_single_blob():
@@ -111,3 +112,48 @@ def test_iou_matches_pixel_counting(a, b):
     ma[a[1]:a[3] + 1, a[0]:a[2] + 1] = True
     mb[b[1]:b[3] + 1, b[0]:b[2] + 1] = True
     assert box_iou(a, b) == pytest.approx((ma & mb).sum() / (ma | mb).sum())
+
+
+def test_positive_reading_cuts_at_a_fraction_of_the_max():
+    m = np.array([[-5.0, 1.0, 2.0], [0.5, 10.0, -1.0]])
+    # min-max: the cut is -5 + 0.2 * 15 = -2, below the map's zero: everything but the -5
+    assert mask_from_map(m, 0.2).tolist() == [[False, True, True], [True, True, True]]
+    # positive part over the max: the cut is 0.2 * 10 = 2 (strictly above)
+    assert mask_from_map(m, 0.2, norm="positive").tolist() == [[False, False, False], [False, True, False]]
+    assert boxes_from_map(m, 0.2, norm="positive") == [[1, 1, 1, 1]]
+    assert boxes_from_map(m, 0.05, norm="positive") == [[1, 0, 2, 1]]  # 1, 2 and 10 are above 0.5
+    assert np.allclose(normalize_map(m, "positive"), [[0, 0.1, 0.2], [0.05, 1, 0]])
+
+
+def test_positive_reading_of_a_map_without_positive_evidence():
+    m = np.array([[-3.0, -1.0], [-2.0, -0.5]])
+    assert boxes_from_map(m, 0.9) == [[1, 1, 1, 1]]  # min-max still finds the least negative pixel
+    assert map_status(m, "positive") == "no positive evidence"
+    assert boxes_from_map(m, norm="positive") == []
+    assert not mask_from_map(m, norm="positive").any() and not normalize_map(m, "positive").any()
+    with pytest.raises(ValueError, match="unknown map normalization 'max'"):
+        boxes_from_map(m, norm="max")
+
+
+@settings(max_examples=150, deadline=None)
+@given(arrays(np.float32, st.tuples(st.integers(1, 12), st.integers(1, 12)),
+              elements=st.floats(-100, 100, width=32)), st.floats(0, 0.95))
+def test_positive_mask_nests_in_the_min_max_mask(m, threshold):
+    """For a map that reaches 0 or below, the min-max cut ``lo + t (hi - lo)`` is at most ``t hi``:
+    the positive reading's pixels are a subset; for a map above 0 everywhere, a superset."""
+    pos, mm = mask_from_map(m, threshold, "positive"), mask_from_map(m, threshold)
+    if map_status(m, "positive") is not None:
+        assert not pos.any()
+    elif m.min() <= 0:
+        assert not (pos & ~mm).any()
+    else:
+        assert not (mm & ~pos).any()
+    assert not (pos & (m <= 0)).any()  # negative evidence never enters a positive-part box
+
+
+def test_constant_positive_map_is_uniform_evidence():
+    m = np.full((3, 4), 2.5)
+    assert boxes_from_map(m) == []  # min-max: no range
+    assert boxes_from_map(m, norm="positive") == [[0, 0, 3, 2]]
+    assert normalize_map(m, "positive").min() == 1.0 and map_status(m, "positive") is None
+    assert map_status(np.zeros((2, 2)), "positive") == "no positive evidence"

@@ -163,3 +163,16 @@ def test_gradcam_on_the_default_model_agrees_with_cam_on_the_cat(lite0, photo_di
     # For a GAP + linear head Grad-CAM's channel weights are w_k^c / (h w): the same map up to
     # scale, and a ReLU. The boxes overlap strongly.
     assert camloc.box_iou(cam_rec["box"], grad_rec["box"]) > 0.6
+
+
+def test_norm_option_reaches_the_records(tmp_path, photo_dir, capsys):
+    out = tmp_path / "o"
+    assert main(["localize", f"{photo_dir}/chelsea.png", "--topk", "2", "--norm", "positive",
+                 "--out", str(out)]) == 0
+    recs = _records(out)
+    assert [p["norm"] for p in recs[0]["predictions"]] == ["positive", "positive"]
+    assert (out / "figures" / "chelsea_cam.png").stat().st_size > 1000
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["localize", f"{photo_dir}/chelsea.png", "--norm", "max"])
+    assert "invalid choice: 'max'" in capsys.readouterr().err

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -16,7 +17,7 @@ from torch import nn
 import camloc
 from camloc.cli import main
 from camloc.data.fixtures import write_wsol_fixture
-from camloc.evaluate import EvalOptions, evaluate
+from camloc.evaluate import EvalOptions, evaluate, protocol_map
 from camloc.models.heads import Head
 from camloc.models.net import Preprocessing
 
@@ -184,3 +185,15 @@ def test_gradient_method_on_a_head_where_cam_is_refused(fixture):
     assert r["top1_cls_error"] == 0.0 and r["gt_known_loc_acc"] == 100.0 and r["MaxBoxAcc"] == 100.0
     with pytest.raises(ValueError, match="CAM is refused"):
         evaluate(net, fixture.split, EvalOptions(method="cam", progress=False))
+
+
+def test_positive_reading_through_the_harness(fixture):
+    """``norm="positive"``: the same perfect localization here, the reading recorded; the
+    protocol's map is the positive part over the max."""
+    r = evaluate(colour_net(), fixture.split, EvalOptions(topk=1, progress=False, norm="positive")).metrics
+    assert r["norm"] == "positive" and r["gt_known_loc_acc"] == 100.0 and r["MaxBoxAcc"] == 100.0
+    raw = np.array([[-2.0, 0.0], [1.0, 4.0]], np.float32)
+    pm = protocol_map(raw, size=2, norm="positive")
+    assert np.allclose(pm, [[0.0, 0.0], [0.25, 1.0]])
+    with pytest.raises(ValueError, match="unknown map normalization"):
+        evaluate(colour_net(), fixture.split, EvalOptions(topk=1, progress=False, norm="max"))

@@ -91,3 +91,25 @@ def test_threshold_shrinks_boxes(lite0, photo_dir, threshold):
     hi = camloc.localize(lite0, [f"{photo_dir}/chelsea.png"], topk=1, threshold=threshold)[0]["predictions"][0]["box"]
     area = lambda b: (b[2] - b[0] + 1) * (b[3] - b[1] + 1)  # noqa: E731
     assert area(hi) <= area(lo)
+
+
+def test_positive_reading_on_real_photos(lite0, photo_dir):
+    """``norm="positive"`` keeps only positive evidence (on these photos the top class's map is
+    positive almost everywhere, so its 20 % cut lies below the min-max one and the box can only
+    grow); the cat's box still covers the cat, and the record says which reading made it."""
+    paths = [f"{photo_dir}/{n}" for n in ("chelsea.png", "coffee.png")]
+    mm = camloc.localize(lite0, paths, topk=1)
+    pos = camloc.localize(lite0, paths, topk=1, norm="positive")
+    area = lambda b: (b[2] - b[0] + 1) * (b[3] - b[1] + 1)  # noqa: E731
+    for a, b in zip(mm, pos):
+        jsonschema.validate(b, RECORD)
+        pa, pb = a["predictions"][0], b["predictions"][0]
+        assert pa["norm"] == "minmax" and pb["norm"] == "positive"
+        assert pa["class_index"] == pb["class_index"]
+        assert area(pb["box"]) >= area(pa["box"])
+    assert box_iou(pos[0]["predictions"][0]["box"], CHELSEA_CAT) >= 0.7
+    x0, y0, x1, y1 = pos[0]["predictions"][0]["box"]
+    for px, py in CHELSEA_FACE_POINTS:
+        assert x0 <= px <= x1 and y0 <= py <= y1
+    with pytest.raises(ValueError, match="unknown map normalization"):
+        camloc.localize(lite0, paths, topk=1, norm="max")

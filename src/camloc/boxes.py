@@ -9,26 +9,34 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from camloc.cam import map_status
+from camloc.cam import check_norm, map_status
 
 Box = list[int]
 
 
-def mask_from_map(map2d: np.ndarray, threshold: float = 0.2) -> np.ndarray:
-    """Pixels strictly above ``threshold`` of the map's range: ``m > min + threshold * (max - min)``.
+def mask_from_map(map2d: np.ndarray, threshold: float = 0.2, norm: str = "minmax") -> np.ndarray:
+    """Pixels strictly above ``threshold`` of the normalized map (see :data:`camloc.cam.NORMS`):
 
-    That is the min-max normalized map thresholded at ``threshold`` (its max is 1), computed
-    without building the normalized copy. All-False for a constant or non-finite map.
+    - ``norm="minmax"``: ``m > min + threshold * (max - min)``;
+    - ``norm="positive"``: ``m > threshold * max`` (only positive pixels, for a positive max).
+
+    Computed without building the normalized copy. All-False for a map without a usable peak
+    (:func:`camloc.cam.map_status`).
     """
+    check_norm(norm)
     m = np.asarray(map2d, dtype=np.float32)
-    if map_status(m) is not None:
+    if map_status(m, norm) is not None:
         return np.zeros(m.shape, dtype=bool)
-    return _above(m, threshold)
+    return _above(m, threshold, norm)
 
 
-def _above(m: np.ndarray, threshold: float) -> np.ndarray:
-    """The mask of :func:`mask_from_map` for a finite, non-constant float32 map."""
+def _above(m: np.ndarray, threshold: float, norm: str = "minmax") -> np.ndarray:
+    """The mask of :func:`mask_from_map` for a finite float32 map (empty without a peak)."""
     lo, hi, _, _ = cv2.minMaxLoc(m)
+    if norm == "positive":
+        if not hi > 0:
+            return np.zeros(m.shape, dtype=bool)
+        return m > np.float32(threshold * hi)
     return m > np.float32(lo + threshold * (hi - lo))
 
 
@@ -73,16 +81,17 @@ def _largest_box(mask: np.ndarray) -> list[Box]:
     return [[x, y, x + w - 1, y + h - 1]]
 
 
-def boxes_from_map(map2d: np.ndarray, threshold: float = 0.2, largest_only: bool = True) -> list[Box]:
+def boxes_from_map(map2d: np.ndarray, threshold: float = 0.2, largest_only: bool = True,
+                   norm: str = "minmax") -> list[Box]:
     """The paper's box: threshold the map at ``threshold`` x its max, keep the largest component.
 
-    The map is min-max normalized (so a signed CAM works) and thresholded with ``>`` (see
-    :func:`mask_from_map`), split into 8-connected components, and the bounding box of the
+    The map is min-max normalized (so a signed CAM works; ``norm="positive"`` reads it as its
+    positive part over its max instead) and thresholded with ``>`` (see :func:`mask_from_map`), split into 8-connected components, and the bounding box of the
     largest is returned. With ``largest_only=False`` every component's box is returned,
     largest first.
 
-    Returns an empty list when the map is constant or has a non-finite value (see
-    :func:`camloc.cam.map_status` for the reason).
+    Returns an empty list when the map is constant or has a non-finite value, or, with
+    ``norm="positive"``, no positive value (see :func:`camloc.cam.map_status` for the reason).
 
     Example:
         >>> m = np.zeros((4, 5)); m[1:3, 2:4] = 1.0
@@ -92,16 +101,18 @@ def boxes_from_map(map2d: np.ndarray, threshold: float = 0.2, largest_only: bool
     map2d = np.asarray(map2d)
     if map2d.ndim != 2:
         raise ValueError(f"map must be 2-D, got shape {map2d.shape}")
-    if map_status(map2d) is not None:
+    check_norm(norm)
+    if map_status(map2d, norm) is not None:
         return []
-    return boxes_from_checked_map(map2d, threshold, largest_only)
+    return boxes_from_checked_map(map2d, threshold, largest_only, norm)
 
 
-def boxes_from_checked_map(map2d: np.ndarray, threshold: float = 0.2, largest_only: bool = True) -> list[Box]:
+def boxes_from_checked_map(map2d: np.ndarray, threshold: float = 0.2, largest_only: bool = True,
+                           norm: str = "minmax") -> list[Box]:
     """:func:`boxes_from_map` for a 2-D map known to be finite (e.g. the upsampling of a raw map
-    that :func:`camloc.cam.map_status` passed): skips the per-pixel check. A constant map gives
-    no box."""
-    return boxes_from_mask(_above(np.asarray(map2d, dtype=np.float32), threshold), largest_only=largest_only)
+    that :func:`camloc.cam.map_status` passed): skips the per-pixel check. A constant map, or
+    with ``norm="positive"`` one without a positive value, gives no box."""
+    return boxes_from_mask(_above(np.asarray(map2d, dtype=np.float32), threshold, norm), largest_only=largest_only)
 
 
 def box_iou(a: Box, b: Box) -> float:

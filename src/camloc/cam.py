@@ -52,28 +52,60 @@ def scores_from_maps(maps: Tensor, bias: Tensor, classes: Tensor) -> Tensor:
     return maps.mean(dim=(-2, -1)) + bias.to(maps.dtype)[classes]
 
 
-def normalize_map(m: np.ndarray) -> np.ndarray:
-    """Min-max normalize a map to ``[0, 1]`` (float32).
+NORMS = ("minmax", "positive")
+"""How a signed map is read as a fraction of its peak:
 
-    A constant map, or one with a non-finite value, becomes all zeros.
+- ``"minmax"``: ``(m - min) / (max - min)``, the published evaluation code's convention; a
+  threshold ``t`` cuts at ``min + t (max - min)``, which for a signed CAM lies below its zero;
+- ``"positive"``: ``max(m, 0) / max``, the paper's wording ("20 % of the max value of the
+  CAM"); a threshold ``t`` cuts at ``t * max`` and negative evidence never enters a box.
+"""
+
+
+def check_norm(norm: str) -> str:
+    """``norm`` if it is one of :data:`NORMS`, else a one-line ``ValueError``."""
+    if norm not in NORMS:
+        raise ValueError(f"unknown map normalization {norm!r}; expected one of {', '.join(NORMS)}")
+    return norm
+
+
+def normalize_map(m: np.ndarray, norm: str = "minmax") -> np.ndarray:
+    """A map in ``[0, 1]`` (float32): min-max (the default) or its positive part over its max
+    (``norm="positive"``, see :data:`NORMS`).
+
+    A map with no usable peak (see :func:`map_status`) becomes all zeros.
+
+    Example:
+        >>> normalize_map(np.array([[-1.0, 0.0], [1.0, 3.0]]))
+        array([[0.  , 0.25],
+               [0.5 , 1.  ]], dtype=float32)
+        >>> normalize_map(np.array([[-1.0, 0.0], [1.0, 3.0]]), "positive")
+        array([[0.        , 0.        ],
+               [0.33333334, 1.        ]], dtype=float32)
     """
+    check_norm(norm)
     m = np.asarray(m, dtype=np.float32)
-    if m.size == 0 or not np.isfinite(m).all():
+    if map_status(m, norm) is not None:
         return np.zeros_like(m, dtype=np.float32)
+    if norm == "positive":
+        return np.maximum(m, np.float32(0)) / np.float32(m.max())
     lo, hi = float(m.min()), float(m.max())
-    if not hi > lo:
-        return np.zeros_like(m, dtype=np.float32)
     return (m - lo) / (hi - lo)
 
 
-def map_status(m: np.ndarray) -> str | None:
-    """``None`` for a usable map, else a short reason ("non-finite map", "constant map")."""
+def map_status(m: np.ndarray, norm: str = "minmax") -> str | None:
+    """``None`` for a usable map, else a short reason: "empty map", "non-finite map", and
+    "constant map" (min-max has no range), or with ``norm="positive"`` "no positive evidence"
+    (the max is not above 0; a constant positive map is usable)."""
     m = np.asarray(m)
     if m.size == 0:
         return "empty map"
     if not np.isfinite(m).all():
         return "non-finite map"
-    if not float(m.max()) > float(m.min()):
+    hi = float(m.max())
+    if norm == "positive":  # a constant positive map is uniform evidence: all of it is above t * max
+        return None if hi > 0 else "no positive evidence"
+    if not hi > float(m.min()):
         return "constant map"
     return None
 

@@ -32,7 +32,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from camloc.boxes import boxes_from_map
-from camloc.cam import class_maps, normalize_map, upsample
+from camloc.cam import check_norm, class_maps, normalize_map, upsample
 from camloc.data.base import Sample, Split
 from camloc.data.images import ImageError, load_image
 from camloc.extract import cam, extract
@@ -58,6 +58,7 @@ class EvalOptions:
     multibox: bool = False
     examples: int = 6
     progress: bool | None = None
+    norm: str = "minmax"  # how signed maps are read (camloc.cam.NORMS) for boxes and the protocol
 
 
 @dataclass
@@ -71,11 +72,12 @@ class EvalResult:
     skipped: list[str] = field(default_factory=list)
 
 
-def protocol_map(raw: np.ndarray, size: int = RESIZE) -> np.ndarray:
+def protocol_map(raw: np.ndarray, size: int = RESIZE, norm: str = "minmax") -> np.ndarray:
     """A raw map as the CVPR 2020 protocol scores it: bicubic resize to ``size`` x ``size``, then
-    min-max normalization (a constant or non-finite map becomes zeros). float64 in [0, 1]."""
+    min-max normalization (a constant or non-finite map becomes zeros); ``norm="positive"`` takes
+    the positive part over the max instead. float64 in [0, 1]."""
     up = cv2.resize(np.asarray(raw, np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
-    return normalize_map(up).astype(np.float64)
+    return normalize_map(up, norm).astype(np.float64)
 
 
 def _chunks(items: Sequence[Sample], n: int) -> Iterator[Sequence[Sample]]:
@@ -135,6 +137,7 @@ def evaluate(net: CamNet, split: Split, options: EvalOptions | None = None, rank
     model's classes is an error. Memory holds one batch and the evaluators' sums.
     """
     opt = options or EvalOptions()
+    check_norm(opt.norm)
     if not split.samples:
         raise ValueError(f"split {split.name or '?'} has no images")
     _check_labels(split, net.num_classes)
@@ -202,10 +205,10 @@ def evaluate(net: CamNet, split: Split, options: EvalOptions | None = None, rank
         for i, s in enumerate(samples):
             W, H = images[i].size
             raw = true_maps[i]
-            pm = protocol_map(raw)
+            pm = protocol_map(raw, norm=opt.norm)
             if has_boxes and s.boxes:
                 up = raw if full_size else upsample(raw, (H, W))
-                found = boxes_from_map(up, opt.box_threshold, largest_only=True)
+                found = boxes_from_map(up, opt.box_threshold, largest_only=True, norm=opt.norm)
                 box = found[0] if found else None
                 preds = [(int(c), box if int(c) == s.label else None) for c in top[i, : opt.topk]]
                 loc_ev.accumulate([preds], [s.label], [s.boxes], [box])
@@ -235,7 +238,7 @@ def evaluate(net: CamNet, split: Split, options: EvalOptions | None = None, rank
     n_read = int(cls_ev.state()["count"][0])
     if n_read == 0:
         raise ValueError(f"no image of split {split.name or '?'} could be read; first: {skipped[0] if skipped else '?'}")
-    metrics: dict[str, Any] = {"method": opt.method, "num_images": n_read, "num_skipped": len(skipped)}
+    metrics: dict[str, Any] = {"method": opt.method, "norm": opt.norm, "num_images": n_read, "num_skipped": len(skipped)}
     metrics.update({k: v for k, v in cls_ev.compute().items() if k != "num_images"})
     result = EvalResult(metrics=metrics, skipped=skipped)
     if int(loc_ev.state()["count"][0]):

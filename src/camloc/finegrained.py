@@ -109,6 +109,7 @@ def finegrained(
     batch_size: int = 32,
     progress: bool = True,
     scaling: Scaling = "global",
+    norm: str = "minmax",
 ) -> FinegrainedResult:
     """Run settings (a), (b), (c) and the localization accuracy (see the module docstring).
 
@@ -142,9 +143,9 @@ def finegrained(
     try:
         net.probe, net.class_names = probe_a.linear().to(net.device), list(probe_a.class_names)
         boxes_tr, _ = cam_boxes(net, tr, pred_tr, threshold=threshold, batch_size=batch_size, progress=progress,
-                                desc="CAM boxes train")
+                                desc="CAM boxes train", norm=norm)
         boxes_te, _ = cam_boxes(net, te, pred_te, threshold=threshold, batch_size=batch_size, progress=progress,
-                                desc="CAM boxes test")
+                                desc="CAM boxes test", norm=norm)
     finally:
         net.probe, net.class_names = saved
 

@@ -17,7 +17,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from camloc.boxes import boxes_from_checked_map
-from camloc.cam import map_status, normalize_map, upsample
+from camloc.cam import check_norm, map_status, normalize_map, upsample
 from camloc.data.images import ImageError, load_image
 from camloc.extract import cam
 from camloc.models.net import CamNet
@@ -65,12 +65,14 @@ def predictions_for(
     size: tuple[int, int],
     threshold: float,
     all_boxes: bool = False,
+    norm: str = "minmax",
 ) -> list[dict[str, Any]]:
     """The record's ``predictions`` for one image.
 
     Args:
         logits: ``(C,)`` class scores; classes: ``(k,)``; maps: ``(k, h, w)`` raw CAMs;
-        size: ``(width, height)`` of the original image.
+        size: ``(width, height)`` of the original image; norm: how the map is read for the
+        box (:data:`camloc.cam.NORMS`).
     """
     probs = _softmax(logits)
     width, height = size
@@ -84,11 +86,13 @@ def predictions_for(
             "logit": round(float(logits[c]), 6),
             "box": None,
             "threshold": threshold,
+            "norm": norm,
         }
-        problem = map_status(m)
+        problem = map_status(m, norm)
         if problem is None:
             # The raw map passed the check, so its upsampling is finite: skip the per-pixel check.
-            boxes = boxes_from_checked_map(upsample(m, (height, width)), threshold, largest_only=not all_boxes)
+            boxes = boxes_from_checked_map(upsample(m, (height, width)), threshold, largest_only=not all_boxes,
+                                           norm=norm)
             if not boxes:  # the map varies, but not at the image's (tiny) resolution
                 boxes = [[0, 0, width - 1, height - 1]]
                 pred["warning"] = "map is flat at image resolution: box is the whole image"
@@ -117,12 +121,15 @@ def iter_localize(
     all_boxes: bool = False,
     total: int | None = None,
     method=None,
+    norm: str = "minmax",
 ) -> Iterator[Localized]:
     """Yield a :class:`Localized` per input, in order, one forward pass per batch.
 
     ``method`` (a :class:`camloc.methods.MapMethod`, e.g. Grad-CAM) replaces CAM for the maps;
-    the default ``None`` is CAM from the single forward pass.
+    the default ``None`` is CAM from the single forward pass. ``norm`` is how maps are read for
+    boxes (:data:`camloc.cam.NORMS`).
     """
+    check_norm(norm)
     items = inputs if isinstance(inputs, Sequence) else list(inputs)
     total = len(items) if total is None else total
     bar = tqdm(total=total, unit="img", disable=(not progress) if progress is not None else None,
@@ -132,11 +139,11 @@ def iter_localize(
         for i, item in enumerate(items):
             batch.append((i, item))
             if len(batch) == batch_size:
-                yield from _run_batch(net, batch, topk, threshold, all_boxes, method)
+                yield from _run_batch(net, batch, topk, threshold, all_boxes, method, norm)
                 bar.update(len(batch))
                 batch = []
         if batch:
-            yield from _run_batch(net, batch, topk, threshold, all_boxes, method)
+            yield from _run_batch(net, batch, topk, threshold, all_boxes, method, norm)
             bar.update(len(batch))
     finally:
         bar.close()
@@ -158,7 +165,7 @@ def _scores_and_maps(net: CamNet, x: torch.Tensor, topk: int, method) -> tuple[n
     return logits.float().cpu().numpy(), classes.cpu().numpy(), maps.float().cpu().numpy()
 
 
-def _run_batch(net: CamNet, batch, topk, threshold, all_boxes, method=None) -> Iterator[Localized]:
+def _run_batch(net: CamNet, batch, topk, threshold, all_boxes, method=None, norm="minmax") -> Iterator[Localized]:
     opened: list[tuple[int, str, Image.Image]] = []
     outcome: dict[int, Localized] = {}
     for i, item in batch:
@@ -176,7 +183,8 @@ def _run_batch(net: CamNet, batch, topk, threshold, all_boxes, method=None) -> I
                 "width": im.width,
                 "height": im.height,
                 "model": net.name,
-                "predictions": predictions_for(net, logits[j], classes[j], maps[j], im.size, threshold, all_boxes),
+                "predictions": predictions_for(net, logits[j], classes[j], maps[j], im.size, threshold, all_boxes,
+                                               norm),
                 "error": None,
             }
             outcome[i] = Localized(record, im, maps[j])
@@ -193,6 +201,7 @@ def localize(
     progress: bool | None = False,
     all_boxes: bool = False,
     method=None,
+    norm: str = "minmax",
 ) -> list[dict[str, Any]]:
     """Classify and localize images: the records of :func:`iter_localize`.
 
@@ -204,6 +213,8 @@ def localize(
         batch_size: images per forward pass.
         all_boxes: also list every connected component's box (``"boxes"``), largest first.
         method: a map method instead of CAM (``camloc.methods.get_method("gradcam")``).
+        norm: ``"minmax"`` (default) or ``"positive"``: how a signed map is read for its box
+            (:data:`camloc.cam.NORMS`).
 
     Returns:
         One record per input, in order (schema in DESIGN.md).
@@ -214,10 +225,10 @@ def localize(
         ('Egyptian cat', [...])
     """
     return [r.record for r in iter_localize(net, inputs, topk, threshold, batch_size, progress, all_boxes,
-                                            method=method)]
+                                            method=method, norm=norm)]
 
 
-def normalized_upsampled(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def normalized_upsampled(maps: np.ndarray, size: tuple[int, int], norm: str = "minmax") -> np.ndarray:
     """``(k, h, w)`` raw maps -> ``(k, height, width)`` in [0, 1] for figures; ``size=(w, h)``."""
     width, height = size
-    return np.stack([normalize_map(upsample(m, (height, width))) for m in maps])
+    return np.stack([normalize_map(upsample(m, (height, width)), norm) for m in maps])

@@ -16,6 +16,7 @@ PREDICTION = {
         "box": {"oneOf": [BOX, {"type": "null"}]},
         "boxes": {"type": "array", "items": BOX},
         "threshold": {"type": "number", "minimum": 0, "maximum": 1},
+        "norm": {"enum": ["minmax", "positive"]},
         "warning": {"type": "string"},
     },
 }

@@ -5,6 +5,13 @@ from __future__ import annotations
 import argparse
 
 
+def add_norm_argument(p: argparse.ArgumentParser) -> None:
+    """``--norm``: how a signed map is read for its boxes (see ``camloc.cam.NORMS``)."""
+    p.add_argument("--norm", default="minmax", choices=("minmax", "positive"),
+                   help="how a signed map is read for its boxes: minmax (default; the published evaluation "
+                   "code) or positive (its positive part over its max: the paper's '20%% of the max')")
+
+
 def check_map_options(args: argparse.Namespace) -> None:
     """One-line errors for ``--topk``, ``--threshold`` and ``--batch-size`` out of range."""
     if args.topk < 1:

@@ -10,6 +10,8 @@ HELP = "evaluate a model's maps on a dataset: classification, the paper's loc er
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from camloc.commands._common import add_norm_argument
+
     p.add_argument("--model", default=None, help="registered name, torchvision name or checkpoint file "
                    "(default: the embedded EfficientNet-Lite0)")
     p.add_argument("--weights", default=None, help="local state-dict file for a torchvision --model")
@@ -22,6 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layer", default=None, help="target layer of the gradient methods (dotted module name)")
     p.add_argument("--topk", type=int, default=5, help="k of the top-k errors (default 5)")
     p.add_argument("--threshold", type=float, default=0.2, help="the paper's box threshold (0.2 of the max)")
+    add_norm_argument(p)
     p.add_argument("--threshold-step", type=float, default=0.01, help="CAM threshold step of MaxBoxAcc (0.01)")
     p.add_argument("--iou", type=int, nargs="+", default=[30, 50, 70], help="IoU thresholds in %% of MaxBoxAccV2")
     p.add_argument("--ten-crop", action="store_true", help="the paper's ten-crop maps (256x256 resize)")
@@ -53,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     opts = EvalOptions(method=args.method, layer=args.layer, topk=args.topk, box_threshold=args.threshold,
                        threshold_step=args.threshold_step, iou_thresholds=tuple(args.iou),
                        batch_size=args.batch_size, ten_crop=args.ten_crop, multibox=args.multibox,
-                       examples=0 if args.no_figures else 6, progress=None)
+                       examples=0 if args.no_figures else 6, progress=None, norm=args.norm)
     result = evaluate(net, split, opts, rank=rank, world=world)
     if rank != 0:
         return 0

@@ -12,6 +12,7 @@ HELP = ("fine-grained recognition on CUB-200-2011 with probes on the full image,
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from camloc.commands.probe import _floats
+    from camloc.commands._common import add_norm_argument
     from camloc.probe import default_cache_dir
 
     parser.add_argument("--data", required=True, metavar="CUB_DIR",
@@ -25,6 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="regularization values to try (default 0.001,0.01,0.1,1)")
     parser.add_argument("--threshold", type=float, default=0.2,
                         help="CAM box threshold, fraction of the map's maximum (default 0.2)")
+    add_norm_argument(parser)
     parser.add_argument("--val-fraction", type=float, default=0.2, metavar="F")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache", default=default_cache_dir(), metavar="DIR")
@@ -63,7 +65,7 @@ def _run(args: argparse.Namespace) -> int:
     net = load_model(args.backbone, device=_device(args.device))
     kwargs = {"classifier": args.classifier, "threshold": args.threshold, "val_fraction": args.val_fraction,
               "seed": args.seed, "cache_dir": None if args.no_cache else args.cache, "batch_size": args.batch_size,
-              "scaling": args.scaling}
+              "scaling": args.scaling, "norm": args.norm}
     if args.C:
         kwargs["Cs"] = args.C
     res = finegrained(net, train, test, **kwargs)
@@ -76,7 +78,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.out:
         out = res.to_dict()
         out.update({"backbone": net.name, "classifier": args.classifier, "threshold": args.threshold,
-                    "data": args.data})
+                    "norm": args.norm, "data": args.data})
         atomic_write_json(args.out, out)
         print(f"wrote {args.out}")
     return 0

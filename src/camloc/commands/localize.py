@@ -14,6 +14,8 @@ HELP = "classify images and localize each top-k class with its CAM box"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from camloc.commands._common import add_norm_argument
+
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders or globs")
     p.add_argument("--model", default=None, help="registered name, torchvision name or checkpoint file "
                    "(default: the embedded EfficientNet-Lite0)")
@@ -21,6 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--probe", default=None, help="a probe file (camloc probe fit): maps for its classes")
     p.add_argument("--topk", type=int, default=5, help="classes per image (default 5)")
     p.add_argument("--threshold", type=float, default=0.2, help="box threshold, fraction of the map max (0.2)")
+    add_norm_argument(p)
     p.add_argument("--out", default="out", help="output folder (default out/)")
     p.add_argument("--batch-size", type=int, default=16, help="images per forward pass (16)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if present)")
@@ -66,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
     figures = out / "figures"
     records, used = [], set()
     for item in iter_localize(net, paths, topk=args.topk, threshold=args.threshold,
-                              batch_size=args.batch_size, progress=len(paths) > 1, method=method):
+                              batch_size=args.batch_size, progress=len(paths) > 1, method=method,
+                              norm=args.norm):
         rec = item.record
         records.append(rec)
         if rec["error"] is not None:
@@ -76,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
             continue
         stem = _figure_stem(rec["image"], used)
         rgb = np.asarray(item.image)
-        maps01 = normalized_upsampled(item.maps, item.image.size)
+        maps01 = normalized_upsampled(item.maps, item.image.size, args.norm)
         preds = rec["predictions"]
         top = preds[0]
         save_png(figures / f"{stem}_cam.png",

@@ -329,7 +329,9 @@ def score_textloc(net, probe, split: Split, *, thresholds: Sequence[float] = (0.
     Returns a dict with ``accuracy`` (text vs no text, all images) and, over the images with
     text, using the CAM of the ``text`` class (the known-class setting):
 
-    * ``localization[t]``: CAM box at threshold ``t`` with IoU >= 0.5 with a word's box;
+    * ``localization[t]``: CAM box at threshold ``t`` with IoU >= 0.5 with a word's box (the
+      map min-max normalized), and ``localization_positive[t]`` the same with the map read as
+      its positive part over its max (``norm="positive"``);
     * ``pointing``: the upsampled map's maximum inside a word's box;
     * baselines on the same images: ``random_box`` (uniform corners) and
       ``random_box_same_size[t]`` (the CAM box's size at a uniform position), both averaged
@@ -347,6 +349,7 @@ def score_textloc(net, probe, split: Split, *, thresholds: Sequence[float] = (0.
     rng = np.random.default_rng(seed)
     ts = [float(t) for t in thresholds]
     loc: dict[float, list[bool]] = {t: [] for t in ts}
+    loc_pos: dict[float, list[bool]] = {t: [] for t in ts}
     same: dict[float, list[float]] = {t: [] for t in ts}
     point, rbox, rpoint, per_image = [], [], [], []
     for s, m in text:
@@ -360,6 +363,7 @@ def score_textloc(net, probe, split: Split, *, thresholds: Sequence[float] = (0.
             loc[t].append(iou >= 0.5)
             same[t].append(random_box_rate(s.boxes, size, rng, n_random, like=f.box) if f.box is not None else 0.0)
             record["boxes"][t], record["iou"][t] = f.box, iou
+            loc_pos[t].append(_best_iou(box_and_peak(m.map, m.size, t, "positive").box, s.boxes) >= 0.5)
         point.append(peak is not None and any(inside(peak, g) for g in s.boxes))
         rbox.append(random_box_rate(s.boxes, size, rng, n_random))
         rpoint.append(covered_fraction(s.boxes, size))
@@ -373,6 +377,7 @@ def score_textloc(net, probe, split: Split, *, thresholds: Sequence[float] = (0.
         "n_images": len(right),
         "n_text": len(point),
         "localization": {t: mean(v) for t, v in loc.items()},
+        "localization_positive": {t: mean(v) for t, v in loc_pos.items()},
         "pointing": mean(point),
         "random_box": mean(rbox),
         "random_box_same_size": {t: mean(v) for t, v in same.items()},

@@ -83,11 +83,12 @@ def cam_maps(
     return out, skipped
 
 
-def box_and_peak(raw: np.ndarray, size: tuple[int, int], threshold: float = 0.2) -> CamBox:
+def box_and_peak(raw: np.ndarray, size: tuple[int, int], threshold: float = 0.2, norm: str = "minmax") -> CamBox:
     """The paper's box and the peak of a raw map upsampled to ``size = (width, height)``.
 
-    The map is upsampled bilinearly to the image, min-max normalized, thresholded at
-    ``threshold`` (of its max) and the bounding box of the largest connected component is kept
+    The map is upsampled bilinearly to the image, normalized (min-max, or with
+    ``norm="positive"`` its positive part over its max), thresholded at ``threshold`` (of its
+    max) and the bounding box of the largest connected component is kept
     (:func:`camloc.boxes.boxes_from_map`); the peak is the upsampled map's argmax.
     """
     from camloc.boxes import boxes_from_map
@@ -95,9 +96,9 @@ def box_and_peak(raw: np.ndarray, size: tuple[int, int], threshold: float = 0.2)
 
     w, h = size
     m = upsample(raw, (h, w))
-    if map_status(m) is not None:
+    if map_status(m, norm) is not None:
         return CamBox(None, None, (w, h))
-    boxes = boxes_from_map(m, threshold)
+    boxes = boxes_from_map(m, threshold, norm=norm)
     y, x = np.unravel_index(int(np.argmax(m)), m.shape)
     return CamBox(boxes[0] if boxes else None, (int(x), int(y)), (w, h))
 
@@ -111,9 +112,10 @@ def cam_boxes(
     batch_size: int = 32,
     progress: bool = True,
     desc: str = "CAM boxes",
+    norm: str = "minmax",
 ) -> tuple[list[CamBox | None], list[str]]:
     """The paper's box (see :func:`box_and_peak`) for class ``classes[i]`` on image ``i``, one
     forward pass per image. Returns one :class:`CamBox` per sample (``None`` for an unreadable
     image) and the one-line reasons for those."""
     maps, skipped = cam_maps(net, samples, classes, batch_size=batch_size, progress=progress, desc=desc)
-    return [None if m is None else box_and_peak(m.map, m.size, threshold) for m in maps], skipped
+    return [None if m is None else box_and_peak(m.map, m.size, threshold, norm) for m in maps], skipped
