@@ -1,0 +1,76 @@
+"""``camloc units``: a class's top-weighted feature units and the images each fires on most."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from pathlib import Path
+
+NAME = "units"
+HELP = "show the class-specific units of a class: its top-weighted feature channels and where they fire"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders or globs to search")
+    p.add_argument("--class", dest="cls", required=True, metavar="C",
+                   help="class label (e.g. 'Egyptian cat') or index")
+    p.add_argument("--model", default=None, help="registered name, torchvision name or checkpoint file "
+                   "(default: the embedded EfficientNet-Lite0)")
+    p.add_argument("--weights", default=None, help="local state-dict file for a torchvision --model")
+    p.add_argument("--probe", default=None, help="a probe file (camloc probe fit): units of its classes")
+    p.add_argument("--units", type=int, default=6, help="units to show, largest weight first (6)")
+    p.add_argument("--per-unit", type=int, default=5, help="best images per unit (5)")
+    p.add_argument("--threshold", type=float, default=0.2, help="box threshold, fraction of the unit map's max (0.2)")
+    p.add_argument("--batch-size", type=int, default=16, help="images per forward pass (16)")
+    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if present)")
+    p.add_argument("--out", default="units_out", help="output folder (default units_out/)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from camloc.data.images import expand_paths
+    from camloc.io import atomic_write_json
+    from camloc.models.registry import load_model
+    from camloc.units import class_index, class_units, unit_hits, units_figure
+
+    if args.units < 1 or args.per_unit < 1 or args.batch_size < 1:
+        raise ValueError("--units, --per-unit and --batch-size must be at least 1")
+    if not 0.0 <= args.threshold < 1.0:
+        raise ValueError(f"--threshold must be in [0, 1), got {args.threshold}")
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    net = load_model(args.model, weights=args.weights, device=device)
+    if args.probe:
+        from camloc.probe import attach_probe
+
+        net = attach_probe(net, args.probe)
+    cls = class_index(net, args.cls)
+    label = net.class_names[cls]
+    paths, missing = expand_paths(args.paths)
+    for line in missing:
+        print(f"camloc units: {line}", file=sys.stderr)
+    if not paths:
+        raise ValueError("no images to search")
+    units = class_units(net, cls, args.units)
+    if not units:
+        raise ValueError(f"class {label!r} has no unit with a positive weight")
+    skipped = unit_hits(net, paths, units, per_unit=args.per_unit, batch_size=args.batch_size,
+                        threshold=args.threshold, progress=len(paths) > 1)
+    for line in skipped:
+        print(f"camloc units: skipped {line}", file=sys.stderr)
+    out = Path(args.out)
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("_") or f"class_{cls}"
+    figure = out / f"units_{stem}.png"
+    atomic_write_json(out / "units.json", {"model": net.name, "class_index": cls, "label": label,
+                                           "threshold": args.threshold, "images": len(paths),
+                                           "skipped": skipped, "units": [u.to_dict() for u in units]})
+    units_figure(units, figure, title=f"{net.name}: units of '{label}' (class {cls}), best {args.per_unit} "
+                 f"of {len(paths)} images each")
+    print(f"class {cls} '{label}': {len(units)} units by weight")
+    for u in units:
+        best = ", ".join(f"{os.path.basename(h.image)} ({h.peak:.2f})" for h in u.hits[:3])
+        print(f"  unit {u.index:5d}  w = {u.weight:.4f}  {best}")
+    print(f"-> {out / 'units.json'}, {figure}")
+    return 1 if skipped or missing else 0

@@ -1,0 +1,206 @@
+"""Class-specific units: which feature channels make a class's map, and what they fire on.
+
+A class activation map is a weighted sum of the last features, ``M_c = sum_k w_k^c f_k``, so the
+channels (units) with the largest weights ``w_k^c`` are the parts a class is recognized by. The
+paper shows, for a class, its top-weighted units and, for each, the image regions that activate
+it most. Here:
+
+- :func:`class_units` ranks the units of a class by weight (positive weights only: a unit with a
+  negative weight argues against the class);
+- :func:`unit_hits` runs the images through the net (one forward pass per batch, as
+  :func:`camloc.cam` does) and keeps, for every chosen unit, the images where it peaks highest,
+  with the peak's place and the box of the unit's map (the paper's 20 % rule on its positive
+  part); memory holds one batch and ``per_unit`` small maps per unit;
+- :func:`units_figure` draws one row per unit, its best images with the unit's map.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from camloc.boxes import boxes_from_map
+from camloc.cam import upsample
+from camloc.data.images import ImageError
+from camloc.extract import extract
+from camloc.models.net import CamNet
+
+
+@dataclass
+class Hit:
+    """One image where a unit fires: its peak and mean activation, the peak in image pixels
+    ``(x, y)``, the box of the unit's map (image pixels, inclusive), and the raw map at feature
+    resolution. ``weight * mean`` is the unit's share of the class score on the image."""
+
+    image: str
+    peak: float
+    mean: float
+    point: tuple[int, int]
+    box: list[int] | None
+    size: tuple[int, int]
+    map: np.ndarray = field(repr=False)
+    order: int = field(default=0, repr=False)  # position in the input, for stable ties
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"image": self.image, "peak": round(self.peak, 6), "mean": round(self.mean, 6),
+                "point": list(self.point), "box": self.box,
+                "width": self.size[0], "height": self.size[1]}
+
+
+@dataclass
+class Unit:
+    """A feature channel, its weight for the class, and its best images (highest peak first)."""
+
+    index: int
+    weight: float
+    hits: list[Hit] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"unit": self.index, "weight": round(self.weight, 6), "hits": [h.to_dict() for h in self.hits]}
+
+
+def class_index(net: CamNet, name: str | int) -> int:
+    """A class of ``net`` by index or by label (exact, then case-insensitive); one-line error
+    naming close labels otherwise."""
+    n = net.num_classes
+    if isinstance(name, int) or (isinstance(name, str) and name.strip().lstrip("-").isdigit()):
+        i = int(name)
+        if not 0 <= i < n:
+            raise ValueError(f"class index {i} is out of range for {net.name} ({n} classes)")
+        return i
+    if name in net.class_names:
+        return net.class_names.index(name)
+    folded = [c.lower() for c in net.class_names]
+    if name.lower() in folded:
+        return folded.index(name.lower())
+    import difflib
+
+    close = difflib.get_close_matches(name.lower(), folded, n=3)
+    hint = f"; did you mean {', '.join(repr(net.class_names[folded.index(c)]) for c in close)}?" if close else ""
+    raise ValueError(f"{net.name} has no class {name!r}{hint}")
+
+
+def class_units(net: CamNet, cls: int, count: int = 6) -> list[Unit]:
+    """The ``count`` units with the largest positive weight for class ``cls``, largest first
+    (ties: the lower index first)."""
+    if count < 1:
+        raise ValueError(f"count must be at least 1, got {count}")
+    w = net.classifier.weight.detach()[cls].float().cpu().numpy()
+    order = np.lexsort((np.arange(len(w)), -w))  # by weight descending, then index
+    return [Unit(int(k), float(w[k])) for k in order[:count] if w[k] > 0]
+
+
+def unit_hits(net: CamNet, inputs: Sequence[str | os.PathLike], units: Sequence[Unit], per_unit: int = 5,
+              batch_size: int = 16, threshold: float = 0.2, progress: bool | None = None) -> list[str]:
+    """Fill each unit's ``hits`` with its ``per_unit`` best images of ``inputs``: highest peak
+    activation first, then (bounded activations such as ReLU6 saturate, so peaks tie) highest
+    mean activation, then input order. Returns one-line reasons for unreadable images, which are
+    skipped."""
+    from camloc.localize import _open
+
+    if per_unit < 1:
+        raise ValueError(f"per_unit must be at least 1, got {per_unit}")
+    if not units:
+        return []
+    index = torch.tensor([u.index for u in units])
+    skipped: list[str] = []
+    seen = 0
+    bar = tqdm(total=len(inputs), unit="img", desc=f"units ({net.name})", disable=(not progress) if progress is not None else None)
+    for start in range(0, len(inputs), max(1, batch_size)):
+        opened = []
+        for item in inputs[start : start + batch_size]:
+            try:
+                opened.append((os.fspath(item), _open(item, 0)))
+            except ImageError as err:
+                skipped.append(str(err))
+        bar.update(min(batch_size, len(inputs) - start))
+        if not opened:
+            continue
+        x = net.preprocess([im for _, im in opened]).to(net.device)
+        net.module.eval()
+        with torch.no_grad():
+            features, _ = extract(net, x)
+        acts = features[:, index.to(features.device)].float().cpu().numpy()  # (B, U, h, w)
+        for j, (name, im) in enumerate(opened):
+            for u, unit in enumerate(units):
+                a = acts[j, u]
+                if not np.isfinite(a).all():
+                    skipped.append(f"{name}: non-finite activations of unit {unit.index}")
+                    continue
+                unit.hits.append(_hit(name, a, im.size, threshold, order=seen + j))
+        seen += len(opened)
+        for unit in units:  # keep only the best per_unit: memory stays flat
+            unit.hits.sort(key=lambda h: (-h.peak, -h.mean, h.order))
+            del unit.hits[per_unit:]
+    bar.close()
+    return skipped
+
+
+def _hit(name: str, a: np.ndarray, size: tuple[int, int], threshold: float, order: int) -> Hit:
+    w, h = size
+    up = upsample(a, (h, w))
+    y, x = np.unravel_index(int(np.argmax(up)), up.shape)
+    found = boxes_from_map(up, threshold, norm="positive")
+    return Hit(name, float(a.max()), float(a.mean()), (int(x), int(y)), found[0] if found else None, (w, h), a.copy(), order)
+
+
+def units_figure(units: Sequence[Unit], path: str | os.PathLike, title: str = "", side: int = 160) -> None:
+    """One row per unit (its index and weight), its best images with the unit's map (positive
+    part, scaled to the unit's highest peak over the row so rows compare within themselves) and
+    its box; written atomically as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from camloc.data.images import load_image
+    from camloc.io import atomic_write_bytes
+    from camloc.viz import draw_box, heat_overlay
+
+    rows = [u for u in units if u.hits]
+    if not rows:
+        raise ValueError("no unit has any image to show")
+    cols = max(len(u.hits) for u in rows)
+    fig, axes = plt.subplots(len(rows), cols, figsize=(1.9 * cols + 0.6, 1.9 * len(rows) + 0.4), squeeze=False)
+    for r, unit in enumerate(rows):
+        top = max(h.peak for h in unit.hits)
+        for c in range(cols):
+            ax = axes[r, c]
+            ax.axis("off")
+            if c >= len(unit.hits):
+                continue
+            hit = unit.hits[c]
+            rgb = np.asarray(load_image(hit.image))
+            m = np.clip(upsample(hit.map, rgb.shape[:2]), 0, None) / top if top > 0 else np.zeros(rgb.shape[:2])
+            panel = draw_box(heat_overlay(rgb, m), hit.box)
+            ax.imshow(_square(panel, side))
+            ax.set_title(f"{os.path.basename(hit.image)[:18]} ({hit.peak:.2f})", fontsize=7)
+        axes[r, 0].text(-0.08, 0.5, f"unit {unit.index}\nw = {unit.weight:.3f}", transform=axes[r, 0].transAxes,
+                        ha="right", va="center", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _square(rgb: np.ndarray, side: int) -> np.ndarray:
+    """Letterbox an image into a ``side`` x ``side`` tile (aspect kept, black borders)."""
+    import cv2
+
+    h, w = rgb.shape[:2]
+    s = side / max(h, w)
+    small = cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    tile = np.zeros((side, side, 3), np.uint8)
+    y, x = (side - small.shape[0]) // 2, (side - small.shape[1]) // 2
+    tile[y : y + small.shape[0], x : x + small.shape[1]] = small
+    return tile
