@@ -100,10 +100,10 @@ def markdown(res: dict[str, Any]) -> str:
         f"| pointing game (map maximum inside the word) | {pct(s['pointing'])} | "
         f"{pct(s['random_point'])} (uniform random pixel) |",
         "",
-        f"The 20 % threshold of a min-max normalized signed probe map cuts below the map's zero and keeps "
-        f"most of it, so its boxes are far larger than a word; read as its positive part over its max "
-        f"(`--norm positive`), the same 20 % needs no box to tune. The threshold chosen on training "
-        f"boxes ({t:g}) is the only use of boxes.",
+        f"The 20 % threshold keeps most of the probe's map, so its boxes are far larger than a word. "
+        f"Reading the map as its positive part (`--norm positive`) does not change that here: the map "
+        f"is small and positive over most of the crop (its minimum is near zero), so the cut moves "
+        f"little. The threshold chosen on training boxes ({t:g}) is the only use of boxes.",
         "",
         f"Time on {machine}: " + ", ".join(
             f"{k} {res['wall'][k]:.0f} s wall / {res['cpu'][k]:.0f} s CPU" for k in res["wall"]) + ". "
