@@ -129,7 +129,7 @@ def examples_figure(res: dict[str, Any], path: str, n: int = 8) -> None:
     from camloc.cam import normalize_map, upsample
     from camloc.data.images import load_image
     from camloc.data.textloc import text_maps
-    from camloc.io import atomic_write_with
+    from camloc.viz import save_figure
 
     text = [s for s in res["test"].samples if s.boxes][:n]
     maps, _ = text_maps(res["net"], res["probe"], text, progress=False)
@@ -157,8 +157,7 @@ def examples_figure(res: dict[str, Any], path: str, n: int = 8) -> None:
     fig.suptitle(f"CAM of a text/no-text probe: word box (green), CAM box at threshold {t:g} (red), peak (x)",
                  fontsize=11)
     fig.tight_layout()
-    atomic_write_with(path, lambda f: fig.savefig(f, format="png", dpi=72))
-    plt.close(fig)
+    save_figure(fig, path, dpi=72)
 
 
 def main(figure: str | None = None) -> str:

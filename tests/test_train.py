@@ -112,6 +112,8 @@ def test_every_dataset_format_trains(fmt, tmp_path):
     row = result.metrics[0]
     assert row["images"] == n_train and row["skipped"] == 0
     assert row["val_top1_error"] is not None
+    wrong = row["val_top1_error"] * n_val  # the validation split was read whole: a count of images
+    assert abs(wrong - round(wrong)) < 1e-6
     net = camloc.load_model(str(result.best))
     assert len(net.class_names) == net.num_classes >= 2
 

@@ -360,12 +360,9 @@ def write_report(out: str | os.PathLike, metrics: dict[str, Any], thresholds: Se
 
 
 def _save(fig: Any, path: str) -> str:
-    from camloc.io import atomic_write_with
+    from camloc.viz import save_figure
 
-    atomic_write_with(path, lambda f: fig.savefig(f, format="png", dpi=100, bbox_inches="tight"))
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
+    save_figure(fig, path, tight=True)
     return path
 
 

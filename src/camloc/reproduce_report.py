@@ -6,7 +6,6 @@ paper's orderings, mean +- sample std over seeds); the figures are PNGs written 
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import numpy as np
 
 from camloc.boxes import boxes_from_map
 from camloc.cam import normalize_map, upsample
-from camloc.io import atomic_write_bytes, atomic_write_text
+from camloc.io import atomic_write_text
 
 NET_LABELS = {"gap": "GAP net (3x3 conv, GAP, linear)", "gmp": "GMP net (3x3 conv, GMP, linear)",
               "fc": "FC net (same trunk, FC head)"}
@@ -138,13 +137,9 @@ def report_markdown(results: dict[str, Any], command: str = "make reproduce") ->
 # ------------------------------------------------------------------------------------------ figures
 
 def _save_fig(fig: Any, paths: list[Path]) -> None:
-    import matplotlib.pyplot as plt
+    from camloc.viz import save_figure
 
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    for p in paths:
-        atomic_write_bytes(p, buf.getvalue())
+    save_figure(fig, *paths, dpi=110, tight=True)
 
 
 def _panel(gray: np.ndarray, raw: np.ndarray, gt: list[int], tau: float, scale: int = 3) -> np.ndarray:

@@ -16,7 +16,6 @@ it most. Here:
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -161,8 +160,7 @@ def units_figure(units: Sequence[Unit], path: str | os.PathLike, title: str = ""
     import matplotlib.pyplot as plt
 
     from camloc.data.images import load_image
-    from camloc.io import atomic_write_bytes
-    from camloc.viz import draw_box, heat_overlay
+    from camloc.viz import draw_box, heat_overlay, save_figure
 
     rows = [u for u in units if u.hits]
     if not rows:
@@ -187,10 +185,7 @@ def units_figure(units: Sequence[Unit], path: str | os.PathLike, title: str = ""
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    save_figure(fig, path)
 
 
 def _square(rgb: np.ndarray, side: int) -> np.ndarray:

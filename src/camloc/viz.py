@@ -82,7 +82,18 @@ def topk_figure(image: np.ndarray, maps01: Sequence[np.ndarray], boxes: Sequence
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
+    save_figure(fig, path)
+
+
+def save_figure(fig, *paths: str | os.PathLike, dpi: int = 100, tight: bool = False) -> None:
+    """Render a matplotlib figure to PNG once, write it atomically to every path, and close it
+    (``tight``: crop to the drawn area)."""
+    import matplotlib.pyplot as plt
+
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    try:
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight" if tight else None)
+    finally:
+        plt.close(fig)
+    for path in paths:
+        atomic_write_bytes(path, buf.getvalue())
