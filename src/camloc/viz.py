@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Sequence
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -31,7 +32,7 @@ def draw_box(image: np.ndarray, box: Sequence[int] | None, color=BOX_COLOR, labe
     if box is None:
         return out
     h, w = out.shape[:2]
-    t = max(1, round(min(h, w) / 150))
+    t = max(2, round(min(h, w) / 150))
     x0, y0, x1, y1 = (int(v) for v in box)
     cv2.rectangle(out, (x0, y0), (x1, y1), color, t)
     if label:
@@ -61,28 +62,64 @@ def save_png(path: str | os.PathLike, rgb: np.ndarray) -> None:
 
 
 def topk_figure(image: np.ndarray, maps01: Sequence[np.ndarray], boxes: Sequence[Sequence[int] | None],
-                titles: Sequence[str], path: str | os.PathLike, title: str = "") -> None:
-    """The paper's panel figure: the photo, then one panel per predicted class (map and box)."""
-    import matplotlib
+                titles: Sequence[str], path: str | os.PathLike, title: str = "", panel_height: int = 224) -> None:
+    """The paper's panel figure: the photo, then one panel per predicted class (map and box),
+    each under its title, side by side; written atomically as PNG.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n = len(maps01) + 1
+    Composed directly with OpenCV and Pillow: about 10x cheaper than the same panel drawn with
+    matplotlib, which cost a ``camloc localize`` run 16x its records-only time (``make bench``,
+    ``figures``). Panels are the image scaled to ``panel_height``
+    (very wide images are scaled to fit 2.5 panel heights), boxes scaled with it.
+    """
     h, w = image.shape[:2]
-    fig, axes = plt.subplots(1, n, figsize=(2.6 * n, 2.6 * h / w + 0.5), squeeze=False)
-    axes = axes[0]
-    axes[0].imshow(image)
-    axes[0].set_title("input", fontsize=9)
-    for ax, m, b, t in zip(axes[1:], maps01, boxes, titles):
-        ax.imshow(draw_box(heat_overlay(image, m), b))
-        ax.set_title(t, fontsize=8)
-    for ax in axes:
-        ax.axis("off")
+    s = min(panel_height / h, 2.5 * panel_height / w)
+    pw, ph = max(1, round(w * s)), max(1, round(h * s))
+    small = cv2.resize(np.ascontiguousarray(image, dtype=np.uint8), (pw, ph), interpolation=cv2.INTER_AREA)
+    panels = [_titled(small, "input")]
+    for m, b, t in zip(maps01, boxes, titles):
+        m_small = cv2.resize(np.asarray(m, dtype=np.float32), (pw, ph), interpolation=cv2.INTER_LINEAR)
+        panels.append(_titled(draw_box(heat_overlay(small, m_small), _scale_box(b, s, pw, ph)), t))
+    gap = np.full((panels[0].shape[0], 6, 3), 255, np.uint8)
+    row = np.concatenate([x for p in panels for x in (p, gap)][:-1], axis=1)
     if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    save_figure(fig, path)
+        row = np.concatenate([_band(title, row.shape[1], size=14, center=True), row], axis=0)
+    save_png(path, np.pad(row, ((4, 4), (4, 4), (0, 0)), constant_values=255))
+
+
+def _scale_box(box: Sequence[int] | None, s: float, w: int, h: int) -> list[int] | None:
+    """An inclusive box in image pixels -> the same box in an image scaled by ``s`` (``w x h``)."""
+    if box is None:
+        return None
+    x0, y0 = min(w - 1, int(box[0] * s)), min(h - 1, int(box[1] * s))
+    x1 = min(w - 1, max(x0, int((box[2] + 1) * s) - 1))
+    y1 = min(h - 1, max(y0, int((box[3] + 1) * s) - 1))
+    return [x0, y0, x1, y1]
+
+
+@lru_cache(maxsize=4)
+def _font(size: int):
+    from PIL import ImageFont
+
+    return ImageFont.load_default(size=size)
+
+
+def _band(text: str, width: int, size: int = 13, center: bool = False) -> np.ndarray:
+    """A white strip ``width`` wide holding ``text`` in black (cut with an ellipsis to fit)."""
+    from PIL import Image, ImageDraw
+
+    font = _font(size)
+    band = Image.new("RGB", (width, size + 9), (255, 255, 255))
+    draw = ImageDraw.Draw(band)
+    shown = text
+    while shown and draw.textlength(shown, font=font) > width - 4:
+        shown = shown[:-2] + "…" if len(shown) > 2 else ""
+    x = max(2, (width - draw.textlength(shown, font=font)) / 2) if center else 2
+    draw.text((x, 3), shown, fill=(0, 0, 0), font=font)
+    return np.asarray(band)
+
+
+def _titled(panel: np.ndarray, text: str) -> np.ndarray:
+    return np.concatenate([_band(text, panel.shape[1]), panel], axis=0)
 
 
 def save_figure(fig, *paths: str | os.PathLike, dpi: int = 100, tight: bool = False) -> None:
