@@ -161,3 +161,23 @@ def test_empty_split_is_an_error(tmp_path, capsys):
     (tmp_path / "maps").mkdir()
     assert run_cli(["--maps", tmp_path / "maps", "--metadata", meta, "--out", tmp_path / "o"]) == 1
     assert "no usable images" in one_error_line(capsys)
+
+
+@pytest.mark.slow
+def test_worker_processes_give_the_single_process_numbers(tmp_path, capsys):
+    """Chunks scored in two spawned processes add up to exactly the single-process metrics; an
+    error in a worker still ends the run with the one line naming the file."""
+    fx = write_wsol_fixture(tmp_path / "data", num_classes=4, per_class=10)
+    write_maps(fx, tmp_path / "maps", seed=3)
+    common = ["--maps", tmp_path / "maps", "--metadata", fx.metadata_dir, "--no-figures"]
+    assert run_cli([*common, "--out", tmp_path / "one", "--workers", "1"]) == 0
+    assert run_cli([*common, "--out", tmp_path / "two", "--workers", "2"]) == 0
+    one, two = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("one", "two"))
+    assert one["num_images"] == 40 and one == two
+    capsys.readouterr()
+    victim = fx.split.samples[37].image_id  # in the second chunk
+    os.remove(tmp_path / "maps" / (victim + ".npy"))
+    assert run_cli([*common, "--out", tmp_path / "three", "--workers", "2"]) == 1
+    assert f"{victim}.npy: no score map for image id" in one_error_line(capsys)
+    assert run_cli([*common, "--out", tmp_path / "four", "--workers", "-1"]) == 1
+    assert "--workers must be 0 (auto) or more" in one_error_line(capsys)

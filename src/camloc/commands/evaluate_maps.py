@@ -18,6 +18,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold-step", type=float, default=0.01, help="CAM threshold step (0.01)")
     p.add_argument("--multi-contour", action=argparse.BooleanOptionalAction, default=True,
                    help="boxes of all contours (MaxBoxAccV2, default) or only the largest (--no-multi-contour)")
+    p.add_argument("--workers", type=int, default=0,
+                   help="scoring processes (0: one per CPU core from 1,000 maps on, else 1)")
     p.add_argument("--strict", action="store_true", help="stop at the first bad metadata line instead of skipping")
     p.add_argument("--out", default="eval_maps_out", help="output folder (default eval_maps_out/)")
     p.add_argument("--no-figures", action="store_true", help="write metrics.json and metrics.csv only")
@@ -50,25 +52,24 @@ def load_map(maps: str, image_id: str, where: str) -> "object":
     return m
 
 
-def run(args: argparse.Namespace) -> int:
-    from tqdm.auto import tqdm
+def _evaluator(args: argparse.Namespace, masks: bool):
+    from camloc.metrics.maxboxacc import MaxBoxAccEvaluator
+    from camloc.metrics.pxap import PxAPEvaluator
 
-    from camloc.data.wsol import read_wsol
-    from camloc.evaluate import markdown_table, write_report
-    from camloc.metrics.maxboxacc import MaxBoxAccEvaluator, resize_box
-    from camloc.metrics.pxap import PxAPEvaluator, ground_truth
-
-    if not os.path.isdir(args.maps):
-        raise ValueError(f"{args.maps}: no such folder of maps")
-    split = read_wsol(args.metadata, mask_root=args.mask_root, strict=args.strict)
-    lines = _id_lines(args.metadata)
-    ids_file = os.path.join(args.metadata, "image_ids.txt")
-    masks = any(s.masks or s.mask for s in split.samples)
     if masks:
-        ev = PxAPEvaluator(args.threshold_step)
-    else:
-        ev = MaxBoxAccEvaluator(args.iou, args.threshold_step, multi_contour=args.multi_contour)
-    for s in tqdm(split.samples, desc="evaluate-maps", unit="map", disable=None):
+        return PxAPEvaluator(args.threshold_step)
+    return MaxBoxAccEvaluator(args.iou, args.threshold_step, multi_contour=args.multi_contour)
+
+
+def score_chunk(args: argparse.Namespace, samples: list, lines: dict[str, int], masks: bool) -> dict:
+    """Load and score ``samples`` into a fresh evaluator; its state (sums) comes back, so chunks
+    scored in other processes add up to the single-process result."""
+    from camloc.metrics.maxboxacc import resize_box
+    from camloc.metrics.pxap import ground_truth
+
+    ev = _evaluator(args, masks)
+    ids_file = os.path.join(args.metadata, "image_ids.txt")
+    for s in samples:
         where = f"{ids_file}:{lines.get(s.image_id, '?')}"
         m = load_map(args.maps, s.image_id, where)
         if masks:
@@ -80,6 +81,54 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"{os.path.join(args.metadata, 'image_sizes.txt')}: no size for image id {s.image_id!r}, "
                              "needed to scale its boxes to 224x224")
         ev.accumulate([m], [[resize_box(b, s.size) for b in s.boxes]])
+    return ev.state()
+
+
+def _score_all(args: argparse.Namespace, samples: list, lines: dict[str, int], masks: bool, ev) -> None:
+    """Score every sample into ``ev``: in this process, or in ``--workers`` spawned processes
+    (fresh interpreters: forking a process with running thread pools can deadlock), chunk by
+    chunk, with a progress bar either way. The first error stops the run, naming its file."""
+    from tqdm.auto import tqdm
+
+    workers = args.workers or ((os.cpu_count() or 1) if len(samples) >= 1000 else 1)
+    chunks = [samples[i : i + 32] for i in range(0, len(samples), 32)]
+    bar = tqdm(total=len(samples), desc="evaluate-maps", unit="map", disable=None)
+    try:
+        if workers <= 1:
+            for chunk in chunks:
+                ev.merge(score_chunk(args, chunk, lines, masks))
+                bar.update(len(chunk))
+            return
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [pool.submit(score_chunk, args, chunk, lines, masks) for chunk in chunks]
+            try:
+                for chunk, fut in zip(chunks, futures):
+                    ev.merge(fut.result())
+                    bar.update(len(chunk))
+            except BaseException:
+                for fut in futures:
+                    fut.cancel()
+                raise
+    finally:
+        bar.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    from camloc.data.wsol import read_wsol
+    from camloc.evaluate import markdown_table, write_report
+
+    if not os.path.isdir(args.maps):
+        raise ValueError(f"{args.maps}: no such folder of maps")
+    if args.workers < 0:
+        raise ValueError(f"--workers must be 0 (auto) or more, got {args.workers}")
+    split = read_wsol(args.metadata, mask_root=args.mask_root, strict=args.strict)
+    lines = _id_lines(args.metadata)
+    masks = any(s.masks or s.mask for s in split.samples)
+    ev = _evaluator(args, masks)
+    _score_all(args, list(split.samples), lines, masks, ev)
     metrics = {"maps": args.maps, "metadata": args.metadata, **ev.compute(),
                "num_skipped": len(split.skipped), "skipped": list(split.skipped)}
     for line in split.skipped[:5]:
