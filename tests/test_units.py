@@ -14,7 +14,7 @@ import camloc
 from camloc.cli import main
 from camloc.models.heads import Head
 from camloc.models.net import Preprocessing
-from camloc.units import class_index, class_units, unit_hits, units_figure
+from camloc.units import class_index, class_units, contributing_units, unit_hits, units_figure
 
 
 class UnitNet(nn.Module):
@@ -89,6 +89,27 @@ def test_hits_are_the_highest_peaks_with_their_place_and_box(net, images, tmp_pa
     assert (tmp_path / "u.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_units_ranked_by_their_share_of_the_class_score(net, images, tmp_path):
+    """Unit 0 (weight 0.5) carries class 0's score on the red image, unit 1 (weight 2) only one
+    bright pixel: by contribution unit 0 comes first, the reverse of the weight order; unit 2
+    (weight -1) never contributes positively."""
+    a, b, c = images
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"")
+    units, skipped = contributing_units(net, 0, [a, b, str(bad), c], count=3, progress=False)
+    assert len(skipped) == 1 and skipped[0].startswith(str(bad))
+    assert [u.index for u in units] == [0, 1]
+    assert units[0].contribution == pytest.approx(0.5 * (200 / 255) / 3, rel=1e-5)
+    assert units[1].contribution == pytest.approx(2 * (1 / 64 + (128 / 255) / 64) / 3, rel=1e-5)
+    # the shares of all units plus the bias are the mean class score over the images
+    scores = camloc.cam(net, net.preprocess([a, b, c]), classes=torch.tensor([0])).logits[:, 0]
+    all_units, _ = contributing_units(net, 0, [a, b, c], count=3, progress=False)
+    assert sum(u.contribution for u in all_units) == pytest.approx(float(scores.mean()), rel=1e-5)
+    assert units[0].to_dict()["contribution"] == pytest.approx(0.130719, abs=1e-6)
+    with pytest.raises(ValueError, match="no image could be read"):
+        contributing_units(net, 0, [str(bad)], progress=False)
+
+
 def test_class_by_label_or_index(net):
     assert class_index(net, "one") == 1 and class_index(net, "ONE") == 1 and class_index(net, "0") == 0
     with pytest.raises(ValueError, match=r"no class 'onee'; did you mean 'one'"):
@@ -125,5 +146,13 @@ def test_cli_on_real_photos(tmp_path, photo_dir, lite0, capsys):
             assert box is None or (box[0] <= x <= box[2] and box[1] <= y <= box[3])
     assert (out / "units_Egyptian_cat.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "unit" in capsys.readouterr().out
+    assert main(["units", *photos, "--class", "285", "--rank", "contribution", "--units", "2",
+                 "--out", str(tmp_path / "c")]) == 0
+    rec = json.loads((tmp_path / "c" / "units.json").read_text())
+    pooled = features.mean(dim=(-2, -1)).mean(dim=0)  # the mean GAP features over the photos
+    share = (w * pooled).tolist()
+    assert rec["rank"] == "contribution" and [u["unit"] for u in rec["units"]] == torch.topk(w * pooled, 2).indices.tolist()
+    assert [u["contribution"] for u in rec["units"]] == pytest.approx([share[u["unit"]] for u in rec["units"]], abs=1e-5)
+    capsys.readouterr()
     assert main(["units", *photos, "--class", "Egyptian kat", "--out", str(out)]) == 1
     assert "did you mean 'Egyptian cat'" in capsys.readouterr().err

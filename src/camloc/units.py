@@ -6,7 +6,9 @@ paper shows, for a class, its top-weighted units and, for each, the image region
 it most. Here:
 
 - :func:`class_units` ranks the units of a class by weight (positive weights only: a unit with a
-  negative weight argues against the class);
+  negative weight argues against the class); :func:`contributing_units` ranks them instead by
+  their mean share ``w_k^c * pool(f_k)`` of the class score on given images (which units make
+  *these* images score as the class);
 - :func:`unit_hits` runs the images through the net (one forward pass per batch, as
   :func:`camloc.cam` does) and keeps, for every chosen unit, the images where it peaks highest,
   with the peak's place and the box of the unit's map (the paper's 20 % rule on its positive
@@ -60,9 +62,14 @@ class Unit:
     index: int
     weight: float
     hits: list[Hit] = field(default_factory=list)
+    contribution: float | None = None  # mean w_k * pool(f_k) over the images, when ranked so
 
     def to_dict(self) -> dict[str, Any]:
-        return {"unit": self.index, "weight": round(self.weight, 6), "hits": [h.to_dict() for h in self.hits]}
+        d: dict[str, Any] = {"unit": self.index, "weight": round(self.weight, 6)}
+        if self.contribution is not None:
+            d["contribution"] = round(self.contribution, 6)
+        d["hits"] = [h.to_dict() for h in self.hits]
+        return d
 
 
 def class_index(net: CamNet, name: str | int) -> int:
@@ -94,6 +101,49 @@ def class_units(net: CamNet, cls: int, count: int = 6) -> list[Unit]:
     w = net.classifier.weight.detach()[cls].float().cpu().numpy()
     order = np.lexsort((np.arange(len(w)), -w))  # by weight descending, then index
     return [Unit(int(k), float(w[k])) for k in order[:count] if w[k] > 0]
+
+
+def contributing_units(net: CamNet, cls: int, inputs: Sequence[str | os.PathLike], count: int = 6,
+                       batch_size: int = 16, progress: bool | None = None) -> tuple[list[Unit], list[str]]:
+    """The ``count`` units with the largest positive mean contribution ``w_k^c * pool(f_k)`` to
+    class ``cls``'s score over ``inputs`` (the class score is their sum plus the bias, exactly,
+    for a GAP or GMP head), largest first; one forward pass per batch. Returns the units and
+    one-line reasons for unreadable images (skipped)."""
+    from camloc.extract import pool
+    from camloc.localize import _open
+
+    if count < 1:
+        raise ValueError(f"count must be at least 1, got {count}")
+    w = net.classifier.weight.detach()[cls].float().cpu().numpy()
+    total = np.zeros(len(w), np.float64)
+    n, skipped = 0, []
+    bar = tqdm(total=len(inputs), unit="img", desc=f"contributions ({net.name})",
+               disable=(not progress) if progress is not None else None)
+    for start in range(0, len(inputs), max(1, batch_size)):
+        opened, names = [], []
+        for item in inputs[start : start + batch_size]:
+            try:
+                opened.append(_open(item, 0))
+                names.append(os.fspath(item))
+            except ImageError as err:
+                skipped.append(str(err))
+        bar.update(min(batch_size, len(inputs) - start))
+        if not opened:
+            continue
+        net.module.eval()
+        with torch.no_grad():
+            features, _ = extract(net, net.preprocess(opened).to(net.device))
+            pooled = pool(features, net.head.pooling).double().cpu().numpy()
+        ok = np.isfinite(pooled).all(axis=1)
+        skipped += [f"{names[i]}: non-finite features" for i in np.flatnonzero(~ok)]
+        total += pooled[ok].sum(axis=0)
+        n += int(ok.sum())
+    bar.close()
+    if n == 0:
+        raise ValueError("no image could be read to rank the units by contribution")
+    share = w * total / n
+    order = np.lexsort((np.arange(len(w)), -share))
+    return [Unit(int(k), float(w[k]), contribution=float(share[k])) for k in order[:count] if share[k] > 0], skipped
 
 
 def unit_hits(net: CamNet, inputs: Sequence[str | os.PathLike], units: Sequence[Unit], per_unit: int = 5,
@@ -180,8 +230,10 @@ def units_figure(units: Sequence[Unit], path: str | os.PathLike, title: str = ""
             panel = draw_box(heat_overlay(rgb, m), hit.box)
             ax.imshow(_square(panel, side))
             ax.set_title(f"{os.path.basename(hit.image)[:18]} ({hit.peak:.2f})", fontsize=7)
-        axes[r, 0].text(-0.08, 0.5, f"unit {unit.index}\nw = {unit.weight:.3f}", transform=axes[r, 0].transAxes,
-                        ha="right", va="center", fontsize=8)
+        label = f"unit {unit.index}\nw = {unit.weight:.3f}"
+        if unit.contribution is not None:
+            label += f"\nshare {unit.contribution:.3f}"
+        axes[r, 0].text(-0.08, 0.5, label, transform=axes[r, 0].transAxes, ha="right", va="center", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()

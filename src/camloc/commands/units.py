@@ -20,6 +20,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "(default: the embedded EfficientNet-Lite0)")
     p.add_argument("--weights", default=None, help="local state-dict file for a torchvision --model")
     p.add_argument("--probe", default=None, help="a probe file (camloc probe fit): units of its classes")
+    p.add_argument("--rank", choices=("weight", "contribution"), default="weight",
+                   help="weight: the class's largest weights (default); contribution: the largest mean share "
+                   "w*pool(f) of the class score over the given images (one more forward pass)")
     p.add_argument("--units", type=int, default=6, help="units to show, largest weight first (6)")
     p.add_argument("--per-unit", type=int, default=5, help="best images per unit (5)")
     p.add_argument("--threshold", type=float, default=0.2, help="box threshold, fraction of the unit map's max (0.2)")
@@ -34,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from camloc.data.images import expand_paths
     from camloc.io import atomic_write_json
     from camloc.models.registry import load_model
-    from camloc.units import class_index, class_units, unit_hits, units_figure
+    from camloc.units import class_index, class_units, contributing_units, unit_hits, units_figure
 
     if args.units < 1 or args.per_unit < 1 or args.batch_size < 1:
         raise ValueError("--units, --per-unit and --batch-size must be at least 1")
@@ -53,9 +56,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"camloc units: {line}", file=sys.stderr)
     if not paths:
         raise ValueError("no images to search")
-    units = class_units(net, cls, args.units)
+    if args.rank == "contribution":
+        units, _ = contributing_units(net, cls, paths, args.units, batch_size=args.batch_size,
+                                      progress=len(paths) > 1)  # unreadable images are reported below
+    else:
+        units = class_units(net, cls, args.units)
     if not units:
-        raise ValueError(f"class {label!r} has no unit with a positive weight")
+        raise ValueError(f"class {label!r} has no unit with a positive {args.rank}")
     skipped = unit_hits(net, paths, units, per_unit=args.per_unit, batch_size=args.batch_size,
                         threshold=args.threshold, progress=len(paths) > 1)
     for line in skipped:
@@ -64,13 +71,14 @@ def run(args: argparse.Namespace) -> int:
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("_") or f"class_{cls}"
     figure = out / f"units_{stem}.png"
     atomic_write_json(out / "units.json", {"model": net.name, "class_index": cls, "label": label,
-                                           "threshold": args.threshold, "images": len(paths),
+                                           "threshold": args.threshold, "rank": args.rank, "images": len(paths),
                                            "skipped": skipped, "units": [u.to_dict() for u in units]})
-    units_figure(units, figure, title=f"{net.name}: units of '{label}' (class {cls}), best {args.per_unit} "
+    units_figure(units, figure, title=f"{net.name}: units of '{label}' (class {cls}) by {args.rank}, best {args.per_unit} "
                  f"of {len(paths)} images each")
-    print(f"class {cls} '{label}': {len(units)} units by weight")
+    print(f"class {cls} '{label}': {len(units)} units by {args.rank}")
     for u in units:
         best = ", ".join(f"{os.path.basename(h.image)} ({h.peak:.2f})" for h in u.hits[:3])
-        print(f"  unit {u.index:5d}  w = {u.weight:.4f}  {best}")
+        share = f"  share {u.contribution:.4f}" if u.contribution is not None else ""
+        print(f"  unit {u.index:5d}  w = {u.weight:.4f}{share}  {best}")
     print(f"-> {out / 'units.json'}, {figure}")
     return 1 if skipped or missing else 0
