@@ -70,9 +70,10 @@ def main() -> str:
     lines += [
         "",
         "The sweep's cost hardly depends on the number of thresholds (two union-find passes over the",
-        "pixels), the loop's grows with it. The largest-contour rule (MaxBoxAcc) still runs one contour",
-        "search at the distinct levels that have several components and holes (or two components of",
-        "equal contour area), to follow OpenCV's own area ranking and order there.",
+        "pixels), the loop's grows with it. The largest-contour rule (MaxBoxAcc) takes the largest",
+        "component from the sweep's areas, also where components have holes when its area beats every",
+        "other component's largest possible outer area; it runs one contour search only at the levels",
+        "left undecided (or two components of equal area), to follow OpenCV's own ranking and order.",
     ]
     return "\n".join(lines)
 

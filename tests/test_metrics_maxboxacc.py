@@ -26,6 +26,7 @@ from camloc.metrics.maxboxacc import (  # noqa: E402
     iou_matrix,
     resize_box,
     threshold_levels,
+    to_gray,
 )
 
 
@@ -211,6 +212,25 @@ def test_equal_to_protocol_at_a_thousand_thresholds_on_smooth_and_noisy_maps():
         gt = random_boxes(rng, size, 2)
         for multi in (True, False):
             np.testing.assert_array_equal(best_iou_per_threshold(m, gt, thr, multi), reference_best_iou(m, gt, thr, multi))
+
+
+def test_largest_contour_decided_by_area_bounds_where_holes_exist():
+    """Where components have holes, the largest contour is taken from the sweep when one
+    component's area beats every other's largest possible outer area; each level still equals
+    one contour search, and the shortcut is really taken on these maps."""
+    rng = np.random.default_rng(5)
+    taken = 0
+    for i in range(40):
+        size = int(rng.integers(20, 60))
+        m = smooth_map(rng, int(rng.integers(3, 8)), size) * 0.7 + rng.random((size, size)) * 0.3
+        m = (m - m.min()) / (m.max() - m.min())
+        gt = random_boxes(rng, size, int(rng.integers(1, 3)))
+        levels = np.arange(255)
+        thr = levels / 255.0
+        np.testing.assert_array_equal(best_iou_per_threshold(m, gt, thr, False), reference_best_iou(m, gt, thr, False))
+        sweep = level_sweep(to_gray(m), gt, levels)
+        taken += int((sweep["decided"] & (sweep["holes"] > 0) & (sweep["outer"] > 1))[levels].sum())
+    assert taken > 100
 
 
 @settings(max_examples=150, deadline=None)

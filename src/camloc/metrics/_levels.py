@@ -222,6 +222,7 @@ def _sweep(gray, gt, want, foreground, runs, euler_delta, area_delta, last, ox, 
     euler = np.zeros(256, np.int64)
     largest = np.full(256, -1.0)
     tied = np.zeros(256, np.bool_)
+    decided = np.zeros(256, np.bool_)
 
     for step in range(255):
         v = 255 - step if foreground else step
@@ -292,6 +293,7 @@ def _sweep(gray, gt, want, foreground, runs, euler_delta, area_delta, last, ox, 
             top = -1
             ntop = 0
             topiou = -1.0
+            toproot = -1
             for i in range(n_alive):
                 r = alive[i]
                 if parent[r] != r:
@@ -309,6 +311,7 @@ def _sweep(gray, gt, want, foreground, runs, euler_delta, area_delta, last, ox, 
                         top = area2[r]
                         ntop = 1
                         topiou = iou
+                        toproot = r
                     elif area2[r] == top:
                         ntop += 1
                 elif border[r]:
@@ -323,9 +326,23 @@ def _sweep(gray, gt, want, foreground, runs, euler_delta, area_delta, last, ox, 
             count[level] = c
             largest[level] = topiou
             tied[level] = ntop > 1
+            if foreground and ntop == 1:
+                # A component with holes has an outer-contour area between its own area (holes
+                # left out) and that of its box of pixel centres; the top one is surely the
+                # largest (a hole's contour is smaller than its component's outer one) when its
+                # area beats every other component's upper bound.
+                upper = -1
+                for i in range(m):
+                    r = alive[i]
+                    if r == toproot:
+                        continue
+                    u = area2[r] if e4[r] >= 4 else 2 * (np.int64(x1[r]) - x0[r]) * (np.int64(y1[r]) - y0[r])
+                    if u > upper:
+                        upper = u
+                decided[level] = top > upper
         if level == last:
             break
-    return best, count, euler, largest, tied, holed
+    return best, count, euler, largest, tied, decided, holed
 
 
 def level_sweep(gray: np.ndarray, gt: np.ndarray, levels: np.ndarray, holes_too: bool = True) -> dict[str, np.ndarray]:
@@ -336,7 +353,10 @@ def level_sweep(gray: np.ndarray, gt: np.ndarray, levels: np.ndarray, holes_too:
     - ``outer_best``: best IoU over the outer contours only (-1 when there is none);
     - ``outer`` / ``holes``: how many outer and hole contours the level has;
     - ``largest``: IoU of the component whose hole-free outer-contour area is largest, and
-      ``tied``: whether several share that area (meaningful where the level has no holes).
+      ``tied``: whether several share that area (meaningful where the level has no holes);
+    - ``decided``: whether that component is the largest contour for sure even where components
+      have holes (its area without holes beats every other component's largest possible
+      outer-contour area).
 
     With ``holes_too=False`` the hole boxes are not searched (``best`` then covers the outer
     contours only; the counts are still exact).
@@ -352,7 +372,7 @@ def level_sweep(gray: np.ndarray, gt: np.ndarray, levels: np.ndarray, holes_too:
     want[levels] = True
     want[255] = False
     h, w = gray.shape
-    ob, oc, e4, largest, tied, holed = _sweep(gray, gt, want, True, RUNS_FG, EULER_DELTA, AREA_DELTA,
+    ob, oc, e4, largest, tied, decided, holed = _sweep(gray, gt, want, True, RUNS_FG, EULER_DELTA, AREA_DELTA,
                                               int(levels.min()), 0, 0, w, h)
     holes = oc - e4 // 4  # components - Euler number
     hb = np.full(256, -1.0)
@@ -366,4 +386,5 @@ def level_sweep(gray: np.ndarray, gt: np.ndarray, levels: np.ndarray, holes_too:
         hb = _sweep(crop, gt, want_h, False, RUNS_BG, EULER_DELTA, AREA_DELTA, last, x0, y0, w, h)[0]
     empty_iou = _iou_best(0, 0, 0, 0, gt)
     best = np.where(oc == 0, empty_iou, np.maximum(ob, hb))
-    return {"best": best, "outer_best": ob, "outer": oc, "holes": holes, "largest": largest, "tied": tied}
+    return {"best": best, "outer_best": ob, "outer": oc, "holes": holes, "largest": largest, "tied": tied,
+            "decided": decided}

@@ -133,8 +133,8 @@ def best_iou_per_threshold(
 
     Returns ``(len(thresholds),)`` float64. Every distinct mask is built once: thresholds that map
     to the same level share it, and all levels come from one union-find sweep; the largest-contour
-    rule falls back to one contour search only at levels with several components and holes (or a
-    tie in area).
+    rule falls back to one contour search only at levels where the areas leave the largest
+    component undecided (several components, holes whose outer areas are only bounded, or a tie).
     """
     return best_ious(scoremap, gt_boxes, thresholds, (multi_contour,))[multi_contour]
 
@@ -164,14 +164,16 @@ def best_ious(
             continue
         # The largest contour is an outer one (a hole's contour lies inside its component's and is
         # listed after it). One component: its box. Several, no holes: the largest area, computed
-        # by the sweep, unless tied. Otherwise: one contour search, for OpenCV's ranking and order.
+        # by the sweep, unless tied; with holes, the same when its area beats every other
+        # component's bound. Otherwise: one contour search, for OpenCV's ranking and order.
         best = sweep["best"].copy()
         outer, holes, tied = sweep["outer"][uniq], sweep["holes"][uniq], sweep["tied"][uniq]
+        decided = sweep["decided"][uniq]
         one = uniq[outer == 1]
         best[one] = sweep["outer_best"][one]
-        ranked = uniq[(outer > 1) & (holes == 0) & ~tied]
-        best[ranked] = sweep["largest"][ranked]
-        for lv in uniq[(outer > 1) & ((holes > 0) | tied)]:
+        known = (outer > 1) & (((holes == 0) & ~tied) | decided)
+        best[uniq[known]] = sweep["largest"][uniq[known]]
+        for lv in uniq[(outer > 1) & ~known]:
             best[lv] = iou_matrix(contour_boxes(gray, int(lv), False), gt).max()
         out[multi] = best[levels]
     return out
