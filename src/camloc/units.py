@@ -19,7 +19,7 @@ it most. Here:
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,6 +103,34 @@ def class_units(net: CamNet, cls: int, count: int = 6) -> list[Unit]:
     return [Unit(int(k), float(w[k])) for k in order[:count] if w[k] > 0]
 
 
+def _feature_batches(net: CamNet, inputs: Sequence[str | os.PathLike], batch_size: int, progress: bool | None,
+                     desc: str, skipped: list[str]) -> Iterator[tuple[list[str], list[Any], torch.Tensor]]:
+    """``(names, images, features)`` per batch of readable ``inputs``, one forward pass each;
+    unreadable images are listed in ``skipped`` (one line each) and left out."""
+    from camloc.localize import _open
+
+    bar = tqdm(total=len(inputs), unit="img", desc=f"{desc} ({net.name})",
+               disable=(not progress) if progress is not None else None)
+    try:
+        for start in range(0, len(inputs), max(1, batch_size)):
+            names, images = [], []
+            for item in inputs[start : start + batch_size]:
+                try:
+                    images.append(_open(item, 0))
+                    names.append(os.fspath(item))
+                except ImageError as err:
+                    skipped.append(str(err))
+            bar.update(min(batch_size, len(inputs) - start))
+            if not images:
+                continue
+            net.module.eval()
+            with torch.no_grad():
+                features, _ = extract(net, net.preprocess(images).to(net.device))
+            yield names, images, features
+    finally:
+        bar.close()
+
+
 def contributing_units(net: CamNet, cls: int, inputs: Sequence[str | os.PathLike], count: int = 6,
                        batch_size: int = 16, progress: bool | None = None) -> tuple[list[Unit], list[str]]:
     """The ``count`` units with the largest positive mean contribution ``w_k^c * pool(f_k)`` to
@@ -110,35 +138,18 @@ def contributing_units(net: CamNet, cls: int, inputs: Sequence[str | os.PathLike
     for a GAP or GMP head), largest first; one forward pass per batch. Returns the units and
     one-line reasons for unreadable images (skipped)."""
     from camloc.extract import pool
-    from camloc.localize import _open
 
     if count < 1:
         raise ValueError(f"count must be at least 1, got {count}")
     w = net.classifier.weight.detach()[cls].float().cpu().numpy()
     total = np.zeros(len(w), np.float64)
     n, skipped = 0, []
-    bar = tqdm(total=len(inputs), unit="img", desc=f"contributions ({net.name})",
-               disable=(not progress) if progress is not None else None)
-    for start in range(0, len(inputs), max(1, batch_size)):
-        opened, names = [], []
-        for item in inputs[start : start + batch_size]:
-            try:
-                opened.append(_open(item, 0))
-                names.append(os.fspath(item))
-            except ImageError as err:
-                skipped.append(str(err))
-        bar.update(min(batch_size, len(inputs) - start))
-        if not opened:
-            continue
-        net.module.eval()
-        with torch.no_grad():
-            features, _ = extract(net, net.preprocess(opened).to(net.device))
-            pooled = pool(features, net.head.pooling).double().cpu().numpy()
+    for names, _, features in _feature_batches(net, inputs, batch_size, progress, "contributions", skipped):
+        pooled = pool(features, net.head.pooling).double().cpu().numpy()
         ok = np.isfinite(pooled).all(axis=1)
         skipped += [f"{names[i]}: non-finite features" for i in np.flatnonzero(~ok)]
         total += pooled[ok].sum(axis=0)
         n += int(ok.sum())
-    bar.close()
     if n == 0:
         raise ValueError("no image could be read to rank the units by contribution")
     share = w * total / n
@@ -152,8 +163,6 @@ def unit_hits(net: CamNet, inputs: Sequence[str | os.PathLike], units: Sequence[
     activation first, then (bounded activations such as ReLU6 saturate, so peaks tie) highest
     mean activation, then input order. Returns one-line reasons for unreadable images, which are
     skipped."""
-    from camloc.localize import _open
-
     if per_unit < 1:
         raise ValueError(f"per_unit must be at least 1, got {per_unit}")
     if not units:
@@ -161,21 +170,8 @@ def unit_hits(net: CamNet, inputs: Sequence[str | os.PathLike], units: Sequence[
     index = torch.tensor([u.index for u in units])
     skipped: list[str] = []
     seen = 0
-    bar = tqdm(total=len(inputs), unit="img", desc=f"units ({net.name})", disable=(not progress) if progress is not None else None)
-    for start in range(0, len(inputs), max(1, batch_size)):
-        opened = []
-        for item in inputs[start : start + batch_size]:
-            try:
-                opened.append((os.fspath(item), _open(item, 0)))
-            except ImageError as err:
-                skipped.append(str(err))
-        bar.update(min(batch_size, len(inputs) - start))
-        if not opened:
-            continue
-        x = net.preprocess([im for _, im in opened]).to(net.device)
-        net.module.eval()
-        with torch.no_grad():
-            features, _ = extract(net, x)
+    for names, images, features in _feature_batches(net, inputs, batch_size, progress, "units", skipped):
+        opened = list(zip(names, images))
         acts = features[:, index.to(features.device)].float().cpu().numpy()  # (B, U, h, w)
         for j, (name, im) in enumerate(opened):
             for u, unit in enumerate(units):
@@ -188,7 +184,6 @@ def unit_hits(net: CamNet, inputs: Sequence[str | os.PathLike], units: Sequence[
         for unit in units:  # keep only the best per_unit: memory stays flat
             unit.hits.sort(key=lambda h: (-h.peak, -h.mean, h.order))
             del unit.hits[per_unit:]
-    bar.close()
     return skipped
 
 
