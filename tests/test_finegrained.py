@@ -107,13 +107,14 @@ def test_mismatched_classes_are_refused(cub):
 def test_cli(cub, tmp_path, capsys):
     out = tmp_path / "fg.json"
     rc = main(["finegrained", "--data", os.path.dirname(cub.root), "--backbone", "test_colornet",
-               "--no-cache", "--out", str(out)])
+               "--no-cache", "--norm", "positive", "--out", str(out)])
     text = capsys.readouterr().out
     assert rc == 0, text
     assert "test_colornet features, svm; 21 training and 21 test images, 3 classes" in text
     assert "| setting | measured | paper (GoogLeNet-GAP, CUB-200-2011) |" in text
     saved = json.loads(out.read_text())
     assert saved["gt_crop"] == 1.0 and saved["backbone"] == "test_colornet" and saved["threshold"] == 0.2
+    assert saved["norm"] == "positive"
     # (the parent folder of CUB_200_2011 was given); a folder without CUB files is one line
     assert main(["finegrained", "--data", str(tmp_path), "--backbone", "test_colornet", "--no-cache"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
