@@ -8,6 +8,7 @@
 
 from camloc.boxes import box_iou, boxes_from_map
 from camloc.cam import class_maps, normalize_map, upsample
+from camloc.export import export_onnx
 from camloc.extract import CamOutput, cam, check_exact, extract
 from camloc.localize import localize
 from camloc.models import CamNet, HeadError, ModelError, Preprocessing, available_models, find_head, load_model
@@ -18,7 +19,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CamNet", "CamOutput", "HeadError", "ModelError", "Preprocessing", "available_models", "box_iou",
-    "boxes_from_map", "cam", "check_exact", "class_maps", "extract", "find_head", "gapify", "load_model", "localize",
+    "boxes_from_map", "cam", "check_exact", "class_maps", "export_onnx", "extract", "find_head", "gapify", "load_model", "localize",
     "normalize_map", "save_checkpoint", "upsample",
 ]
 

@@ -1,0 +1,36 @@
+"""``camloc export``: the network as one ONNX graph of scores, top-k classes and their maps."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "export"
+HELP = "export a model (or a probe on its backbone) to ONNX: scores, top-k classes and CAMs in one graph"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=None, help="registered name, torchvision name or checkpoint file "
+                   "(default: the embedded EfficientNet-Lite0)")
+    p.add_argument("--weights", default=None, help="local state-dict file for a torchvision --model")
+    p.add_argument("--probe", default=None, help="a probe file (camloc probe fit): scores and maps of its classes")
+    p.add_argument("--topk", type=int, default=5, help="classes mapped per image (default 5)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    p.add_argument("--out", required=True, metavar="FILE.onnx", help="where to write the graph")
+
+
+def run(args: argparse.Namespace) -> int:
+    from camloc.export import export_onnx
+    from camloc.models.registry import load_model
+
+    net = load_model(args.model, weights=args.weights, device="cpu")
+    if args.probe:
+        from camloc.probe import attach_probe
+
+        net = attach_probe(net, args.probe)
+    report = export_onnx(net, args.out, topk=args.topk, opset=args.opset)
+    h, w = net.preprocessing.size
+    mh, mw = report.map_size or ("h", "w")
+    print(f"{net.name}: images (B, 3, {h}, {w}) -> logits (B, {net.num_classes}), classes (B, {args.topk}), "
+          f"maps (B, {args.topk}, {mh}, {mw})")
+    print(report)
+    return 0
