@@ -99,3 +99,24 @@ def test_cli_export_localizes_the_cat_without_pytorch_in_the_loop(tmp_path, phot
     top = rec["predictions"][0]
     assert int(classes[0, 0]) == top["class_index"] == 285
     assert boxes_from_map(upsample(maps[0, 0], (rec["height"], rec["width"])))[0] == top["box"]
+
+
+def test_localize_with_the_onnxruntime_backend_gives_the_same_records(lite0, photo_dir, tmp_path, capsys):
+    paths = [f"{photo_dir}/{n}" for n in ("chelsea.png", "coffee.png", "rocket.jpg")]
+    a = camloc.localize(lite0, paths, topk=3)
+    b = camloc.localize(lite0, paths, topk=3, backend="onnxruntime")
+    for ra, rb in zip(a, b):
+        assert [(p["class_index"], p["box"]) for p in ra["predictions"]] == \
+            [(p["class_index"], p["box"]) for p in rb["predictions"]]
+        np.testing.assert_allclose([p["logit"] for p in ra["predictions"]], [p["logit"] for p in rb["predictions"]],
+                                   atol=1e-3)
+    from camloc.methods import get_method
+
+    with pytest.raises(ValueError, match="runs CAM only"):
+        camloc.localize(lite0, paths, backend="onnxruntime", method=get_method("gradcam"))
+    with pytest.raises(ValueError, match="unknown backend 'tensorrt'"):
+        camloc.localize(lite0, paths, backend="tensorrt")
+    out = tmp_path / "o"
+    assert main(["localize", paths[0], "--backend", "onnxruntime", "--topk", "1", "--no-figures",
+                 "--out", str(out)]) == 0
+    assert (out / "results.jsonl").read_text().count('"class_index": 285') == 1

@@ -91,6 +91,16 @@ def export_onnx(net: CamNet, path: str | os.PathLike, topk: int = 5, opset: int 
         raise ValueError(f"{net.name}: CAM is refused for this head, so there are no maps to export")
     if not 1 <= topk <= net.num_classes:
         raise ValueError(f"topk must be in 1..{net.num_classes}, got {topk}")
+    data = _with_metadata(graph_bytes(net, topk, opset), net, topk)
+    atomic_write_bytes(path, data)
+    report = ExportReport(os.fspath(path), None, None, None)
+    if check:
+        report = _check(net, data, report, topk)
+    return report
+
+
+def graph_bytes(net: CamNet, topk: int, opset: int = 17) -> bytes:
+    """The ONNX graph of :class:`CamGraph` (dynamic batch, the preprocessing's image size)."""
     h, w = net.preprocessing.size
     graph = CamGraph(net, topk).eval().to(net.device)
     example = torch.zeros(1, 3, h, w, device=net.device)
@@ -101,12 +111,23 @@ def export_onnx(net: CamNet, path: str | os.PathLike, topk: int = 5, opset: int 
                           dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}, "classes": {0: "batch"},
                                         "maps": {0: "batch"}},
                           opset_version=opset, dynamo=False)
-    data = _with_metadata(buf.getvalue(), net, topk)
-    atomic_write_bytes(path, data)
-    report = ExportReport(os.fspath(path), None, None, None)
-    if check:
-        report = _check(net, data, report, topk)
-    return report
+    return buf.getvalue()
+
+
+def onnx_session(net: CamNet, topk: int):
+    """An ONNX Runtime session (CPU) running ``net``'s :class:`CamGraph` for ``topk`` classes,
+    checked against :func:`camloc.cam` first; ``session.run(None, {"images": x})`` gives
+    ``[logits, classes, maps]``. For ``camloc localize --backend onnxruntime``."""
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime as ort
+    except ImportError:
+        raise RuntimeError("the onnxruntime backend needs onnx and onnxruntime: pip install 'camloc[onnx]'") from None
+    if getattr(net, "cam_refused", False):
+        raise ValueError(f"{net.name}: CAM is refused for this head, so there are no maps to run")
+    data = graph_bytes(net, topk)
+    _check(net, data, ExportReport("<in memory>", None, None, None), topk)
+    return ort.InferenceSession(data, providers=["CPUExecutionProvider"])
 
 
 def _with_metadata(data: bytes, net: CamNet, topk: int) -> bytes:
