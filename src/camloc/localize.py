@@ -172,7 +172,6 @@ class _OnnxCam:
         return logits, classes, maps
 
 
-
 def _scores_and_maps(net: CamNet, x: torch.Tensor, topk: int, method) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(logits (B, C), classes (B, k), maps (B, k, h, w))``: CAM in one forward pass (PyTorch or
     ONNX Runtime), or a gradient method (one forward for the classes, then its own passes)."""
