@@ -5,6 +5,16 @@ from __future__ import annotations
 import argparse
 
 
+def add_model_arguments(p: argparse.ArgumentParser, probe: bool = True) -> None:
+    """``--model`` and ``--weights`` (and ``--probe``): the net a command reads maps from."""
+    p.add_argument("--model", default=None, help="registered name, torchvision name or checkpoint file "
+                   "(default: the embedded EfficientNet-Lite0)")
+    p.add_argument("--weights", default=None, help="local state-dict file for a torchvision --model")
+    if probe:
+        p.add_argument("--probe", default=None, help="a probe file (camloc probe fit): the scores and maps of "
+                       "its classes on the model's features")
+
+
 def add_norm_argument(p: argparse.ArgumentParser) -> None:
     """``--norm``: how a signed map is read for its boxes (see ``camloc.cam.NORMS``)."""
     p.add_argument("--norm", default="minmax", choices=("minmax", "positive"),

@@ -10,11 +10,9 @@ HELP = "evaluate a model's maps on a dataset: classification, the paper's loc er
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from camloc.commands._common import add_norm_argument
+    from camloc.commands._common import add_model_arguments, add_norm_argument
 
-    p.add_argument("--model", default=None, help="registered name, torchvision name or checkpoint file "
-                   "(default: the embedded EfficientNet-Lite0)")
-    p.add_argument("--weights", default=None, help="local state-dict file for a torchvision --model")
+    add_model_arguments(p, probe=False)
     p.add_argument("--data", required=True, help="dataset root (WSOL metadata, CUB, ILSVRC, class folders)")
     p.add_argument("--split", default="val", help="split to evaluate (default val)")
     p.add_argument("--format", default="auto", help="dataset format (default: detect)")

@@ -9,10 +9,9 @@ HELP = "export a model (or a probe on its backbone) to ONNX: scores, top-k class
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default=None, help="registered name, torchvision name or checkpoint file "
-                   "(default: the embedded EfficientNet-Lite0)")
-    p.add_argument("--weights", default=None, help="local state-dict file for a torchvision --model")
-    p.add_argument("--probe", default=None, help="a probe file (camloc probe fit): scores and maps of its classes")
+    from camloc.commands._common import add_model_arguments
+
+    add_model_arguments(p)
     p.add_argument("--topk", type=int, default=5, help="classes mapped per image (default 5)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     p.add_argument("--out", required=True, metavar="FILE.onnx", help="where to write the graph")

@@ -14,13 +14,10 @@ HELP = "classify images and localize each top-k class with its CAM box"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from camloc.commands._common import add_norm_argument
+    from camloc.commands._common import add_model_arguments, add_norm_argument
 
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders or globs")
-    p.add_argument("--model", default=None, help="registered name, torchvision name or checkpoint file "
-                   "(default: the embedded EfficientNet-Lite0)")
-    p.add_argument("--weights", default=None, help="local state-dict file for a torchvision --model")
-    p.add_argument("--probe", default=None, help="a probe file (camloc probe fit): maps for its classes")
+    add_model_arguments(p)
     p.add_argument("--topk", type=int, default=5, help="classes per image (default 5)")
     p.add_argument("--threshold", type=float, default=0.2, help="box threshold, fraction of the map max (0.2)")
     add_norm_argument(p)

@@ -13,13 +13,12 @@ HELP = "show the class-specific units of a class: its top-weighted feature chann
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from camloc.commands._common import add_model_arguments
+
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders or globs to search")
     p.add_argument("--class", dest="cls", required=True, metavar="C",
                    help="class label (e.g. 'Egyptian cat') or index")
-    p.add_argument("--model", default=None, help="registered name, torchvision name or checkpoint file "
-                   "(default: the embedded EfficientNet-Lite0)")
-    p.add_argument("--weights", default=None, help="local state-dict file for a torchvision --model")
-    p.add_argument("--probe", default=None, help="a probe file (camloc probe fit): units of its classes")
+    add_model_arguments(p)
     p.add_argument("--rank", choices=("weight", "contribution"), default="weight",
                    help="weight: the class's largest weights (default); contribution: the largest mean share "
                    "w*pool(f) of the class score over the given images (one more forward pass)")
