@@ -26,33 +26,33 @@ import torch
 from torch import Tensor, nn
 
 from camloc.cam import class_maps
-from camloc.extract import hooked, pool
+from camloc.extract import extract
 from camloc.models.net import CamNet
 
 
 class CamGraph(nn.Module):
-    """``x -> (logits, classes, maps)`` in one forward pass of ``net`` (what gets exported)."""
+    """``x -> (logits, classes, maps)`` in one forward pass of ``net`` (what gets exported): the
+    features and scores of :func:`camloc.extract.extract`, then the top-k classes' maps."""
 
     def __init__(self, net: CamNet, topk: int) -> None:
         super().__init__()
-        self.module = net.module
-        self.head = net.head
+        self.module = net.module  # registered, so the tracer sees its parameters
         self.probe = net.probe
+        self.net = _Unregistered(net)
         self.topk = int(topk)
         self.register_buffer("weight", net.classifier.weight.detach().clone().float())
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        with hooked(self.head) as store:
-            logits = self.module(x)
-        features = store["features"]
-        if self.head.post is not None:
-            features = self.head.post(features)
-        if not isinstance(logits, Tensor):
-            logits = logits[0]
-        if self.probe is not None:
-            logits = self.probe(pool(features, self.head.pooling))
+        features, logits = extract(self.net.net, x)
         classes = logits.topk(self.topk, dim=1).indices
         return logits, classes, class_maps(features, self.weight, classes)
+
+
+@dataclass
+class _Unregistered:
+    """Holds the :class:`CamNet` without making it a second path to the same submodules."""
+
+    net: CamNet
 
 
 @dataclass
@@ -83,14 +83,7 @@ def export_onnx(net: CamNet, path: str | os.PathLike, topk: int = 5, opset: int 
     """
     from camloc.io import atomic_write_bytes
 
-    try:
-        import onnx  # noqa: F401  (the exporter and the metadata need it)
-    except ImportError:
-        raise RuntimeError("camloc export needs the onnx package: pip install 'camloc[onnx]'") from None
-    if getattr(net, "cam_refused", False):
-        raise ValueError(f"{net.name}: CAM is refused for this head, so there are no maps to export")
-    if not 1 <= topk <= net.num_classes:
-        raise ValueError(f"topk must be in 1..{net.num_classes}, got {topk}")
+    _require(net, topk, "camloc export")
     data = _with_metadata(graph_bytes(net, topk, opset), net, topk)
     atomic_write_bytes(path, data)
     report = ExportReport(os.fspath(path), None, None, None)
@@ -118,16 +111,29 @@ def onnx_session(net: CamNet, topk: int):
     """An ONNX Runtime session (CPU) running ``net``'s :class:`CamGraph` for ``topk`` classes,
     checked against :func:`camloc.cam` first; ``session.run(None, {"images": x})`` gives
     ``[logits, classes, maps]``. For ``camloc localize --backend onnxruntime``."""
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime as ort
-    except ImportError:
-        raise RuntimeError("the onnxruntime backend needs onnx and onnxruntime: pip install 'camloc[onnx]'") from None
-    if getattr(net, "cam_refused", False):
-        raise ValueError(f"{net.name}: CAM is refused for this head, so there are no maps to run")
+    _require(net, topk, "the onnxruntime backend", runtime=True)
+    import onnxruntime as ort
+
     data = graph_bytes(net, topk)
     _check(net, data, ExportReport("<in memory>", None, None, None), topk)
     return ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+
+
+def _require(net: CamNet, topk: int, what: str, runtime: bool = False) -> None:
+    """One-line errors before any work: the packages ``what`` needs, a head where CAM is refused,
+    ``topk`` outside ``1..C``."""
+    try:
+        import onnx  # noqa: F401  (the exporter and the metadata need it)
+
+        if runtime:
+            import onnxruntime  # noqa: F401
+    except ImportError:
+        needs = "onnx and onnxruntime" if runtime else "the onnx package"
+        raise RuntimeError(f"{what} needs {needs}: pip install 'camloc[onnx]'") from None
+    if getattr(net, "cam_refused", False):
+        raise ValueError(f"{net.name}: CAM is refused for this head, so there are no maps to export")
+    if not 1 <= topk <= net.num_classes:
+        raise ValueError(f"topk must be in 1..{net.num_classes}, got {topk}")
 
 
 def _with_metadata(data: bytes, net: CamNet, topk: int) -> bytes:
@@ -160,10 +166,11 @@ def _check(net: CamNet, data: bytes, report: ExportReport, topk: int) -> ExportR
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     logits, classes, maps = session.run(None, {"images": x.numpy()})
     ref = cam(net, x.to(net.device), topk=topk)
+    ref_maps = ref.maps.float().cpu().numpy()
     same = bool((classes == ref.classes.cpu().numpy()).all())
-    map_err = float(np.abs(maps - ref.maps.float().cpu().numpy()).max())
+    map_err = float(np.abs(maps - ref_maps).max())
     logit_err = float(np.abs(logits - ref.logits.float().cpu().numpy()).max())
-    scale = float(np.abs(ref.maps.float().cpu().numpy()).max()) + 1.0
+    scale = float(np.abs(ref_maps).max()) + 1.0
     if not same or map_err > 1e-3 * scale:
         raise ValueError(f"{report.path}: the exported graph disagrees with camloc (classes equal: {same}, "
                          f"max map error {map_err:.3g})")
