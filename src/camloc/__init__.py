@@ -4,22 +4,28 @@
     >>> net = camloc.load_model()                 # EfficientNet-Lite0, ImageNet, embedded
     >>> out = camloc.cam(net, net.preprocess([img]), topk=5)
     >>> camloc.boxes_from_map(out.maps[0, 0].numpy())
+
+``import camloc`` is cheap: each name below is imported on first use (torch with the first
+name that needs it), so the command line starts without torch.
 """
 
-from camloc.boxes import box_iou, boxes_from_map
-from camloc.cam import class_maps, normalize_map, upsample
-from camloc.export import export_onnx
-from camloc.extract import CamOutput, cam, check_exact, extract
-from camloc.localize import localize
-from camloc.models import CamNet, HeadError, ModelError, Preprocessing, available_models, find_head, load_model
-from camloc.models.checkpoint import save_checkpoint
-from camloc.models.gapify import gapify
+from camloc._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "CamNet", "CamOutput", "HeadError", "ModelError", "Preprocessing", "available_models", "box_iou",
-    "boxes_from_map", "cam", "check_exact", "class_maps", "export_onnx", "extract", "find_head", "gapify", "load_model", "localize",
-    "normalize_map", "save_checkpoint", "upsample",
-]
+_EXPORTS = {
+    "box_iou": "camloc.boxes", "boxes_from_map": "camloc.boxes",
+    "class_maps": "camloc.cam", "normalize_map": "camloc.cam", "upsample": "camloc.cam",
+    "export_onnx": "camloc.export",
+    "CamOutput": "camloc.extract", "cam": "camloc.extract", "check_exact": "camloc.extract", "extract": "camloc.extract",
+    "localize": "camloc.localize",
+    "CamNet": "camloc.models", "HeadError": "camloc.models", "ModelError": "camloc.models",
+    "Preprocessing": "camloc.models", "available_models": "camloc.models", "find_head": "camloc.models",
+    "load_model": "camloc.models",
+    "save_checkpoint": "camloc.models.checkpoint",
+    "gapify": "camloc.models.gapify",
+}
 
+__all__ = sorted(_EXPORTS, key=str.lower)
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -30,8 +30,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
+    mod = modules[args.command]
     try:
-        return int(modules[args.command].run(args) or 0)
+        check = getattr(mod, "check", None)
+        if check is not None:  # option errors before run() imports anything heavy
+            check(args)
+        return int(mod.run(args) or 0)
     except KeyboardInterrupt:
         print("camloc: interrupted", file=sys.stderr)
         return 130

@@ -34,14 +34,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-figures", action="store_true", help="write metrics.json and metrics.csv only")
 
 
+def check(args: argparse.Namespace) -> None:
+    """``--topk``, ``--threshold`` and ``--batch-size`` out of range: a one-line error before torch loads."""
+    from camloc.commands._common import check_map_options
+
+    check_map_options(args)
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from camloc.commands._common import check_map_options, load_net
+    from camloc.commands._common import load_net
     from camloc.data import open_dataset
-    from camloc.evaluate import EvalOptions, evaluate, init_distributed, markdown_table, write_report
+    from camloc.evaluate import EvalOptions, evaluate, init_distributed
+    from camloc.report import markdown_table, write_report
 
-    check_map_options(args)
     rank, world = init_distributed()
     if args.device:
         device = args.device

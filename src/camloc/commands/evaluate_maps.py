@@ -118,7 +118,7 @@ def _score_all(args: argparse.Namespace, samples: list, lines: dict[str, int], m
 
 def run(args: argparse.Namespace) -> int:
     from camloc.data.wsol import read_wsol
-    from camloc.evaluate import markdown_table, write_report
+    from camloc.report import markdown_table, write_report
 
     if not os.path.isdir(args.maps):
         raise ValueError(f"{args.maps}: no such folder of maps")

@@ -36,6 +36,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, metavar="FILE.json", help="also write the figures as JSON")
 
 
+def check(args: argparse.Namespace) -> None:
+    if not 0 <= args.threshold < 1:
+        raise ValueError(f"--threshold must be in [0, 1), got {args.threshold}")
+    if not 0 < args.val_fraction < 1:
+        raise ValueError(f"--val-fraction must be in (0, 1), got {args.val_fraction}")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+
+
 def run(args: argparse.Namespace) -> int:
     from camloc.commands.probe import one_line_warnings
 
@@ -50,12 +59,6 @@ def _run(args: argparse.Namespace) -> int:
     from camloc.io import atomic_write_json
     from camloc.models.registry import load_model
 
-    if not 0 <= args.threshold < 1:
-        raise ValueError(f"--threshold must be in [0, 1), got {args.threshold}")
-    if not 0 < args.val_fraction < 1:
-        raise ValueError(f"--val-fraction must be in (0, 1), got {args.val_fraction}")
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     if find_cub_root(args.data) is None:
         raise FileNotFoundError(f"{args.data}: not a CUB-200-2011 folder (no images.txt and classes.txt in it "
                                 "or in its CUB_200_2011/)")

@@ -43,6 +43,13 @@ def _figure_stem(path: str, used: set[str]) -> str:
     return name
 
 
+def check(args: argparse.Namespace) -> None:
+    """``--topk``, ``--threshold`` and ``--batch-size`` out of range: a one-line error before torch loads."""
+    from camloc.commands._common import check_map_options
+
+    check_map_options(args)
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
     from tqdm.auto import tqdm

@@ -100,6 +100,13 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
+def check(args: argparse.Namespace) -> None:
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.probe_command == "fit" and not 0 < args.val_fraction < 1:
+        raise ValueError(f"--val-fraction must be in (0, 1), got {args.val_fraction}")
+
+
 def run(args: argparse.Namespace) -> int:
     with one_line_warnings("camloc probe"):
         return _run(args)
@@ -110,8 +117,6 @@ def _run(args: argparse.Namespace) -> int:
     from camloc.probe import evaluate_probe, fit_probe, load_probe, save_probe
 
     cache = None if args.no_cache else args.cache
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.probe_command == "eval":
         probe = load_probe(args.probe)
         net = load_model(args.backbone or probe.backbone, device=_device(args.device))
@@ -123,8 +128,6 @@ def _run(args: argparse.Namespace) -> int:
              f"({len(probe.class_names)} classes, skipped {len(res['skipped'])})")
         return 0
 
-    if not 0 < args.val_fraction < 1:
-        raise ValueError(f"--val-fraction must be in (0, 1), got {args.val_fraction}")
     net = load_model(args.backbone, device=_device(args.device))
     train = open_split(args.data, args.split)
     val = open_split(args.data, args.val_split) if args.val_split else None

@@ -30,6 +30,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="units_out", help="output folder (default units_out/)")
 
 
+def check(args: argparse.Namespace) -> None:
+    if args.units < 1 or args.per_unit < 1 or args.batch_size < 1:
+        raise ValueError("--units, --per-unit and --batch-size must be at least 1")
+    if not 0.0 <= args.threshold < 1.0:
+        raise ValueError(f"--threshold must be in [0, 1), got {args.threshold}")
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -38,10 +45,6 @@ def run(args: argparse.Namespace) -> int:
     from camloc.models.registry import load_model
     from camloc.units import class_index, class_units, contributing_units, unit_hits, units_figure
 
-    if args.units < 1 or args.per_unit < 1 or args.batch_size < 1:
-        raise ValueError("--units, --per-unit and --batch-size must be at least 1")
-    if not 0.0 <= args.threshold < 1.0:
-        raise ValueError(f"--threshold must be in [0, 1), got {args.threshold}")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     net = load_model(args.model, weights=args.weights, device=device)
     if args.probe:

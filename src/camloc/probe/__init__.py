@@ -25,23 +25,19 @@ crop boxes); a second fit with other settings reads them back instead of running
 again.
 """
 
-from camloc.probe.base import CACHE_FORMAT, DEFAULT_CS, PROBE_FORMAT, Classifier, ProbeError, Scaling, default_cache_dir
-from camloc.probe.features import (
-    Features,
-    backbone_digest,
-    backbone_identity,
-    compute_features,
-    crop_box,
-    extract_features,
-    feature_dim,
-    feature_key,
-    load_feature_cache,
-    save_feature_cache,
-    weights_digest,
-)
-from camloc.probe.files import attach_probe, check_probe, load_probe, save_probe
-from camloc.probe.fit import Probe, align_labels, evaluate_probe, fit_linear, fit_probe, fit_probe_on_features
-from camloc.probe.maps import CamBox, MapResult, box_and_peak, cam_boxes, cam_maps
+from camloc._lazy import lazy_exports
+
+_MODULES = {
+    "camloc.probe.base": ("CACHE_FORMAT", "DEFAULT_CS", "PROBE_FORMAT", "Classifier", "ProbeError", "Scaling",
+                          "default_cache_dir"),
+    "camloc.probe.features": ("Features", "backbone_digest", "backbone_identity", "compute_features", "crop_box",
+                              "extract_features", "feature_dim", "feature_key", "load_feature_cache",
+                              "save_feature_cache", "weights_digest"),
+    "camloc.probe.files": ("attach_probe", "check_probe", "load_probe", "save_probe"),
+    "camloc.probe.fit": ("Probe", "align_labels", "evaluate_probe", "fit_linear", "fit_probe", "fit_probe_on_features"),
+    "camloc.probe.maps": ("CamBox", "MapResult", "box_and_peak", "cam_boxes", "cam_maps"),
+}
+_EXPORTS = {name: module for module, names in _MODULES.items() for name in names}
 
 __all__ = [
     "CACHE_FORMAT", "DEFAULT_CS", "PROBE_FORMAT", "CamBox", "Classifier", "Scaling", "Features", "MapResult", "Probe", "ProbeError",
@@ -50,3 +46,5 @@ __all__ = [
     "feature_dim", "feature_key", "fit_linear", "fit_probe", "fit_probe_on_features", "load_feature_cache",
     "load_probe", "save_feature_cache", "save_probe", "weights_digest",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
