@@ -275,3 +275,65 @@ def test_round_trip_property(tmp_path_factory, split):
     assert back.samples == split.samples
     assert back.classes == split.classes
     assert back.skipped == []
+
+
+# --------------------------------------------------------------------------- the published metadata
+PUBLISHED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "wsol-metadata")
+needs_published = pytest.mark.skipif(not os.path.isdir(PUBLISHED),
+                                     reason="the published WSOL metadata (../shared/data/wsol-metadata) is absent")
+
+
+def _lines(path: str) -> int:
+    with open(path, encoding="utf-8") as f:
+        return sum(1 for line in f if line.strip())
+
+
+@needs_published
+@pytest.mark.parametrize("dataset, split, images, classes", [
+    ("CUB", "train", 5994, 200), ("CUB", "val", 1000, 200), ("CUB", "test", 5794, 200),
+    ("ILSVRC", "val", 10000, 1000), ("ILSVRC", "test", 50000, 1000),
+    ("OpenImages", "train", 29819, 100), ("OpenImages", "val", 2500, 100), ("OpenImages", "test", 5000, 100),
+])
+def test_reads_every_published_split(dataset, split, images, classes):
+    meta = os.path.join(PUBLISHED, dataset, split)
+    got = read_wsol(meta, strict=True)
+    assert len(got.samples) == images == _lines(os.path.join(meta, "image_ids.txt"))
+    assert len(got.classes) == classes and got.skipped == []
+    loc = _lines(os.path.join(meta, "localization.txt"))
+    if dataset == "OpenImages":  # masks, and an empty image_sizes.txt: no sizes
+        assert os.path.getsize(os.path.join(meta, "image_sizes.txt")) == 0
+        assert all(s.size is None and s.boxes == [] for s in got.samples)
+        assert sum(len(s.masks) for s in got.samples) == loc
+        assert all(s.ignore is not None and s.masks for s in got.samples) or loc == 0
+    else:
+        assert all(s.size is not None for s in got.samples)
+        assert sum(len(s.boxes) for s in got.samples) == loc
+        assert all(0 <= b[0] <= b[2] < s.size[0] and 0 <= b[1] <= b[3] < s.size[1]
+                   for s in got.samples for b in s.boxes)
+
+
+@needs_published
+def test_published_ilsvrc_train_without_image_ids_is_a_one_line_error():
+    meta = os.path.join(PUBLISHED, "ILSVRC", "train")
+    with pytest.raises(DataError, match=r"ILSVRC/train/image_ids\.txt: no such file$"):
+        read_wsol(meta)
+
+
+@needs_published
+def test_published_openimages_masks_read_as_ground_truth():
+    from camloc.metrics.pxap import PxAPEvaluator, ground_truth
+
+    root = os.path.join(PUBLISHED, "openimages-test-masks", "test_masks")
+    split = read_wsol(os.path.join(PUBLISHED, "OpenImages", "val"), mask_root=root)
+    have = [s for s in split.samples if all(os.path.isfile(m) for m in s.masks + [s.ignore])]
+    on_disk = sum(len(files) for _, _, files in os.walk(root))
+    assert len(have) == 5 and sum(len(s.masks) + 1 for s in have) == on_disk == 11
+    assert [len(s.masks) for s in have if "3a29f0b33894d4a6" in s.image_id] == [2]
+    ev = PxAPEvaluator(0.01)
+    for s in have:
+        gt = ground_truth(s.masks, s.ignore)
+        assert gt.shape == (224, 224) and set(np.unique(gt)) <= {0, 1, 255}
+        if "/0bt_c3/" in s.image_id:  # 1-bit masks; the 0by6g ones are RGBA, read gray as the protocol does
+            assert (gt == 1).any() and (gt == 0).any()
+        ev.accumulate([(gt == 1).astype(np.float64)], [gt])  # the mask itself as the score map
+    assert ev.compute()["PxAP"] == pytest.approx(100.0)

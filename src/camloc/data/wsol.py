@@ -4,7 +4,7 @@ One folder per split holds plain comma-separated text files, one record per line
 
     image_ids.txt       <image_id>                      order of the split
     class_labels.txt    <image_id>,<class_index>        0-based
-    image_sizes.txt     <image_id>,<width>,<height>     optional (mask datasets ship none)
+    image_sizes.txt     <image_id>,<width>,<height>     optional (mask datasets ship none or an empty one)
     localization.txt    <image_id>,<x0>,<y0>,<x1>,<y1>  box datasets; one line per box
                      or <image_id>,<mask>,<ignore>      mask datasets; one line per mask,
                                                         the ignore path on the first line only
@@ -91,9 +91,10 @@ def read_wsol(
 
     sizes: dict[str, tuple[int, int]] | None = None
     path = files["image_sizes.txt"]
-    if os.path.exists(path):
+    size_rows = read_rows(path, 3) if os.path.exists(path) else []
+    if size_rows:  # the published OpenImages metadata ships an empty image_sizes.txt: no sizes
         sizes = {}
-        for line, (image_id, ws, hs) in read_rows(path, 3):
+        for line, (image_id, ws, hs) in size_rows:
             size = (parse_int(ws, path, line, "width"), parse_int(hs, path, line, "height"))
             if unknown(path, line, image_id):
                 continue
