@@ -54,8 +54,9 @@ def randomnet(seed: int = 0) -> CamNet:
     C=st.sampled_from([0.01, 1.0]),
     scaling=st.sampled_from(["global", "channel"]),
 )
-def test_folded_weights_equal_sklearn_decision(n_classes, k, classifier, seed, C, scaling):
-    """``x @ W.T + b`` equals the scaling+classifier pipeline's decision function (binary: [-d, d])."""
+def test_folded_weights_equal_the_fits_decision(n_classes, k, classifier, seed, C, scaling):
+    """``x @ W.T + b`` equals the fit's decision function on scaled features (binary: [-d, d]);
+    that the fit is scikit-learn's model is tested in test_probe_solver.py."""
     rng = np.random.default_rng(seed)
     y = np.repeat(np.arange(n_classes), 5)
     x = rng.normal(size=(len(y), k)) * rng.uniform(0.1, 10, size=k) + rng.normal(size=k) * 5 + y[:, None]
@@ -89,9 +90,8 @@ def test_global_scaling_keeps_relative_weights():
     rng = np.random.default_rng(0)
     y = np.repeat([0, 1], 20)
     x = np.stack([y + rng.normal(size=40) * 0.3, 100 + rng.normal(size=40) * 5], axis=1)
-    w, b, est = fit_linear(x, y, 2, "logreg", 1.0, scaling="global")
-    clf = est[-1]
-    np.testing.assert_allclose(w[1] / w[1, 0], clf.coef_[0] / clf.coef_[0, 0], rtol=1e-5)
+    w, b, fit = fit_linear(x, y, 2, "logreg", 1.0, scaling="global")
+    np.testing.assert_allclose(w[1] / w[1, 0], fit.coef[0] / fit.coef[0, 0], rtol=1e-5)
     with pytest.raises(ProbeError, match="unknown scaling 'none'"):
         fit_linear(x, y, 2, "svm", scaling="none")
 
