@@ -103,3 +103,63 @@ def test_unknown_method_and_layer_are_one_line_errors(tiny_gap):
     with pytest.raises(ValueError, match="takes no target layer"):
         get_method("cam", layer="conv")
     assert isinstance(get_method("gradcampp", layer="conv"), GradCAMpp)
+
+
+# --------------------------------------------------------------------------- DenseNet: textbook Grad-CAM(++)
+def _textbook(model, x, classes, at_norm5: bool, plus: bool) -> torch.Tensor:
+    """Grad-CAM / Grad-CAM++ written out on torchvision's DenseNet, no hooks: ``A`` is the
+    ``features`` output (``features.norm5``'s) or the ReLU of it that the head pools, the score
+    ``S = classifier(mean_xy relu(features))``."""
+    import torch.nn.functional as F
+
+    with torch.enable_grad():
+        f = model.features(x)
+        a = f if at_norm5 else F.relu(f)
+        scores = model.classifier((F.relu(a) if at_norm5 else a).mean(dim=(-2, -1)))
+        maps = []
+        for j in range(classes.shape[1]):
+            (g,) = torch.autograd.grad(scores.gather(1, classes[:, j : j + 1]).sum(), a, retain_graph=True)
+            if plus:
+                denom = 2 * g**2 + a.sum(dim=(-2, -1), keepdim=True) * g**3
+                alpha = torch.where(denom != 0, g**2 / torch.where(denom != 0, denom, 1.0), 0.0)
+                w = (alpha * g.clamp_min(0)).sum(dim=(-2, -1))
+            else:
+                w = g.mean(dim=(-2, -1))
+            maps.append((w[:, :, None, None] * a).sum(dim=1).clamp_min(0))
+    return torch.stack(maps, dim=1).detach()
+
+
+@pytest.fixture(scope="module")
+def densenet():
+    import torchvision
+
+    torch.manual_seed(0)
+    model = torchvision.models.densenet121(weights=None, num_classes=6).eval()
+    with torch.no_grad():  # a non-trivial head (torchvision zero-initializes its bias)
+        model.classifier.weight.normal_(0, 0.5)
+        model.classifier.bias.normal_(0, 0.5)
+    x = torch.randn(2, 3, 96, 96, generator=torch.Generator().manual_seed(1))
+    return model, x
+
+
+@pytest.mark.parametrize("plus", [False, True], ids=["gradcam", "gradcampp"])
+@pytest.mark.parametrize("layer", [None, "features.norm5"])
+@pytest.mark.parametrize("wrap", [False, True], ids=["module", "camnet"])
+def test_densenet_gradient_maps_equal_the_textbook(densenet, plus, layer, wrap):
+    model, x = densenet
+    classes = torch.tensor([[3, 0], [5, 1]])
+    method = (GradCAMpp if plus else GradCAM)(layer=layer)
+    got = method(camloc.load_model(model) if wrap else model, x, classes)
+    expected = _textbook(model, x, classes, at_norm5=layer is not None, plus=plus)
+    assert got.shape == (2, 2, 3, 3) and expected.abs().sum() > 0
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_densenet_default_gradcam_is_relu_cam_over_hw(densenet):
+    model, x = densenet
+    net = camloc.load_model(model)
+    classes = torch.tensor([[3, 0], [5, 1]])
+    cam = CAM()(net, x, classes)
+    torch.testing.assert_close(GradCAM()(net, x, classes), cam.clamp_min(0) / 9, rtol=1e-4, atol=1e-6)
+    # the two layers differ where norm5 is negative: the capture kept the value before the ReLU
+    assert not torch.allclose(GradCAM(layer="features.norm5")(net, x, classes), cam.clamp_min(0) / 9)

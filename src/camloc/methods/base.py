@@ -16,7 +16,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from camloc.models.heads import HeadError, find_head
+from camloc.models.heads import Head, HeadError, find_head
 from camloc.models.net import CamNet
 
 Net = CamNet | nn.Module
@@ -49,6 +49,16 @@ def logits_of(output: object) -> Tensor:
     return output if isinstance(output, Tensor) else output[0]  # type: ignore[index]
 
 
+def default_head(net: Net) -> Head | None:
+    """The CAM head of ``net`` (a CamNet's own, else the one :func:`find_head` finds), or ``None``."""
+    if isinstance(net, CamNet):
+        return net.head
+    try:
+        return find_head(net)
+    except HeadError:
+        return None
+
+
 def resolve_layer(net: Net, layer: str | nn.Module | None) -> tuple[nn.Module, str]:
     """The target module and whether to read its ``"input"`` or ``"output"``."""
     model = module_of(net)
@@ -59,12 +69,7 @@ def resolve_layer(net: Net, layer: str | nn.Module | None) -> tuple[nn.Module, s
         if layer not in modules:
             raise ValueError(f"{type(model).__name__}: no layer named {layer!r}")
         return modules[layer], "output"
-    head = net.head if isinstance(net, CamNet) else None
-    if head is None:
-        try:
-            head = find_head(model)
-        except HeadError:
-            head = None
+    head = default_head(net)
     if head is not None:
         return head.feature_module, head.capture
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
@@ -75,14 +80,21 @@ def resolve_layer(net: Net, layer: str | nn.Module | None) -> tuple[nn.Module, s
 
 @contextmanager
 def capture(module: nn.Module, where: str) -> Iterator[dict[str, Tensor]]:
-    """Within the block, ``store["a"]`` is the module's input or output of the last forward
-    (kept in the graph so gradients can be taken with respect to it). The hook is removed on
-    exit, also on error."""
+    """Within the block, ``store["a"]`` is the module's input or output of the last forward, kept
+    in the graph so gradients can be taken with respect to it. The rest of the forward runs on a
+    copy, so an in-place operation that follows (DenseNet's ``relu_`` after ``features.norm5``)
+    cannot overwrite the captured value. The hook is removed on exit, also on error."""
     store: dict[str, Tensor] = {}
-    if where == "input":
-        handle = module.register_forward_pre_hook(lambda _m, args: store.__setitem__("a", args[0]))
-    else:
-        handle = module.register_forward_hook(lambda _m, _a, out: store.__setitem__("a", out))
+
+    def pre_hook(_m: nn.Module, args: tuple) -> tuple | None:
+        store["a"] = args[0]
+        return (args[0].clone(), *args[1:]) if isinstance(args[0], Tensor) else None
+
+    def hook(_m: nn.Module, _args: tuple, out: object) -> Tensor | None:
+        store["a"] = out
+        return out.clone() if isinstance(out, Tensor) else None
+
+    handle = module.register_forward_pre_hook(pre_hook) if where == "input" else module.register_forward_hook(hook)
     try:
         yield store
     finally:
@@ -90,21 +102,34 @@ def capture(module: nn.Module, where: str) -> Iterator[dict[str, Tensor]]:
 
 
 def scores_and_activations(net: Net, x: Tensor, layer: str | nn.Module | None) -> tuple[Tensor, Tensor]:
-    """One forward with gradients on: ``(logits (B, C), activations (B, K, h, w))``."""
+    """One forward with gradients on: ``(logits (B, C), activations A (B, K, h, w))``, the logits
+    a function of ``A`` in the graph.
+
+    At a named layer, ``A`` is its output and the logits are the model's. At the default layer
+    (``layer=None`` on a net with a CAM head) ``A`` is the CAM features: the head's ``post``
+    (DenseNet's final ReLU) applied to the captured value, and the logits are the head's reading
+    of them, ``classifier(pool(A))`` (or the attached probe's): the model's scores for a GAP or
+    GMP + linear head, so ``dS/dA`` is the gradient at what the head pools, not at the value
+    before a function the network applies again. Without ``post`` or a probe the model's own
+    logits are read (the same scores; also right for a stand-in head that only names the layer).
+    """
     model = module_of(net)
-    target, where = resolve_layer(net, layer)
+    head = default_head(net) if layer is None else None
+    target, where = (head.feature_module, head.capture) if head is not None else resolve_layer(net, layer)
     model.eval()
     with torch.enable_grad(), capture(target, where) as store:
         out = logits_of(model(x))
-    if "a" not in store:
-        raise RuntimeError(f"{type(model).__name__}: the target layer was not run by the forward pass")
-    a = store["a"]
-    if isinstance(net, CamNet) and layer is None and net.head is not None and net.head.post is not None:
-        a = net.head.post(a)
-    if isinstance(net, CamNet) and net.probe is not None and layer is None:
-        from camloc.extract import pool
+        if "a" not in store:
+            raise RuntimeError(f"{type(model).__name__}: the target layer was not run by the forward pass")
+        a = store["a"]
+        probe = net.probe if isinstance(net, CamNet) and head is not None else None
+        if head is not None and (head.post is not None or probe is not None):
+            from camloc.extract import pool
 
-        out = net.probe(pool(a, net.head.pooling))
+            if head.post is not None:
+                a = head.post(a)
+            pooled = pool(a, head.pooling)
+            out = probe(pooled) if probe is not None else head.classifier(pooled)
     return out, a
 
 
