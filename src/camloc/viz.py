@@ -36,6 +36,7 @@ def draw_box(image: np.ndarray, box: Sequence[int] | None, color=BOX_COLOR, labe
     x0, y0, x1, y1 = (int(v) for v in box)
     cv2.rectangle(out, (x0, y0), (x1, y1), color, t)
     if label:
+        label = printable(label)
         scale = max(0.35, min(h, w) / 600)
         (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, max(1, t // 2))
         ty = y0 - 4 if y0 - th - 6 >= 0 else min(h - 1, y0 + th + 6)
@@ -103,14 +104,21 @@ def _font(size: int):
     return ImageFont.load_default(size=size)
 
 
+def printable(text: str) -> str:
+    """``text`` on one line: each control character (a newline in a file name, ...) written as its
+    escape (``\\n``), so a figure title or label can always be drawn."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _band(text: str, width: int, size: int = 13, center: bool = False) -> np.ndarray:
-    """A white strip ``width`` wide holding ``text`` in black (cut with an ellipsis to fit)."""
+    """A white strip ``width`` wide holding ``text`` in black on one line (control characters
+    escaped, cut with an ellipsis to fit)."""
     from PIL import Image, ImageDraw
 
     font = _font(size)
     band = Image.new("RGB", (width, size + 9), (255, 255, 255))
     draw = ImageDraw.Draw(band)
-    shown = text
+    shown = printable(text)
     while shown and draw.textlength(shown, font=font) > width - 4:
         shown = shown[:-2] + "…" if len(shown) > 2 else ""
     x = max(2, (width - draw.textlength(shown, font=font)) / 2) if center else 2

@@ -34,8 +34,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-figures", action="store_true", help="write results.jsonl only")
 
 
-def _figure_stem(path: str, used: set[str]) -> str:
-    stem = Path(path).stem or "image"
+def _figure_stem(path: str, used: set[str], max_bytes: int = 200) -> str:
+    """A figure file stem for ``path``, unique in ``used``: control characters become ``_`` and the
+    stem is cut to ``max_bytes`` of UTF-8, so ``<stem>_<n>_topk.png`` stays under the usual
+    255-byte limit on a file name."""
+    stem = "".join(c if c.isprintable() else "_" for c in Path(path).stem)
+    stem = stem.encode("utf-8")[:max_bytes].decode("utf-8", "ignore") or "image"
     name, n = stem, 2
     while name in used:
         name, n = f"{stem}_{n}", n + 1
