@@ -140,13 +140,12 @@ def _with_metadata(data: bytes, net: CamNet, topk: int) -> bytes:
     import onnx
 
     model = onnx.load_from_string(data)
-    bias = net.classifier.bias
     meta = {
         "camloc.model": net.name,
         "camloc.class_names": json.dumps(list(net.class_names)),
         "camloc.preprocessing": json.dumps(net.preprocessing.to_dict()),
         "camloc.topk": str(topk),
-        "camloc.bias": json.dumps([0.0] * net.num_classes if bias is None else bias.detach().float().cpu().tolist()),
+        "camloc.bias": json.dumps(net.bias.float().cpu().tolist()),
     }
     for k, v in meta.items():
         entry = model.metadata_props.add()

@@ -73,7 +73,8 @@ class CamOutput:
         logits: ``(B, C)`` class scores.
         classes: ``(B, k)`` class indices, best first (or the classes asked for).
         maps: ``(B, k, h, w)`` raw CAMs at feature resolution (signed, unnormalized).
-        bias: ``(C,)`` classifier bias (zeros if it has none).
+        bias: ``(C,)`` classifier bias (zeros if it has none; ``W β + b`` after a pooled
+            normalization, see :mod:`camloc.models.pooled_norm`).
         features: ``(B, K, h, w)`` the last features.
     """
 
@@ -118,7 +119,7 @@ def cam(net: CamNet, x: Tensor, topk: int = 5, classes: Tensor | None = None) ->
             if classes.dim() == 1:
                 classes = classes.unsqueeze(0).expand(logits.shape[0], -1)
         maps = class_maps(features, linear.weight, classes)
-        bias = linear.bias.detach() if linear.bias is not None else torch.zeros(linear.out_features, device=logits.device)
+        bias = net.bias
     return CamOutput(logits=logits, classes=classes, maps=maps, bias=bias, features=features)
 
 
@@ -150,7 +151,7 @@ def check_exact(net: CamNet, x: Tensor | None = None, rtol: float = 1e-4, atol: 
         linear = net.classifier
         all_classes = torch.arange(logits.shape[1], device=logits.device)
         maps = class_maps(features.double(), linear.weight.double(), all_classes)
-        bias = linear.bias.double() if linear.bias is not None else torch.zeros(logits.shape[1], dtype=torch.float64)
+        bias = net.bias.double()
         recon = maps.mean(dim=(-2, -1)) + bias.to(maps.device)
     err = float((recon - logits.double()).abs().max())
     scale = float(logits.abs().max())

@@ -3,7 +3,8 @@
 A :class:`Head` says which module to hook (its input or its output), which function the
 network applies between that point and the pooling, and which ``nn.Linear`` classifies.
 CAM is exact when the head is global average pooling + that one linear layer (dropout allowed
-between); other heads are refused with a one-line reason.
+between), also with a LayerNorm or eval BatchNorm on the pooled vector before it (see
+:mod:`camloc.models.pooled_norm`); other heads are refused with a one-line reason.
 """
 
 from __future__ import annotations
@@ -12,8 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from camloc.models.pooled_norm import NormalizedFeatures, is_pooled_norm
 
 
 class HeadError(ValueError):
@@ -33,6 +37,10 @@ class Head:
             (e.g. DenseNet's final ReLU), or ``None``.
         pooling: ``"avg"`` (global average pooling: CAM is exact) or ``"max"`` (global max
             pooling: the maps are the paper's GMP maps, the scores are not their means).
+        norm: a LayerNorm or eval BatchNorm the network applies to the pooled vector before the
+            classifier, or ``None``. When set, ``post`` is wrapped so that the maps are read from
+            the normalized features and :meth:`bias` adds ``W β`` (exact; see
+            :mod:`camloc.models.pooled_norm`).
     """
 
     feature_module: nn.Module
@@ -40,10 +48,35 @@ class Head:
     capture: Literal["input", "output"] = "input"
     post: Callable[[Tensor], Tensor] | None = None
     pooling: Literal["avg", "max"] = "avg"
+    norm: nn.Module | None = None
+
+    def __post_init__(self) -> None:
+        if self.norm is not None and not isinstance(self.post, NormalizedFeatures):
+            if self.pooling != "avg":
+                raise HeadError(f"{type(self.norm).__name__} after global max pooling: CAM is not exact")
+            self.post = NormalizedFeatures(self.norm, self.post)
 
     @property
     def exact(self) -> bool:
         return self.pooling == "avg"
+
+    def bias(self, linear: nn.Linear | None = None) -> Tensor:
+        """The constant that completes the maps' means to the scores for ``linear`` (default the
+        head's classifier): its bias (zeros if none), plus ``W β`` after a pooled normalization."""
+        linear = self.classifier if linear is None else linear
+        if isinstance(self.post, NormalizedFeatures) and linear is self.classifier:
+            return self.post.bias(linear)
+        if linear.bias is not None:
+            return linear.bias
+        return torch.zeros(linear.out_features, device=linear.weight.device)
+
+
+def _norm_linear(seq: nn.Module, what: str) -> tuple[nn.Module | None, nn.Linear]:
+    """``(norm, linear)`` of a classifier ``[norm] (Flatten|Dropout)* Linear`` (ConvNeXt's
+    LayerNorm2d-Flatten-Linear), with ``norm`` ``None`` when there is none."""
+    if isinstance(seq, nn.Sequential) and len(seq) and is_pooled_norm(seq[0]):
+        return seq[0], _linear_in(seq[1:], what)
+    return None, _linear_in(seq, what)
 
 
 def _linear_in(seq: nn.Module, what: str) -> nn.Linear:
@@ -63,7 +96,6 @@ _REFUSED = {
     "VGG": "fully connected stack (Linear-ReLU-Dropout-Linear-ReLU-Dropout-Linear) after pooling",
     "AlexNet": "fully connected stack (Dropout-Linear-ReLU-Dropout-Linear-ReLU-Linear) after pooling",
     "MobileNetV3": "two-layer head (Linear-Hardswish-Dropout-Linear) after pooling",
-    "ConvNeXt": "a LayerNorm between pooling and the linear layer",
     "SwinTransformer": "a transformer, not a convolutional GAP head",
     "VisionTransformer": "a transformer, not a convolutional GAP head",
     "MaxVit": "a transformer head (norm and MLP after pooling)",
@@ -76,12 +108,13 @@ def find_head(model: nn.Module) -> Head:
     """Locate the feature layer and the linear classifier of ``model``.
 
     Knows torchvision's ResNet/ResNeXt/Wide-ResNet, DenseNet, GoogLeNet, Inception-v3,
-    EfficientNet (v1/v2), MobileNetV2, MNASNet, RegNet, ShuffleNetV2, the EfficientNet-Lite
-    default, and any model that defines ``camloc_head()``; other models are searched for a
-    global average pooling module followed by one ``nn.Linear``.
+    EfficientNet (v1/v2), MobileNetV2, MNASNet, RegNet, ShuffleNetV2, ConvNeXt (its LayerNorm
+    after pooling is carried into the maps), the EfficientNet-Lite package, and any model that
+    defines ``camloc_head()``; other models are searched for a global average pooling module
+    followed by one ``nn.Linear``, optionally after a LayerNorm or BatchNorm.
 
     Raises:
-        HeadError: for heads where CAM is not exact (FC stacks, MobileNetV3, ConvNeXt, ...).
+        HeadError: for heads where CAM is not exact (FC stacks, MobileNetV3, transformers, ...).
     """
     if hasattr(model, "camloc_head"):
         return model.camloc_head()
@@ -100,6 +133,9 @@ def find_head(model: nn.Module) -> Head:
         return Head(model.features, _linear_in(model.classifier, kind), "output", post=F.relu)
     if kind == "ShuffleNetV2":
         return Head(model.conv5, _linear_in(model.fc, kind), "output")
+    if kind == "ConvNeXt":
+        norm, linear = _norm_linear(model.classifier, kind)
+        return Head(model.avgpool, linear, "input", norm=norm)
     return _generic_head(model)
 
 
@@ -116,10 +152,10 @@ def _generic_head(model: nn.Module) -> Head:
         raise HeadError(f"{kind}: no global pooling module found; give the model a camloc_head() or use a gradient method")
     i, pool = pools[-1]
     after = [m for _, m in modules[i + 1 :] if not list(m.children())]
-    linears = [m for m in after if isinstance(m, nn.Linear)]
-    others = [m for m in after if not isinstance(m, (nn.Linear, nn.Dropout, nn.Identity, nn.Flatten))]
-    if len(linears) != 1 or others:
+    pooling = "max" if isinstance(pool, nn.AdaptiveMaxPool2d) else "avg"
+    kept = [m for m in after if not isinstance(m, (nn.Dropout, nn.Identity, nn.Flatten))]
+    norm = kept.pop(0) if len(kept) == 2 and pooling == "avg" and is_pooled_norm(kept[0]) else None
+    if len(kept) != 1 or not isinstance(kept[0], nn.Linear):
         kinds = "-".join(type(m).__name__ for m in after) or "nothing"
         raise HeadError(f"{kind}: head after pooling is {kinds}, not one linear layer, so CAM is not exact{_ADVICE}")
-    pooling = "max" if isinstance(pool, nn.AdaptiveMaxPool2d) else "avg"
-    return Head(pool, linears[0], "input", pooling=pooling)
+    return Head(pool, kept[0], "input", pooling=pooling, norm=norm)
