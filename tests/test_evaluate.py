@@ -197,3 +197,20 @@ def test_positive_reading_through_the_harness(fixture):
     assert np.allclose(pm, [[0.0, 0.0], [0.25, 1.0]])
     with pytest.raises(ValueError, match="unknown map normalization"):
         evaluate(colour_net(), fixture.split, EvalOptions(topk=1, progress=False, norm="max"))
+
+
+def test_geometry_and_backend_options(fixture, capsys):
+    """The harness in the aspect geometry and on both backends: the colour maps are the objects
+    whatever the resize, ONNX Runtime gives PyTorch's numbers, and metrics say the geometry."""
+    from camloc.pipeline.geometry import Resize
+
+    net = colour_net()
+    on_torch = evaluate(net, fixture.split, EvalOptions(topk=2, backend="torch", progress=False)).metrics
+    on_onnx = evaluate(net, fixture.split, EvalOptions(topk=2, backend="onnxruntime", progress=False)).metrics
+    assert on_torch == on_onnx and on_torch["resize"] == "squash" and on_torch["MaxBoxAccV2"] == 100.0
+    aspect = evaluate(net, fixture.split, EvalOptions(topk=2, resize=Resize("aspect", 64), progress=False)).metrics
+    assert aspect["resize"] == "aspect:64" and aspect["num_images"] == 9
+    assert aspect["gt_known_loc_acc"] == 100.0 and aspect["MaxBoxAcc"] == 100.0 and aspect["top1_cls_error"] == 0.0
+    assert main(["evaluate", "--data", fixture.root, "--resize", "wide"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == "camloc evaluate: error: --resize must be aspect[:S], squash or crop[:S], got 'wide'"

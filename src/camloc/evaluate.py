@@ -14,13 +14,15 @@ then the evaluators of :mod:`camloc.metrics` accumulate counts:
   ground-truth boxes scaled to 224x224;
 - PxAP when the samples carry masks.
 
-Under ``torchrun`` each process takes every ``world``-th sample and the evaluators' sums are
-all-reduced, so the result equals a single-process run.
+Images go through the inference pipeline (:class:`camloc.pipeline.Pipeline`), by default in
+the protocol's geometry (``Resize("squash")``: the net's fixed input, 224x224 maps); the
+ten-crop maps have their own loop (:func:`ten_crop`). Under ``torchrun`` each process takes
+every ``world``-th sample and the evaluators' sums are all-reduced, so the result equals a
+single-process run.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,12 +37,13 @@ from camloc.boxes import boxes_from_map
 from camloc.cam import check_norm, class_maps, normalize_map, upsample
 from camloc.data.base import Sample, Split
 from camloc.data.images import ImageError, load_image
-from camloc.extract import cam, extract
+from camloc.extract import extract
 from camloc.metrics.classification import ClassificationEvaluator
 from camloc.metrics.ilsvrc import IlsvrcLocEvaluator, heuristic_predictions
 from camloc.metrics.maxboxacc import RESIZE, MaxBoxAccEvaluator, best_ious, contour_boxes, resize_box, to_gray
 from camloc.metrics.pxap import PxAPEvaluator, ground_truth
 from camloc.models.net import CamNet
+from camloc.pipeline.geometry import Resize
 
 
 @dataclass
@@ -54,6 +57,9 @@ class EvalOptions:
     threshold_step: float = 0.01
     iou_thresholds: tuple[int, ...] = (30, 50, 70)
     batch_size: int = 16
+    resize: Resize = field(default_factory=lambda: Resize("squash"))  # the protocol's geometry
+    backend: str = "auto"  # what runs the CAM forward pass (camloc.pipeline.backends)
+    workers: int | None = None  # decode threads (None: the pipeline's default)
     ten_crop: bool = False
     multibox: bool = False
     examples: int = 6
@@ -80,9 +86,60 @@ def protocol_map(raw: np.ndarray, size: int = RESIZE, norm: str = "minmax") -> n
     return normalize_map(up, norm).astype(np.float64)
 
 
-def _chunks(items: Sequence[Sample], n: int) -> Iterator[Sequence[Sample]]:
-    for i in range(0, len(items), n):
-        yield items[i : i + n]
+@dataclass
+class _Scored:
+    """One read sample: its scores ``(C,)``, the top-k classes, the raw map of its true class,
+    the maps of ``map_classes`` (multibox only), and whether the maps are already at image
+    size (ten-crop) or at feature resolution."""
+
+    sample: Sample
+    size: tuple[int, int]
+    logits: np.ndarray
+    top: np.ndarray
+    true_map: np.ndarray
+    top_maps: np.ndarray | None = None
+    map_classes: np.ndarray | None = None
+    full_size: bool = False
+    image: Image.Image | None = None
+
+
+def _pipeline_scored(net: CamNet, split: Split, opt: EvalOptions, method: Any, k: int, rank: int, world: int,
+                     skipped: list[str]) -> Iterator[_Scored]:
+    """This process's samples through the pipeline: one forward pass per batch, the true
+    class's map asked for by every job (and the top-3 maps for the multibox heuristic)."""
+    from camloc.pipeline.run import Job, Pipeline, shard
+
+    pipe = Pipeline(net, resize=opt.resize, backend=opt.backend, method=method, topk=3 if opt.multibox else 0,
+                    batch_size=max(1, opt.batch_size), workers=opt.workers,
+                    progress=False if rank else opt.progress, desc="evaluate")
+    jobs = (Job(s.path, i, s.path, tag=s, classes=(s.label,)) for i, s in enumerate(split.samples))
+    for res in pipe.run(shard(jobs, rank, world), total=len(range(rank, len(split.samples), world))):
+        if res.error is not None:
+            skipped.append(res.error)
+            continue
+        top = torch.from_numpy(res.logits).topk(min(k, len(res.logits))).indices.numpy()
+        yield _Scored(res.job.tag, res.size, res.logits, top, res.extra_maps[0],
+                      res.maps if opt.multibox else None, res.classes)
+
+
+def _ten_crop_scored(net: CamNet, split: Split, opt: EvalOptions, k: int, rank: int, world: int,
+                     skipped: list[str]) -> Iterator[_Scored]:
+    """This process's samples with the paper's ten-crop maps (:func:`ten_crop`), one image at a time."""
+    mine = split.samples[rank::world]
+    bar = tqdm(total=len(mine), desc="evaluate (ten-crop)", unit="img", disable=True if rank else opt.progress)
+    try:
+        for s in mine:
+            bar.update(1)
+            try:
+                image = load_image(s.path)
+            except ImageError as err:
+                skipped.append(str(err))
+                continue
+            scores, classes, maps = ten_crop(net, image, k, extra=torch.tensor([s.label]))
+            top = classes[:k].numpy()
+            yield _Scored(s, image.size, scores.numpy(), top, maps[-1], maps[:k], top, True, image)
+    finally:
+        bar.close()
 
 
 def ten_crop(net: CamNet, image: Image.Image, classes_k: int, extra: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
@@ -134,7 +191,8 @@ def evaluate(net: CamNet, split: Split, options: EvalOptions | None = None, rank
     """Evaluate ``net`` on ``split`` (this process's share when ``world > 1``).
 
     Images that cannot be read are skipped and counted (``result.skipped``); a label outside the
-    model's classes is an error. Memory holds one batch and the evaluators' sums.
+    model's classes is an error. Memory holds two chunks of decoded images (the pipeline's) and
+    the evaluators' sums.
     """
     opt = options or EvalOptions()
     check_norm(opt.norm)
@@ -158,74 +216,35 @@ def evaluate(net: CamNet, split: Split, options: EvalOptions | None = None, rank
     px_ev = PxAPEvaluator(opt.threshold_step) if has_masks else None
     skipped: list[str] = []
     examples: list[dict[str, Any]] = []
-    mine = split.samples[rank::world]
-    bar = tqdm(total=len(mine), desc="evaluate", unit="img", disable=True if rank else opt.progress)
-    for batch in _chunks(mine, max(1, opt.batch_size)):
-        images, samples = [], []
-        for s in batch:
-            try:
-                images.append(load_image(s.path))
-                samples.append(s)
-            except ImageError as err:
-                skipped.append(str(err))
-        bar.update(len(batch))
-        if not samples:
-            continue
-        labels = torch.tensor([s.label for s in samples], dtype=torch.long)
-        k = max(opt.topk, 3 if opt.multibox else 1)
-        if opt.ten_crop:
-            scores, tops, true_maps, top_maps = [], [], [], []
-            for im, lab in zip(images, labels):
-                sc, cl, mp = ten_crop(net, im, k, extra=lab.view(1))
-                scores.append(sc)
-                tops.append(cl[:k])
-                true_maps.append(mp[-1])
-                top_maps.append(mp[:k])
-            logits = torch.stack(scores)
-            top = torch.stack(tops)
-            full_size = True
-        else:
-            x = net.preprocess(images).to(net.device)
-            if method is None:
-                out = cam(net, x, topk=k)
-                logits, top = out.logits.cpu(), out.classes.cpu()
-                with torch.inference_mode():
-                    true_maps = class_maps(out.features, net.classifier.weight, labels.to(out.features.device)[:, None])[:, 0]
-                true_maps = true_maps.float().cpu().numpy()
-                top_maps = out.maps.float().cpu().numpy()
-            else:
-                with torch.inference_mode():
-                    _, logits = extract(net, x)
-                logits = logits.cpu()
-                top = logits.topk(min(k, logits.shape[1]), dim=1).indices
-                true_maps = method(net, x, labels.to(x.device)[:, None])[:, 0].float().cpu().numpy()
-                top_maps = method(net, x, top[:, :3].to(x.device)).float().cpu().numpy() if opt.multibox else None
-            full_size = False
-        cls_ev.accumulate(logits, labels)
-        for i, s in enumerate(samples):
-            W, H = images[i].size
-            raw = true_maps[i]
-            pm = protocol_map(raw, norm=opt.norm)
-            if has_boxes and s.boxes:
-                up = raw if full_size else upsample(raw, (H, W))
-                found = boxes_from_map(up, opt.box_threshold, largest_only=True, norm=opt.norm)
-                box = found[0] if found else None
-                preds = [(int(c), box if int(c) == s.label else None) for c in top[i, : opt.topk]]
-                loc_ev.accumulate([preds], [s.label], [s.boxes], [box])
-                size = s.size or (W, H)
-                gt224 = [resize_box(b, size) for b in s.boxes]
-                ious = best_ious(pm, np.asarray(gt224), v2_ev.thresholds)  # one sweep for both rules
-                v2_ev.accumulate_ious(ious[True])
-                v1_ev.accumulate_ious(ious[False])
-                if mb_ev is not None:
-                    maps3 = [m if full_size else upsample(m, (H, W)) for m in top_maps[i][:3]]
-                    mb_ev.accumulate([heuristic_predictions([int(c) for c in top[i, :3]], maps3)], [s.label], [s.boxes])
-                if len(examples) < opt.examples and rank == 0:
-                    examples.append({"image_id": s.image_id, "image": np.asarray(images[i].resize((RESIZE, RESIZE))),
-                                     "map": pm.astype(np.float32), "gt": gt224, "paper_box": box, "size": (W, H)})
-            if px_ev is not None and (s.masks or s.mask):
-                px_ev.accumulate([pm], [ground_truth(s.masks or [s.mask], s.ignore)])
-    bar.close()
+    k = max(opt.topk, 3 if opt.multibox else 1)
+    scored = _ten_crop_scored(net, split, opt, k, rank, world, skipped) if opt.ten_crop else \
+        _pipeline_scored(net, split, opt, method, k, rank, world, skipped)
+    for sc in scored:
+        s, (W, H) = sc.sample, sc.size
+        cls_ev.accumulate(sc.logits[None], [s.label])
+        raw = sc.true_map
+        pm = protocol_map(raw, norm=opt.norm)
+        if has_boxes and s.boxes:
+            up = raw if sc.full_size else upsample(raw, (H, W))
+            found = boxes_from_map(up, opt.box_threshold, largest_only=True, norm=opt.norm)
+            box = found[0] if found else None
+            preds = [(int(c), box if int(c) == s.label else None) for c in sc.top[: opt.topk]]
+            loc_ev.accumulate([preds], [s.label], [s.boxes], [box])
+            size = s.size or (W, H)
+            gt224 = [resize_box(b, size) for b in s.boxes]
+            ious = best_ious(pm, np.asarray(gt224), v2_ev.thresholds)  # one sweep for both rules
+            v2_ev.accumulate_ious(ious[True])
+            v1_ev.accumulate_ious(ious[False])
+            if mb_ev is not None:
+                maps3 = [m if sc.full_size else upsample(m, (H, W)) for m in sc.top_maps[:3]]
+                preds3 = heuristic_predictions([int(c) for c in sc.map_classes[:3]], maps3)
+                mb_ev.accumulate([preds3], [s.label], [s.boxes])
+            if len(examples) < opt.examples and rank == 0:
+                image = sc.image if sc.image is not None else load_image(s.path)
+                examples.append({"image_id": s.image_id, "image": np.asarray(image.resize((RESIZE, RESIZE))),
+                                 "map": pm.astype(np.float32), "gt": gt224, "paper_box": box, "size": (W, H)})
+        if px_ev is not None and (s.masks or s.mask):
+            px_ev.accumulate([pm], [ground_truth(s.masks or [s.mask], s.ignore)])
     evaluators = [e for e in (cls_ev, loc_ev, mb_ev, v2_ev, v1_ev, px_ev) if e is not None]
     if world > 1:
         import torch.distributed as dist
@@ -238,7 +257,11 @@ def evaluate(net: CamNet, split: Split, options: EvalOptions | None = None, rank
     n_read = int(cls_ev.state()["count"][0])
     if n_read == 0:
         raise ValueError(f"no image of split {split.name or '?'} could be read; first: {skipped[0] if skipped else '?'}")
-    metrics: dict[str, Any] = {"method": opt.method, "norm": opt.norm, "num_images": n_read, "num_skipped": len(skipped)}
+    geometry = "ten-crop" if opt.ten_crop else opt.resize.mode
+    if geometry in ("aspect", "crop"):
+        geometry += f":{opt.resize.size}"
+    metrics: dict[str, Any] = {"method": opt.method, "norm": opt.norm, "resize": geometry, "num_images": n_read,
+                               "num_skipped": len(skipped)}
     metrics.update({k: v for k, v in cls_ev.compute().items() if k != "num_images"})
     result = EvalResult(metrics=metrics, skipped=skipped)
     if int(loc_ev.state()["count"][0]):
@@ -304,14 +327,3 @@ def load_for_gradients(spec: str, weights: str | None = None) -> CamNet:
             raise ValueError(f"{weights}: cannot load weights into {spec} ({' '.join(str(err).split())[:160]})") from None
     return gradient_net(module, spec, class_names=imagenet_classes())
 
-
-def init_distributed() -> tuple[int, int]:
-    """``(rank, world)`` from ``torchrun``'s environment, joining a gloo (CPU) or NCCL group."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return dist.get_rank(), dist.get_world_size()

@@ -22,6 +22,27 @@ def add_norm_argument(p: argparse.ArgumentParser) -> None:
                    "code) or positive (its positive part over its max: the paper's '20%% of the max')")
 
 
+def add_pipeline_arguments(p: argparse.ArgumentParser, resize_help: str) -> None:
+    """``--backend``, ``--resize`` and ``--workers``: how the inference pipeline runs."""
+    p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime"),
+                   help="what runs the forward pass: auto (default: ONNX Runtime for CAM on the CPU, its graph "
+                   "exported once, checked against PyTorch and cached; PyTorch on a GPU and for gradient "
+                   "methods), torch or onnxruntime")
+    p.add_argument("--resize", default=None, metavar="MODE[:S]", help=resize_help)
+    p.add_argument("--workers", type=int, default=None,
+                   help="decode threads, overlapped with the forward pass (default: the cores, at most 4)")
+
+
+def check_pipeline_options(args: argparse.Namespace) -> None:
+    """One-line errors for ``--workers`` and ``--resize`` (torch-free)."""
+    from camloc.pipeline.geometry import parse_resize
+
+    if args.workers is not None and args.workers < 0:
+        raise ValueError(f"--workers must be 0 or more, got {args.workers}")
+    if args.resize is not None:
+        parse_resize(args.resize)
+
+
 def check_map_options(args: argparse.Namespace) -> None:
     """One-line errors for ``--topk``, ``--threshold`` and ``--batch-size`` out of range."""
     if args.topk < 1:

@@ -10,7 +10,7 @@ HELP = "evaluate a model's maps on a dataset: classification, the paper's loc er
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from camloc.commands._common import add_model_arguments, add_norm_argument
+    from camloc.commands._common import add_model_arguments, add_norm_argument, add_pipeline_arguments
 
     add_model_arguments(p, probe=False)
     p.add_argument("--data", required=True, help="dataset root (WSOL metadata, CUB, ILSVRC, class folders)")
@@ -28,6 +28,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ten-crop", action="store_true", help="the paper's ten-crop maps (256x256 resize)")
     p.add_argument("--multibox", action="store_true", help="also the paper's multi-box test heuristic")
     p.add_argument("--batch-size", type=int, default=16, help="images per forward pass (16)")
+    add_pipeline_arguments(p, "how images meet the net: squash (default: the net's square input, the published "
+                           "protocol's geometry, 224x224 maps for a 224 net), or aspect[:S] (the whole image, "
+                           "shorter side S, aspect kept); not used by --ten-crop")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if present; per rank under torchrun)")
     p.add_argument("--strict", action="store_true", help="stop at the first bad metadata line instead of skipping")
     p.add_argument("--out", default="eval_out", help="output folder (default eval_out/)")
@@ -35,32 +38,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def check(args: argparse.Namespace) -> None:
-    """``--topk``, ``--threshold`` and ``--batch-size`` out of range: a one-line error before torch loads."""
-    from camloc.commands._common import check_map_options
+    """``--topk``, ``--threshold``, ``--batch-size``, ``--workers`` or ``--resize`` out of range: a
+    one-line error before torch loads."""
+    from camloc.commands._common import check_map_options, check_pipeline_options
 
     check_map_options(args)
+    check_pipeline_options(args)
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     from camloc.commands._common import load_net
     from camloc.data import open_dataset
-    from camloc.evaluate import EvalOptions, evaluate, init_distributed
+    from camloc.evaluate import EvalOptions, evaluate
+    from camloc.pipeline.distributed import init_distributed, local_device
+    from camloc.pipeline.geometry import Resize, parse_resize
     from camloc.report import markdown_table, write_report
 
     rank, world = init_distributed()
-    if args.device:
-        device = args.device
-    elif torch.cuda.is_available():
-        device = f"cuda:{rank % torch.cuda.device_count()}"
-    else:
-        device = "cpu"
+    device = local_device(args.device)
     split = open_dataset(args.data, args.split, args.format, image_root=args.image_root, strict=args.strict)
     net = load_net(args.model, args.weights, device, args.method)
     opts = EvalOptions(method=args.method, layer=args.layer, topk=args.topk, box_threshold=args.threshold,
                        threshold_step=args.threshold_step, iou_thresholds=tuple(args.iou),
                        batch_size=args.batch_size, ten_crop=args.ten_crop, multibox=args.multibox,
+                       resize=parse_resize(args.resize) if args.resize else Resize("squash"),
+                       backend=args.backend, workers=args.workers,
                        examples=0 if args.no_figures else 6, progress=None, norm=args.norm)
     result = evaluate(net, split, opts, rank=rank, world=world)
     if rank != 0:
