@@ -1,61 +1,54 @@
 """Images -> top-k classes, maps and boxes: the main job, one forward pass per batch.
 
-Each image gives one record in the results schema of DESIGN.md; an image that cannot be
-processed gives ``{"image": ..., "error": "<one line>"}`` and the others go on.
+A thin consumer of the inference pipeline (:class:`camloc.pipeline.Pipeline`): the pipeline
+decodes, batches and runs the net; this module turns each result into a record in the results
+schema of DESIGN.md. An image that cannot be processed gives ``{"image": ..., "error": "<one
+line>"}`` and the others go on.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 from PIL import Image
-from tqdm.auto import tqdm
 
 from camloc.boxes import boxes_from_checked_map
 from camloc.cam import check_norm, map_status, normalize_map, upsample
-from camloc.data.images import ImageError, load_image
-from camloc.extract import cam
 from camloc.models.net import CamNet
+from camloc.pipeline.geometry import Resize, box_grid, box_to_original
 
 ImageInput = str | os.PathLike | Image.Image | np.ndarray
-BACKENDS = ("torch", "onnxruntime")  # what runs the CAM forward pass
+BACKENDS = ("auto", "torch", "onnxruntime")  # what runs the CAM forward pass
+BOX_CAP = 1024  # boxes of larger images are found on a map of this longer side (within a pixel or two)
+DISPLAY = 1024  # the longer side of the image kept for figures
+
+
+def default_resize(net: CamNet) -> Resize:
+    """Localization's default geometry: the whole image, aspect kept, shorter side ``S`` =
+    256/224 of the net's own input side rounded to its stride (256 for a 224 net); see
+    BENCHMARKS.md for the measurements behind it."""
+    side = min(net.preprocessing.size)
+    return Resize("aspect", max(32, int(round(side * 256 / 224 / 32)) * 32))
 
 
 @dataclass
 class Localized:
-    """One image's outcome: its record, and (when it succeeded) the image and its top-k maps.
+    """One image's outcome: its record, and (when it succeeded) its top-k maps and, when asked
+    for, the image for figures.
 
-    ``maps`` are the raw CAMs at feature resolution, ``(k, h, w)``, in the record's rank order.
+    ``maps`` are the raw CAMs at feature resolution, ``(k, h, w)``, in the record's rank order;
+    ``display`` is the whole image, ``(h', w', 3)`` uint8, its longer side at most
+    :data:`DISPLAY` (or the original size if smaller).
     """
 
     record: dict[str, Any]
-    image: Image.Image | None = None
+    display: np.ndarray | None = None
     maps: np.ndarray | None = None
-
-
-def _name(item: ImageInput, index: int) -> str:
-    if isinstance(item, (str, os.PathLike)):
-        return os.fspath(item)
-    return f"<image {index}>"
-
-
-def _open(item: ImageInput, index: int) -> Image.Image:
-    if isinstance(item, (str, os.PathLike)):
-        return load_image(item)
-    if isinstance(item, np.ndarray):
-        if item.ndim not in (2, 3) or item.size == 0:
-            raise ImageError(f"{_name(item, index)}: array of shape {item.shape} is not an image")
-        item = Image.fromarray(item.astype(np.uint8) if item.dtype != np.uint8 else item)
-    if not isinstance(item, Image.Image):
-        raise ImageError(f"{_name(item, index)}: {type(item).__name__} is not an image")
-    from camloc.data.images import to_rgb
-
-    return to_rgb(item)
+    index: int = 0  # the input's position in the stream
 
 
 def predictions_for(
@@ -67,16 +60,26 @@ def predictions_for(
     threshold: float,
     all_boxes: bool = False,
     norm: str = "minmax",
+    box_cap: int = 0,
 ) -> list[dict[str, Any]]:
-    """The record's ``predictions`` for one image.
+    """The record's ``predictions`` for one image; ``ValueError`` ("non-finite scores ...") when a
+    logit is NaN or infinite, so that no NaN reaches a record.
 
     Args:
         logits: ``(C,)`` class scores; classes: ``(k,)``; maps: ``(k, h, w)`` raw CAMs;
         size: ``(width, height)`` of the original image; norm: how the map is read for the
-        box (:data:`camloc.cam.NORMS`).
+        box (:data:`camloc.cam.NORMS`); box_cap: boxes are found on the map upsampled to the
+        image, or, for an image whose longer side exceeds ``box_cap > 0``, to the image scaled
+        down to that side, then scaled back (within half a step of the full-size result, see
+        :func:`camloc.pipeline.geometry.box_to_original`).
     """
+    if not np.isfinite(logits).all():  # a NaN would reach results.jsonl as "score": NaN, not JSON
+        bad = int((~np.isfinite(logits)).sum())
+        raise ValueError(f"non-finite scores: {bad} of {logits.size} logits are NaN or infinite "
+                         "(NaN or inf in the input or the weights)")
     probs = _softmax(logits)
     width, height = size
+    grid = box_grid(size, box_cap)
     preds = []
     for rank, (c, m) in enumerate(zip(classes.tolist(), maps), start=1):
         pred: dict[str, Any] = {
@@ -92,8 +95,9 @@ def predictions_for(
         problem = map_status(m, norm)
         if problem is None:
             # The raw map passed the check, so its upsampling is finite: skip the per-pixel check.
-            boxes = boxes_from_checked_map(upsample(m, (height, width)), threshold, largest_only=not all_boxes,
+            boxes = boxes_from_checked_map(upsample(m, (grid[1], grid[0])), threshold, largest_only=not all_boxes,
                                            norm=norm)
+            boxes = [box_to_original(b, grid, size) for b in boxes]
             if not boxes:  # the map varies, but not at the image's (tiny) resolution
                 boxes = [[0, 0, width - 1, height - 1]]
                 pred["warning"] = "map is flat at image resolution: box is the whole image"
@@ -114,7 +118,7 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 
 def iter_localize(
     net: CamNet,
-    inputs: Iterable[ImageInput],
+    inputs: Iterable[Any],
     topk: int = 5,
     threshold: float = 0.2,
     batch_size: int = 16,
@@ -123,103 +127,57 @@ def iter_localize(
     total: int | None = None,
     method=None,
     norm: str = "minmax",
-    backend: str = "torch",
+    backend: Any = "auto",
+    resize: Resize | None = None,
+    workers: int | None = None,
+    display: bool = False,
+    box_cap: int = BOX_CAP,
 ) -> Iterator[Localized]:
     """Yield a :class:`Localized` per input, in order, one forward pass per batch.
 
     ``method`` (a :class:`camloc.methods.MapMethod`, e.g. Grad-CAM) replaces CAM for the maps;
     the default ``None`` is CAM from the single forward pass. ``norm`` is how maps are read for
-    boxes (:data:`camloc.cam.NORMS`). ``backend="onnxruntime"`` runs the CAM graph with ONNX
-    Runtime on the CPU (:func:`camloc.export.onnx_session`; several times faster than eager
-    PyTorch there), checked against camloc's own maps before the first image.
+    boxes (:data:`camloc.cam.NORMS`). ``backend`` is ``"auto"`` (ONNX Runtime for CAM on the
+    CPU, its graph cached on disk; else PyTorch), ``"torch"`` or ``"onnxruntime"``. ``resize``
+    is the geometry (default :func:`default_resize`); ``workers`` the decode threads;
+    ``display`` keeps the image for figures (:attr:`Localized.display`).
     """
+    from camloc.pipeline.run import Pipeline
+
     check_norm(norm)
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
-    if backend == "onnxruntime":
-        if method is not None:
-            raise ValueError("the onnxruntime backend runs CAM only; use the torch backend for gradient methods")
-        from camloc.export import onnx_session
-
-        method = _OnnxCam(onnx_session(net, max(1, min(int(topk), net.num_classes))))
-    items = inputs if isinstance(inputs, Sequence) else list(inputs)
-    total = len(items) if total is None else total
-    bar = tqdm(total=total, unit="img", disable=(not progress) if progress is not None else None,
-               desc=f"localize ({net.name})")
-    batch: list[tuple[int, ImageInput]] = []
-    try:
-        for i, item in enumerate(items):
-            batch.append((i, item))
-            if len(batch) == batch_size:
-                yield from _run_batch(net, batch, topk, threshold, all_boxes, method, norm)
-                bar.update(len(batch))
-                batch = []
-        if batch:
-            yield from _run_batch(net, batch, topk, threshold, all_boxes, method, norm)
-            bar.update(len(batch))
-    finally:
-        bar.close()
+    _check_options(topk, threshold, batch_size)
+    pipe = Pipeline(net, resize=resize or default_resize(net), backend=backend, method=method, topk=int(topk),
+                    batch_size=int(batch_size), workers=workers, display=DISPLAY if display else 0,
+                    progress=progress, desc=f"localize ({net.name})")
+    for res in pipe.run(inputs, total=total):
+        if res.error is not None:
+            yield Localized({"image": res.name, "error": res.error}, index=res.index)
+            continue
+        record = {
+            "image": res.name,
+            "width": res.size[0],
+            "height": res.size[1],
+            "model": net.name,
+            "predictions": predictions_for(net, res.logits, res.classes, res.maps, res.size, threshold, all_boxes,
+                                           norm, box_cap),
+            "error": None,
+        }
+        yield Localized(record, res.display, res.maps, res.index)
 
 
-class _OnnxCam:
-    """CAM by an ONNX Runtime session of the CAM graph: ``(logits, classes, maps)`` as arrays."""
-
-    def __init__(self, session) -> None:
-        self.session = session
-
-    def run(self, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        logits, classes, maps = self.session.run(None, {"images": x.detach().cpu().numpy().astype(np.float32)})
-        return logits, classes, maps
-
-
-def _scores_and_maps(net: CamNet, x: torch.Tensor, topk: int, method) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(logits (B, C), classes (B, k), maps (B, k, h, w))``: CAM in one forward pass (PyTorch or
-    ONNX Runtime), or a gradient method (one forward for the classes, then its own passes)."""
-    if isinstance(method, _OnnxCam):
-        return method.run(x)
-    if method is None:
-        out = cam(net, x, topk=topk)
-        logits, classes, maps = out.logits, out.classes, out.maps
-    else:
-        from camloc.methods.base import logits_of
-
-        with torch.no_grad():
-            logits = logits_of(net.module(x))
-        classes = logits.topk(max(1, min(topk, logits.shape[1])), dim=1).indices
-        maps = method(net, x, classes).detach()
-    return logits.float().cpu().numpy(), classes.cpu().numpy(), maps.float().cpu().numpy()
-
-
-def _run_batch(net: CamNet, batch, topk, threshold, all_boxes, method=None, norm="minmax") -> Iterator[Localized]:
-    opened: list[tuple[int, str, Image.Image]] = []
-    outcome: dict[int, Localized] = {}
-    for i, item in batch:
-        name = _name(item, i)
-        try:
-            opened.append((i, name, _open(item, i)))
-        except ImageError as err:
-            outcome[i] = Localized({"image": name, "error": str(err)})
-    if opened:
-        x = net.preprocess([im for _, _, im in opened]).to(net.device)
-        logits, classes, maps = _scores_and_maps(net, x, topk, method)
-        for j, (i, name, im) in enumerate(opened):
-            record = {
-                "image": name,
-                "width": im.width,
-                "height": im.height,
-                "model": net.name,
-                "predictions": predictions_for(net, logits[j], classes[j], maps[j], im.size, threshold, all_boxes,
-                                               norm),
-                "error": None,
-            }
-            outcome[i] = Localized(record, im, maps[j])
-    for i, _ in batch:
-        yield outcome[i]
+def _check_options(topk: Any, threshold: Any, batch_size: Any) -> None:
+    """The API's options checked as the CLI checks them (one-line ``ValueError``)."""
+    if isinstance(topk, bool) or not isinstance(topk, (int, np.integer)) or topk < 1:
+        raise ValueError(f"topk must be an integer of at least 1, got {topk!r}")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold < 1.0:
+        raise ValueError(f"threshold must be a number in [0, 1), got {threshold!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer of at least 1, got {batch_size!r}")
 
 
 def localize(
     net: CamNet,
-    inputs: Iterable[ImageInput],
+    inputs: Iterable[Any],
     topk: int = 5,
     threshold: float = 0.2,
     batch_size: int = 16,
@@ -227,13 +185,15 @@ def localize(
     all_boxes: bool = False,
     method=None,
     norm: str = "minmax",
-    backend: str = "torch",
+    backend: Any = "auto",
+    resize: Resize | None = None,
 ) -> list[dict[str, Any]]:
     """Classify and localize images: the records of :func:`iter_localize`.
 
     Args:
         net: a :class:`CamNet` (e.g. ``camloc.load_model()``).
-        inputs: file paths, PIL images or ``HxWx3`` uint8 arrays.
+        inputs: file paths, PIL images or image arrays (``HxW``, ``HxWx1|3|4``, uint8, or floats
+            in [0, 1]); a bad one gets an error record, the others go on.
         topk: classes per image, best first, each with its own map and box.
         threshold: the box rule's fraction of the map's maximum (the paper's 0.2).
         batch_size: images per forward pass.
@@ -241,7 +201,9 @@ def localize(
         method: a map method instead of CAM (``camloc.methods.get_method("gradcam")``).
         norm: ``"minmax"`` (default) or ``"positive"``: how a signed map is read for its box
             (:data:`camloc.cam.NORMS`).
-        backend: ``"torch"`` (default) or ``"onnxruntime"`` (CPU; CAM only).
+        backend: ``"auto"`` (default), ``"torch"`` or ``"onnxruntime"`` (CPU; CAM only).
+        resize: the geometry (:class:`camloc.pipeline.Resize`); default: the whole image, aspect
+            kept (:func:`default_resize`); ``Resize("squash")`` for the net's fixed square input.
 
     Returns:
         One record per input, in order (schema in DESIGN.md).
@@ -252,7 +214,7 @@ def localize(
         ('Egyptian cat', [...])
     """
     return [r.record for r in iter_localize(net, inputs, topk, threshold, batch_size, progress, all_boxes,
-                                            method=method, norm=norm, backend=backend)]
+                                            method=method, norm=norm, backend=backend, resize=resize)]
 
 
 def normalized_upsampled(maps: np.ndarray, size: tuple[int, int], norm: str = "minmax") -> np.ndarray:

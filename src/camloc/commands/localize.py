@@ -27,9 +27,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", default="cam", choices=("cam", "gradcam", "gradcampp", "backprop"),
                    help="map method: cam (one forward pass, default) or a gradient baseline; gradient "
                    "methods also run torchvision nets whose head CAM refuses (VGG, MobileNetV3, ...)")
-    p.add_argument("--backend", default="torch", choices=("torch", "onnxruntime"),
-                   help="what runs the CAM pass: torch (default) or onnxruntime (CPU, several times faster "
-                   "there; CAM only; the graph is checked against camloc's maps first)")
+    p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime"),
+                   help="what runs the forward pass: auto (default: ONNX Runtime for CAM on the CPU, its graph "
+                   "exported once, checked against PyTorch and cached; PyTorch on a GPU and for gradient "
+                   "methods), torch or onnxruntime")
+    p.add_argument("--resize", default=None, metavar="MODE[:S]",
+                   help="how images meet the net: aspect:S (default aspect:256 for a 224 net: the whole image, "
+                   "shorter side S, aspect kept), squash (the net's square input, the published protocol's "
+                   "geometry)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="decode threads, overlapped with the forward pass (default: the cores, at most 4)")
     p.add_argument("--all-boxes", action="store_true", help="also list every component's box")
     p.add_argument("--no-figures", action="store_true", help="write results.jsonl only")
 
@@ -50,75 +57,129 @@ def _figure_stem(path: str, used: set[str], max_bytes: int = 200) -> str:
 def check(args: argparse.Namespace) -> None:
     """``--topk``, ``--threshold`` and ``--batch-size`` out of range: a one-line error before torch loads."""
     from camloc.commands._common import check_map_options
+    from camloc.pipeline.geometry import parse_resize
 
     check_map_options(args)
+    if args.workers is not None and args.workers < 0:
+        raise ValueError(f"--workers must be 0 or more, got {args.workers}")
+    if args.resize is not None:
+        parse_resize(args.resize)
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
+    check(args)
+    from camloc.pipeline.distributed import init_distributed, local_device
+
+    rank, world = init_distributed()
+    return _localize(args, rank, world, local_device(args.device))
+
+
+def _localize(args: argparse.Namespace, rank: int, world: int, device: str) -> int:
     from tqdm.auto import tqdm
 
-    from camloc.data.images import expand_paths
-    from camloc.io import atomic_write_jsonl
-    from camloc.localize import iter_localize, normalized_upsampled
-    from camloc.commands._common import check_map_options, load_net
+    from camloc.commands._common import load_net
+    from camloc.localize import default_resize, iter_localize
     from camloc.methods import get_method
-    from camloc.viz import overlay_figure, save_png, topk_figure
+    from camloc.pipeline.geometry import parse_resize
+    from camloc.pipeline.inputs import iter_paths
+    from camloc.pipeline.records import JsonlWriter
+    from camloc.pipeline.run import as_jobs, shard
 
-    check_map_options(args)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     net = load_net(args.model, args.weights, device, args.method)
     method = None if args.method == "cam" else get_method(args.method)
     if args.probe:
         from camloc.probe import attach_probe
 
         net = attach_probe(net, args.probe)
-    paths, missing = expand_paths(args.paths)
-    for line in missing:
-        print(f"camloc localize: {line}", file=sys.stderr)
+    resize = parse_resize(args.resize) if args.resize else default_resize(net)
+    missing: list[str] = []
+
+    def report(line: str) -> None:
+        missing.append(line)
+        if rank == 0:
+            print(f"camloc localize: {line}", file=sys.stderr)
+
     out = Path(args.out)
     figures = out / "figures"
-    records, used = [], set()
-    for item in iter_localize(net, paths, topk=args.topk, threshold=args.threshold,
-                              batch_size=args.batch_size, progress=len(paths) > 1, method=method,
-                              norm=args.norm, backend=args.backend):
-        rec = item.record
-        records.append(rec)
-        if rec["error"] is not None:
-            tqdm.write(f"camloc localize: {rec['error']}", file=sys.stderr)
-            continue
-        if args.no_figures:
-            continue
-        stem = _figure_stem(rec["image"], used)
-        rgb = np.asarray(item.image)
-        maps01 = normalized_upsampled(item.maps, item.image.size, args.norm)
-        preds = rec["predictions"]
-        top = preds[0]
-        save_png(figures / f"{stem}_cam.png",
-                 overlay_figure(rgb, maps01[0], top["box"], f"{top['label']} {top['score']:.2f}"))
-        topk_figure(rgb, maps01, [p["box"] for p in preds],
-                    [f"{p['rank']}. {p['label'][:22]} ({p['score']:.2f})" for p in preds],
-                    figures / f"{stem}_topk.png", title=os.path.basename(rec["image"]))
-    atomic_write_jsonl(out / "results.jsonl", records)
-    _summary(records, out, args.no_figures)
-    failed = sum(r["error"] is not None for r in records) + len(missing)
-    if not records:
+    jobs = shard(as_jobs(iter_paths(args.paths, report)), rank, world)
+    writer = JsonlWriter(out / "results.jsonl", rank, world)
+    shown: list[dict] = []
+    ok = failed = 0
+    used: set[str] = set()
+    try:
+        for item in iter_localize(net, jobs, topk=args.topk, threshold=args.threshold, batch_size=args.batch_size,
+                                  progress=None if rank == 0 else False, method=method, norm=args.norm,
+                                  backend=args.backend, resize=resize, workers=args.workers,
+                                  display=not args.no_figures):
+            rec = item.record
+            writer.write(item.index, rec)
+            if rec["error"] is not None:
+                failed += 1
+                tqdm.write(f"camloc localize: {rec['error']}", file=sys.stderr)
+                continue
+            ok += 1
+            if len(shown) < 21:
+                shown.append(rec)
+            if not args.no_figures:
+                _figures(item, rec, figures, used, args.norm)
+    finally:
+        writer.finish_part()
+    if world > 1:
+        print(f"rank {rank}/{world}: {ok + failed} images", file=sys.stderr)
+        from camloc.pipeline.distributed import barrier
+        import torch.distributed as dist
+
+        barrier()
+        totals = [None] * world
+        dist.all_gather_object(totals, (ok, failed))
+        ok, failed = sum(t[0] for t in totals), sum(t[1] for t in totals)
+        if rank == 0:
+            writer.merge()
+        barrier()
+        if rank != 0:
+            return 1 if failed or missing else 0
+    _summary(shown, ok, failed, out, args.no_figures)
+    if ok + failed == 0:
         print("camloc localize: error: no images to process", file=sys.stderr)
         return 1
-    return 1 if failed else 0
+    return 1 if failed or missing else 0
 
 
-def _summary(records: list[dict], out: Path, no_figures: bool) -> None:
-    ok = [r for r in records if r["error"] is None]
-    rows = ok[:20]
+def _figures(item, rec: dict, figures: Path, used: set[str], norm: str) -> None:
+    """The top-1 overlay and the top-k panel of one record, drawn on the kept display image."""
+    from camloc.localize import normalized_upsampled
+    from camloc.viz import overlay_figure, save_png, topk_figure
+
+    rgb = item.display
+    h, w = rgb.shape[:2]
+    sx, sy = w / rec["width"], h / rec["height"]
+
+    def scaled(box):
+        if box is None:
+            return None
+        return [int(box[0] * sx), int(box[1] * sy), min(w - 1, int((box[2] + 1) * sx) - 1),
+                min(h - 1, int((box[3] + 1) * sy) - 1)]
+
+    stem = _figure_stem(rec["image"], used)
+    maps01 = normalized_upsampled(item.maps, (w, h), norm)
+    preds = rec["predictions"]
+    top = preds[0]
+    save_png(figures / f"{stem}_cam.png", overlay_figure(rgb, maps01[0], scaled(top["box"]),
+                                                         f"{top['label']} {top['score']:.2f}"))
+    topk_figure(rgb, maps01, [scaled(p["box"]) for p in preds],
+                [f"{p['rank']}. {p['label'][:22]} ({p['score']:.2f})" for p in preds],
+                figures / f"{stem}_topk.png", title=os.path.basename(rec["image"]))
+
+
+def _summary(shown: list[dict], ok: int, failed: int, out: Path, no_figures: bool) -> None:
+    rows = shown[:20]
     if rows:
         width = min(40, max(len(os.path.basename(r["image"])) for r in rows))
         print(f"{'image':<{width}}  {'top-1 class':<28} {'prob':>5}  box [x0, y0, x1, y1]")
         for r in rows:
             p = r["predictions"][0]
             print(f"{os.path.basename(r['image'])[:width]:<{width}}  {p['label'][:28]:<28} {p['score']:5.2f}  {p['box']}")
-        if len(ok) > len(rows):
-            print(f"... and {len(ok) - len(rows)} more")
-    failed = len(records) - len(ok)
-    print(f"{len(ok)} localized, {failed} failed -> {out / 'results.jsonl'}"
+        if ok > len(rows):
+            print(f"... and {ok - len(rows)} more")
+    print(f"{ok} localized, {failed} failed -> {out / 'results.jsonl'}"
           + ("" if no_figures or not ok else f"; figures in {out / 'figures'}/"))

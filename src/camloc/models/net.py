@@ -11,7 +11,6 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
-from camloc.data.images import load_image, to_rgb
 from camloc.models.heads import Head, find_head
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -35,15 +34,13 @@ class Preprocessing:
         return cls(size=tuple(d["size"]), mean=tuple(d["mean"]), std=tuple(d["std"]))
 
     def __call__(self, images: Sequence[Image.Image | np.ndarray | str]) -> Tensor:
-        h, w = self.size
-        arrays = []
-        for im in images:
-            if isinstance(im, str):
-                im = load_image(im)
-            elif isinstance(im, np.ndarray):
-                im = Image.fromarray(im)
-            im = to_rgb(im)
-            arrays.append(np.asarray(im.resize((w, h), Image.BILINEAR), dtype=np.uint8))
+        """Images (PIL, arrays or paths) -> ``(B, 3, H, W)``: each decoded and squashed to
+        ``size`` exactly as the inference pipeline's ``squash`` mode does it, then normalized."""
+        from camloc.pipeline.decode import decode
+        from camloc.pipeline.geometry import Resize
+
+        squash = Resize("squash")
+        arrays = [decode(im, squash, self.size, draft=False).pixels for im in images]
         batch = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(255.0)
         mean = torch.tensor(self.mean).view(1, 3, 1, 1)
         std = torch.tensor(self.std).view(1, 3, 1, 1)

@@ -1,0 +1,233 @@
+"""What runs the one forward pass of a batch: ``x -> (features, logits)``.
+
+- :class:`TorchBackend`: eager PyTorch (any device; what the gradient methods need).
+- :class:`OnnxBackend`: ONNX Runtime on the CPU, running the net's feature graph exported once
+  with dynamic batch, height and width (so the aspect-mode buckets all fit one graph), cached on
+  disk under a key of the weights, the head, camloc's and PyTorch's versions, checked against
+  PyTorch once when built and reused by later runs; changed weights give a new key, hence a new
+  graph.
+
+The class maps are not the backend's business: :func:`camloc.cam.class_maps` turns the features
+of any backend into maps, for the top-k classes or any others asked for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from camloc.models.net import CamNet
+
+BACKENDS = ("auto", "torch", "onnxruntime")
+OPSET = 17
+
+
+class TorchBackend:
+    """Eager PyTorch: :func:`camloc.extract.extract` under ``inference_mode``."""
+
+    name = "torch"
+
+    def __init__(self, net: CamNet) -> None:
+        self.net = net
+
+    def __call__(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        from camloc.extract import extract
+
+        self.net.module.eval()
+        with torch.inference_mode():
+            return extract(self.net, x.to(self.net.device))
+
+
+class _FeatureGraph(nn.Module):
+    """``x -> (features, logits)`` of :func:`camloc.extract.extract` (what gets exported)."""
+
+    def __init__(self, net: CamNet) -> None:
+        super().__init__()
+        self.module = net.module  # registered, so the tracer sees its parameters
+        self.probe = net.probe
+        self._net = [net]  # a list, so the CamNet is not a second path to the same submodules
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        from camloc.extract import extract
+
+        return extract(self._net[0], x)
+
+
+class OnnxBackend:
+    """ONNX Runtime (CPU) on the cached feature graph of ``net``; see :func:`cached_graph`."""
+
+    name = "onnxruntime"
+
+    def __init__(self, net: CamNet, cache_dir: str | os.PathLike | None = None, threads: int = 0) -> None:
+        import onnxruntime as ort
+
+        self.net = net
+        self.path, self.built = cached_graph(net, cache_dir)
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = int(threads)
+        opts.log_severity_level = 3
+        self.session = ort.InferenceSession(os.fspath(self.path), opts, providers=["CPUExecutionProvider"])
+
+    def __call__(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        arr = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
+        features, logits = self.session.run(None, {"images": arr})
+        return torch.from_numpy(features), torch.from_numpy(logits)
+
+
+def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
+    """Where exported graphs live: ``cache_dir``, else ``$CAMLOC_CACHE``, else
+    ``$XDG_CACHE_HOME/camloc`` (``~/.cache/camloc``)."""
+    if cache_dir is not None:
+        return Path(cache_dir)
+    if os.environ.get("CAMLOC_CACHE"):
+        return Path(os.environ["CAMLOC_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "camloc"
+
+
+def graph_key(net: CamNet) -> str:
+    """A digest of everything the exported graph depends on: every parameter and buffer (names,
+    shapes and bytes) of the net and its probe, the head's reading, camloc's and PyTorch's
+    versions and the opset."""
+    import camloc
+
+    h = hashlib.sha256()
+    head = net.head
+    post = getattr(head.post, "__qualname__", repr(head.post)) if head.post is not None else ""
+    h.update(json.dumps([camloc.__version__, torch.__version__, OPSET, net.name, type(net.module).__name__,
+                         head.capture, head.pooling, post, net.num_classes]).encode())
+    for prefix, module in (("m.", net.module), ("p.", net.probe)):
+        if module is None:
+            continue
+        for name, t in module.state_dict().items():
+            t = t.detach().cpu().contiguous()
+            h.update(f"{prefix}{name}:{tuple(t.shape)}:{t.dtype}".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def cached_graph(net: CamNet, cache_dir: str | os.PathLike | None = None) -> tuple[Path, bool]:
+    """The path of ``net``'s feature graph in the cache, exporting and checking it first when it
+    is not there. Returns ``(path, built)``: ``built`` says whether this call made it.
+
+    Raises:
+        ValueError: the graph's outputs differ from PyTorch's (one line; nothing is cached).
+    """
+    _require()
+    key = graph_key(net)
+    folder = cache_root(cache_dir) / "onnx"
+    path = folder / f"{net.name}-{key[:20]}.onnx"
+    if path.is_file():
+        return path, False
+    data = export_features(net)
+    check_graph(net, data)
+    from camloc.io import atomic_write_bytes
+
+    try:
+        atomic_write_bytes(path, data)
+    except OSError as err:  # an unwritable cache: use a private copy for this run
+        print(f"camloc: cannot cache the ONNX graph in {folder} ({' '.join(str(err).split())}); "
+              "it will be rebuilt next run", file=sys.stderr)
+        import tempfile
+
+        fd, tmp = tempfile.mkstemp(suffix=".onnx")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        return Path(tmp), True
+    return path, True
+
+
+def export_features(net: CamNet) -> bytes:
+    """The ONNX graph ``images (B, 3, H, W) -> features (B, K, h, w), logits (B, C)`` with
+    dynamic batch, height and width."""
+    h, w = net.preprocessing.size
+    graph = _FeatureGraph(net).eval().cpu() if net.device.type == "cpu" else _FeatureGraph(net).eval()
+    example = torch.zeros(1, 3, h, w, device=net.device)
+    buf = io.BytesIO()
+    dyn = {0: "batch", 2: "height", 3: "width"}
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the tracer's notes on hooks are expected
+        torch.onnx.export(graph, (example,), buf, input_names=["images"], output_names=["features", "logits"],
+                          dynamic_axes={"images": dyn, "features": dyn, "logits": {0: "batch"}},
+                          opset_version=OPSET, dynamo=False)
+    return buf.getvalue()
+
+
+def check_graph(net: CamNet, data: bytes, rtol: float = 1e-3) -> None:
+    """Run the graph and PyTorch on the same random batch at two input shapes (the net's own
+    and a wider, non-square one); the logits and features must agree to ``rtol`` of their scale.
+
+    Raises:
+        ValueError: one line saying which output differs and by how much.
+    """
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+    torch_backend = TorchBackend(net)
+    h, w = net.preprocessing.size
+    g = torch.Generator().manual_seed(0)
+    for shape in ((2, 3, h, w), (1, 3, h + 32, w + 96)):
+        x = torch.randn(*shape, generator=g)
+        f_ref, l_ref = (t.float().cpu() for t in torch_backend(x))
+        f_onnx, l_onnx = session.run(None, {"images": x.numpy()})
+        for what, ref, got in (("features", f_ref, f_onnx), ("logits", l_ref, l_onnx)):
+            got_t = torch.from_numpy(got)
+            if got_t.shape != ref.shape:
+                raise ValueError(f"{net.name}: the ONNX graph gives {what} of shape {tuple(got_t.shape)} at input "
+                                 f"{shape[2]}x{shape[3]}, PyTorch {tuple(ref.shape)}")
+            err = float((got_t - ref).abs().max())
+            scale = float(ref.abs().max()) or 1.0
+            if not err <= rtol * scale + 1e-5:
+                raise ValueError(f"{net.name}: the ONNX graph's {what} differ from PyTorch's by {err:.3g} "
+                                 f"(scale {scale:.3g}) at input {shape[2]}x{shape[3]}")
+
+
+def _require() -> None:
+    try:
+        import onnx  # noqa: F401  (the exporter needs it)
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        raise RuntimeError("the onnxruntime backend needs onnx and onnxruntime: pip install 'camloc[onnx]'") from None
+
+
+def make_backend(net: CamNet, backend: str = "auto", gradient: bool = False,
+                 cache_dir: str | os.PathLike | None = None):
+    """The backend for ``net``: ``"torch"``, ``"onnxruntime"`` or ``"auto"`` (ONNX Runtime for CAM
+    on the CPU when it is installed and its graph checks out, else PyTorch; always PyTorch on a
+    GPU and for the gradient methods, whose backward passes need it).
+
+    Raises:
+        ValueError: an unknown name, or ``"onnxruntime"`` with a gradient method or a refused head.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+    refused = getattr(net, "cam_refused", False)
+    if backend == "onnxruntime":
+        if gradient:
+            raise ValueError("the onnxruntime backend runs CAM only; use the torch backend for gradient methods")
+        if refused:
+            raise ValueError(f"{net.name}: CAM is refused for this head, so the onnxruntime backend has nothing to run")
+        return OnnxBackend(net, cache_dir)
+    if backend == "torch" or gradient or refused or net.device.type != "cpu":
+        return TorchBackend(net)
+    try:
+        return OnnxBackend(net, cache_dir)
+    except (ImportError, RuntimeError, ValueError) as err:
+        print(f"camloc: using PyTorch ({' '.join(str(err).split())})", file=sys.stderr)
+        return TorchBackend(net)
+    except Exception as err:  # an exporter failure on an unusual model: PyTorch still works
+        print(f"camloc: the model cannot be exported for ONNX Runtime, using PyTorch "
+              f"({type(err).__name__}: {' '.join(str(err).split())[:200]})", file=sys.stderr)
+        return TorchBackend(net)

@@ -1,0 +1,146 @@
+"""How an image is fitted to the network: the resize modes, and the way back to original pixels.
+
+- ``aspect`` (default for localization): the whole image, the shorter side resized to ``S``, the
+  longer side keeping the aspect ratio; both sides rounded to the network's stride so the
+  fully convolutional forward sees no padding artifacts. Aspect ratios beyond ``max_ratio`` are
+  capped (the longer side stops growing), so a panorama does not cost a hundred cells.
+- ``squash``: the whole image resized to the network's fixed input size (``Preprocessing.size``),
+  ignoring the aspect ratio (the published evaluation protocol's geometry).
+- ``crop``: shorter side to ``round(S * 256 / 224)``, then the central ``S x S`` window: the usual
+  classification geometry, kept for reference measurements only (maps would not cover the image).
+
+All modes map the network input onto the whole original image except ``crop``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+Mode = Literal["aspect", "squash", "crop"]
+MODES: tuple[str, ...] = ("aspect", "squash", "crop")
+
+
+@dataclass(frozen=True)
+class Resize:
+    """A resize mode with its size ``S`` (shorter side for ``aspect``/``crop``; ignored by
+    ``squash``, which uses the net's own input size).
+
+    Attributes:
+        mode: ``"aspect"``, ``"squash"`` or ``"crop"``.
+        size: ``S`` in pixels.
+        stride: the network's total stride; ``aspect`` sides are multiples of it.
+        max_ratio: the largest longer/shorter side ratio kept by ``aspect``.
+    """
+
+    mode: Mode = "aspect"
+    size: int = 256
+    stride: int = 32
+    max_ratio: float = 3.0
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"unknown resize mode {self.mode!r}; expected one of {', '.join(MODES)}")
+        if not isinstance(self.size, int) or self.size < self.stride:
+            raise ValueError(f"resize size must be an integer of at least {self.stride}, got {self.size!r}")
+        if not self.max_ratio >= 1:
+            raise ValueError(f"max_ratio must be at least 1, got {self.max_ratio}")
+
+    def input_size(self, size: tuple[int, int], net_size: tuple[int, int] = (224, 224)) -> tuple[int, int]:
+        """The network input ``(width, height)`` for an image of ``size = (width, height)``.
+
+        ``net_size`` is the net's own ``(height, width)`` (``Preprocessing.size``), used by
+        ``squash``.
+        """
+        width, height = size
+        if self.mode == "squash":
+            return int(net_size[1]), int(net_size[0])
+        if self.mode == "crop":
+            return self.size, self.size
+        short, long = min(width, height), max(width, height)
+        ratio = min(long / max(short, 1), self.max_ratio)
+        s = _round_to(self.size, self.stride)
+        ln = max(s, _round_to(self.size * ratio, self.stride))
+        return (ln, s) if width >= height else (s, ln)
+
+    def crop_box(self, size: tuple[int, int]) -> tuple[int, int, int, int] | None:
+        """For ``crop``: the ``(left, top, right, bottom)`` window of the resized image (whose
+        shorter side is ``round(S * 256 / 224)``); ``None`` for the other modes."""
+        if self.mode != "crop":
+            return None
+        scaled = scaled_short_side(size, round(self.size * 256 / 224))
+        left = (scaled[0] - self.size) // 2
+        top = (scaled[1] - self.size) // 2
+        return left, top, left + self.size, top + self.size
+
+    def describe(self) -> str:
+        if self.mode == "squash":
+            return "squash to the net's input size"
+        return f"{self.mode} {self.size}"
+
+
+def scaled_short_side(size: tuple[int, int], short: int) -> tuple[int, int]:
+    """``(width, height)`` with the shorter side ``short`` and the aspect ratio kept."""
+    width, height = size
+    if width <= height:
+        return short, max(1, round(height * short / width))
+    return max(1, round(width * short / height)), short
+
+
+def _round_to(value: float, step: int) -> int:
+    return max(step, int(round(value / step)) * step)
+
+
+def parse_resize(text: str, stride: int = 32) -> Resize:
+    """``"aspect:256"``, ``"aspect"``, ``"squash"`` or ``"crop:224"`` -> :class:`Resize` (the CLI's
+    ``--resize``); one-line ``ValueError`` otherwise."""
+    mode, _, size = str(text).partition(":")
+    mode = mode.strip().lower()
+    if mode not in MODES:
+        raise ValueError(f"--resize must be aspect[:S], squash or crop[:S], got {text!r}")
+    if not size:
+        return Resize(mode, 256 if mode == "aspect" else 224, stride)  # type: ignore[arg-type]
+    try:
+        s = int(size)
+    except ValueError:
+        raise ValueError(f"--resize size must be an integer, got {size!r}") from None
+    return Resize(mode, s, stride)  # type: ignore[arg-type]
+
+
+def box_to_original(box: list[int], grid: tuple[int, int], size: tuple[int, int]) -> list[int]:
+    """An inclusive box found on a map resized to ``grid = (w, h)`` (covering the whole image)
+    -> the same box in original ``size = (W, H)`` pixels.
+
+    Grid pixel ``x`` samples the (bilinear) map where original pixel ``(x + 0.5) * W / w - 0.5``
+    does, so the true first pixel above the threshold lies between the samples of grid pixels
+    ``x0 - 1`` and ``x0``: the box edge is put in the middle, ``x0 * W / w - 0.5``, at most half a
+    grid step (``W / w / 2`` pixels) from where a full-resolution map would put it; likewise
+    ``(x1 + 1) * W / w - 0.5`` for the last pixel. The identity when the grid is the image.
+    """
+    gw, gh = grid
+    width, height = size
+    if (gw, gh) == (width, height):
+        return [int(v) for v in box]
+    sx, sy = width / gw, height / gh
+
+    def at(v: float, top: int) -> int:
+        return min(top, max(0, int(math.floor(v + 0.5))))
+
+    x0 = at(box[0] * sx - 0.5, width - 1)
+    y0 = at(box[1] * sy - 0.5, height - 1)
+    x1 = at((box[2] + 1) * sx - 0.5, width - 1)
+    y1 = at((box[3] + 1) * sy - 0.5, height - 1)
+    return [x0, y0, max(x0, x1), max(y0, y1)]
+
+
+def box_grid(size: tuple[int, int], cap: int) -> tuple[int, int]:
+    """The ``(w, h)`` on which boxes are computed: the image itself when its longer side is at
+    most ``cap`` (boxes exact, as on the full-size map), else the image scaled down to a longer
+    side of ``cap`` (boxes within half a grid step, :func:`box_to_original`). ``cap <= 0``: the
+    image itself."""
+    width, height = size
+    long = max(width, height)
+    if cap <= 0 or long <= cap:
+        return width, height
+    return max(1, round(width * cap / long)), max(1, round(height * cap / long))

@@ -1,0 +1,284 @@
+"""The one inference loop: inputs -> decode workers -> shape buckets -> one backend call per batch
+-> (logits, top-k classes, maps) per input, in input order.
+
+Every command that reads images through a net (localize, evaluate, probe features and maps,
+units, finegrained) is a consumer of :meth:`Pipeline.run`. Decoding runs in a pool of threads
+(Pillow and OpenCV release the GIL), one chunk ahead of the forward pass, so decoding and the
+network overlap; memory holds two chunks, whatever the number of inputs.
+
+An input that cannot be decoded, or whose scores are not finite, gives a :class:`Result` with a
+one-line ``error`` and the others go on.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from camloc.cam import class_maps
+from camloc.data.images import ImageError
+from camloc.models.net import CamNet
+from camloc.pipeline.backends import make_backend
+from camloc.pipeline.decode import Decoded, decode, name_of
+from camloc.pipeline.geometry import Resize
+
+
+@dataclass
+class Job:
+    """One input: its ``source`` (path, PIL image or array), its position in the whole input
+    stream, the name its record carries, anything the consumer wants back (``tag``), and the
+    classes whose maps are wanted besides the top-k (e.g. the ground-truth class)."""
+
+    source: Any
+    index: int
+    name: str
+    tag: Any = None
+    classes: tuple[int, ...] = ()
+
+
+@dataclass
+class Result:
+    """What the pipeline gives for one :class:`Job`.
+
+    Attributes:
+        size: ``(width, height)`` of the original image.
+        input_size: ``(width, height)`` the network saw.
+        logits: ``(C,)`` class scores; classes: ``(k,)`` the top-k, best first.
+        maps: ``(k, h, w)`` raw maps of the top-k classes (float32, feature resolution).
+        extra_maps: ``(e, h, w)`` raw maps of ``job.classes``.
+        pooled: ``(K,)`` globally pooled features (with ``keep="pooled"``).
+        features: ``(K, h, w)`` features (with ``keep="features"``).
+        display: the whole image for figures (with ``display > 0``).
+    """
+
+    job: Job
+    error: str | None = None
+    size: tuple[int, int] | None = None
+    input_size: tuple[int, int] | None = None
+    logits: np.ndarray | None = None
+    classes: np.ndarray | None = None
+    maps: np.ndarray | None = None
+    extra_maps: np.ndarray | None = None
+    pooled: np.ndarray | None = None
+    features: np.ndarray | None = None
+    display: np.ndarray | None = None
+
+    @property
+    def index(self) -> int:
+        return self.job.index
+
+    @property
+    def name(self) -> str:
+        return self.job.name
+
+
+def as_jobs(inputs: Iterable[Any], start: int = 0) -> Iterator[Job]:
+    """Sources (or ready :class:`Job` objects) -> jobs numbered in stream order."""
+    for i, item in enumerate(inputs, start=start):
+        yield item if isinstance(item, Job) else Job(item, i, name_of(item, i))
+
+
+def shard(jobs: Iterable[Job], rank: int = 0, world: int = 1) -> Iterator[Job]:
+    """This process's share of the stream: every ``world``-th job from ``rank`` (by index)."""
+    if world <= 1:
+        yield from jobs
+        return
+    for job in jobs:
+        if job.index % world == rank:
+            yield job
+
+
+def default_workers() -> int:
+    """Decode threads: the cores, at most 4 (beyond that the forward pass is the bottleneck)."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+@dataclass
+class Pipeline:
+    """One configured inference path.
+
+    Args:
+        net: the classifier (:func:`camloc.load_model`).
+        resize: how images are fitted to the net (:class:`~camloc.pipeline.geometry.Resize`).
+        backend: ``"auto"``, ``"torch"`` or ``"onnxruntime"`` (see
+            :func:`~camloc.pipeline.backends.make_backend`), or a ready backend object.
+        method: a gradient map method (:mod:`camloc.methods`) instead of CAM, or ``None``.
+        topk: classes mapped per image, best first (0: none, only ``job.classes``).
+        batch_size: images per forward pass (images of one shape are batched together).
+        workers: decode threads (``None``: :func:`default_workers`; 0: decode inline).
+        keep: ``None``, ``"pooled"`` or ``"features"``: also return the pooled features or the
+            feature maps.
+        display: keep the whole image at this longer side for figures (0: no).
+        draft: allow reduced-scale JPEG decoding.
+        progress: show a progress bar (``None``: only on a terminal).
+        desc: the bar's label.
+    """
+
+    net: CamNet
+    resize: Resize = field(default_factory=Resize)
+    backend: Any = "auto"
+    method: Any = None
+    topk: int = 5
+    batch_size: int = 16
+    workers: int | None = None
+    keep: str | None = None
+    display: int = 0
+    draft: bool = True
+    progress: bool | None = None
+    desc: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
+        if not isinstance(self.topk, int) or self.topk < 0:
+            raise ValueError(f"topk must be a non-negative integer, got {self.topk!r}")
+        if self.keep not in (None, "pooled", "features"):
+            raise ValueError(f"keep must be None, 'pooled' or 'features', got {self.keep!r}")
+        if isinstance(self.backend, str):
+            self.backend = make_backend(self.net, self.backend, gradient=self.method is not None)
+        pre = self.net.preprocessing
+        self._mean = torch.tensor(pre.mean, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
+        self._std = torch.tensor(pre.std, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
+
+    @property
+    def backend_name(self) -> str:
+        return "torch" if self.method is not None else getattr(self.backend, "name", type(self.backend).__name__)
+
+    def run(self, inputs: Iterable[Any], total: int | None = None) -> Iterator[Result]:
+        """Yield one :class:`Result` per input, in input order."""
+        jobs = as_jobs(inputs)
+        chunk = max(32, 4 * self.batch_size)
+        workers = default_workers() if self.workers is None else max(0, int(self.workers))
+        bar = tqdm(total=total, unit="img", desc=self.desc or f"{self.net.name}",
+                   disable=(not self.progress) if self.progress is not None else None)
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="camloc-decode") if workers else None
+        pending: deque[list[tuple[Job, Future | tuple]]] = deque()
+
+        def submit() -> None:
+            part = list(islice(jobs, chunk))
+            if part:
+                pending.append([(j, pool.submit(self._decode, j) if pool else self._decode(j)) for j in part])
+
+        try:
+            submit()
+            submit()
+            while pending:
+                part = pending.popleft()
+                submit()
+                decoded = [(j, d.result() if isinstance(d, Future) else d) for j, d in part]
+                for res in self._infer(decoded):
+                    yield res
+                bar.update(len(part))
+        finally:
+            bar.close()
+            if pool is not None:
+                for part in pending:
+                    for _, d in part:
+                        if isinstance(d, Future):
+                            d.cancel()
+                pool.shutdown(wait=True, cancel_futures=True)
+
+    # ------------------------------------------------------------------ stages
+    def _decode(self, job: Job) -> Decoded | str:
+        try:
+            return decode(job.source, self.resize, self.net.preprocessing.size, self.display, job.name, self.draft)
+        except ImageError as err:
+            return str(err)
+        except Exception as err:  # a decoder bug must cost one image, not the run
+            return f"{job.name}: cannot decode ({type(err).__name__}: {' '.join(str(err).split())[:200]})"
+
+    def _infer(self, decoded: list[tuple[Job, Decoded | str]]) -> list[Result]:
+        results: dict[int, Result] = {}
+        buckets: dict[tuple[int, ...], list[tuple[Job, Decoded]]] = {}
+        for job, d in decoded:
+            if isinstance(d, str):
+                results[job.index] = Result(job, error=d)
+            else:
+                buckets.setdefault(d.pixels.shape, []).append((job, d))
+        for members in buckets.values():
+            for start in range(0, len(members), self.batch_size):
+                batch = members[start : start + self.batch_size]
+                for res in self._forward(batch):
+                    results[res.job.index] = res
+        return [results[job.index] for job, _ in decoded]
+
+    def _tensor(self, batch: list[tuple[Job, Decoded]]) -> torch.Tensor:
+        pixels = torch.from_numpy(np.stack([d.pixels for _, d in batch])).permute(0, 3, 1, 2).float()
+        return pixels.sub_(self._mean).div_(self._std).contiguous()
+
+    def _forward(self, batch: list[tuple[Job, Decoded]]) -> list[Result]:
+        x = self._tensor(batch).to(self.net.device)
+        features, logits = self.backend(x) if self.method is None else _gradient_forward(self.net, x)
+        logits = logits.float()
+        k = min(self.topk, logits.shape[1])
+        top = logits.topk(k, dim=1).indices if k else torch.zeros(len(batch), 0, dtype=torch.long)
+        extra = _extra_classes(batch, logits.shape[1])
+        wanted = torch.cat([top.cpu(), extra], dim=1) if extra is not None else top.cpu()
+        if wanted.shape[1] == 0:
+            maps = torch.zeros(len(batch), 0, 1, 1)
+        elif self.method is None:
+            with torch.inference_mode():
+                weight = self.net.classifier.weight.detach().to(features.device, features.dtype)
+                maps = class_maps(features, weight, wanted.to(features.device))
+        else:
+            maps = self.method(self.net, x, wanted.to(x.device)).detach()
+        maps_np = maps.float().cpu().numpy()
+        logits_np = logits.cpu().numpy()
+        top_np = top.cpu().numpy()
+        pooled = features_np = None
+        if self.keep is not None:
+            from camloc.extract import pool
+
+            with torch.inference_mode():
+                if self.keep == "pooled":
+                    pooled = pool(features.float(), self.net.head.pooling).cpu().numpy()
+                else:
+                    features_np = features.float().cpu().numpy()
+        out = []
+        for j, (job, d) in enumerate(batch):
+            if not np.isfinite(logits_np[j]).all():
+                out.append(Result(job, error=f"{job.name}: the model's scores are not finite (NaN or inf); "
+                                             "check the weights and the input", size=d.size))
+                continue
+            out.append(Result(
+                job, size=d.size, input_size=(d.pixels.shape[1], d.pixels.shape[0]), logits=logits_np[j],
+                classes=top_np[j], maps=maps_np[j, :k], extra_maps=maps_np[j, k:] if extra is not None else None,
+                pooled=None if pooled is None else pooled[j], features=None if features_np is None else features_np[j],
+                display=d.display,
+            ))
+        return out
+
+
+def _gradient_forward(net: CamNet, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scores for a gradient method's batch (no maps: the method makes its own)."""
+    from camloc.extract import extract
+
+    with torch.inference_mode():
+        if getattr(net, "cam_refused", False):
+            from camloc.methods.base import logits_of
+
+            return torch.zeros(0), logits_of(net.module(x))
+        return extract(net, x)
+
+
+def _extra_classes(batch: list[tuple[Job, Decoded]], num_classes: int) -> torch.Tensor | None:
+    wanted = [job.classes for job, _ in batch]
+    n = max((len(c) for c in wanted), default=0)
+    if n == 0:
+        return None
+    if any(len(c) != n for c in wanted):
+        raise ValueError("every job of a batch must ask for the same number of extra classes")
+    out = torch.tensor([list(c) for c in wanted], dtype=torch.long)
+    bad = out[(out < 0) | (out >= num_classes)]
+    if bad.numel():
+        raise ValueError(f"class index {int(bad[0])} is out of range for a model with {num_classes} classes")
+    return out
