@@ -36,3 +36,84 @@ def test_printable_escapes_control_characters():
     from camloc.viz import printable
 
     assert printable("a\nb\tc\x1bd é") == "a\\nb\\tc\\x1bd é"
+
+
+# --------------------------------------------------------------------------- non-finite scores (item 6)
+def _strict_json(line: str) -> dict:
+    def refuse(name: str):
+        raise AssertionError(f"not JSON: {name} in {line!r}")
+
+    return json.loads(line, parse_constant=refuse)
+
+
+def test_cam_raises_on_nan_input_and_names_the_images(tiny_gap):
+    import pytest
+    import torch
+
+    import camloc
+
+    net = camloc.load_model(tiny_gap)
+    x = torch.ones(3, 1, 2, 2)
+    x[1, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"^non-finite scores for images \[1\] of the batch \(NaN or inf in the input"):
+        camloc.cam(net, x, topk=1)
+    out = camloc.cam(net, x[[0, 2]], topk=1)  # the finite images alone are fine
+    assert out.classes.tolist() == [[0], [0]] and out.logits[0].tolist() == pytest.approx([2.1, 0.8])
+    with torch.no_grad():
+        tiny_gap.fc.weight[0, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"images \[0, 1\] of the batch"):
+        camloc.cam(net, x[[0, 2]], topk=1)
+
+
+def test_predictions_for_refuses_non_finite_scores(tiny_gap):
+    import numpy as np
+    import pytest
+
+    import camloc
+    from camloc.localize import predictions_for
+
+    net = camloc.load_model(tiny_gap)
+    maps = np.ones((1, 2, 2), np.float32)
+    for bad in (np.nan, np.inf):
+        with pytest.raises(ValueError, match=r"^non-finite scores: 1 of 2 logits are NaN or infinite"):
+            predictions_for(net, np.array([bad, 1.0]), np.array([1]), maps, (4, 4), 0.2)
+    preds = predictions_for(net, np.array([0.0, 1.0]), np.array([1]), maps, (4, 4), 0.2)
+    assert preds[0]["score"] == round(float(np.e / (1 + np.e)), 6) and preds[0]["logit"] == 1.0
+
+
+def test_json_writers_refuse_nan_naming_the_file(tmp_path):
+    import pytest
+
+    from camloc.io import atomic_write_json, atomic_write_jsonl
+
+    for write, obj in ((atomic_write_jsonl, [{"score": 0.5}, {"score": float("nan")}]),
+                       (atomic_write_json, {"x": float("inf")})):
+        path = tmp_path / "r.json"
+        with pytest.raises(ValueError, match=r"r\.json: cannot write JSON \(Out of range float values"):
+            write(path, obj)
+        assert not path.exists() and not list(tmp_path.iterdir())  # nothing half-written
+
+
+def test_nan_weights_through_the_cli_give_an_error_not_nan(tmp_path, photo_dir, capsys):
+    import torch
+    import torchvision
+
+    import camloc
+
+    module = torchvision.models.resnet18(weights=None, num_classes=3)
+    with torch.no_grad():
+        module.fc.weight[1, 0] = float("nan")
+    net = camloc.load_model(module, class_names=["ant", "bee", "cow"])
+    net.name, net.arch_kwargs = "resnet18", {"num_classes": 3}
+    camloc.save_checkpoint(net, tmp_path / "nan.pt")
+    out = tmp_path / "o"
+    code = main(["localize", f"{photo_dir}/chelsea.png", "--model", str(tmp_path / "nan.pt"), "--out", str(out),
+                 "--no-figures", "--backend", "torch"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert any("finite" in line and "NaN" in line for line in err.splitlines())
+    results = out / "results.jsonl"
+    if results.exists():  # the streamed writer: one error record for the image
+        recs = [_strict_json(line) for line in results.read_text().splitlines()]
+        assert len(recs) == 1 and "finite" in recs[0]["error"] and "\n" not in recs[0]["error"]
+        assert "predictions" not in recs[0] or not recs[0]["predictions"]

@@ -101,6 +101,11 @@ def cam(net: CamNet, x: Tensor, topk: int = 5, classes: Tensor | None = None) ->
     For an exact head, ``out.maps.mean((-2, -1)) + out.bias[out.classes]`` equals
     ``out.logits.gather(1, out.classes)`` to float tolerance.
 
+    Raises:
+        ValueError: ``non-finite scores for images [i, ...] of the batch`` when a score is NaN
+            or infinite (NaN or inf in ``x`` or in the weights): the top-k of NaN scores would
+            be meaningless classes, so nothing is returned for the batch.
+
     Example:
         >>> net = camloc.load_model()
         >>> out = camloc.cam(net, net.preprocess([img]), topk=5)
@@ -110,6 +115,9 @@ def cam(net: CamNet, x: Tensor, topk: int = 5, classes: Tensor | None = None) ->
     net.module.eval()
     with torch.no_grad():
         features, logits = extract(net, x)
+        bad = (~torch.isfinite(logits)).any(dim=1).nonzero().flatten().tolist()
+        if bad:
+            raise ValueError(f"non-finite scores for images {bad} of the batch (NaN or inf in the input or the weights)")
         linear = net.classifier
         if classes is None:
             k = max(1, min(int(topk), logits.shape[1]))

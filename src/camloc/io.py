@@ -47,9 +47,18 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def to_json(obj: Any, path: str | os.PathLike, **kwargs: Any) -> str:
+    """``json.dumps(obj)`` that refuses NaN and infinity (``NaN`` is not JSON: a strict reader
+    rejects the whole file) with a one-line ``ValueError`` naming ``path``."""
+    try:
+        return json.dumps(obj, allow_nan=False, **kwargs)
+    except ValueError as err:
+        raise ValueError(f"{os.fspath(path)}: cannot write JSON ({err})") from None
+
+
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    atomic_write_text(path, to_json(obj, path, indent=2, sort_keys=False) + "\n")
 
 
 def atomic_write_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> None:
-    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))
+    atomic_write_text(path, "".join(to_json(r, path) + "\n" for r in records))
