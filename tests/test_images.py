@@ -93,3 +93,56 @@ def test_expand_paths(tmp_path):
     assert paths == [a]
     assert [e.split(": ", 1)[1] for e in errors] == ["folder holds no images", "no such file or folder",
                                                      "pattern matched no files"]
+
+
+# --------------------------------------------------------------------------- 32-bit and float grayscale
+def _gray(path) -> list[list[int]]:
+    rgb = np.asarray(load_image(path))
+    assert (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 0] == rgb[..., 2]).all()
+    return rgb[..., 0].tolist()
+
+
+@pytest.mark.parametrize("mode, values, expected", [
+    # float: the finite range is stretched to 0..255; +inf white, -inf and NaN black
+    ("F", [[0.0, 0.5, 1.0], [np.inf, -np.inf, np.nan]], [[0, 128, 255], [255, 0, 0]]),
+    ("F", [[-3.0, -2.0], [-1.0, np.inf]], [[0, 128], [255, 255]]),
+    ("F", [[7.5, 7.5], [7.5, 7.5]], [[128, 128], [128, 128]]),  # no range: mid-gray, documented
+    # 32-bit integers: 8-bit values as they are, 16-bit values / 257, anything else by its range
+    ("I", [[0, 10], [255, 200]], [[0, 10], [255, 200]]),
+    ("I", [[0, 257], [65535, 32896]], [[0, 1], [255, 128]]),
+    ("I", [[-10, -5], [0, -10]], [[0, 128], [255, 0]]),
+    ("I", [[-2000000, -1000000], [-3000000, -3000000]], [[128, 255], [0, 0]]),
+    ("I", [[-4, -4], [-4, -4]], [[128, 128], [128, 128]]),
+])
+def test_float_and_int_tiffs_keep_their_contrast_without_noise(tmp_path, capfd, mode, values, expected):
+    arr = np.array(values, dtype=np.float32 if mode == "F" else np.int32)
+    p = _save(Image.fromarray(arr, mode), tmp_path / "g.tif")
+    assert Image.open(p).mode == mode
+    assert _gray(p) == expected
+    assert capfd.readouterr().err == ""
+
+
+def test_float_tiff_without_a_finite_value_is_a_one_line_error(tmp_path, capfd):
+    p = _save(Image.fromarray(np.full((3, 4), np.inf, np.float32), "F"), tmp_path / "inf.tif")
+    with pytest.raises(ImageError) as err:
+        load_image(p)
+    assert str(err.value) == f"{p}: cannot decode (no finite pixel values in a 4x3 F image)"
+    assert capfd.readouterr().err == ""
+
+
+def test_libtiff_messages_go_into_the_one_line_error_not_stderr(tmp_path, capfd):
+    from camloc.data import images
+
+    images._install_tiff_handler()
+    if not images._tiff_handler:
+        pytest.skip("this Pillow has no bundled libtiff whose messages camloc can take over")
+    p = _save(Image.fromarray(np.linspace(0, 1, 64 * 48, dtype=np.float32).reshape(48, 64), "F"),
+              tmp_path / "lzw.tif", compression="tiff_lzw")
+    start, count = Image.open(p).tag_v2[273][0], Image.open(p).tag_v2[279][0]
+    raw = bytearray(open(p, "rb").read())
+    raw[start + count // 2 : start + count] = bytes(count - count // 2)  # the strip loses its end code
+    open(p, "wb").write(raw)
+    with pytest.raises(ImageError) as err:
+        load_image(p)
+    assert str(err.value) == f"{p}: cannot decode (decoder error -2; LZWDecode: Strip 0 not terminated with EOI code)"
+    assert capfd.readouterr().err == ""
