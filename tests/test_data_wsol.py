@@ -127,6 +127,9 @@ IMAGE_PROBLEMS = [
     ("class_labels", "b/2.jpg,1\n", "class_labels.txt: no line for image id 'a/1.jpg' (image_ids.txt:2)"),
     ("class_labels", "b/2.jpg,1\na/1.jpg,-2\n", "class_labels.txt:2: class index -2 is negative"),
     ("class_labels", "b/2.jpg,1\na/1.jpg,0\na/1.jpg,1\n", "class_labels.txt:3: second, different class index"),
+    ("class_labels", "b/2.jpg,1\na/1.jpg,12345678901234567890\n",  # once a MemoryError (a list of 1e19 names)
+     "class_labels.txt:2: class index 12345678901234567890 is beyond 99999, the most without a class_names.txt"),
+    ("class_labels", "b/2.jpg,1\na/1.jpg,1e30\n", "class_labels.txt:2: class index 1000000000000000019884624838656 is beyond 99999"),
     ("image_sizes", "b/2.jpg,20,10\n", "image_sizes.txt: no line for image id 'a/1.jpg' (image_ids.txt:2)"),
     ("image_sizes", "b/2.jpg,20,10\na/1.jpg,0,40\n", "image_sizes.txt:2: image size 0x40 is empty"),
 ]
@@ -148,6 +151,17 @@ def test_label_beyond_class_names_is_skipped(tmp_path):
     split = read_wsol(meta)
     assert [s.image_id for s in split.samples] == ["a/1.jpg"]
     assert "class index 1 of 'b/2.jpg' is out of range for 1 classes" in split.skipped[0]
+    meta = _write(tmp_path / "t", **{**GOOD, "class_labels": "a/1.jpg,0\nb/2.jpg,99999999999999999999\n"},
+                  class_names="only_one\n")
+    split = read_wsol(meta)
+    assert [s.image_id for s in split.samples] == ["a/1.jpg"] and split.classes == ["only_one"]
+    assert "class index 99999999999999999999 of 'b/2.jpg' is out of range for 1 classes" in split.skipped[0]
+
+
+def test_the_largest_index_without_class_names_makes_the_class_list(tmp_path):
+    meta = _write(tmp_path / "s", **{**GOOD, "class_labels": "a/1.jpg,0\nb/2.jpg,99999\n"})
+    split = read_wsol(meta)
+    assert len(split.classes) == 100_000 and split.classes[-1] == "class_99999" and not split.skipped
 
 
 def test_lines_for_unknown_ids_and_repeated_ids_are_ignored_and_recorded(tmp_path):

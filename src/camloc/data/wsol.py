@@ -28,6 +28,7 @@ from camloc.io import atomic_write_text
 __all__ = ["WSOL_FILES", "is_wsol_dir", "read_wsol", "write_wsol"]
 
 WSOL_FILES = ("image_ids.txt", "class_labels.txt", "image_sizes.txt", "localization.txt")
+MAX_CLASSES = 100_000  # without class_names.txt the classes are class_0 .. class_<largest index>
 
 
 def is_wsol_dir(path: str | os.PathLike) -> bool:
@@ -54,7 +55,7 @@ def read_wsol(
     Returns:
         A :class:`Split` in the order of ``image_ids.txt``, named after ``metadata_dir``.
         Classes are ``class_names.txt`` when present, else ``class_<i>`` for
-        ``i < 1 + max label``.
+        ``i < 1 + max label`` (a label of :data:`MAX_CLASSES` or more is then a per-image problem).
 
     Raises:
         DataError: ``<file>:<line>: <reason>`` for a line with the wrong field count or a
@@ -78,6 +79,7 @@ def read_wsol(
         problems.line(f"{where(path, line)}: image id {image_id!r} is not in image_ids.txt; line ignored")
         return True
 
+    names = _read_class_names(files["class_names.txt"])
     labels: dict[str, int] = {}
     path = files["class_labels.txt"]
     for line, (image_id, text) in read_rows(path, 2):
@@ -86,6 +88,9 @@ def read_wsol(
             continue
         if label < 0:
             problems.image(image_id, f"{where(path, line)}: class index {label} is negative")
+        elif names is None and label >= MAX_CLASSES:  # the class list is made up to the largest index
+            problems.image(image_id, f"{where(path, line)}: class index {label} is beyond {MAX_CLASSES - 1}, "
+                                     "the most without a class_names.txt")
         elif labels.setdefault(image_id, label) != label:
             problems.image(image_id, f"{where(path, line)}: second, different class index for {image_id!r}")
 
@@ -137,7 +142,7 @@ def read_wsol(
                     if ignores.setdefault(image_id, ignore) != ignore:
                         problems.image(image_id, f"{where(path, line)}: second, different ignore path")
 
-    classes = _read_class_names(files["class_names.txt"])
+    classes = names
     if classes is None:
         top = max((labels[i] for i in ids if i in labels), default=-1)
         classes = [f"class_{i}" for i in range(top + 1)]
