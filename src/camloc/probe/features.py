@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 import warnings
 import zipfile
 from collections.abc import Sequence
@@ -15,11 +14,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from camloc.data.base import Sample, Split
 from camloc.data.images import ImageError, load_image
-from camloc.extract import extract, pool
 from camloc.io import atomic_write_with
 from camloc.models.net import CamNet
 from camloc.probe.base import (
@@ -102,13 +99,20 @@ def _file_entry(path: str) -> list[Any]:
         return [os.path.abspath(path), None, None]
 
 
+# How images meet the backbone: the pipeline's squash (OpenCV area resize to the net's input).
+# Part of the cache key, so features computed another way (the earlier PIL bilinear resize) are
+# not read back as these.
+GEOMETRY = "squash, area resize (camloc.pipeline)"
+
+
 def feature_key(net: CamNet, samples: Sequence[Sample], crops: Sequence[Box | None] | None = None) -> str:
     """SHA-256 naming the pooled features of ``samples`` (optionally cropped) under ``net``."""
     data = [
         _file_entry(s.path) + [None if crops is None or crops[i] is None else [int(v) for v in crops[i]]]
         for i, s in enumerate(samples)
     ]
-    blob = json.dumps({"format": CACHE_FORMAT, "backbone": backbone_identity(net), "data": data}, sort_keys=True)
+    blob = json.dumps({"format": CACHE_FORMAT, "backbone": backbone_identity(net), "geometry": GEOMETRY,
+                       "data": data}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -131,36 +135,44 @@ def compute_features(
     batch_size: int = 32,
     progress: bool = True,
     desc: str = "features",
+    backend: str = "auto",
 ) -> Features:
-    """Run the frozen backbone once over ``samples`` in batches -> pooled features.
+    """Run the frozen backbone once over ``samples`` through the inference pipeline (squashed to
+    the net's input, one forward pass per batch) -> pooled features.
 
-    Unreadable images are left out with a one-line reason in ``skipped``.
+    Unreadable images are left out with a one-line reason in ``skipped``. ``backend`` is the
+    pipeline's (``"auto"``, ``"torch"`` or ``"onnxruntime"``).
     """
-    k = feature_dim(net)
+    from camloc.pipeline.geometry import Resize
+    from camloc.pipeline.run import Job, Pipeline
+
+    def jobs():
+        for i, s in enumerate(samples):
+            box = None if crops is None else crops[i]
+            yield Job(s.path if box is None else _cropped(s.path, box), i, s.path)
+
+    pipe = Pipeline(net, resize=Resize("squash"), backend=backend, topk=0, batch_size=max(1, int(batch_size)),
+                    keep="pooled", progress=None if progress else False, desc=desc)
     rows: list[np.ndarray] = []
     index: list[int] = []
     skipped: list[str] = []
-    net.module.eval()
-    bar = tqdm(total=len(samples), desc=desc, unit="img", disable=None if progress else True, file=sys.stderr)
-    with torch.inference_mode():
-        for start in range(0, len(samples), max(1, int(batch_size))):
-            images, where = [], []
-            for i in range(start, min(start + batch_size, len(samples))):
-                try:
-                    img = load_image(samples[i].path)
-                except ImageError as err:
-                    skipped.append(str(err))
-                    continue
-                images.append(crop_box(img, None if crops is None else crops[i]))
-                where.append(i)
-            if images:
-                features, _ = extract(net, net.preprocess(images).to(net.device))
-                rows.append(pool(features, net.head.pooling).float().cpu().numpy())
-                index.extend(where)
-            bar.update(min(batch_size, len(samples) - start))
-    bar.close()
-    x = np.concatenate(rows) if rows else np.zeros((0, k), np.float32)
+    for res in pipe.run(jobs(), total=len(samples)):
+        if res.error is not None:
+            skipped.append(res.error)
+        else:
+            rows.append(res.pooled)
+            index.append(res.index)
+    x = np.stack(rows) if rows else np.zeros((0, feature_dim(net)), np.float32)
     return Features(x=x.astype(np.float32), index=np.asarray(index, np.int64), skipped=skipped)
+
+
+def _cropped(path: str, box: Box):
+    """The image at ``path`` cropped to ``box`` (a PIL image for the pipeline), or ``path``
+    itself when it cannot be read, so that the pipeline reports it in its own words."""
+    try:
+        return crop_box(load_image(path), box)
+    except ImageError:
+        return path
 
 
 def save_feature_cache(path: str, key: str, feats: Features) -> None:
@@ -217,13 +229,15 @@ def extract_features(
     batch_size: int = 32,
     progress: bool = True,
     desc: str = "features",
+    backend: str = "auto",
 ) -> Features:
     """Pooled features of ``samples`` (cropped to ``crops`` if given), cached in ``cache_dir``.
 
     The cache file is ``<cache_dir>/<key>.npz`` with ``key`` from :func:`feature_key`, so a
     change of backbone weights, preprocessing, image files (size or mtime) or crops makes a new
     entry. A corrupt cache file is reported with a one-line warning and rebuilt. Without
-    ``cache_dir`` nothing is cached.
+    ``cache_dir`` nothing is cached. ``backend`` runs the forward pass (the pipeline's: ONNX
+    Runtime or PyTorch give the same features to float tolerance, so it is not part of the key).
     """
     if isinstance(samples, Split):
         samples = samples.samples
@@ -231,7 +245,7 @@ def extract_features(
     if crops is not None and len(crops) != len(samples):
         raise ProbeError(f"{len(crops)} crop boxes for {len(samples)} images")
     if cache_dir is None:
-        return compute_features(net, samples, crops, batch_size, progress, desc)
+        return compute_features(net, samples, crops, batch_size, progress, desc, backend)
     key = feature_key(net, samples, crops)
     path = os.path.join(os.path.expanduser(os.fspath(cache_dir)), f"{key[:40]}.npz")
     if os.path.exists(path):
@@ -239,7 +253,7 @@ def extract_features(
             return load_feature_cache(path, key, len(samples))
         except ProbeError as err:
             warnings.warn(f"{err}; recomputing it", stacklevel=2)
-    feats = compute_features(net, samples, crops, batch_size, progress, desc)
+    feats = compute_features(net, samples, crops, batch_size, progress, desc, backend)
     save_feature_cache(path, key, feats)
     feats.cache_path = path
     return feats

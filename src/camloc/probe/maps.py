@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-from tqdm import tqdm
 
 from camloc.data.base import Sample
-from camloc.data.images import ImageError, load_image
 from camloc.models.net import CamNet
 from camloc.probe.base import (
     ProbeError,
@@ -53,33 +49,26 @@ def cam_maps(
     batch_size: int = 32,
     progress: bool = True,
     desc: str = "CAMs",
+    backend: str = "auto",
 ) -> tuple[list[MapResult | None], list[str]]:
-    """The raw CAM of class ``classes[i]`` on image ``i`` and its scores, one forward pass per
-    image; ``None`` for an unreadable image, whose one-line reason is in the second list."""
-    from camloc.extract import cam
+    """The raw CAM of class ``classes[i]`` on image ``i`` and its scores, through the inference
+    pipeline (squashed to the net's input, one forward pass per batch); ``None`` for an
+    unreadable image, whose one-line reason is in the second list."""
+    from camloc.pipeline.geometry import Resize
+    from camloc.pipeline.run import Job, Pipeline
 
     if len(classes) != len(samples):
         raise ProbeError(f"{len(classes)} classes for {len(samples)} images")
     out: list[MapResult | None] = [None] * len(samples)
     skipped: list[str] = []
-    bar = tqdm(total=len(samples), desc=desc, unit="img", disable=None if progress else True, file=sys.stderr)
-    for start in range(0, len(samples), max(1, int(batch_size))):
-        images, where = [], []
-        for i in range(start, min(start + batch_size, len(samples))):
-            try:
-                images.append(load_image(samples[i].path))
-                where.append(i)
-            except ImageError as err:
-                skipped.append(str(err))
-        if images:
-            wanted = torch.as_tensor([[int(classes[i])] for i in where], device=net.device)
-            res = cam(net, net.preprocess(images).to(net.device), classes=wanted)
-            maps = res.maps[:, 0].float().cpu().numpy()
-            logits = res.logits.float().cpu().numpy()
-            for j, i in enumerate(where):
-                out[i] = MapResult(maps[j], images[j].size, logits[j])
-        bar.update(min(batch_size, len(samples) - start))
-    bar.close()
+    pipe = Pipeline(net, resize=Resize("squash"), backend=backend, topk=0, batch_size=max(1, int(batch_size)),
+                    progress=None if progress else False, desc=desc)
+    jobs = (Job(s.path, i, s.path, classes=(int(classes[i]),)) for i, s in enumerate(samples))
+    for res in pipe.run(jobs, total=len(samples)):
+        if res.error is not None:
+            skipped.append(res.error)
+        else:
+            out[res.index] = MapResult(res.extra_maps[0], res.size, res.logits)
     return out, skipped
 
 
@@ -113,9 +102,11 @@ def cam_boxes(
     progress: bool = True,
     desc: str = "CAM boxes",
     norm: str = "minmax",
+    backend: str = "auto",
 ) -> tuple[list[CamBox | None], list[str]]:
     """The paper's box (see :func:`box_and_peak`) for class ``classes[i]`` on image ``i``, one
-    forward pass per image. Returns one :class:`CamBox` per sample (``None`` for an unreadable
-    image) and the one-line reasons for those."""
-    maps, skipped = cam_maps(net, samples, classes, batch_size=batch_size, progress=progress, desc=desc)
+    forward pass per batch (:func:`cam_maps`). Returns one :class:`CamBox` per sample (``None``
+    for an unreadable image) and the one-line reasons for those."""
+    maps, skipped = cam_maps(net, samples, classes, batch_size=batch_size, progress=progress, desc=desc,
+                             backend=backend)
     return [None if m is None else box_and_peak(m.map, m.size, threshold, norm) for m in maps], skipped
