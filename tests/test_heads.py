@@ -212,3 +212,17 @@ def test_pooled_norm_refusals():
     with pytest.raises(HeadError, match="not one linear layer") as err:
         find_head(two_d)
     assert "\n" not in str(err.value)
+
+
+def test_gradient_methods_read_the_pooled_norm_head():
+    """At the default layer the activations are the normalized features f' and the scores the
+    model's (W β included), so Grad-CAM on a GAP head is ReLU(M_c) / hw: [0, 1.5] and [0, 0]."""
+    from camloc.methods import GradCAM
+    from camloc.methods.base import scores_and_activations
+
+    net = camloc.load_model(PooledLayerNorm())
+    scores, acts = scores_and_activations(net, LN_INPUT, None)
+    assert torch.allclose(scores, torch.tensor([[-1.5, -0.5]]))
+    assert torch.allclose(acts, torch.tensor([[[[-4.0, 0.0]], [[-1.0, 3.0]]]]))
+    maps = GradCAM()(net, LN_INPUT, torch.tensor([[0, 1]]))
+    assert torch.allclose(maps, torch.tensor([[[[0.0, 1.5]], [[0.0, 0.0]]]]))

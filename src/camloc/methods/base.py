@@ -129,7 +129,9 @@ def scores_and_activations(net: Net, x: Tensor, layer: str | nn.Module | None) -
             if head.post is not None:
                 a = head.post(a)
             pooled = pool(a, head.pooling)
-            out = probe(pooled) if probe is not None else head.classifier(pooled)
+            # head.bias(): the classifier's bias, plus W β after a norm on the pooled vector
+            # (post then gives the normalized features, see camloc.models.pooled_norm)
+            out = probe(pooled) if probe is not None else nn.functional.linear(pooled, head.classifier.weight, head.bias())
     return out, a
 
 
