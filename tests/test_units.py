@@ -11,6 +11,8 @@ from PIL import Image
 from torch import nn
 
 import camloc
+from camloc.boxes import boxes_from_map
+from camloc.cam import upsample
 from camloc.cli import main
 from camloc.models.heads import Head
 from camloc.models.net import Preprocessing
@@ -120,8 +122,9 @@ def test_class_by_label_or_index(net):
 
 def test_cli_on_real_photos(tmp_path, photo_dir, lite0, capsys):
     """On the embedded model: the units are the class's largest weights, every hit's peak and
-    mean are those of the features of camloc's one-forward CAM pass, hits are ranked, and each
-    peak lies in its unit's box."""
+    mean are those of the features of camloc's one-forward CAM pass, hits are ranked, each box
+    is the largest component of the unit's map and each peak lies in one of its components (not
+    always the largest: on horse.png unit 314 fires on two parts almost equally)."""
     out = tmp_path / "u"
     names = ("chelsea.png", "coffee.png", "rocket.jpg", "astronaut.png", "motorcycle_left.png", "horse.png")
     photos = [f"{photo_dir}/{n}" for n in names]
@@ -143,7 +146,12 @@ def test_cli_on_real_photos(tmp_path, photo_dir, lite0, capsys):
             assert h["peak"] == pytest.approx(float(f.max()), abs=1e-4)
             assert h["mean"] == pytest.approx(float(f.mean()), abs=1e-4)
             (x, y), box = h["point"], h["box"]
-            assert box is None or (box[0] <= x <= box[2] and box[1] <= y <= box[3])
+            parts = boxes_from_map(upsample(f.numpy(), (h["height"], h["width"])), 0.2, largest_only=False,
+                                   norm="positive")
+            if box is None:  # a unit that does not fire on the image
+                assert not parts and h["peak"] == 0.0
+            else:
+                assert box == parts[0] and any(b[0] <= x <= b[2] and b[1] <= y <= b[3] for b in parts)
     assert (out / "units_Egyptian_cat.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "unit" in capsys.readouterr().out
     assert main(["units", *photos, "--class", "285", "--rank", "contribution", "--units", "2",

@@ -9,10 +9,10 @@ it most. Here:
   negative weight argues against the class); :func:`contributing_units` ranks them instead by
   their mean share ``w_k^c * pool(f_k)`` of the class score on given images (which units make
   *these* images score as the class);
-- :func:`unit_hits` runs the images through the net (one forward pass per batch, as
-  :func:`camloc.cam` does) and keeps, for every chosen unit, the images where it peaks highest,
-  with the peak's place and the box of the unit's map (the paper's 20 % rule on its positive
-  part); memory holds one batch and ``per_unit`` small maps per unit;
+- :func:`unit_hits` runs the images through the net (the inference pipeline, squashed to the
+  net's input, one forward pass per batch) and keeps, for every chosen unit, the images where it
+  peaks highest, with the peak's place and the box of the unit's map (the paper's 20 % rule on
+  its positive part); memory holds the pipeline's chunks and ``per_unit`` small maps per unit;
 - :func:`units_figure` draws one row per unit, its best images with the unit's map.
 """
 
@@ -24,13 +24,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
-from tqdm.auto import tqdm
 
 from camloc.boxes import boxes_from_map
 from camloc.cam import upsample
-from camloc.data.images import ImageError
-from camloc.extract import extract
 from camloc.models.net import CamNet
 
 
@@ -103,53 +99,42 @@ def class_units(net: CamNet, cls: int, count: int = 6) -> list[Unit]:
     return [Unit(int(k), float(w[k])) for k in order[:count] if w[k] > 0]
 
 
-def _feature_batches(net: CamNet, inputs: Sequence[str | os.PathLike], batch_size: int, progress: bool | None,
-                     desc: str, skipped: list[str]) -> Iterator[tuple[list[str], list[Any], torch.Tensor]]:
-    """``(names, images, features)`` per batch of readable ``inputs``, one forward pass each;
-    unreadable images are listed in ``skipped`` (one line each) and left out."""
-    from camloc.localize import _open
+def _results(net: CamNet, inputs: Sequence[str | os.PathLike], keep: str, batch_size: int, progress: bool | None,
+             desc: str, skipped: list[str], backend: str) -> Iterator[Any]:
+    """The pipeline's results (with ``keep``: ``"pooled"`` or ``"features"``) for the readable
+    ``inputs``, squashed to the net's input, one forward pass per batch; unreadable images are
+    listed in ``skipped`` (one line each) and left out."""
+    from camloc.pipeline.geometry import Resize
+    from camloc.pipeline.run import Pipeline
 
-    bar = tqdm(total=len(inputs), unit="img", desc=f"{desc} ({net.name})",
-               disable=(not progress) if progress is not None else None)
-    try:
-        for start in range(0, len(inputs), max(1, batch_size)):
-            names, images = [], []
-            for item in inputs[start : start + batch_size]:
-                try:
-                    images.append(_open(item, 0))
-                    names.append(os.fspath(item))
-                except ImageError as err:
-                    skipped.append(str(err))
-            bar.update(min(batch_size, len(inputs) - start))
-            if not images:
-                continue
-            net.module.eval()
-            with torch.no_grad():
-                features, _ = extract(net, net.preprocess(images).to(net.device))
-            yield names, images, features
-    finally:
-        bar.close()
+    pipe = Pipeline(net, resize=Resize("squash"), backend=backend, topk=0, batch_size=max(1, int(batch_size)),
+                    keep=keep, progress=progress, desc=f"{desc} ({net.name})")
+    for res in pipe.run(inputs, total=len(inputs)):
+        if res.error is not None:
+            skipped.append(res.error)
+        else:
+            yield res
 
 
 def contributing_units(net: CamNet, cls: int, inputs: Sequence[str | os.PathLike], count: int = 6,
-                       batch_size: int = 16, progress: bool | None = None) -> tuple[list[Unit], list[str]]:
+                       batch_size: int = 16, progress: bool | None = None,
+                       backend: str = "auto") -> tuple[list[Unit], list[str]]:
     """The ``count`` units with the largest positive mean contribution ``w_k^c * pool(f_k)`` to
     class ``cls``'s score over ``inputs`` (the class score is their sum plus the bias, exactly,
     for a GAP or GMP head), largest first; one forward pass per batch. Returns the units and
     one-line reasons for unreadable images (skipped)."""
-    from camloc.extract import pool
-
     if count < 1:
         raise ValueError(f"count must be at least 1, got {count}")
     w = net.classifier.weight.detach()[cls].float().cpu().numpy()
     total = np.zeros(len(w), np.float64)
     n, skipped = 0, []
-    for names, _, features in _feature_batches(net, inputs, batch_size, progress, "contributions", skipped):
-        pooled = pool(features, net.head.pooling).double().cpu().numpy()
-        ok = np.isfinite(pooled).all(axis=1)
-        skipped += [f"{names[i]}: non-finite features" for i in np.flatnonzero(~ok)]
-        total += pooled[ok].sum(axis=0)
-        n += int(ok.sum())
+    for res in _results(net, inputs, "pooled", batch_size, progress, "contributions", skipped, backend):
+        pooled = res.pooled.astype(np.float64)
+        if not np.isfinite(pooled).all():
+            skipped.append(f"{res.name}: non-finite features")
+            continue
+        total += pooled
+        n += 1
     if n == 0:
         raise ValueError("no image could be read to rank the units by contribution")
     share = w * total / n
@@ -158,7 +143,8 @@ def contributing_units(net: CamNet, cls: int, inputs: Sequence[str | os.PathLike
 
 
 def unit_hits(net: CamNet, inputs: Sequence[str | os.PathLike], units: Sequence[Unit], per_unit: int = 5,
-              batch_size: int = 16, threshold: float = 0.2, progress: bool | None = None) -> list[str]:
+              batch_size: int = 16, threshold: float = 0.2, progress: bool | None = None,
+              backend: str = "auto") -> list[str]:
     """Fill each unit's ``hits`` with its ``per_unit`` best images of ``inputs``: highest peak
     activation first, then (bounded activations such as ReLU6 saturate, so peaks tie) highest
     mean activation, then input order. Returns one-line reasons for unreadable images, which are
@@ -167,23 +153,24 @@ def unit_hits(net: CamNet, inputs: Sequence[str | os.PathLike], units: Sequence[
         raise ValueError(f"per_unit must be at least 1, got {per_unit}")
     if not units:
         return []
-    index = torch.tensor([u.index for u in units])
+    index = [u.index for u in units]
     skipped: list[str] = []
-    seen = 0
-    for names, images, features in _feature_batches(net, inputs, batch_size, progress, "units", skipped):
-        opened = list(zip(names, images))
-        acts = features[:, index.to(features.device)].float().cpu().numpy()  # (B, U, h, w)
-        for j, (name, im) in enumerate(opened):
-            for u, unit in enumerate(units):
-                a = acts[j, u]
-                if not np.isfinite(a).all():
-                    skipped.append(f"{name}: non-finite activations of unit {unit.index}")
-                    continue
-                unit.hits.append(_hit(name, a, im.size, threshold, order=seen + j))
-        seen += len(opened)
-        for unit in units:  # keep only the best per_unit: memory stays flat
+
+    def trim() -> None:  # keep only the best per_unit: memory stays flat
+        for unit in units:
             unit.hits.sort(key=lambda h: (-h.peak, -h.mean, h.order))
             del unit.hits[per_unit:]
+
+    for n, res in enumerate(_results(net, inputs, "features", batch_size, progress, "units", skipped, backend), 1):
+        acts = res.features[index]  # (U, h, w)
+        for unit, a in zip(units, acts):
+            if not np.isfinite(a).all():
+                skipped.append(f"{res.name}: non-finite activations of unit {unit.index}")
+                continue
+            unit.hits.append(_hit(res.name, a, res.size, threshold, order=res.index))
+        if n % max(1, batch_size) == 0:
+            trim()
+    trim()
     return skipped
 
 
