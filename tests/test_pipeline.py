@@ -148,16 +148,24 @@ def test_reduced_decoding_keeps_classes_and_boxes_on_large_real_photos(tmp_path,
 # --------------------------------------------------------------------------- inputs
 
 
-def test_iter_paths_streams_folders_in_order_and_never_opens_a_pipe(tmp_path):
+def test_iter_paths_streams_folders_in_order_and_keeps_what_needs_a_record(tmp_path):
     (tmp_path / "b").mkdir()
-    for name in ("b/2.png", "a.jpg", "b/1.png", "notes.txt"):
+    (tmp_path / "dir.jpg").mkdir()  # a folder named like an image is walked, not reported
+    for name in ("b/2.png", "a.jpg", "b/1.png", "notes.txt", "dir.jpg/3.png"):
         (tmp_path / name).write_bytes(b"x")
     os.mkfifo(tmp_path / "pipe.jpg")
+    os.symlink(tmp_path / "gone.png", tmp_path / "dangling.png")
+    os.symlink(tmp_path / "loop.png", tmp_path / "loop.png")
     errors = []
     got = list(iter_paths([str(tmp_path), str(tmp_path / "none.png"), str(tmp_path / "*.nothing")], errors.append))
-    assert [os.path.relpath(p, tmp_path) for p in got] == ["a.jpg", "b/1.png", "b/2.png"]
-    assert len(errors) == 2 and "no such file" in errors[0] and "matched no files" in errors[1]
+    assert [os.path.relpath(p, tmp_path) for p in got] == [
+        "a.jpg", "b/1.png", "b/2.png", "dangling.png", "dir.jpg/3.png", "loop.png", "pipe.jpg", "none.png"]
+    assert errors == [f"{tmp_path / '*.nothing'}: pattern matched no files"]
     assert isinstance(iter_paths([str(tmp_path)]), type(x for x in ()))  # a generator: nothing listed ahead
+    res = list(Pipeline(_tiny(), backend="torch", topk=1, progress=False).run(got[3:]))
+    reasons = [r.error.split(": ", 1)[1] for r in res]
+    assert reasons[0] == "no such file" and "not a regular file" in reasons[3] and reasons[4] == "no such file"
+    assert "symbolic links" in reasons[2] and reasons[1].startswith("not an image")
 
 
 def test_a_pipe_among_the_inputs_is_an_error_record_not_a_hang(tmp_path, tiny_rgb):
@@ -198,10 +206,14 @@ class TinyRgb(nn.Module):
         return Head(self.pool, self.fc, "input")
 
 
-@pytest.fixture
-def tiny_rgb() -> CamNet:
+def _tiny() -> CamNet:
     return CamNet(TinyRgb().eval(), "tiny_rgb", ["bright", "dark"],
                   Preprocessing(size=(16, 16), mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)))
+
+
+@pytest.fixture
+def tiny_rgb() -> CamNet:
+    return _tiny()
 
 
 def test_closed_form_maps_and_order_across_shape_buckets(tiny_rgb):

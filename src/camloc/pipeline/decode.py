@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import os
 import stat
-import warnings
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from camloc.data.images import ImageError, to_rgb
+from camloc.data.images import ImageError, _with_messages, decoder_messages, to_rgb
 from camloc.pipeline.geometry import Resize, scaled_short_side
 
 _TRANSPOSED = (5, 6, 7, 8)  # EXIF orientations that swap width and height
@@ -77,11 +76,12 @@ def _decode_file(path: str, resize: Resize, net_size: tuple[int, int], display: 
         raise ImageError(f"{label}: is a directory, not an image")
     if not stat.S_ISREG(st.st_mode):
         raise ImageError(f"{label}: not a regular file (a pipe, socket or device), skipped")
+    messages: list[str] = []
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # decoder chatter; real failures raise below
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with decoder_messages() as messages:
             with Image.open(path) as img:
+                if img.width * img.height > (Image.MAX_IMAGE_PIXELS or float("inf")):
+                    raise Image.DecompressionBombError(f"{img.width}x{img.height} pixels")
                 if draft and img.format == "JPEG":
                     _draft(img, resize, net_size, display)
                 img.load()
@@ -96,7 +96,7 @@ def _decode_file(path: str, resize: Resize, net_size: tuple[int, int], display: 
     except ImageError as err:
         raise ImageError(f"{label}: {_one_line(err).split(': ', 1)[-1]}") from None
     except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as err:
-        raise ImageError(f"{label}: cannot decode ({_one_line(err)})") from None
+        raise ImageError(_with_messages(f"{label}: cannot decode ({_one_line(err)})", messages)) from None
     return _fit(rgb, resize, net_size, display, label, full)
 
 
@@ -171,8 +171,7 @@ def _image_of(source: object, label: str) -> Image.Image:
     if source.width < 1 or source.height < 1:
         raise ImageError(f"{label}: empty image ({source.width}x{source.height})")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with decoder_messages():
             source.load()
             rgb = to_rgb(source)
             rgb.load()

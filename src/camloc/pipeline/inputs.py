@@ -2,10 +2,11 @@
 paths without ever listing the whole input in memory.
 
 Folders are walked one directory at a time, entries in sorted order, so the stream is the same
-on every run and every process (what sharding under ``torchrun`` relies on). An explicit file is
-kept whatever its suffix, so that a bad file is reported rather than skipped; inside folders only
-image suffixes are taken. Non-regular files (pipes, sockets, devices) are never opened: opening a
-pipe would wait for a writer forever.
+on every run and every process (what sharding under ``torchrun`` relies on). An explicit path is
+kept whatever it is (missing, a dangling or looping link, a pipe, any suffix), and inside folders
+every entry with an image suffix that is not a folder, so each gets a record: the decoder says
+what is wrong with it, without opening what is not a regular file (opening a pipe would wait for a
+writer forever).
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from camloc.data.images import IMAGE_SUFFIXES
 def iter_paths(specs: Iterable[str | os.PathLike], on_error: Callable[[str], None] | None = None) -> Iterator[str]:
     """Yield the image paths that ``specs`` (files, folders, globs) name, in a stable order.
 
-    Each spec that matches nothing is reported through ``on_error`` (one line) and skipped. An
-    explicit path is yielded even if it is not a regular file, so the decoder reports it
-    (without opening it). A path named twice is yielded twice: remembering every path seen
+    A folder or a glob that matches nothing is reported through ``on_error`` (one line). An
+    explicit path without glob characters is always yielded, even missing, so its record says
+    why it failed. A path named twice is yielded twice: remembering every path seen
     would make memory grow with the input.
     """
     report = on_error or (lambda _line: None)
@@ -36,20 +37,18 @@ def iter_paths(specs: Iterable[str | os.PathLike], on_error: Callable[[str], Non
                 yield path
             if not found:
                 report(f"{text}: folder holds no images")
-        elif os.path.lexists(text):
-            yield text
-        elif glob.has_magic(text):
-            matches = sorted(p for p in glob.iglob(text, recursive=True) if _is_regular(p))
+        elif glob.has_magic(text) and not os.path.lexists(text):
+            matches = sorted(p for p in glob.iglob(text, recursive=True) if not os.path.isdir(p))
             if not matches:
                 report(f"{text}: pattern matched no files")
             yield from matches
         else:
-            report(f"{text}: no such file or folder")
+            yield text
 
 
 def walk_images(folder: str) -> Iterator[str]:
-    """Image files under ``folder``, depth first, entries of each directory sorted by name;
-    symbolic links to files are followed, links to directories are not (no cycles)."""
+    """Entries with an image suffix under ``folder`` that are not folders, depth first, entries
+    of each directory sorted by name; links to directories are not followed (no cycles)."""
     try:
         with os.scandir(folder) as it:
             entries = sorted(it, key=lambda e: e.name)
@@ -59,15 +58,14 @@ def walk_images(folder: str) -> Iterator[str]:
         try:
             if entry.is_dir(follow_symlinks=False):
                 yield from walk_images(entry.path)
-            elif os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES and entry.is_file():
-                if _is_regular(entry.path):
-                    yield entry.path
+            elif os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES and not _is_folder(entry.path):
+                yield entry.path
         except OSError:
             continue
 
 
-def _is_regular(path: str) -> bool:
+def _is_folder(path: str) -> bool:
     try:
-        return stat.S_ISREG(os.stat(path).st_mode)
-    except OSError:
+        return stat.S_ISDIR(os.stat(path).st_mode)
+    except OSError:  # dangling or looping link: not a folder, the decoder reports it
         return False

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from camloc.cam import class_maps
 from camloc.data.images import ImageError
 from camloc.models.net import CamNet
-from camloc.pipeline.backends import make_backend
+from camloc.pipeline.backends import as_input, make_backend
 from camloc.pipeline.decode import Decoded, decode, name_of
 from camloc.pipeline.geometry import Resize
 
@@ -145,9 +145,6 @@ class Pipeline:
             raise ValueError(f"keep must be None, 'pooled' or 'features', got {self.keep!r}")
         if isinstance(self.backend, str):
             self.backend = make_backend(self.net, self.backend, gradient=self.method is not None)
-        pre = self.net.preprocessing
-        self._mean = torch.tensor(pre.mean, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
-        self._std = torch.tensor(pre.std, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
 
     @property
     def backend_name(self) -> str:
@@ -211,38 +208,37 @@ class Pipeline:
                     results[res.job.index] = res
         return [results[job.index] for job, _ in decoded]
 
-    def _tensor(self, batch: list[tuple[Job, Decoded]]) -> torch.Tensor:
-        pixels = torch.from_numpy(np.stack([d.pixels for _, d in batch])).permute(0, 3, 1, 2).float()
-        return pixels.sub_(self._mean).div_(self._std).contiguous()
+    def _weight(self) -> np.ndarray:
+        """The classifier's ``(C, K)`` weight as float32, read once per run."""
+        if getattr(self, "_w", None) is None:
+            self._w = self.net.classifier.weight.detach().float().cpu().numpy()
+        return self._w
 
     def _forward(self, batch: list[tuple[Job, Decoded]]) -> list[Result]:
-        x = self._tensor(batch).to(self.net.device)
-        features, logits = self.backend(x) if self.method is None else _gradient_forward(self.net, x)
-        logits = logits.float()
-        k = min(self.topk, logits.shape[1])
-        top = logits.topk(k, dim=1).indices if k else torch.zeros(len(batch), 0, dtype=torch.long)
-        extra = _extra_classes(batch, logits.shape[1])
-        wanted = torch.cat([top.cpu(), extra], dim=1) if extra is not None else top.cpu()
-        if wanted.shape[1] == 0:
-            maps = torch.zeros(len(batch), 0, 1, 1)
-        elif self.method is None:
-            with torch.inference_mode():
-                weight = self.net.classifier.weight.detach().to(features.device, features.dtype)
-                maps = class_maps(features, weight, wanted.to(features.device))
+        pixels = np.stack([d.pixels for _, d in batch])
+        if self.method is None:
+            features, logits = self.backend(pixels)
         else:
-            maps = self.method(self.net, x, wanted.to(x.device)).detach()
-        maps_np = maps.float().cpu().numpy()
-        logits_np = logits.cpu().numpy()
-        top_np = top.cpu().numpy()
-        pooled = features_np = None
-        if self.keep is not None:
-            from camloc.extract import pool
-
-            with torch.inference_mode():
-                if self.keep == "pooled":
-                    pooled = pool(features.float(), self.net.head.pooling).cpu().numpy()
-                else:
-                    features_np = features.float().cpu().numpy()
+            x = as_input(self.net, pixels)
+            features, logits = _gradient_forward(self.net, x)
+        logits_np = logits.float().cpu().numpy()
+        k = min(self.topk, logits_np.shape[1])
+        top_np = _topk(logits_np, k)
+        extra = _extra_classes(batch, logits_np.shape[1])
+        wanted = np.concatenate([top_np, extra], axis=1) if extra is not None else top_np
+        if wanted.shape[1] == 0:
+            maps_np = np.zeros((len(batch), 0, 1, 1), np.float32)
+        elif self.method is None:
+            features_np = features.float().cpu().numpy()
+            maps_np = class_maps(features_np, self._weight(), wanted)
+        else:
+            maps_np = self.method(self.net, x, torch.from_numpy(wanted).to(x.device)).detach().float().cpu().numpy()
+        pooled = kept = None
+        if self.keep == "pooled":
+            f = features.float().cpu().numpy()
+            pooled = f.max(axis=(2, 3)) if self.net.head.pooling == "max" else f.mean(axis=(2, 3))
+        elif self.keep == "features":
+            kept = features.float().cpu().numpy()
         out = []
         for j, (job, d) in enumerate(batch):
             if not np.isfinite(logits_np[j]).all():
@@ -252,10 +248,18 @@ class Pipeline:
             out.append(Result(
                 job, size=d.size, input_size=(d.pixels.shape[1], d.pixels.shape[0]), logits=logits_np[j],
                 classes=top_np[j], maps=maps_np[j, :k], extra_maps=maps_np[j, k:] if extra is not None else None,
-                pooled=None if pooled is None else pooled[j], features=None if features_np is None else features_np[j],
+                pooled=None if pooled is None else pooled[j], features=None if kept is None else kept[j],
                 display=d.display,
             ))
         return out
+
+
+def _topk(logits: np.ndarray, k: int) -> np.ndarray:
+    """``(B, k)`` indices of the ``k`` largest scores per row, best first (ties: lower index)."""
+    if k == 0:
+        return np.zeros((logits.shape[0], 0), np.int64)
+    order = np.argsort(-logits, axis=1, kind="stable")
+    return order[:, :k].astype(np.int64)
 
 
 def _gradient_forward(net: CamNet, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -270,15 +274,15 @@ def _gradient_forward(net: CamNet, x: torch.Tensor) -> tuple[torch.Tensor, torch
         return extract(net, x)
 
 
-def _extra_classes(batch: list[tuple[Job, Decoded]], num_classes: int) -> torch.Tensor | None:
+def _extra_classes(batch: list[tuple[Job, Decoded]], num_classes: int) -> np.ndarray | None:
     wanted = [job.classes for job, _ in batch]
     n = max((len(c) for c in wanted), default=0)
     if n == 0:
         return None
     if any(len(c) != n for c in wanted):
         raise ValueError("every job of a batch must ask for the same number of extra classes")
-    out = torch.tensor([list(c) for c in wanted], dtype=torch.long)
+    out = np.array([list(c) for c in wanted], dtype=np.int64)
     bad = out[(out < 0) | (out >= num_classes)]
-    if bad.numel():
+    if bad.size:
         raise ValueError(f"class index {int(bad[0])} is out of range for a model with {num_classes} classes")
     return out
