@@ -107,18 +107,6 @@ def graph_bytes(net: CamNet, topk: int, opset: int = 17) -> bytes:
     return buf.getvalue()
 
 
-def onnx_session(net: CamNet, topk: int):
-    """An ONNX Runtime session (CPU) running ``net``'s :class:`CamGraph` for ``topk`` classes,
-    checked against :func:`camloc.cam` first; ``session.run(None, {"images": x})`` gives
-    ``[logits, classes, maps]``. For ``camloc localize --backend onnxruntime``."""
-    _require(net, topk, "the onnxruntime backend", runtime=True)
-    import onnxruntime as ort
-
-    data = graph_bytes(net, topk)
-    _check(net, data, ExportReport("<in memory>", None, None, None), topk)
-    return ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-
-
 def _require(net: CamNet, topk: int, what: str, runtime: bool = False) -> None:
     """One-line errors before any work: the packages ``what`` needs, a head where CAM is refused,
     ``topk`` outside ``1..C``."""
