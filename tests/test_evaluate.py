@@ -211,6 +211,8 @@ def test_geometry_and_backend_options(fixture, capsys):
     aspect = evaluate(net, fixture.split, EvalOptions(topk=2, resize=Resize("aspect", 64), progress=False)).metrics
     assert aspect["resize"] == "aspect:64" and aspect["num_images"] == 9
     assert aspect["gt_known_loc_acc"] == 100.0 and aspect["MaxBoxAcc"] == 100.0 and aspect["top1_cls_error"] == 0.0
+    with pytest.raises(ValueError, match="resize crop maps only the central window"):
+        evaluate(net, fixture.split, EvalOptions(resize=Resize("crop", 64), progress=False))
     assert main(["evaluate", "--data", fixture.root, "--resize", "wide"]) == 1
     err = capsys.readouterr().err.strip()
     assert err == "camloc evaluate: error: --resize must be aspect[:S], squash or crop[:S], got 'wide'"

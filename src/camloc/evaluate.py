@@ -196,6 +196,8 @@ def evaluate(net: CamNet, split: Split, options: EvalOptions | None = None, rank
     """
     opt = options or EvalOptions()
     check_norm(opt.norm)
+    if opt.resize.mode == "crop":
+        raise ValueError("resize crop maps only the central window, not the whole image: evaluate with squash or aspect")
     if not split.samples:
         raise ValueError(f"split {split.name or '?'} has no images")
     _check_labels(split, net.num_classes)
