@@ -8,6 +8,10 @@ validation part of the training images:
     (a) predicts for it, then train and test a new probe on those crops;
 (c) **ground-truth crop**: crop every image to its annotated box (the union of its boxes).
 
+Data without boxes (a folder of class folders, say) gives (a) and (b) only: (c) and the
+localization accuracies are ``None``. Data where some images have boxes and others not is
+refused, so that (c) never silently mixes crops with whole images.
+
 The **localization accuracy** is the fraction of test images whose CAM box (of probe (a)'s
 predicted class, whether the prediction is right or not) has IoU >= 0.5 with a ground-truth
 box; ``top1_localization`` also requires the prediction to be right. The paper reports, with
@@ -17,6 +21,8 @@ localization accuracy at IoU 0.5.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -48,9 +54,9 @@ class FinegrainedResult:
 
     full: float
     cam_crop: float
-    gt_crop: float
-    localization: float
-    top1_localization: float
+    gt_crop: float | None
+    localization: float | None
+    top1_localization: float | None
     n_train: int
     n_test: int
     C: dict[str, float] = field(default_factory=dict)
@@ -71,8 +77,67 @@ class FinegrainedResult:
             ("localization accuracy (IoU >= 0.5)", self.localization, PAPER["localization"]),
         ]
         lines = ["| setting | measured | paper (GoogLeNet-GAP, CUB-200-2011) |", "|---|---:|---:|"]
-        lines += [f"| {name} | {100 * v:.1f} % | {100 * p:.1f} % |" for name, v, p in rows]
+        lines += [f"| {name} | {_percent(v)} | {100 * p:.1f} % |" for name, v, p in rows]
         return "\n".join(lines)
+
+
+MEASURES = ("full", "cam_crop", "gt_crop", "localization", "top1_localization")
+
+
+def summarize(runs: Sequence[FinegrainedResult]) -> dict[str, Any]:
+    """``{"mean": {...}, "std": {...}, "min": {...}, "max": {...}}`` of each measure over ``runs``
+    (population standard deviation; a measure a run lacks is ``None``)."""
+    out: dict[str, Any] = {"mean": {}, "std": {}, "min": {}, "max": {}}
+    for m in MEASURES:
+        values = [getattr(r, m) for r in runs]
+        ok = None not in values and len(values) > 0
+        a = np.asarray(values if ok else [], np.float64)
+        for stat, fn in (("mean", np.mean), ("std", np.std), ("min", np.min), ("max", np.max)):
+            out[stat][m] = float(fn(a)) if ok else None
+    return out
+
+
+def seeds_table(runs: Sequence[FinegrainedResult]) -> str:
+    """A Markdown table of each measure's mean, standard deviation and range over ``runs``."""
+    s = summarize(runs)
+    names = {"full": "classification, full image", "cam_crop": "classification, CAM box crop",
+             "gt_crop": "classification, ground-truth box crop", "localization": "localization accuracy (IoU >= 0.5)",
+             "top1_localization": "top-1 localization"}
+    lines = [f"| setting | mean over {len(runs)} seeds | std | min - max |", "|---|---:|---:|---:|"]
+    for m in MEASURES:
+        if s["mean"][m] is None:
+            continue
+        lines.append(f"| {names[m]} | {100 * s['mean'][m]:.2f} % | {100 * s['std'][m]:.2f} | "
+                     f"{100 * s['min'][m]:.2f} - {100 * s['max'][m]:.2f} % |")
+    return "\n".join(lines)
+
+
+def _percent(v: float | None) -> str:
+    return "n/a (no boxes)" if v is None else f"{100 * v:.1f} %"
+
+
+def check_same_classes(train: Split, test: Split) -> None:
+    """Raise a one-line :class:`ProbeError` naming a class one split has and the other lacks."""
+    if list(train.classes) == list(test.classes):
+        return
+    a, b = train.name or "training data", test.name or "test data"
+    for have, lack, other in ((a, b, set(test.classes)), (b, a, set(train.classes))):
+        names = train.classes if have == a else test.classes
+        missing = [c for c in names if c not in other]
+        if missing:
+            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            raise ProbeError(f"training and test data have different classes ({len(train.classes)} vs "
+                             f"{len(test.classes)}): {have} has '{missing[0]}'{more}, {lack} does not")
+    raise ProbeError(f"training and test data list the same {len(train.classes)} classes in another order")
+
+
+def _have_boxes(samples: Sequence[Any], what: str) -> bool:
+    """Whether every sample has a box (False when none has; a one-line error when only some have)."""
+    without = [s for s in samples if not s.boxes]
+    if without and len(without) < len(samples):
+        raise ProbeError(f"{what}: {len(without)} of {len(samples)} images have no box (first: "
+                         f"{without[0].image_id}); the ground-truth crop needs a box on every image or on none")
+    return not without
 
 
 def union_box(boxes: Sequence[Sequence[int]]) -> list[int] | None:
@@ -95,6 +160,12 @@ def _accuracy(pred: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(pred == y)) if len(y) else float("nan")
 
 
+def _boxes_key(probe: Any, tr: Sequence[Any], te: Sequence[Any], box_kw: dict[str, Any]) -> str:
+    h = hashlib.sha256(np.ascontiguousarray(probe.weight).tobytes() + np.ascontiguousarray(probe.bias).tobytes())
+    h.update(json.dumps([[s.path for s in tr], [s.path for s in te], box_kw["threshold"], box_kw["norm"]]).encode())
+    return h.hexdigest()
+
+
 def finegrained(
     net: CamNet,
     train: Split,
@@ -110,21 +181,24 @@ def finegrained(
     progress: bool = True,
     scaling: Scaling = "global",
     norm: str = "minmax",
+    memo: dict[str, Any] | None = None,
 ) -> FinegrainedResult:
     """Run settings (a), (b), (c) and the localization accuracy (see the module docstring).
 
     The backbone runs over the full training and test images once for features (cached) and
     once more for the CAM boxes; each crop setting then runs it once over the crops (cached).
-    Unreadable images are left out of every setting and listed in ``skipped``.
+    Unreadable images are left out of every setting and listed in ``skipped``. ``memo``, a dict
+    kept between calls (e.g. over seeds), holds the CAM boxes of probes already seen, so a probe
+    that comes out the same (same ``C`` chosen) does not run the backbone again for its boxes.
 
     Raises:
-        ProbeError: train and test with different classes, an empty class, a class of the test
-            data the probe lacks (one line).
+        ProbeError: train and test with different classes, an empty class, boxes on only some
+            images (one line).
     """
-    if list(train.classes) != list(test.classes):
-        raise ProbeError(f"training and test data have different classes ({len(train.classes)} vs {len(test.classes)})")
+    check_same_classes(train, test)
     kw = {"cache_dir": cache_dir, "batch_size": batch_size, "progress": progress}
-    fit_kw = {"classifier": classifier, "Cs": Cs, "val_fraction": val_fraction, "seed": seed, "scaling": scaling}
+    fit_kw = {"classifier": classifier, "Cs": Cs, "val_fraction": val_fraction, "seed": seed, "scaling": scaling,
+              "progress": progress}
 
     # (a) full images
     ftr = extract_features(net, train, desc="features train", **kw)
@@ -134,33 +208,42 @@ def finegrained(
     te = [test.samples[i] for i in fte.index]
     ytr = align_labels(train.classes, train, ftr, what=train.name or "train")
     yte = align_labels(train.classes, test, fte, what=test.name or "test")
+    boxed = _have_boxes(tr, train.name or "train")
+    if boxed != _have_boxes(te, test.name or "test"):
+        raise ProbeError(f"{'test' if boxed else 'training'} images have no boxes but the "
+                         f"{'training' if boxed else 'test'} images have: the ground-truth crop needs both")
     probe_a = fit_probe_on_features(net, ftr.x, ytr, train.classes, what=train.name or "train", **fit_kw)
     pred_tr, pred_te = probe_a.predict(ftr.x), probe_a.predict(fte.x)
     acc_full = _accuracy(pred_te, yte)
 
     # CAM boxes of the predicted class, with probe (a) attached for this pass only
-    saved = (net.probe, net.class_names)
-    try:
-        net.probe, net.class_names = probe_a.linear().to(net.device), list(probe_a.class_names)
-        boxes_tr, _ = cam_boxes(net, tr, pred_tr, threshold=threshold, batch_size=batch_size, progress=progress,
-                                desc="CAM boxes train", norm=norm)
-        boxes_te, _ = cam_boxes(net, te, pred_te, threshold=threshold, batch_size=batch_size, progress=progress,
-                                desc="CAM boxes test", norm=norm)
-    finally:
-        net.probe, net.class_names = saved
+    box_kw = {"threshold": threshold, "batch_size": batch_size, "progress": progress, "norm": norm}
+    key = _boxes_key(probe_a, tr, te, box_kw) if memo is not None else None
+    if key is not None and key in memo:
+        boxes_tr, boxes_te = memo[key]
+    else:
+        saved = (net.probe, net.class_names)
+        try:
+            net.probe, net.class_names = probe_a.linear().to(net.device), list(probe_a.class_names)
+            boxes_tr, _ = cam_boxes(net, tr, pred_tr, desc="CAM boxes train", **box_kw)
+            boxes_te, _ = cam_boxes(net, te, pred_te, desc="CAM boxes test", **box_kw)
+        finally:
+            net.probe, net.class_names = saved
+        if key is not None:
+            memo[key] = (boxes_tr, boxes_te)
 
     def crops(found: list[CamBox | None]) -> list[list[int] | None]:
         return [None if b is None else b.box for b in found]
 
-    hits = localization_hits(crops(boxes_te), [s.boxes for s in te])
+    hits = localization_hits(crops(boxes_te), [s.boxes for s in te]) if boxed else None
 
     # (b) CAM box crops and (c) ground-truth box crops
     accs: dict[str, float] = {}
     chosen = {"full": probe_a.C}
-    for setting, ctr, cte in (
-        ("cam_crop", crops(boxes_tr), crops(boxes_te)),
-        ("gt_crop", [union_box(s.boxes) for s in tr], [union_box(s.boxes) for s in te]),
-    ):
+    settings = [("cam_crop", crops(boxes_tr), crops(boxes_te))]
+    if boxed:
+        settings.append(("gt_crop", [union_box(s.boxes) for s in tr], [union_box(s.boxes) for s in te]))
+    for setting, ctr, cte in settings:
         gtr = extract_features(net, tr, crops=ctr, desc=f"features train {setting}", **kw)
         gte = extract_features(net, te, crops=cte, desc=f"features test {setting}", **kw)
         if len(gtr.index) != len(tr) or len(gte.index) != len(te):
@@ -173,9 +256,10 @@ def finegrained(
     return FinegrainedResult(
         full=acc_full,
         cam_crop=accs["cam_crop"],
-        gt_crop=accs["gt_crop"],
-        localization=float(hits.mean()) if len(hits) else float("nan"),
-        top1_localization=float((hits & (pred_te == yte)).mean()) if len(hits) else float("nan"),
+        gt_crop=accs.get("gt_crop"),
+        localization=None if hits is None else float(hits.mean()) if len(hits) else float("nan"),
+        top1_localization=(None if hits is None else float((hits & (pred_te == yte)).mean()) if len(hits)
+                           else float("nan")),
         n_train=len(tr),
         n_test=len(te),
         C=chosen,

@@ -1,4 +1,5 @@
-"""``camloc finegrained``: the paper's fine-grained settings on CUB-200-2011 as it ships."""
+"""``camloc finegrained``: the paper's fine-grained settings on CUB-200-2011 as it ships, or on any
+dataset with ``train`` and ``test`` splits (e.g. ``train/<class>/`` and ``test/<class>/`` folders)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import argparse
 import sys
 
 NAME = "finegrained"
-HELP = ("fine-grained recognition on CUB-200-2011 with probes on the full image, the CAM box crop and "
-        "the ground-truth crop, and the CAM boxes' localization accuracy")
+HELP = ("fine-grained recognition (CUB-200-2011, or train/ and test/ class folders) with probes on the full "
+        "image, the CAM box crop and the ground-truth crop, and the CAM boxes' localization accuracy")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,8 +16,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from camloc.commands._common import add_norm_argument
     from camloc.probe import default_cache_dir
 
-    parser.add_argument("--data", required=True, metavar="CUB_DIR",
-                        help="the CUB_200_2011 folder (holding images.txt) or its parent")
+    parser.add_argument("--data", required=True, metavar="DIR",
+                        help="the CUB_200_2011 folder (holding images.txt) or its parent, or any dataset with "
+                        "train and test splits, e.g. train/<class>/ and test/<class>/ folders (no boxes: no "
+                        "ground-truth crop or localization figures)")
     parser.add_argument("--backbone", "--model", dest="backbone", default=None, metavar="M",
                         help="registered model name or checkpoint file (default: the embedded EfficientNet-Lite0)")
     parser.add_argument("--classifier", choices=("svm", "logreg"), default="svm")
@@ -28,12 +31,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="CAM box threshold, fraction of the map's maximum (default 0.2)")
     add_norm_argument(parser)
     parser.add_argument("--val-fraction", type=float, default=0.2, metavar="F")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=_seeds, default=[0], metavar="S1,S2,...",
+                        help="seed of the validation part that chooses C; several seeds run the protocol once "
+                        "each and report the mean and the range (default 0)")
     parser.add_argument("--cache", default=default_cache_dir(), metavar="DIR")
     parser.add_argument("--no-cache", action="store_true")
     parser.add_argument("--batch-size", type=int, default=32, metavar="N")
     parser.add_argument("--device", default=None)
     parser.add_argument("--out", default=None, metavar="FILE.json", help="also write the figures as JSON")
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got '{text}'") from None
+    if not values or len(set(values)) != len(values):
+        raise argparse.ArgumentTypeError(f"expected distinct integers, got '{text}'")
+    return values
 
 
 def check(args: argparse.Namespace) -> None:
@@ -53,35 +68,38 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from camloc.commands.probe import _device
-    from camloc.data.cub import find_cub_root, read_cub
-    from camloc.finegrained import finegrained
+    from camloc.commands.probe import _device, open_split
+    from camloc.finegrained import finegrained, seeds_table, summarize
     from camloc.io import atomic_write_json
     from camloc.models.registry import load_model
 
-    if find_cub_root(args.data) is None:
-        raise FileNotFoundError(f"{args.data}: not a CUB-200-2011 folder (no images.txt and classes.txt in it "
-                                "or in its CUB_200_2011/)")
-    train, test = read_cub(args.data, "train"), read_cub(args.data, "test")
-    for reason in train.skipped + test.skipped:
-        print(f"camloc finegrained: {reason}", file=sys.stderr)
+    train, test = (open_split(args.data, split, "camloc finegrained") for split in ("train", "test"))
     net = load_model(args.backbone, device=_device(args.device))
     kwargs = {"classifier": args.classifier, "threshold": args.threshold, "val_fraction": args.val_fraction,
-              "seed": args.seed, "cache_dir": None if args.no_cache else args.cache, "batch_size": args.batch_size,
-              "scaling": args.scaling, "norm": args.norm}
+              "cache_dir": None if args.no_cache else args.cache, "batch_size": args.batch_size,
+              "scaling": args.scaling, "norm": args.norm, "memo": {}}
     if args.C:
         kwargs["Cs"] = args.C
-    res = finegrained(net, train, test, **kwargs)
-    for reason in res.skipped:
-        print(f"camloc finegrained: skipped {reason}", file=sys.stderr)
-    print(f"{net.name} features, {args.classifier}; {res.n_train} training and {res.n_test} test images, "
-          f"{len(train.classes)} classes; C chosen: " + ", ".join(f"{k} {v:g}" for k, v in res.C.items()))
-    print(res.table())
-    print(f"top-1 localization (class right and IoU >= 0.5): {100 * res.top1_localization:.1f} %")
+    runs = []
+    for seed in args.seed:
+        res = finegrained(net, train, test, seed=seed, **kwargs)
+        runs.append(res)
+        if seed == args.seed[0]:
+            for reason in res.skipped:
+                print(f"camloc finegrained: skipped {reason}", file=sys.stderr)
+        print(f"{net.name} features, {args.classifier}; {res.n_train} training and {res.n_test} test images, "
+              f"{len(train.classes)} classes; seed {seed}; C chosen: "
+              + ", ".join(f"{k} {v:g}" for k, v in res.C.items()))
+        print(res.table())
+        if res.top1_localization is not None:
+            print(f"top-1 localization (class right and IoU >= 0.5): {100 * res.top1_localization:.1f} %")
+    if len(runs) > 1:
+        print(f"over seeds {', '.join(map(str, args.seed))}:")
+        print(seeds_table(runs))
     if args.out:
-        out = res.to_dict()
+        out = runs[0].to_dict() if len(runs) == 1 else {"runs": [r.to_dict() for r in runs], **summarize(runs)}
         out.update({"backbone": net.name, "classifier": args.classifier, "threshold": args.threshold,
-                    "norm": args.norm, "data": args.data})
+                    "norm": args.norm, "data": args.data, "seeds": args.seed})
         atomic_write_json(args.out, out)
         print(f"wrote {args.out}")
     return 0

@@ -67,14 +67,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ev.add_argument("--split", default="test", help="split to evaluate (default: test)")
 
 
-def open_split(root: str, split: str):
+def open_split(root: str, split: str, prog: str = "camloc probe"):
     """The ``split`` of the dataset at ``root`` (format detected by :func:`camloc.data.open_dataset`);
     the reader's skipped lines are reported on stderr."""
     from camloc.data import open_dataset
 
     data = open_dataset(root, split)
     for reason in data.skipped:
-        print(f"camloc probe: {reason}", file=sys.stderr)
+        print(f"{prog}: {reason}", file=sys.stderr)
     return data
 
 

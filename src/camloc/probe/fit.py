@@ -309,8 +309,9 @@ def fit_probe_on_features(
     """:func:`fit_probe` on pooled features already at hand (``x (N, K)``, ``y`` class indices).
 
     The ``C`` path runs from the smallest ``C`` up, each fit starting from the previous one's
-    weights, and the final refit starts from the chosen ``C``'s (see :func:`fit_linear`; a bar
-    shows the fits when ``progress``). ``device``: where to fit (default: CUDA when present).
+    weights (see :func:`fit_linear`; a bar shows the fits when ``progress``); the final refit
+    starts from zeros, so that the probe depends only on the data and the chosen ``C``, not on
+    the validation part that chose it. ``device``: where to fit (default: CUDA when present).
 
     Raises:
         ProbeError: fewer than 2 classes, an empty class, features of another width than the
@@ -340,7 +341,7 @@ def fit_probe_on_features(
     n_classes = len(classes)
     scores: dict[str, float] = {}
     iterations: dict[str, int] = {}
-    best_c, best_acc, best_init = float(min(Cs)), None, None
+    best_c, best_acc = float(min(Cs)), None
     path = sorted(float(c) for c in Cs) if len(yva) else []
     kw = {"scaling": scaling, "device": device}
     with progress_bar(len(path) + 1, progress, desc=f"probe fit {what}") as bar:
@@ -353,10 +354,11 @@ def fit_probe_on_features(
             scores[f"{C:g}"] = acc
             iterations[f"{C:g}"] = fit.iterations
             if best_acc is None or acc > best_acc:
-                best_c, best_acc, best_init = C, acc, init
+                best_c, best_acc = C, acc
             bar.update()
-        x_all, y_all = np.concatenate([xtr, xva]), np.concatenate([ytr, yva])
-        w, b, fit = fit_linear(x_all, y_all, n_classes, classifier, best_c, init=best_init, progress=bar, **kw)
+        # all images in their given order, so the refit does not depend on the carve at all
+        x_all, y_all = (x, y) if xval is None else (np.concatenate([xtr, xva]), np.concatenate([ytr, yva]))
+        w, b, fit = fit_linear(x_all, y_all, n_classes, classifier, best_c, progress=bar, **kw)
         _warn_unconverged(fit, best_c, what)
         bar.update()
     info = {
