@@ -117,3 +117,68 @@ def test_nan_weights_through_the_cli_give_an_error_not_nan(tmp_path, photo_dir, 
         recs = [_strict_json(line) for line in results.read_text().splitlines()]
         assert len(recs) == 1 and "finite" in recs[0]["error"] and "\n" not in recs[0]["error"]
         assert "predictions" not in recs[0] or not recs[0]["predictions"]
+
+
+# --------------------------------------------------------------------------- bad checkpoints and weights (item 9)
+def _bad_checkpoints(tmp_path):
+    """(file, what the one-line error must say) for checkpoints whose fields are garbled."""
+    import torch
+
+    import camloc
+    from camloc.models.checkpoint import checkpoint_dict
+
+    net = camloc.load_model("fashion_gap", num_classes=3, in_size=32)
+    good = checkpoint_dict(net)
+    cases = {
+        "kwargs.pt": ({"arch_kwargs": {**good["arch_kwargs"], "depth": 7}}, r"arch_kwargs do not fit 'fashion_gap' \(.*depth"),
+        "kwargs_type.pt": ({"arch_kwargs": [1, 2]}, r"arch_kwargs is list, expected a dict"),
+        "kwargs_file.pt": ({"arch_kwargs": {"weights": "/etc/passwd"}}, r"arch_kwargs name a weights file \('weights'\)"),
+        "short_names.pt": ({"class_names": ["a", "b"]}, r"class_names holds 2 names for a classifier of 3 classes"),
+        "names_str.pt": ({"class_names": "abc"}, r"class_names is str, expected a list of strings"),
+        "names_int.pt": ({"class_names": [1, 2, 3]}, r"class_names is not a list of strings"),
+        "pre_list.pt": ({"preprocessing": [224, 224]}, r"preprocessing is list, expected a dict"),
+        "pre_size.pt": ({"preprocessing": {**good["preprocessing"], "size": [0]}}, r"preprocessing: size must be two positive integers"),
+        "pre_std.pt": ({"preprocessing": {**good["preprocessing"], "std": [1, 0, 1]}}, r"preprocessing: std must be three positive numbers"),
+        "pre_keys.pt": ({"preprocessing": {"size": [32, 32]}}, r"preprocessing lacks mean, std"),
+        "arch.pt": ({"arch": 5}, r"arch is int, expected a name"),
+        "state.pt": ({"state_dict": {"fc.weight": 5}}, r"state_dict is not a dict of tensors"),
+    }
+    for file, (change, message) in cases.items():
+        torch.save({**good, **change}, tmp_path / file)
+    return {tmp_path / f: m for f, (_, m) in cases.items()}
+
+
+def test_garbled_checkpoints_give_one_line_model_errors_naming_the_file(tmp_path):
+    import re
+
+    import pytest
+
+    import camloc
+
+    for path, message in _bad_checkpoints(tmp_path).items():
+        with pytest.raises(camloc.ModelError, match=f"^{re.escape(str(path))}: (camloc checkpoint )?{message}") as err:
+            camloc.load_model(path)
+        assert "\n" not in str(err.value)
+
+
+def test_garbled_weights_files_give_one_line_model_errors_naming_the_file(tmp_path, capsys, photo_dir):
+    import re
+
+    import pytest
+    import torch
+
+    import camloc
+
+    files = {"list.pth": [torch.zeros(2)], "tensor.pth": torch.zeros(3, 3), "int.pth": {"fc.weight": 5},
+             "keys.pth": {0: torch.zeros(1)}, "nested.pth": {"state_dict": {"fc.weight": "x"}}}
+    for file, obj in files.items():
+        torch.save(obj, tmp_path / file)
+        for spec in ("resnet18", "fashion_gap", "efficientnet_lite0"):
+            with pytest.raises(camloc.ModelError, match=f"^{re.escape(str(tmp_path / file))}: ") as err:
+                camloc.load_model(spec, weights=tmp_path / file)
+            assert "\n" not in str(err.value)
+    code = main(["localize", f"{photo_dir}/chelsea.png", "--model", "resnet18", "--weights", str(tmp_path / "int.pth"),
+                 "--out", str(tmp_path / "o"), "--no-figures"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and err == [f"camloc localize: error: {tmp_path / 'int.pth'}: not a state dict of tensors "
+                                 "(fc.weight is int)"]

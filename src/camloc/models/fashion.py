@@ -131,10 +131,12 @@ def _build(head: str, name: str, weights: str | None = None, num_classes: int = 
            class_names: list[str] | None = None, **kwargs: Any) -> CamNet:
     module = FashionNet(head=head, num_classes=num_classes, **kwargs)  # type: ignore[arg-type]
     if weights is not None:
+        from camloc.models.checkpoint import read_state_dict
+
+        state = read_state_dict(weights, f"{name} weights")
         try:
-            state = torch.load(weights, map_location="cpu", weights_only=True)
-            module.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
-        except Exception as err:
+            module.load_state_dict(state)
+        except RuntimeError as err:
             raise ModelError(f"{weights}: cannot load {name} weights ({' '.join(str(err).split())[:160]})") from None
     size = int(kwargs.get("in_size", 64))
     arch_kwargs = {"num_classes": num_classes, **kwargs}

@@ -14,8 +14,7 @@ from __future__ import annotations
 import importlib
 import os
 
-import torch
-
+from camloc.models.checkpoint import read_state_dict
 from camloc.models.net import CamNet, Preprocessing
 from camloc.models.registry import ModelError, register
 from camloc.models.torchvision_models import imagenet_classes
@@ -48,10 +47,10 @@ def _build(variant: int, weights: str | os.PathLike | None, num_classes: int, pr
     module = EfficientNet.from_name(f"efficientnet-lite{variant}", num_classes=num_classes)
     path = os.fspath(weights) if weights is not None else (lite_weights_path(variant) if pretrained else None)
     if path is not None:
+        state = read_state_dict(path, f"EfficientNet-Lite{variant} weights")
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
             module.load_state_dict(state)
-        except Exception as err:
+        except RuntimeError as err:
             reason = " ".join(str(err).split())[:160]
             raise ModelError(f"{path}: cannot load EfficientNet-Lite{variant} weights ({reason})") from None
     names = imagenet_classes() if num_classes == 1000 else []

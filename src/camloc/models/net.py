@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -31,7 +32,21 @@ class Preprocessing:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Preprocessing:
-        return cls(size=tuple(d["size"]), mean=tuple(d["mean"]), std=tuple(d["std"]))
+        """The inverse of :meth:`to_dict`; a one-line ``ValueError`` (starting "preprocessing")
+        for a missing key or a value of the wrong kind."""
+        if not isinstance(d, dict):
+            raise ValueError(f"preprocessing is {type(d).__name__}, expected a dict")
+        missing = [k for k in ("size", "mean", "std") if k not in d]
+        if missing:
+            raise ValueError(f"preprocessing lacks {', '.join(missing)}")
+        size, mean, std = (_numbers(d[k]) for k in ("size", "mean", "std"))
+        if size is None or len(size) != 2 or not all(float(v).is_integer() and 0 < v <= 1 << 16 for v in size):
+            raise ValueError(f"preprocessing: size must be two positive integers, got {_short(d['size'])}")
+        if mean is None or len(mean) != 3:
+            raise ValueError(f"preprocessing: mean must be three finite numbers, got {_short(d['mean'])}")
+        if std is None or len(std) != 3 or not all(v > 0 for v in std):
+            raise ValueError(f"preprocessing: std must be three positive numbers, got {_short(d['std'])}")
+        return cls(size=(int(size[0]), int(size[1])), mean=mean, std=std)  # type: ignore[arg-type]
 
     def __call__(self, images: Sequence[Image.Image | np.ndarray | str]) -> Tensor:
         """Images (PIL, arrays or paths) -> ``(B, 3, H, W)``: each decoded and squashed to
@@ -45,6 +60,19 @@ class Preprocessing:
         mean = torch.tensor(self.mean).view(1, 3, 1, 1)
         std = torch.tensor(self.std).view(1, 3, 1, 1)
         return batch.sub_(mean).div_(std)
+
+
+def _numbers(value: Any) -> tuple[float, ...] | None:
+    """A list or tuple of finite real numbers as floats, else ``None``."""
+    if not isinstance(value, (list, tuple)):
+        return None
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value):
+        return None
+    return tuple(float(v) for v in value)
+
+
+def _short(value: Any) -> str:
+    return " ".join(repr(value).split())[:60]
 
 
 @dataclass

@@ -105,19 +105,9 @@ class GapNet(nn.Module):
 
 
 def _read_state(path: str | os.PathLike, what: str) -> dict[str, Tensor]:
-    name = os.fspath(path)
-    try:
-        obj = torch.load(name, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many kinds for unreadable files
-        raise ModelError(f"{name}: cannot read {what} ({' '.join(str(err).split())[:160]})") from None
-    if isinstance(obj, dict):
-        for key in ("state_dict", "model", "model_state_dict"):
-            if isinstance(obj.get(key), dict):
-                obj = obj[key]
-                break
-    if not isinstance(obj, dict) or not all(isinstance(v, Tensor) for v in obj.values()):
-        raise ModelError(f"{name}: not a state dict of tensors ({what})")
-    return obj
+    from camloc.models.checkpoint import read_state_dict
+
+    return read_state_dict(path, what)
 
 
 def load_backbone(module: nn.Module, path: str | os.PathLike, arch: str, kept: tuple[str, ...]) -> None:

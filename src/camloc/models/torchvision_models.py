@@ -47,11 +47,9 @@ def build_torchvision(name: str, weights: str | os.PathLike | None = None, num_c
         raise ModelError(f"unknown model '{name}'")
     state = None
     if weights is not None:
-        path = os.fspath(weights)
-        try:
-            state = _state_dict_from(torch.load(path, map_location="cpu", weights_only=True))
-        except Exception as err:
-            raise ModelError(f"{path}: cannot read weights ({' '.join(str(err).split())[:160]})") from None
+        from camloc.models.checkpoint import read_state_dict
+
+        state = read_state_dict(weights, f"{name} weights")
     extra: dict[str, Any] = dict(kwargs)
     if name in ("googlenet", "inception_v3"):
         extra.setdefault("aux_logits", False)
