@@ -182,3 +182,41 @@ def test_garbled_weights_files_give_one_line_model_errors_naming_the_file(tmp_pa
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and err == [f"camloc localize: error: {tmp_path / 'int.pth'}: not a state dict of tensors "
                                  "(fc.weight is int)"]
+
+
+# --------------------------------------------------------------------------- full disks, names, paths (item 10)
+def test_full_disk_under_localize_names_the_results_file(tmp_path, photo_dir, capsys):
+    """results.jsonl linked to /dev/full: every write fails with ENOSPC, as on a full disk."""
+    import pytest
+
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.jsonl").symlink_to("/dev/full")
+    code = main(["localize", f"{photo_dir}/chelsea.png", "--out", str(out), "--no-figures", "--backend", "torch"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert err[-1] == f"camloc localize: error: {out / 'results.jsonl'}: cannot write (No space left on device)"
+
+
+def test_atomic_writers_name_the_file_they_cannot_write(tmp_path, monkeypatch):
+    import errno
+
+    import pytest
+
+    from camloc.io import OutputError, atomic_write_json, atomic_write_text
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OutputError, match=r"^.*/file/sub/m\.json: cannot write \(Not a directory\)$"):
+        atomic_write_json(tmp_path / "file" / "sub" / "m.json", {"a": 1})
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    (tmp_path / "r.md").write_text("old")
+    with pytest.raises(OSError, match=r"r\.md: cannot write \(No space left on device\)$") as err:
+        atomic_write_text(tmp_path / "r.md", "new")
+    assert err.value.errno == errno.ENOSPC
+    assert (tmp_path / "r.md").read_text() == "old" and sorted(os.listdir(tmp_path)) == ["file", "r.md"]

@@ -1,23 +1,50 @@
-"""Atomic file output: write to a temporary file beside the target, then rename."""
+"""Atomic file output: write to a temporary file beside the target, then rename.
+
+A write that fails (a full disk, a folder that cannot be created) raises :class:`OutputError`,
+an ``OSError`` whose one-line message names the file, not only ``[Errno 28]``.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import IO, Any
+
+
+class OutputError(OSError):
+    """A file that cannot be written; ``str(err)`` is one line naming it (``errno`` kept)."""
+
+    def __init__(self, path: str | os.PathLike, err: OSError, action: str = "write") -> None:
+        reason = err.strerror or " ".join(str(err).split()) or type(err).__name__
+        super().__init__(f"{os.fspath(path)}: cannot {action} ({reason})")
+        self.errno = err.errno
+
+
+@contextmanager
+def naming(path: str | os.PathLike, action: str = "write") -> Iterator[None]:
+    """Turn an ``OSError`` inside the block into an :class:`OutputError` naming ``path``."""
+    try:
+        yield
+    except OutputError:
+        raise
+    except OSError as err:
+        raise OutputError(path, err, action) from None
 
 
 def atomic_write_with(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> None:
     """Call ``write(f)`` on a temporary binary file, fsync it, and rename it over ``path``.
 
-    A kill at any moment leaves either the old file or the complete new one, never half.
+    A kill at any moment leaves either the old file or the complete new one, never half; a
+    failed write leaves the old file and raises :class:`OutputError` naming ``path``.
     """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path)[-40:], dir=folder)
+    with naming(path):
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path)[-40:], dir=folder)
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the mode a plain open() would
         with os.fdopen(fd, "wb") as f:
@@ -25,11 +52,13 @@ def atomic_write_with(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         try:
             os.unlink(tmp)
-        except FileNotFoundError:
+        except OSError:
             pass
+        if isinstance(err, OSError) and not isinstance(err, OutputError):
+            raise OutputError(path, err) from None
         raise
 
 

@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from camloc.io import OutputError, naming
+
 
 def dumps(record: dict[str, Any]) -> str:
     """One record as one line of strict JSON (``ValueError`` for NaN or infinity)."""
@@ -31,11 +33,13 @@ class JsonlWriter:
     def __init__(self, path: str | os.PathLike, rank: int = 0, world: int = 1) -> None:
         self.path = Path(path)
         self.rank, self.world = rank, world
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.count = 0
         target = self.path if world <= 1 else self.part(rank)
         self._tmp = target.with_name(target.name + ".partial") if world > 1 else target
-        self._file: IO[str] | None = open(self._tmp, "w", encoding="utf-8")
+        self._file: IO[str] | None = None
+        with naming(self._tmp):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self._tmp, "w", encoding="utf-8")
 
     def part(self, rank: int) -> Path:
         return self.path.with_name(f"{self.path.name}.rank{rank}-of-{self.world}")
@@ -44,17 +48,35 @@ class JsonlWriter:
         """Write the record of input ``index`` (indices increase along the stream)."""
         assert self._file is not None
         line = dumps(record) if self.world <= 1 else dumps({"index": index, "record": record})
-        self._file.write(line + "\n")
-        self._file.flush()
+        try:
+            self._file.write(line + "\n")
+            self._file.flush()
+        except OSError as err:  # a full disk: name the file, and drop the unwritable rest
+            self._abandon()
+            raise OutputError(self._tmp, err) from None
         self.count += 1
+
+    def _abandon(self) -> None:
+        """Close the file after a failed write without flushing the unwritten buffer again."""
+        f, self._file = self._file, None
+        if f is not None:
+            try:
+                f.close()
+            except OSError:
+                pass
 
     def finish_part(self) -> None:
         """Close this process's file (a part is renamed into place only once complete)."""
         if self._file is not None:
-            self._file.close()
+            try:
+                self._file.close()
+            except OSError as err:
+                self._abandon()
+                raise OutputError(self._tmp, err) from None
             self._file = None
             if self.world > 1:
-                os.replace(self._tmp, self.part(self.rank))
+                with naming(self.part(self.rank)):
+                    os.replace(self._tmp, self.part(self.rank))
 
     def merge(self) -> int:
         """Rank 0: merge every complete part into ``path`` in input order, remove the parts.
@@ -69,11 +91,12 @@ class JsonlWriter:
         tmp = self.path.with_name(self.path.name + ".partial")
         n = 0
         try:
-            with open(tmp, "w", encoding="utf-8") as out:
+            with naming(self.path), open(tmp, "w", encoding="utf-8") as out:
                 for _, record in heapq.merge(*(_indexed(f) for f in files), key=lambda t: t[0]):
                     out.write(dumps(record) + "\n")
                     n += 1
-            os.replace(tmp, self.path)
+            with naming(self.path):
+                os.replace(tmp, self.path)
         finally:
             for f in files:
                 f.close()
