@@ -3,42 +3,14 @@ logits and class maps."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from camloc.cam import class_maps
-from camloc.models.heads import Head
+from camloc.hooks import capture
 from camloc.models.net import CamNet
-
-
-@contextmanager
-def hooked(head: Head) -> Iterator[dict[str, Tensor]]:
-    """Within the block, ``store["features"]`` holds the last features of each forward pass.
-
-    The hook is removed on exit, also when the forward raises; exceptions propagate.
-    """
-    store: dict[str, Tensor] = {}
-    if head.capture == "input":
-
-        def pre_hook(_module, args):
-            store["features"] = args[0]
-
-        handle = head.feature_module.register_forward_pre_hook(pre_hook)
-    else:
-
-        def hook(_module, _args, output):
-            # A copy: the network may modify its output in place afterwards (DenseNet's relu_).
-            store["features"] = output.clone()
-
-        handle = head.feature_module.register_forward_hook(hook)
-    try:
-        yield store
-    finally:
-        handle.remove()
 
 
 def extract(net: CamNet, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -46,11 +18,11 @@ def extract(net: CamNet, x: Tensor) -> tuple[Tensor, Tensor]:
 
     With a probe attached to ``net``, the logits are the probe's scores on the pooled features.
     """
-    with hooked(net.head) as store:
+    with capture(net.head.feature_module, net.head.capture) as store:
         logits = net.module(x)
-    if "features" not in store:
+    if "value" not in store:
         raise RuntimeError(f"{net.name}: the feature layer was not run by the forward pass")
-    features = store["features"]
+    features = store["value"]
     if net.head.post is not None:
         features = net.head.post(features)
     if not isinstance(logits, Tensor):  # e.g. Inception's namedtuple in train mode

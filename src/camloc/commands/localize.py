@@ -7,14 +7,13 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
 
 NAME = "localize"
 HELP = "classify images and localize each top-k class with its CAM box"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from camloc.commands._common import add_model_arguments, add_norm_argument
+    from camloc.commands._common import add_model_arguments, add_norm_argument, add_pipeline_arguments
 
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders or globs")
     add_model_arguments(p)
@@ -27,16 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", default="cam", choices=("cam", "gradcam", "gradcampp", "backprop"),
                    help="map method: cam (one forward pass, default) or a gradient baseline; gradient "
                    "methods also run torchvision nets whose head CAM refuses (VGG, MobileNetV3, ...)")
-    p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime"),
-                   help="what runs the forward pass: auto (default: ONNX Runtime for CAM on the CPU, its graph "
-                   "exported once, checked against PyTorch and cached; PyTorch on a GPU and for gradient "
-                   "methods), torch or onnxruntime")
-    p.add_argument("--resize", default=None, metavar="MODE[:S]",
-                   help="how images meet the net: aspect:S (default aspect:256 for a 224 net: the whole image, "
-                   "shorter side S, aspect kept), squash (the net's square input, the published protocol's "
-                   "geometry)")
-    p.add_argument("--workers", type=int, default=None,
-                   help="decode threads, overlapped with the forward pass (default: the cores, at most 4)")
+    add_pipeline_arguments(p, "how images meet the net: aspect:S (default aspect:256 for a 224 net: the whole "
+                           "image, shorter side S, aspect kept), squash (the net's square input, the published "
+                           "protocol's geometry)")
     p.add_argument("--all-boxes", action="store_true", help="also list every component's box")
     p.add_argument("--no-figures", action="store_true", help="write results.jsonl only")
 
@@ -56,14 +48,10 @@ def _figure_stem(path: str, used: set[str], max_bytes: int = 200) -> str:
 
 def check(args: argparse.Namespace) -> None:
     """``--topk``, ``--threshold`` and ``--batch-size`` out of range: a one-line error before torch loads."""
-    from camloc.commands._common import check_map_options
-    from camloc.pipeline.geometry import parse_resize
+    from camloc.commands._common import check_map_options, check_pipeline_options
 
     check_map_options(args)
-    if args.workers is not None and args.workers < 0:
-        raise ValueError(f"--workers must be 0 or more, got {args.workers}")
-    if args.resize is not None:
-        parse_resize(args.resize)
+    check_pipeline_options(args)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -84,6 +72,7 @@ def _localize(args: argparse.Namespace, rank: int, world: int, device: str) -> i
     from camloc.pipeline.inputs import iter_paths
     from camloc.pipeline.records import JsonlWriter
     from camloc.pipeline.run import as_jobs, shard
+    from camloc.viz import printable
 
     net = load_net(args.model, args.weights, device, args.method)
     method = None if args.method == "cam" else get_method(args.method)
@@ -97,7 +86,7 @@ def _localize(args: argparse.Namespace, rank: int, world: int, device: str) -> i
     def report(line: str) -> None:
         missing.append(line)
         if rank == 0:
-            print(f"camloc localize: {line}", file=sys.stderr)
+            print(f"camloc localize: {printable(line)}", file=sys.stderr)
 
     out = Path(args.out)
     figures = out / "figures"
@@ -115,7 +104,7 @@ def _localize(args: argparse.Namespace, rank: int, world: int, device: str) -> i
             writer.write(item.index, rec)
             if rec["error"] is not None:
                 failed += 1
-                tqdm.write(f"camloc localize: {rec['error']}", file=sys.stderr)
+                tqdm.write(f"camloc localize: {printable(rec['error'])}", file=sys.stderr)
                 continue
             ok += 1
             if len(shown) < 21:
@@ -172,13 +161,18 @@ def _figures(item, rec: dict, figures: Path, used: set[str], norm: str) -> None:
 
 
 def _summary(shown: list[dict], ok: int, failed: int, out: Path, no_figures: bool) -> None:
+    """The table of the first 20 records: one line per image, control characters in file names and
+    labels escaped (a newline or an escape sequence in a name must not break the table)."""
+    from camloc.viz import printable
+
     rows = shown[:20]
     if rows:
-        width = min(40, max(len(os.path.basename(r["image"])) for r in rows))
+        names = [printable(os.path.basename(r["image"])) for r in rows]
+        width = min(40, max(len(n) for n in names))
         print(f"{'image':<{width}}  {'top-1 class':<28} {'prob':>5}  box [x0, y0, x1, y1]")
-        for r in rows:
+        for name, r in zip(names, rows):
             p = r["predictions"][0]
-            print(f"{os.path.basename(r['image'])[:width]:<{width}}  {p['label'][:28]:<28} {p['score']:5.2f}  {p['box']}")
+            print(f"{name[:width]:<{width}}  {printable(p['label'])[:28]:<28} {p['score']:5.2f}  {p['box']}")
         if ok > len(rows):
             print(f"... and {ok - len(rows)} more")
     print(f"{ok} localized, {failed} failed -> {out / 'results.jsonl'}"

@@ -9,13 +9,12 @@ else the last ``nn.Conv2d``. They need no linear GAP head, so they work where CA
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
+from camloc.hooks import capture
 from camloc.models.heads import Head, HeadError, find_head
 from camloc.models.net import CamNet
 
@@ -78,29 +77,6 @@ def resolve_layer(net: Net, layer: str | nn.Module | None) -> tuple[nn.Module, s
     return convs[-1], "output"
 
 
-@contextmanager
-def capture(module: nn.Module, where: str) -> Iterator[dict[str, Tensor]]:
-    """Within the block, ``store["a"]`` is the module's input or output of the last forward, kept
-    in the graph so gradients can be taken with respect to it. The rest of the forward runs on a
-    copy, so an in-place operation that follows (DenseNet's ``relu_`` after ``features.norm5``)
-    cannot overwrite the captured value. The hook is removed on exit, also on error."""
-    store: dict[str, Tensor] = {}
-
-    def pre_hook(_m: nn.Module, args: tuple) -> tuple | None:
-        store["a"] = args[0]
-        return (args[0].clone(), *args[1:]) if isinstance(args[0], Tensor) else None
-
-    def hook(_m: nn.Module, _args: tuple, out: object) -> Tensor | None:
-        store["a"] = out
-        return out.clone() if isinstance(out, Tensor) else None
-
-    handle = module.register_forward_pre_hook(pre_hook) if where == "input" else module.register_forward_hook(hook)
-    try:
-        yield store
-    finally:
-        handle.remove()
-
-
 def scores_and_activations(net: Net, x: Tensor, layer: str | nn.Module | None) -> tuple[Tensor, Tensor]:
     """One forward with gradients on: ``(logits (B, C), activations A (B, K, h, w))``, the logits
     a function of ``A`` in the graph.
@@ -119,9 +95,9 @@ def scores_and_activations(net: Net, x: Tensor, layer: str | nn.Module | None) -
     model.eval()
     with torch.enable_grad(), capture(target, where) as store:
         out = logits_of(model(x))
-        if "a" not in store:
+        if "value" not in store:
             raise RuntimeError(f"{type(model).__name__}: the target layer was not run by the forward pass")
-        a = store["a"]
+        a = store["value"]
         probe = net.probe if isinstance(net, CamNet) and head is not None else None
         if head is not None and (head.post is not None or probe is not None):
             from camloc.extract import pool
