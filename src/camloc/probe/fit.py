@@ -368,6 +368,7 @@ def fit_probe_on_features(
         "n_train": int(len(ytr)),
         "n_val": int(len(yva)),
         "validation": "given split" if xval is not None else f"{val_fraction:g} of the training images",
+        "classes_without_validation": [classes[c] for c in sorted(set(range(n_classes)) - set(yva.tolist()))],
         "scaling": scaling,
         "solver": "L-BFGS, all classes at once",
         "iterations_by_C": iterations,
