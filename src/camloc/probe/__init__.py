@@ -7,12 +7,13 @@ image labels only, and the class activation map of class ``c`` is
     M_c(x, y) = sum_k w_k^c f_k(x, y),      with   mean_xy M_c + b_c = S_c   exactly.
 
 The classifier is a linear SVM (one-vs-rest, as in the paper) or a multinomial logistic
-regression, fit by scikit-learn on centered and scaled features (by default one scale for all
-channels, see :func:`fit_linear`); the scaling is folded back into the weights (``w' = w / s``,
+regression (scikit-learn's ``LinearSVC`` and ``LogisticRegression`` objectives), fit for all
+classes at once by full-batch L-BFGS in PyTorch (:mod:`camloc.probe.solver`) on centered and
+scaled features (by default one scale for all channels, see :func:`fit_linear`); the scaling is folded back into the weights (``w' = w / s``,
 ``b' = b - w . (m / s)``) so that the stored probe acts on the raw pooled features and its CAM
 stays exact.
 
-Two classes: scikit-learn gives one decision function ``d`` (positive for the second class).
+Two classes: the fit gives one decision function ``d`` (positive for the second class).
 The probe stores two rows so that the usual argmax and CAM code work unchanged:
 ``[-w, w]`` for the SVM (the second row's score is ``d`` itself, the first row's ``-d``) and
 ``[-w/2, w/2]`` for logistic regression (then ``softmax`` of the two scores is exactly
