@@ -220,3 +220,23 @@ def test_atomic_writers_name_the_file_they_cannot_write(tmp_path, monkeypatch):
         atomic_write_text(tmp_path / "r.md", "new")
     assert err.value.errno == errno.ENOSPC
     assert (tmp_path / "r.md").read_text() == "old" and sorted(os.listdir(tmp_path)) == ["file", "r.md"]
+
+
+def test_control_characters_in_names_are_escaped_on_the_terminal(tmp_path, photo_dir, capsys):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    photo = Image.open(f"{photo_dir}/chelsea.png").convert("RGB").resize((64, 48))
+    photo.save(folder / "red\x1b[31mcat.png")
+    photo.save(folder / "new\nline.png")
+    (folder / "bad\rname.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    code = main(["localize", str(folder), str(tmp_path / "gone\x07.png"), "--out", str(tmp_path / "o"),
+                 "--no-figures", "--topk", "1", "--backend", "torch"])
+    captured = capsys.readouterr()
+    assert code == 1
+    for stream in (captured.out, captured.err):
+        assert not any(not c.isprintable() and c != "\n" for c in stream), repr(stream)
+    rows = captured.out.splitlines()
+    assert rows[0].startswith("image ") and rows[-1].startswith("2 localized, 2 failed")
+    assert sorted(r.split("  ")[0].strip() for r in rows[1:3]) == ["new\\nline.png", "red\\x1b[31mcat.png"]
+    errors = [line for line in captured.err.splitlines() if line.startswith("camloc localize: ")]
+    assert any("bad\\rname.png: " in line for line in errors) and any("gone\\x07.png: no such file" in line for line in errors)
