@@ -37,3 +37,23 @@ def barrier() -> None:
 
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
+
+
+def group() -> tuple[int, int]:
+    """``(rank, world)`` of the joined process group, ``(0, 1)`` when none is joined."""
+    try:
+        import torch.distributed as dist
+    except ImportError:
+        return 0, 1
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def gather_in_order(items: list[tuple[int, object]]) -> list[tuple[int, object]]:
+    """Every process's ``(index, value)`` pairs, gathered on every process, sorted by index."""
+    import torch.distributed as dist
+
+    parts: list[list[tuple[int, object]]] = [[] for _ in range(dist.get_world_size())]
+    dist.all_gather_object(parts, items)
+    return sorted((pair for part in parts for pair in part), key=lambda pair: pair[0])

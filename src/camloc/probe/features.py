@@ -140,11 +140,17 @@ def compute_features(
     """Run the frozen backbone once over ``samples`` through the inference pipeline (squashed to
     the net's input, one forward pass per batch) -> pooled features.
 
+    Under ``torchrun`` (a process group joined) each process extracts its share of the samples
+    and every process returns all the features, in sample order, as one process would.
+
     Unreadable images are left out with a one-line reason in ``skipped``. ``backend`` is the
     pipeline's (``"auto"``, ``"torch"`` or ``"onnxruntime"``).
     """
+    from camloc.pipeline.distributed import gather_in_order, group
     from camloc.pipeline.geometry import Resize
-    from camloc.pipeline.run import Job, Pipeline
+    from camloc.pipeline.run import Job, Pipeline, shard
+
+    rank, world = group()
 
     def jobs():
         for i, s in enumerate(samples):
@@ -156,13 +162,17 @@ def compute_features(
     rows: list[np.ndarray] = []
     index: list[int] = []
     skipped: list[str] = []
-    for res in pipe.run(jobs(), total=len(samples)):
+    mine = shard(jobs(), rank, world)
+    for res in pipe.run(mine, total=len(range(rank, len(samples), world))):
         if res.error is not None:
-            skipped.append(res.error)
+            skipped.append((res.index, res.error))
         else:
-            rows.append(res.pooled)
-            index.append(res.index)
-    x = np.stack(rows) if rows else np.zeros((0, feature_dim(net)), np.float32)
+            rows.append((res.index, res.pooled))
+    if world > 1:  # under torchrun: every process gets every row, in sample order
+        rows, skipped = gather_in_order(rows), gather_in_order(skipped)
+    index = [i for i, _ in rows]
+    skipped = [why for _, why in skipped]
+    x = np.stack([r for _, r in rows]) if rows else np.zeros((0, feature_dim(net)), np.float32)
     return Features(x=x.astype(np.float32), index=np.asarray(index, np.int64), skipped=skipped)
 
 
