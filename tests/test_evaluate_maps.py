@@ -181,3 +181,21 @@ def test_worker_processes_give_the_single_process_numbers(tmp_path, capsys):
     assert f"{victim}.npy: no score map for image id" in one_error_line(capsys)
     assert run_cli([*common, "--out", tmp_path / "four", "--workers", "-1"]) == 1
     assert "--workers must be 0 (auto) or more" in one_error_line(capsys)
+
+
+@pytest.mark.parametrize("kind", ["relative", "absolute"])
+def test_ids_that_point_outside_the_maps_folder_are_refused(box_fx, capsys, kind):
+    """An id like ``../secret/x`` (or an absolute path) must not make evaluate-maps read a file
+    outside ``--maps``, even when a valid map waits there."""
+    fx, tmp = box_fx
+    victim = fx.split.samples[1].image_id
+    outside = tmp / "secret" / "x"
+    bad_id = "../secret/x" if kind == "relative" else str(outside)
+    outside.parent.mkdir()
+    np.save(str(outside) + ".npy", np.load(tmp / "maps" / (victim + ".npy")))
+    for path in Path(fx.metadata_dir).glob("*.txt"):
+        path.write_text(path.read_text().replace(victim, bad_id))
+    assert run_cli(["--maps", tmp / "maps", "--metadata", fx.metadata_dir, "--out", tmp / "o"]) == 1
+    line = one_error_line(capsys)
+    assert f"image_ids.txt:2: image id {bad_id!r} names a file outside the maps folder" in line
+    assert not (tmp / "o" / "metrics.json").exists()

@@ -33,13 +33,24 @@ def _id_lines(metadata: str) -> dict[str, int]:
     return lines
 
 
+def map_path(maps: str, image_id: str, where: str) -> str:
+    """``<maps>/<image_id>.npy``; an id that is absolute or climbs out with ``..`` is refused
+    (one line naming the metadata line): metadata must not make camloc read files elsewhere.
+    The check is on the names; links placed inside ``--maps`` by its owner are followed."""
+    root = os.path.abspath(maps)
+    inside = os.path.abspath(os.path.join(root, image_id + ".npy"))
+    if os.path.isabs(image_id) or "\0" in image_id or os.path.commonpath([root, inside]) != root:
+        raise ValueError(f"{where}: image id {image_id!r} names a file outside the maps folder {maps}")
+    return os.path.join(maps, image_id + ".npy")
+
+
 def load_map(maps: str, image_id: str, where: str) -> "object":
     """``<maps>/<image_id>.npy`` as a checked float64 224x224 map; one-line errors naming the file."""
     import numpy as np
 
     from camloc.metrics.maxboxacc import RESIZE, check_scoremap
 
-    path = os.path.join(maps, image_id + ".npy")
+    path = map_path(maps, image_id, where)
     if not os.path.isfile(path):
         raise ValueError(f"{path}: no score map for image id {image_id!r} ({where})")
     try:
