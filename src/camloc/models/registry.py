@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from camloc.models.net import CamNet, Preprocessing
+from camloc.models.net import CamNet, Preprocessing, evaluating
 
 Builder = Callable[..., CamNet]
 _BUILDERS: dict[str, Builder] = {}
@@ -56,7 +56,14 @@ def available_models() -> dict[str, str]:
 
 
 def get_builder(name: str) -> Builder | None:
+    """The builder of a registered name, or of ``timm:<arch>`` (a timm model)."""
     _load_all()
+    if name.startswith("timm:"):
+        from functools import partial
+
+        from camloc.models.timm_models import build_timm
+
+        return partial(build_timm, name[len("timm:"):])
     return _BUILDERS.get(name)
 
 
@@ -71,9 +78,11 @@ def load_model(
 
     Args:
         model: ``None`` for the embedded default (EfficientNet-Lite0, ImageNet); a registered
-            name (see :func:`available_models`); a torchvision model name; a camloc checkpoint
-            file; or an ``nn.Module`` (its head is found automatically).
-        weights: a local state-dict file for a torchvision name (loaded with ``weights_only``).
+            name (see :func:`available_models`); a torchvision model name; ``"timm:<name>"``
+            (a timm model, the optional ``timm`` extra); a camloc checkpoint file; or an
+            ``nn.Module`` (its head is found automatically; timm modules through timm's API).
+        weights: a local weights file for a torchvision or timm name (a state dict loaded with
+            ``weights_only``; timm names also take ``.safetensors``).
         device: where to put the model (default CPU).
         **kwargs: builder options, e.g. ``num_classes``.
 
@@ -85,9 +94,14 @@ def load_model(
 
     if isinstance(model, CamNet):
         net = model
+    elif isinstance(model, nn.Module) and type(model).__module__.startswith("timm."):
+        from camloc.models.timm_models import timm_net
+
+        net = timm_net(model, class_names=kwargs.pop("class_names", None))
     elif isinstance(model, nn.Module):
-        net = CamNet(module=model, name=type(model).__name__, class_names=kwargs.pop("class_names", []),
-                     preprocessing=kwargs.pop("preprocessing", Preprocessing()))
+        with evaluating(model):  # the caller's module keeps its training flags
+            net = CamNet(module=model, name=type(model).__name__, class_names=kwargs.pop("class_names", []),
+                         preprocessing=kwargs.pop("preprocessing", Preprocessing()))
     else:
         spec = DEFAULT_MODEL if model is None else os.fspath(model)
         builder = get_builder(spec)
