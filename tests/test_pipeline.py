@@ -327,3 +327,21 @@ def test_localize_api_refuses_what_the_cli_refuses(lite0):
     for kw in ({"topk": 0}, {"threshold": float("nan")}, {"batch_size": 0}, {"threshold": 1.0}):
         with pytest.raises(ValueError):
             camloc.localize(lite0, [np.zeros((8, 8, 3), np.uint8)], **kw)
+
+
+def test_a_decoder_that_crashes_its_worker_costs_one_image(tmp_path, tiny_rgb):
+    from pipeline_helpers import crashing_decoder
+
+    paths = []
+    for i in range(6):
+        name = "crash.png" if i == 2 else f"{i}.png"
+        Image.fromarray(np.full((12, 12, 3), 40 * i, np.uint8)).save(tmp_path / name)
+        paths.append(str(tmp_path / name))
+    pipe = Pipeline(tiny_rgb, resize=Resize("squash"), backend="torch", topk=1, workers=2, isolate=True,
+                    decoder=crashing_decoder, progress=False)
+    res = list(pipe.run(paths))
+    assert [r.index for r in res] == list(range(6))
+    assert "decoder crashed" in res[2].error
+    assert all(r.error is None for i, r in enumerate(res) if i != 2)
+    np.testing.assert_allclose([r.logits[0] for r in res if r.error is None], [40 * i / 255 for i in (0, 1, 3, 4, 5)],
+                               atol=1e-5)

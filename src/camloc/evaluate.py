@@ -60,6 +60,7 @@ class EvalOptions:
     resize: Resize = field(default_factory=lambda: Resize("squash"))  # the protocol's geometry
     backend: str = "auto"  # what runs the CAM forward pass (camloc.pipeline.backends)
     workers: int | None = None  # decode threads (None: the pipeline's default)
+    isolate: bool = False  # decode in worker processes (a decoder crash costs one image)
     ten_crop: bool = False
     multibox: bool = False
     examples: int = 6
@@ -110,7 +111,7 @@ def _pipeline_scored(net: CamNet, split: Split, opt: EvalOptions, method: Any, k
     from camloc.pipeline.run import Job, Pipeline, shard
 
     pipe = Pipeline(net, resize=opt.resize, backend=opt.backend, method=method, topk=3 if opt.multibox else 0,
-                    batch_size=max(1, opt.batch_size), workers=opt.workers,
+                    batch_size=max(1, opt.batch_size), workers=opt.workers, isolate=opt.isolate,
                     progress=False if rank else opt.progress, desc="evaluate")
     jobs = (Job(s.path, i, s.path, tag=s, classes=(s.label,)) for i, s in enumerate(split.samples))
     for res in pipe.run(shard(jobs, rank, world), total=len(range(rank, len(split.samples), world))):

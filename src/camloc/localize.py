@@ -132,6 +132,7 @@ def iter_localize(
     workers: int | None = None,
     display: bool = False,
     box_cap: int = BOX_CAP,
+    isolate: bool = False,
 ) -> Iterator[Localized]:
     """Yield a :class:`Localized` per input, in order, one forward pass per batch.
 
@@ -140,14 +141,15 @@ def iter_localize(
     boxes (:data:`camloc.cam.NORMS`). ``backend`` is ``"auto"`` (ONNX Runtime for CAM on the
     CPU, its graph cached on disk; else PyTorch), ``"torch"`` or ``"onnxruntime"``. ``resize``
     is the geometry (default :func:`default_resize`); ``workers`` the decode threads;
-    ``display`` keeps the image for figures (:attr:`Localized.display`).
+    ``display`` keeps the image for figures (:attr:`Localized.display`); ``isolate`` decodes in
+    worker processes (a decoder crash costs its image only).
     """
     from camloc.pipeline.run import Pipeline
 
     check_norm(norm)
     _check_options(topk, threshold, batch_size)
     pipe = Pipeline(net, resize=resize or default_resize(net), backend=backend, method=method, topk=int(topk),
-                    batch_size=int(batch_size), workers=workers, display=DISPLAY if display else 0,
+                    batch_size=int(batch_size), workers=workers, display=DISPLAY if display else 0, isolate=isolate,
                     progress=progress, desc=f"localize ({net.name})")
     for res in pipe.run(inputs, total=total):
         if res.error is not None:

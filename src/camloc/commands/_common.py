@@ -31,6 +31,9 @@ def add_pipeline_arguments(p: argparse.ArgumentParser, resize_help: str) -> None
     p.add_argument("--resize", default=None, metavar="MODE[:S]", help=resize_help)
     p.add_argument("--workers", type=int, default=None,
                    help="decode threads, overlapped with the forward pass (default: the cores, at most 4)")
+    p.add_argument("--isolate", action="store_true",
+                   help="decode in worker processes instead of threads: a decoder that crashes costs its "
+                   "image only (an error record), not the run")
 
 
 def check_pipeline_options(args: argparse.Namespace) -> None:

@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
                        threshold_step=args.threshold_step, iou_thresholds=tuple(args.iou),
                        batch_size=args.batch_size, ten_crop=args.ten_crop, multibox=args.multibox,
                        resize=parse_resize(args.resize) if args.resize else Resize("squash"),
-                       backend=args.backend, workers=args.workers,
+                       backend=args.backend, workers=args.workers, isolate=args.isolate,
                        examples=0 if args.no_figures else 6, progress=None, norm=args.norm)
     result = evaluate(net, split, opts, rank=rank, world=world)
     if rank != 0:

@@ -99,7 +99,7 @@ def _localize(args: argparse.Namespace, rank: int, world: int, device: str) -> i
         for item in iter_localize(net, jobs, topk=args.topk, threshold=args.threshold, batch_size=args.batch_size,
                                   progress=None if rank == 0 else False, method=method, norm=args.norm,
                                   backend=args.backend, resize=resize, workers=args.workers,
-                                  display=not args.no_figures):
+                                  display=not args.no_figures, isolate=args.isolate):
             rec = item.record
             writer.write(item.index, rec)
             if rec["error"] is not None:

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from camloc.models.net import CamNet
+from camloc.models.net import CamNet, evaluating
 
 BACKENDS = ("auto", "torch", "onnxruntime")
 OPSET = 17
@@ -62,8 +62,7 @@ class TorchBackend:
     def __call__(self, pixels: np.ndarray | Tensor) -> tuple[Tensor, Tensor]:
         from camloc.extract import extract
 
-        self.net.module.eval()
-        with torch.inference_mode():
+        with evaluating(self.net.module), torch.inference_mode():
             return extract(self.net, as_input(self.net, pixels))
 
 
@@ -175,10 +174,10 @@ def export_features(net: CamNet) -> bytes:
     """The ONNX graph ``pixels (B, H, W, 3) uint8 -> features (B, K, h, w), logits (B, C)`` with
     dynamic batch, height and width (the normalization inside)."""
     h, w = net.preprocessing.size
-    graph = _FeatureGraph(net).eval()
+    graph = _FeatureGraph(net)
     example = torch.zeros(1, h, w, 3, dtype=torch.uint8, device=net.device)
     buf = io.BytesIO()
-    with warnings.catch_warnings(), torch.no_grad():
+    with warnings.catch_warnings(), torch.no_grad(), evaluating(graph):
         warnings.simplefilter("ignore")  # the tracer's notes on hooks are expected
         torch.onnx.export(graph, (example,), buf, input_names=["pixels"], output_names=["features", "logits"],
                           dynamic_axes={"pixels": {0: "batch", 1: "height", 2: "width"},

@@ -12,10 +12,8 @@ one-line ``error`` and the others go on.
 
 from __future__ import annotations
 
-import os
 from collections import deque
-from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
@@ -30,6 +28,7 @@ from camloc.models.net import CamNet
 from camloc.pipeline.backends import as_input, make_backend
 from camloc.pipeline.decode import Decoded, decode, name_of
 from camloc.pipeline.geometry import Resize
+from camloc.pipeline.workers import ProcessDecoders, ThreadDecoders, default_workers
 
 
 @dataclass
@@ -97,9 +96,20 @@ def shard(jobs: Iterable[Job], rank: int = 0, world: int = 1) -> Iterator[Job]:
             yield job
 
 
-def default_workers() -> int:
-    """Decode threads: the cores, at most 4 (beyond that the forward pass is the bottleneck)."""
-    return max(1, min(4, os.cpu_count() or 1))
+def decode_or_error(source: Any, resize: Resize, net_size: tuple[int, int], display: int, name: str,
+                    draft: bool) -> Decoded | str:
+    """:func:`~camloc.pipeline.decode.decode`, or the one-line reason it failed (what a decode
+    worker returns; module-level so a worker process can run it)."""
+    try:
+        return decode(source, resize, net_size, display, name, draft)
+    except ImageError as err:
+        return str(err)
+    except Exception as err:  # a decoder bug must cost one image, not the run
+        return f"{name}: cannot decode ({type(err).__name__}: {' '.join(str(err).split())[:200]})"
+
+
+def _crashed(source: Any, resize: Resize, net_size: tuple[int, int], display: int, name: str, draft: bool) -> str:
+    return f"{name}: the decoder crashed on this file (its worker process died twice); skipped"
 
 
 @dataclass
@@ -119,6 +129,9 @@ class Pipeline:
             feature maps.
         display: keep the whole image at this longer side for figures (0: no).
         draft: allow reduced-scale JPEG decoding.
+        isolate: decode in worker processes rather than threads, so that a decoder crash
+            costs only its image (:mod:`~camloc.pipeline.workers`); slower to start.
+        decoder: the decode function (:func:`decode_or_error`; a module-level function).
         progress: show a progress bar (``None``: only on a terminal).
         desc: the bar's label.
     """
@@ -133,6 +146,8 @@ class Pipeline:
     keep: str | None = None
     display: int = 0
     draft: bool = True
+    isolate: bool = False
+    decoder: Callable[..., Decoded | str] = None  # type: ignore[assignment]
     progress: bool | None = None
     desc: str = ""
 
@@ -145,6 +160,8 @@ class Pipeline:
             raise ValueError(f"keep must be None, 'pooled' or 'features', got {self.keep!r}")
         if isinstance(self.backend, str):
             self.backend = make_backend(self.net, self.backend, gradient=self.method is not None)
+        if self.decoder is None:
+            self.decoder = decode_or_error
 
     @property
     def backend_name(self) -> str:
@@ -157,13 +174,17 @@ class Pipeline:
         workers = default_workers() if self.workers is None else max(0, int(self.workers))
         bar = tqdm(total=total, unit="img", desc=self.desc or f"{self.net.name}",
                    disable=(not self.progress) if self.progress is not None else None)
-        pool = ThreadPoolExecutor(workers, thread_name_prefix="camloc-decode") if workers else None
-        pending: deque[list[tuple[Job, Future | tuple]]] = deque()
+        if self.isolate and workers:
+            decoders: Any = ProcessDecoders(self.decoder, workers, _crashed)
+        else:
+            decoders = ThreadDecoders(self.decoder, workers)
+        pending: deque[list[tuple[Job, tuple, Any]]] = deque()
 
         def submit() -> None:
             part = list(islice(jobs, chunk))
             if part:
-                pending.append([(j, pool.submit(self._decode, j) if pool else self._decode(j)) for j in part])
+                args = [self._args(j) for j in part]
+                pending.append([(j, a, decoders.submit(*a)) for j, a in zip(part, args)])
 
         try:
             submit()
@@ -171,27 +192,17 @@ class Pipeline:
             while pending:
                 part = pending.popleft()
                 submit()
-                decoded = [(j, d.result() if isinstance(d, Future) else d) for j, d in part]
+                decoded = [(j, decoders.result(h, *a)) for j, a, h in part]
                 for res in self._infer(decoded):
                     yield res
                 bar.update(len(part))
         finally:
             bar.close()
-            if pool is not None:
-                for part in pending:
-                    for _, d in part:
-                        if isinstance(d, Future):
-                            d.cancel()
-                pool.shutdown(wait=True, cancel_futures=True)
+            decoders.close()
 
     # ------------------------------------------------------------------ stages
-    def _decode(self, job: Job) -> Decoded | str:
-        try:
-            return decode(job.source, self.resize, self.net.preprocessing.size, self.display, job.name, self.draft)
-        except ImageError as err:
-            return str(err)
-        except Exception as err:  # a decoder bug must cost one image, not the run
-            return f"{job.name}: cannot decode ({type(err).__name__}: {' '.join(str(err).split())[:200]})"
+    def _args(self, job: Job) -> tuple:
+        return (job.source, self.resize, tuple(self.net.preprocessing.size), self.display, job.name, self.draft)
 
     def _infer(self, decoded: list[tuple[Job, Decoded | str]]) -> list[Result]:
         results: dict[int, Result] = {}
