@@ -240,3 +240,78 @@ def test_control_characters_in_names_are_escaped_on_the_terminal(tmp_path, photo
     assert sorted(r.split("  ")[0].strip() for r in rows[1:3]) == ["new\\nline.png", "red\\x1b[31mcat.png"]
     errors = [line for line in captured.err.splitlines() if line.startswith("camloc localize: ")]
     assert any("bad\\rname.png: " in line for line in errors) and any("gone\\x07.png: no such file" in line for line in errors)
+
+
+# --------------------------------------------------------------------------- code review (item 11)
+class _TrainModeNet:
+    """A 3-channel net with BatchNorm and Dropout (what train mode changes), built in train mode
+    with one submodule deliberately frozen in eval mode."""
+
+    @staticmethod
+    def make():
+        import torch
+        from torch import nn
+
+        from camloc.models.heads import Head
+
+        class Net(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                torch.manual_seed(0)
+                self.conv = nn.Conv2d(3, 4, 3, padding=1)
+                self.bn = nn.BatchNorm2d(4)
+                self.frozen_bn = nn.BatchNorm2d(4)
+                self.drop = nn.Dropout(0.5)
+                self.pool = nn.AdaptiveAvgPool2d(1)
+                self.fc = nn.Linear(4, 3)
+
+            def forward(self, x):
+                f = torch.relu(self.frozen_bn(self.bn(self.conv(x))))
+                return self.fc(self.drop(torch.flatten(self.pool(f), 1)))
+
+            def camloc_head(self) -> Head:
+                return Head(self.pool, self.fc, "input")
+
+        net = Net().train()
+        net.frozen_bn.eval()
+        return net
+
+
+def _modes(module):
+    return {name: m.training for name, m in module.named_modules()}
+
+
+def test_api_calls_restore_the_callers_training_flags(tmp_path, monkeypatch):
+    """camloc.load_model, cam, check_exact, localize (torch and ONNX Runtime backends) and the
+    pipeline ran the caller's module in eval mode and left it there (BatchNorm statistics and
+    dropout of the caller's later training silently changed)."""
+    import numpy as np
+    import torch
+
+    import camloc
+    from camloc.pipeline import Pipeline, Resize
+
+    monkeypatch.setenv("CAMLOC_CACHE", str(tmp_path))  # the ONNX graph of this throwaway net
+    module = _TrainModeNet.make()
+    modes = _modes(module)
+    assert modes[""] and not modes["frozen_bn"]
+    stats = module.bn.running_mean.clone()
+    net = camloc.load_model(module, class_names=["a", "b", "c"])
+    assert _modes(module) == modes
+    x = torch.rand(2, 3, 16, 16)
+    out = camloc.cam(net, x, topk=2)
+    assert _modes(module) == modes
+    module.eval()
+    expected = module(x)
+    module.train()
+    module.frozen_bn.eval()
+    assert torch.allclose(out.logits, expected, atol=1e-6)  # computed in eval mode all the same
+    assert camloc.check_exact(net).exact and _modes(module) == modes
+    image = (np.random.default_rng(0).random((20, 24, 3)) * 255).astype(np.uint8)
+    for backend in ("torch", "onnxruntime"):
+        pipe = Pipeline(net, Resize("squash"), backend=backend, topk=1, workers=0)
+        (res,) = list(pipe.run([image]))
+        assert res.error is None and _modes(module) == modes, backend
+        rec = camloc.localize(net, [image], topk=1, backend=backend)[0]
+        assert rec["error"] is None and _modes(module) == modes, backend
+    assert torch.equal(module.bn.running_mean, stats)

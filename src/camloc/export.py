@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from camloc.cam import class_maps
 from camloc.extract import extract
-from camloc.models.net import CamNet
+from camloc.models.net import CamNet, evaluating
 
 
 class CamGraph(nn.Module):
@@ -95,10 +95,10 @@ def export_onnx(net: CamNet, path: str | os.PathLike, topk: int = 5, opset: int 
 def graph_bytes(net: CamNet, topk: int, opset: int = 17) -> bytes:
     """The ONNX graph of :class:`CamGraph` (dynamic batch, the preprocessing's image size)."""
     h, w = net.preprocessing.size
-    graph = CamGraph(net, topk).eval().to(net.device)
+    graph = CamGraph(net, topk).to(net.device)
     example = torch.zeros(1, 3, h, w, device=net.device)
     buf = io.BytesIO()
-    with warnings.catch_warnings(), torch.no_grad():
+    with warnings.catch_warnings(), torch.no_grad(), evaluating(graph):
         warnings.simplefilter("ignore")  # the tracer's notes on the hook and the top-k are expected
         torch.onnx.export(graph, (example,), buf, input_names=["images"], output_names=["logits", "classes", "maps"],
                           dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}, "classes": {0: "batch"},

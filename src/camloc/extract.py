@@ -10,7 +10,7 @@ from torch import Tensor
 
 from camloc.cam import class_maps
 from camloc.hooks import capture
-from camloc.models.net import CamNet
+from camloc.models.net import CamNet, evaluating
 
 
 def extract(net: CamNet, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -84,8 +84,7 @@ def cam(net: CamNet, x: Tensor, topk: int = 5, classes: Tensor | None = None) ->
         >>> out.maps.shape
         torch.Size([1, 5, 7, 7])
     """
-    net.module.eval()
-    with torch.no_grad():
+    with evaluating(net.module), torch.no_grad():  # the caller's training flags come back after
         features, logits = extract(net, x)
         bad = (~torch.isfinite(logits)).any(dim=1).nonzero().flatten().tolist()
         if bad:
@@ -126,7 +125,7 @@ def check_exact(net: CamNet, x: Tensor | None = None, rtol: float = 1e-4, atol: 
         g = torch.Generator().manual_seed(0)
         h, w = net.preprocessing.size
         x = torch.randn(2, 3, h, w, generator=g).to(net.device)
-    with torch.no_grad():
+    with evaluating(net.module), torch.no_grad():
         features, logits = extract(net, x)
         linear = net.classifier
         all_classes = torch.arange(logits.shape[1], device=logits.device)

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from camloc.methods.base import MapMethod, Net, logits_of, module_of
+from camloc.models.net import evaluating
 
 
 class Backprop(MapMethod):
@@ -17,8 +18,7 @@ class Backprop(MapMethod):
 
     def maps(self, net: Net, x: Tensor, classes: Tensor) -> Tensor:
         model = module_of(net)
-        model.eval()
-        with torch.enable_grad():
+        with evaluating(model), torch.enable_grad():
             inp = x.detach().clone().requires_grad_(True)
             logits = logits_of(model(inp))
             out = []

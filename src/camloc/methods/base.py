@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from camloc.hooks import capture
 from camloc.models.heads import Head, HeadError, find_head
-from camloc.models.net import CamNet
+from camloc.models.net import CamNet, evaluating
 
 Net = CamNet | nn.Module
 
@@ -92,8 +92,7 @@ def scores_and_activations(net: Net, x: Tensor, layer: str | nn.Module | None) -
     model = module_of(net)
     head = default_head(net) if layer is None else None
     target, where = (head.feature_module, head.capture) if head is not None else resolve_layer(net, layer)
-    model.eval()
-    with torch.enable_grad(), capture(target, where) as store:
+    with evaluating(model), torch.enable_grad(), capture(target, where) as store:
         out = logits_of(model(x))
         if "value" not in store:
             raise RuntimeError(f"{type(model).__name__}: the target layer was not run by the forward pass")

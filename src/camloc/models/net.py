@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -60,6 +61,24 @@ class Preprocessing:
         mean = torch.tensor(self.mean).view(1, 3, 1, 1)
         std = torch.tensor(self.std).view(1, 3, 1, 1)
         return batch.sub_(mean).div_(std)
+
+
+@contextmanager
+def evaluating(module: nn.Module) -> Iterator[nn.Module]:
+    """``module`` in eval mode inside the block; afterwards every submodule's ``training`` flag is
+    what it was (a caller's model in train mode, with some parts frozen in eval mode, stays so).
+
+    Example:
+        >>> with evaluating(net.module):
+        ...     logits = net.module(x)
+    """
+    flags = [(m, m.training) for m in module.modules()]
+    module.eval()
+    try:
+        yield module
+    finally:
+        for m, training in flags:
+            m.training = training
 
 
 def _numbers(value: Any) -> tuple[float, ...] | None:
