@@ -314,4 +314,10 @@ def test_api_calls_restore_the_callers_training_flags(tmp_path, monkeypatch):
         assert res.error is None and _modes(module) == modes, backend
         rec = camloc.localize(net, [image], topk=1, backend=backend)[0]
         assert rec["error"] is None and _modes(module) == modes, backend
+    from camloc.methods import get_method
+
+    expected = camloc.localize(net, [image], topk=2, backend="torch")[0]["predictions"]
+    got = camloc.localize(net, [image], topk=2, method=get_method("gradcam"))[0]["predictions"]
+    assert [p["class_index"] for p in got] == [p["class_index"] for p in expected]  # eval-mode scores
+    assert _modes(module) == modes
     assert torch.equal(module.bn.running_mean, stats)

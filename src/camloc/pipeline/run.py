@@ -276,8 +276,9 @@ def _topk(logits: np.ndarray, k: int) -> np.ndarray:
 def _gradient_forward(net: CamNet, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Scores for a gradient method's batch (no maps: the method makes its own)."""
     from camloc.extract import extract
+    from camloc.models.net import evaluating
 
-    with torch.inference_mode():
+    with torch.inference_mode(), evaluating(net.module):
         if getattr(net, "cam_refused", False):
             from camloc.methods.base import logits_of
 
