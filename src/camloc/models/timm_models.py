@@ -225,7 +225,11 @@ def build_timm(arch: str, weights: str | os.PathLike | None = None, **kwargs: An
         close = timm.list_models(f"*{arch.split('_')[0]}*")[:5]
         raise ModelError(f"unknown timm model '{arch}'" + (f" (e.g. {', '.join(close)})" if close else ""))
     state = read_state_dict(weights) if weights is not None else None
-    model = timm.create_model(arch, pretrained=False, **kwargs)
+    try:  # token models read any input size (localization keeps the image's aspect), where timm can
+        model = timm.create_model(arch, pretrained=False, **{"dynamic_img_size": True, **kwargs})
+        kwargs = {"dynamic_img_size": True, **kwargs}
+    except TypeError:  # the architecture has no such option
+        model = timm.create_model(arch, pretrained=False, **kwargs)
     if state is not None:
         prefix = next(n for n, m in model.named_modules() if m is model.get_classifier())
         w = state.get(f"{prefix}.weight")
