@@ -306,6 +306,8 @@ def test_api_calls_restore_the_callers_training_flags(tmp_path, monkeypatch):
     module.train()
     module.frozen_bn.eval()
     assert torch.allclose(out.logits, expected, atol=1e-6)  # computed in eval mode all the same
+    assert torch.allclose(net(x), expected, atol=1e-6) and _modes(module) == modes
+    assert torch.allclose(camloc.extract(net, x)[1], expected, atol=1e-6) and _modes(module) == modes
     assert camloc.check_exact(net).exact and _modes(module) == modes
     image = (np.random.default_rng(0).random((20, 24, 3)) * 255).astype(np.uint8)
     for backend in ("torch", "onnxruntime"):

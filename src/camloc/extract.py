@@ -17,8 +17,9 @@ def extract(net: CamNet, x: Tensor) -> tuple[Tensor, Tensor]:
     """One forward pass of ``net`` on ``x`` -> ``(features (B, K, h, w), logits (B, C))``.
 
     With a probe attached to ``net``, the logits are the probe's scores on the pooled features.
+    The module runs in eval mode; its training flags are restored after.
     """
-    with capture(net.head.feature_module, net.head.capture) as store:
+    with evaluating(net.module), capture(net.head.feature_module, net.head.capture) as store:
         logits = net.module(x)
     if "value" not in store:
         raise RuntimeError(f"{net.name}: the feature layer was not run by the forward pass")

@@ -150,4 +150,6 @@ class CamNet:
         return self.preprocessing(images)
 
     def __call__(self, x: Tensor) -> Tensor:
-        return self.module(x)
+        """The module's scores for ``x``, in eval mode (its training flags restored after)."""
+        with evaluating(self.module):
+            return self.module(x)
