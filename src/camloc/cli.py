@@ -6,12 +6,15 @@ import argparse
 import importlib
 import pkgutil
 import sys
+import traceback
 
 import camloc.commands as commands
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
     parser = argparse.ArgumentParser(prog="camloc", description="Class Activation Mapping: classify and localize.")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an error, not only its one-line message")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     modules: dict[str, object] = {}
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda i: i.name):
@@ -20,6 +23,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
             continue
         p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)
         mod.add_arguments(p)
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="show the traceback of an error, not only its one-line message")
         modules[mod.NAME] = mod
     return parser, modules
 
@@ -31,19 +36,27 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     mod = modules[args.command]
+    checking = True
     try:
         check = getattr(mod, "check", None)
         if check is not None:  # option errors before run() imports anything heavy
             check(args)
+        checking = False
         return int(mod.run(args) or 0)
     except KeyboardInterrupt:
         print("camloc: interrupted", file=sys.stderr)
         return 130
     except (ValueError, OSError, RuntimeError) as err:
-        # Errors meant for the user are one line; the traceback is noise for them.
+        # Errors meant for the user (camloc's own, any from the option checks, files) are one
+        # line; a bug (a shape mismatch inside PyTorch, ...) keeps its traceback.
+        from camloc.errors import is_user_error
+
+        if not (checking and isinstance(err, ValueError)) and not is_user_error(err):
+            raise
+        if args.debug:
+            traceback.print_exc()
         print(f"camloc {args.command}: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 1
-
 
 if __name__ == "__main__":
     sys.exit(main())

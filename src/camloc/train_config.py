@@ -23,8 +23,10 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
+from camloc.errors import CamlocError
 
-class ConfigError(ValueError):
+
+class ConfigError(CamlocError):
     """A bad configuration; ``str(err)`` is one line naming the file/line or override and the key."""
 
 

@@ -36,6 +36,8 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from camloc.errors import CamlocError
+
 if TYPE_CHECKING:
     from camloc.data.base import Split
 
@@ -49,7 +51,7 @@ _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dty
               0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 
 
-class IdxError(ValueError):
+class IdxError(CamlocError):
     """A file that is not a valid IDX file; ``str(err)`` is one line naming it."""
 
 

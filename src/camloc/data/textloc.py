@@ -31,6 +31,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from camloc.data.base import Sample, Split
+from camloc.errors import CamlocError
 from camloc.io import atomic_write_bytes, atomic_write_json
 
 FORMAT = "camloc-textloc/1"
@@ -44,7 +45,7 @@ TRAIN_PART = 0.65
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
 
-class TextlocError(ValueError):
+class TextlocError(CamlocError):
     """A textloc folder that cannot be read; ``str(err)`` is one line."""
 
 

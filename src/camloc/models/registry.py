@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from camloc.errors import CamlocError
 from camloc.models.net import CamNet, Preprocessing, evaluating
 
 Builder = Callable[..., CamNet]
@@ -25,7 +26,7 @@ _LOADED = False
 DEFAULT_MODEL = "efficientnet_lite0"
 
 
-class ModelError(ValueError):
+class ModelError(CamlocError):
     """A model that cannot be loaded; ``str(err)`` is one line."""
 
 

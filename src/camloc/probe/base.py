@@ -6,6 +6,8 @@ import os
 from collections.abc import Sequence
 from typing import Literal
 
+from camloc.errors import CamlocError
+
 PROBE_FORMAT = "camloc-probe/1"
 CACHE_FORMAT = "camloc-features/1"
 DEFAULT_CS: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0)
@@ -14,7 +16,7 @@ Scaling = Literal["global", "channel"]
 Box = Sequence[int]
 
 
-class ProbeError(ValueError):
+class ProbeError(CamlocError):
     """A probe, its data or its feature cache cannot be used; ``str(err)`` is one line."""
 
 
