@@ -9,7 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from camloc.cam import check_norm, map_status
+from camloc.cam import check_norm, map_status, norm_bounds
 
 Box = list[int]
 
@@ -18,7 +18,9 @@ def mask_from_map(map2d: np.ndarray, threshold: float = 0.2, norm: str = "minmax
     """Pixels strictly above ``threshold`` of the normalized map (see :data:`camloc.cam.NORMS`):
 
     - ``norm="minmax"``: ``m > min + threshold * (max - min)``;
-    - ``norm="positive"``: ``m > threshold * max`` (only positive pixels, for a positive max).
+    - ``norm="positive"``: ``m > threshold * max`` (only positive pixels, for a positive max);
+    - ``norm="percentile"``, ``"meanstd"``: ``m > lo + threshold * (hi - lo)`` with the reading's
+      floor and top (:func:`camloc.cam.norm_bounds`).
 
     Computed without building the normalized copy. All-False for a map without a usable peak
     (:func:`camloc.cam.map_status`).
@@ -32,6 +34,12 @@ def mask_from_map(map2d: np.ndarray, threshold: float = 0.2, norm: str = "minmax
 
 def _above(m: np.ndarray, threshold: float, norm: str = "minmax") -> np.ndarray:
     """The mask of :func:`mask_from_map` for a finite float32 map (empty without a peak)."""
+    if norm not in ("minmax", "positive"):
+        bounds = norm_bounds(m, norm)
+        if isinstance(bounds, str):
+            return np.zeros(m.shape, dtype=bool)
+        lo, hi = bounds
+        return m > np.float32(lo + threshold * (hi - lo))
     lo, hi, _, _ = cv2.minMaxLoc(m)
     if norm == "positive":
         if not hi > 0:

@@ -133,6 +133,9 @@ def iter_localize(
     display: bool = False,
     box_cap: int = BOX_CAP,
     isolate: bool = False,
+    tta: Any = None,
+    clamp_negative: bool = False,
+    calibrated: bool = False,
 ) -> Iterator[Localized]:
     """Yield a :class:`Localized` per input, in order, one forward pass per batch.
 
@@ -142,15 +145,30 @@ def iter_localize(
     CPU, its graph cached on disk; else PyTorch), ``"torch"`` or ``"onnxruntime"``. ``resize``
     is the geometry (default :func:`default_resize`); ``workers`` the decode threads;
     ``display`` keeps the image for figures (:attr:`Localized.display`); ``isolate`` decodes in
-    worker processes (a decoder crash costs its image only).
+    worker processes (a decoder crash costs its image only). ``tta`` (a :class:`camloc.tta.TTA`)
+    fuses the maps of several scales and the mirror (:mod:`camloc.tta`; the aspect geometry at
+    its scales replaces ``resize``); ``clamp_negative`` makes the maps from the classifier's
+    positive weights only; ``calibrated`` is what each prediction's ``"calibrated"`` says (the
+    threshold and reading came from a calibration file, :mod:`camloc.calibrate`).
     """
     from camloc.pipeline.run import Pipeline
 
     check_norm(norm)
     _check_options(topk, threshold, batch_size)
+    mark = {"calibrated": bool(calibrated)}
+    if clamp_negative:
+        mark["clamp_negative"] = True
+    if tta is not None:
+        if method is not None:
+            raise ValueError("TTA fuses CAM maps; it does not run with a gradient method")
+        if resize is not None and resize.mode != "aspect":
+            raise ValueError("TTA runs the aspect geometry at its own scales; leave resize unset")
+        yield from _tta_localize(net, inputs, tta, int(topk), threshold, int(batch_size), progress, all_boxes, total,
+                                 norm, backend, workers, display, box_cap, isolate, clamp_negative, mark)
+        return
     pipe = Pipeline(net, resize=resize or default_resize(net), backend=backend, method=method, topk=int(topk),
                     batch_size=int(batch_size), workers=workers, display=DISPLAY if display else 0, isolate=isolate,
-                    progress=progress, desc=f"localize ({net.name})")
+                    progress=progress, desc=f"localize ({net.name})", clamp_negative=clamp_negative)
     for res in pipe.run(inputs, total=total):
         if res.error is not None:
             yield Localized({"image": res.name, "error": res.error}, index=res.index)
@@ -160,11 +178,45 @@ def iter_localize(
             "width": res.size[0],
             "height": res.size[1],
             "model": net.name,
-            "predictions": predictions_for(net, res.logits, res.classes, res.maps, res.size, threshold, all_boxes,
-                                           norm, box_cap),
+            "predictions": [{**p, **mark} for p in predictions_for(net, res.logits, res.classes, res.maps, res.size,
+                                                                   threshold, all_boxes, norm, box_cap)],
             "error": None,
         }
         yield Localized(record, res.display, res.maps, res.index)
+
+
+def _tta_localize(net: CamNet, inputs: Iterable[Any], tta: Any, topk: int, threshold: float, batch_size: int,
+                  progress: bool | None, all_boxes: bool, total: int | None, norm: str, backend: Any,
+                  workers: int | None, display: bool, box_cap: int, isolate: bool, clamp_negative: bool,
+                  mark: dict[str, Any]) -> Iterator[Localized]:
+    """:func:`iter_localize` with test-time augmentation: the fused scores' top-k, their fused
+    maps on the box grid (:mod:`camloc.tta`), boxed as usual."""
+    from camloc.pipeline.run import _topk
+    from camloc.tta import fused_logits, fused_maps, iter_views, map_weight
+
+    weight = map_weight(net, clamp_negative)
+    for views in iter_views(net, inputs, tta, backend, batch_size, workers, isolate, progress,
+                            DISPLAY if display else 0, total):
+        first = views[0]
+        bad = next((v for v in views if v.error is not None), None)
+        if bad is not None:
+            yield Localized({"image": first.name, "error": bad.error}, index=first.index)
+            continue
+        logits = fused_logits(views)
+        classes = _topk(logits[None], min(topk, logits.shape[0]))[0]
+        grid = box_grid(first.size, box_cap)
+        maps = fused_maps(views, weight, classes, grid)
+        record = {
+            "image": first.name,
+            "width": first.size[0],
+            "height": first.size[1],
+            "model": net.name,
+            "tta": tta.describe(),
+            "predictions": [{**p, **mark} for p in predictions_for(net, logits, classes, maps, first.size, threshold,
+                                                                   all_boxes, norm, box_cap)],
+            "error": None,
+        }
+        yield Localized(record, first.display, maps, first.index)
 
 
 def _check_options(topk: Any, threshold: Any, batch_size: Any) -> None:

@@ -16,7 +16,9 @@ PREDICTION = {
         "box": {"oneOf": [BOX, {"type": "null"}]},
         "boxes": {"type": "array", "items": BOX},
         "threshold": {"type": "number", "minimum": 0, "maximum": 1},
-        "norm": {"enum": ["minmax", "positive"]},
+        "norm": {"type": "string", "pattern": r"^(minmax|positive|percentile(:[0-9.eE+-]+)?|meanstd(:[0-9.eE+-]+)?)$"},
+        "clamp_negative": {"type": "boolean"},
+        "calibrated": {"type": "boolean"},
         "warning": {"type": "string"},
     },
 }
@@ -38,4 +40,38 @@ RECORD = {
         },
         {"properties": {"error": {"type": "string"}}, "not": {"required": ["predictions"]}},
     ],
+}
+
+# ``discover.json`` (``camloc discover``): per class, its patterns with their shares and exemplars.
+_LABEL_COUNT = {"type": "object", "required": ["label", "count"],
+                "properties": {"label": {"type": "string"}, "count": {"type": "integer", "minimum": 1}}}
+_EXEMPLAR = {"type": "object", "required": ["image", "box", "label", "distance"],
+             "properties": {"image": {"type": "string"}, "box": BOX, "label": {"type": ["string", "null"]},
+                            "distance": {"type": "number", "minimum": 0}}}
+_PATTERN = {"type": "object", "required": ["pattern", "share", "num_images", "labels", "exemplars", "images"],
+            "properties": {"pattern": {"type": "integer", "minimum": 1},
+                           "share": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+                           "num_images": {"type": "integer", "minimum": 1},
+                           "labels": {"type": "array", "items": _LABEL_COUNT},
+                           "exemplars": {"type": "array", "items": _EXEMPLAR, "minItems": 1},
+                           "images": {"type": "array", "items": {"type": "string"}, "minItems": 1}}}
+DISCOVERY = {
+    "type": "object",
+    "required": ["model", "probe", "num_images", "num_errors", "errors", "threshold", "norm", "within", "classes"],
+    "properties": {
+        "model": {"type": "string"}, "probe": {"type": ["string", "null"]},
+        "num_images": {"type": "integer", "minimum": 0}, "num_errors": {"type": "integer", "minimum": 0},
+        "errors": {"type": "array", "items": {"type": "string"}},
+        "threshold": {"type": "number", "minimum": 0, "maximum": 1}, "norm": {"enum": ["minmax", "positive"]},
+        "within": {"type": "integer", "minimum": 0},
+        "classes": {"type": "array", "items": {
+            "type": "object",
+            "required": ["class_index", "label", "num_images", "k_choice", "silhouette", "patterns", "figure"],
+            "properties": {"class_index": {"type": "integer", "minimum": 0}, "label": {"type": "string"},
+                           "num_images": {"type": "integer", "minimum": 0},
+                           "k_choice": {"enum": ["silhouette", "fixed", "single", "none"]},
+                           "silhouette": {"type": ["number", "null"], "minimum": -1, "maximum": 1},
+                           "patterns": {"type": "array", "items": _PATTERN},
+                           "figure": {"type": "string"}}}},
+    },
 }

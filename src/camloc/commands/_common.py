@@ -15,11 +15,27 @@ def add_model_arguments(p: argparse.ArgumentParser, probe: bool = True) -> None:
                        "its classes on the model's features")
 
 
-def add_norm_argument(p: argparse.ArgumentParser) -> None:
-    """``--norm``: how a signed map is read for its boxes (see ``camloc.cam.NORMS``)."""
-    p.add_argument("--norm", default="minmax", choices=("minmax", "positive"),
+def norm_type(text: str) -> str:
+    """argparse ``type`` of ``--norm``: a reading of ``camloc.cam.NORMS`` (torch-free)."""
+    from camloc.cam import check_norm
+
+    try:
+        return check_norm(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def add_norm_argument(p: argparse.ArgumentParser, default: str | None = "minmax", clamp: bool = False) -> None:
+    """``--norm`` (how a signed map is read for its boxes, see ``camloc.cam.NORMS``) and, with
+    ``clamp``, ``--clamp-negative`` (maps from the classifier's positive weights only)."""
+    p.add_argument("--norm", default=default, type=norm_type, metavar="READING",
                    help="how a signed map is read for its boxes: minmax (default; the published evaluation "
-                   "code) or positive (its positive part over its max: the paper's '20%% of the max')")
+                   "code), positive (its positive part over its max: the paper's '20%% of the max'), "
+                   "percentile[:Q] (floor at the map's Q-th percentile, default the median) or meanstd[:K] "
+                   "(floor at the mean, top at mean + K std, default K=2)")
+    if clamp:
+        p.add_argument("--clamp-negative", action="store_true",
+                       help="CAM maps from the classifier's positive weights only (scores unchanged)")
 
 
 def add_pipeline_arguments(p: argparse.ArgumentParser, resize_help: str) -> None:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from camloc.cam import class_maps
+from camloc.cam import class_maps, positive_weights
 from camloc.data.images import ImageError
 from camloc.models.net import CamNet
 from camloc.pipeline.backends import as_input, make_backend
@@ -134,6 +134,10 @@ class Pipeline:
         decoder: the decode function (:func:`decode_or_error`; a module-level function).
         progress: show a progress bar (``None``: only on a terminal).
         desc: the bar's label.
+        flip: run the net on the mirrored images; features and maps come back mirrored again,
+            so they lie on the original image (test-time augmentation, :mod:`camloc.tta`). CAM only.
+        clamp_negative: CAM maps from the classifier's positive weights only
+            (:func:`camloc.cam.positive_weights`); the scores are unchanged.
     """
 
     net: CamNet
@@ -150,8 +154,12 @@ class Pipeline:
     decoder: Callable[..., Decoded | str] = None  # type: ignore[assignment]
     progress: bool | None = None
     desc: str = ""
+    flip: bool = False
+    clamp_negative: bool = False
 
     def __post_init__(self) -> None:
+        if (self.flip or self.clamp_negative) and self.method is not None:
+            raise ValueError("flip and clamp_negative read CAM's features; a gradient method makes its own maps")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
         if not isinstance(self.topk, int) or self.topk < 0:
@@ -223,12 +231,16 @@ class Pipeline:
         """The classifier's ``(C, K)`` weight as float32, read once per run."""
         if getattr(self, "_w", None) is None:
             self._w = self.net.classifier.weight.detach().float().cpu().numpy()
+            if self.clamp_negative:
+                self._w = positive_weights(self._w)
         return self._w
 
     def _forward(self, batch: list[tuple[Job, Decoded]]) -> list[Result]:
         pixels = np.stack([d.pixels for _, d in batch])
         if self.method is None:
-            features, logits = self.backend(pixels)
+            features, logits = self.backend(pixels[:, :, ::-1].copy() if self.flip else pixels)
+            if self.flip:  # back onto the original image
+                features = features.flip(-1)
         else:
             x = as_input(self.net, pixels)
             features, logits = _gradient_forward(self.net, x)

@@ -1,0 +1,127 @@
+"""Test-time augmentation of CAM maps: horizontal flip and several scales, fused on the image.
+
+Each *view* is one pass of the inference pipeline over the same inputs: the aspect geometry at
+shorter side ``S`` (:class:`~camloc.pipeline.geometry.Resize`), on the image or its mirror
+(:attr:`Pipeline.flip <camloc.pipeline.run.Pipeline.flip>`: the mirrored features come back
+mirrored, so they lie on the original image). A view is one batched forward pass per batch;
+the views run side by side, each one chunk ahead, so memory holds a few chunks whatever the
+number of inputs.
+
+Fusion: the scores are the mean of the views' logits (for a GAP head, the score of the mean
+map); each class's map is each view's CAM, bilinearly upsampled to one common grid (the image,
+or the image scaled down to a longer side of ``cap``), averaged over the views. One view at
+grid resolution reproduces the plain pipeline's map exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from itertools import tee
+from typing import Any
+
+import cv2
+import numpy as np
+
+from camloc.cam import class_maps, positive_weights
+from camloc.models.net import CamNet
+from camloc.pipeline.geometry import Resize
+
+
+@dataclass(frozen=True)
+class TTA:
+    """The views: every scale in ``scales`` (aspect geometry, shorter side ``S``), each also
+    mirrored when ``flip``."""
+
+    scales: tuple[int, ...] = (256,)
+    flip: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.scales:
+            raise ValueError("TTA needs at least one scale")
+        for s in self.scales:
+            if isinstance(s, bool) or not isinstance(s, int) or s < 32:
+                raise ValueError(f"TTA scale must be an integer of at least 32, got {s!r}")
+        if len(set(self.scales)) != len(self.scales):
+            raise ValueError(f"TTA scales repeat: {list(self.scales)}")
+
+    def views(self) -> list[tuple[int, bool]]:
+        """``(scale, mirrored)`` of every view, the unmirrored views first."""
+        return [(s, False) for s in self.scales] + ([(s, True) for s in self.scales] if self.flip else [])
+
+    def describe(self) -> str:
+        """``"flip,scales=256,320"`` (what :func:`parse_tta` reads)."""
+        return ("flip," if self.flip else "") + "scales=" + ",".join(str(s) for s in self.scales)
+
+
+def parse_tta(text: str, default_scale: int = 256) -> TTA | None:
+    """``--tta``: ``"flip"``, ``"scales=256,320"``, ``"flip,scales=256,320"`` (``scale=`` too), or
+    ``"none"`` (no TTA: ``None``). Without ``scales`` the one scale is ``default_scale``. A
+    one-line ``ValueError`` otherwise."""
+    t = str(text).strip().lower()
+    if t in ("", "none", "off"):
+        return None
+    flip, scales, in_scales = False, [], False
+    for tok in (x.strip() for x in t.split(",")):
+        if tok == "flip":
+            flip, in_scales = True, False
+            continue
+        key, eq, val = tok.partition("=")
+        if eq and key in ("scales", "scale"):
+            in_scales, tok = True, val
+        elif eq or not in_scales:
+            raise ValueError(f"--tta: unknown item {tok!r} in {text!r}; expected flip and/or scales=S1,S2,...")
+        try:
+            scales.append(int(tok))
+        except ValueError:
+            raise ValueError(f"--tta: scale {tok!r} is not an integer (in {text!r})") from None
+    return TTA(tuple(scales) or (default_scale,), flip)
+
+
+def iter_views(net: CamNet, inputs: Iterable[Any], tta: TTA, backend: Any = "auto", batch_size: int = 16,
+               workers: int | None = None, isolate: bool = False, progress: bool | None = None,
+               display: int = 0, total: int | None = None) -> Iterator[list[Any]]:
+    """One list of :class:`~camloc.pipeline.run.Result` per input (one per view of
+    :meth:`TTA.views`, in that order), in input order. Every result keeps its features
+    (``keep="features"``, on the original image's orientation); the first view keeps the display
+    image when ``display > 0``."""
+    from camloc.pipeline.backends import make_backend
+    from camloc.pipeline.run import Pipeline, as_jobs
+
+    views = tta.views()
+    shared = make_backend(net, backend) if isinstance(backend, str) else backend
+    streams = tee(as_jobs(inputs), len(views))
+    runs = []
+    for i, ((scale, mirrored), stream) in enumerate(zip(views, streams)):
+        pipe = Pipeline(net, resize=Resize("aspect", scale), backend=shared, topk=0, batch_size=batch_size,
+                        workers=workers, keep="features", display=display if i == 0 else 0, isolate=isolate,
+                        flip=mirrored, progress=progress if i == 0 else False, desc=f"localize ({net.name}, TTA)")
+        runs.append(pipe.run(stream, total=total))
+    yield from (list(v) for v in zip(*runs))
+
+
+def fused_logits(views: list[Any]) -> np.ndarray:
+    """The mean of the views' ``(C,)`` logits."""
+    return np.mean(np.stack([v.logits for v in views]), axis=0)
+
+
+def fused_maps(views: list[Any], weight: np.ndarray, classes: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """``(n, gh, gw)`` maps of ``classes`` on ``grid = (gw, gh)``: each view's CAM (``weight``
+    ``(C, K)`` on its features) upsampled bilinearly (half-pixel centers), averaged over views."""
+    gw, gh = grid
+    classes = np.asarray(classes, dtype=np.int64)
+    acc = np.zeros((gh, gw, len(classes)), np.float32)
+    for v in views:
+        maps = class_maps(v.features[None].astype(np.float32, copy=False), weight, classes[None])[0]  # (n, h, w)
+        for start in range(0, len(classes), 256):  # cv2.resize takes at most 512 channels
+            part = np.ascontiguousarray(maps[start:start + 256].transpose(1, 2, 0))
+            up = part if part.shape[:2] == (gh, gw) else cv2.resize(part, (gw, gh), interpolation=cv2.INTER_LINEAR)
+            acc[:, :, start:start + 256] += up.reshape(gh, gw, -1)
+    acc /= np.float32(len(views))
+    return np.ascontiguousarray(acc.transpose(2, 0, 1))
+
+
+def map_weight(net: CamNet, clamp_negative: bool = False) -> np.ndarray:
+    """The ``(C, K)`` float32 weight the maps are made from (positive part with ``clamp_negative``)."""
+    w = net.classifier.weight.detach().float().cpu().numpy()
+    return positive_weights(w) if clamp_negative else w
