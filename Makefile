@@ -2,6 +2,7 @@
 PY := .venv/bin/python
 STAMP := .venv/.camloc-installed
 FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+CHROMEDRIVER := /usr/bin/chromedriver
 
 .PHONY: install demo test bench reproduce clean
 
@@ -22,12 +23,20 @@ $(FMNIST):
 	   (sudo apt-get update -qq >/dev/null && sudo apt-get install -y -qq dataset-fashion-mnist >/dev/null)); \
 	fi
 
+# Debian's chromium and its driver, for the browser test of camloc serve. Non-fatal: without them
+# (no root, no network) that test is skipped and says why.
+$(CHROMEDRIVER):
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO="sudo -n"; fi; \
+	($$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 || \
+	 ($$SUDO apt-get update -qq >/dev/null 2>&1 && $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1)) || \
+	echo "make: chromium not installed; the browser test of camloc serve will be skipped"
+
 data: $(FMNIST)
 
 demo: $(STAMP)
 	$(PY) -m camloc.demo
 
-test: $(STAMP) $(FMNIST)
+test: $(STAMP) $(FMNIST) $(CHROMEDRIVER)
 	$(PY) -m pytest -q
 
 bench: $(STAMP) $(FMNIST)

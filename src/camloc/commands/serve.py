@@ -1,0 +1,55 @@
+"""``camloc serve``: a local web page to explore maps (the optional ``serve`` extra)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+NAME = "serve"
+HELP = "a local web page to explore maps: drop an image, see classes, maps and boxes"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from camloc.commands._common import add_model_arguments
+
+    add_model_arguments(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine "
+                   "only; another address exposes the page to the network)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cpu)")
+    p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime"),
+                   help="what runs the CAM forward pass (as for localize)")
+    p.add_argument("--max-upload-mb", type=float, default=20.0, help="largest accepted request, in MB (default 20)")
+
+
+def check(args: argparse.Namespace) -> None:
+    if not 0 <= args.port <= 65535:
+        raise ValueError(f"--port must be in 0..65535, got {args.port}")
+    if not args.max_upload_mb > 0:
+        raise ValueError(f"--max-upload-mb must be positive, got {args.max_upload_mb}")
+
+
+def run(args: argparse.Namespace) -> int:
+    check(args)
+    try:
+        import uvicorn
+
+        from camloc.serve.app import create_app
+    except ImportError as err:
+        print(f"camloc serve: error: {err.name or err} is not installed; pip install 'camloc[serve]'", file=sys.stderr)
+        return 2
+    from camloc.commands._common import load_net
+    from camloc.serve.engine import Engine
+
+    net = load_net(args.model, args.weights, args.device or "cpu", "gradcam")
+    if args.probe:
+        from camloc.probe import attach_probe
+
+        net = attach_probe(net, args.probe)
+    engine = Engine(net, backend=args.backend)
+    app = create_app(engine, max_upload=int(args.max_upload_mb * 1024 * 1024))
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"camloc serve: listening on {args.host}: the page is reachable from other machines", file=sys.stderr)
+    print(f"camloc serve: {net.name} on http://{args.host}:{args.port}/ (Ctrl-C stops)", file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0

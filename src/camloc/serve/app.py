@@ -1,0 +1,144 @@
+"""The Starlette application of ``camloc serve``: the page, its static files and the JSON API.
+
+Routes:
+
+- ``GET /`` the page; ``GET /static/...`` its script and style (all served from the package:
+  no CDN, it works offline);
+- ``GET /api/models`` the loaded model, its class names and the options;
+- ``POST /api/localize`` multipart: ``file`` (the image) and optional ``topk``, ``threshold``,
+  ``method``, ``class``, ``norm`` -> :meth:`camloc.serve.engine.Engine.localize`'s response;
+- ``GET /api/samples`` and ``GET /api/samples/{name}``: photos bundled with scikit-image.
+
+Every error is JSON, ``{"error": "<one line>"}``, with a 4xx status. A request body over
+``max_upload`` bytes is refused with 413 before it is parsed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from camloc.serve.engine import MAX_UPLOAD, Engine, ServeError, parse_options
+
+STATIC = Path(__file__).parent / "static"
+SAMPLES = ("chelsea.png", "coffee.png", "astronaut.png", "motorcycle_left.png", "rocket.jpg")
+# Everything from this server; blob:/data: for the picked image and the overlay canvas.
+CSP = "default-src 'self'; img-src 'self' blob: data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+
+
+def sample_paths() -> dict[str, str]:
+    """The bundled scikit-image photos the page offers, by file name."""
+    import skimage
+
+    folder = os.path.join(os.path.dirname(skimage.__file__), "data")
+    return {n: os.path.join(folder, n) for n in SAMPLES if os.path.isfile(os.path.join(folder, n))}
+
+
+def error(status: int, reason: str) -> JSONResponse:
+    return JSONResponse({"error": " ".join(str(reason).split())}, status_code=status)
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    """The request body, or :class:`ServeError` 413 as soon as it passes ``limit`` bytes (a
+    declared Content-Length over the limit is refused before reading)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ServeError(413, f"upload of {int(declared)} bytes is over the limit of {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ServeError(413, f"upload is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(engine: Engine, max_upload: int = MAX_UPLOAD) -> Starlette:
+    """The application around a loaded :class:`~camloc.serve.engine.Engine`."""
+    samples = sample_paths()
+
+    async def index(request: Request) -> Response:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    async def models(request: Request) -> Response:
+        info = engine.info()
+        info["max_upload"] = max_upload
+        return JSONResponse(info)
+
+    async def list_samples(request: Request) -> Response:
+        return JSONResponse({"samples": list(samples)})
+
+    async def sample(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in samples:
+            return error(404, f"no bundled photo {name[:60]!r}; GET /api/samples lists them")
+        return FileResponse(samples[name])
+
+    async def localize(request: Request) -> Response:
+        ctype = request.headers.get("content-type", "")
+        if not ctype.startswith("multipart/form-data"):
+            return error(415, "POST /api/localize takes multipart/form-data with the image in field 'file'")
+        try:
+            body = await _read_limited(request, max_upload)
+            replay = Request(request.scope, receive=_replay(body))
+            try:
+                form = await replay.form(max_files=1, max_fields=10)
+            except Exception as err:  # python-multipart's parse errors, too many parts
+                raise ServeError(400, f"malformed multipart body ({getattr(err, 'detail', err)})") from None
+            upload = form.get("file")
+            if not isinstance(upload, UploadFile):
+                raise ServeError(400, "field 'file': missing (the image to localize)")
+            data = await upload.read()
+            name = os.path.basename((upload.filename or "upload").replace("\\", "/")) or "upload"
+            fields = {k: v for k, v in form.items() if isinstance(v, str)}
+            opts = parse_options(fields)
+            out = await run_in_threadpool(engine.localize, data, name, opts)
+        except ServeError as err:
+            return error(err.status, err.reason)
+        return JSONResponse(out)
+
+    async def not_found(request: Request, exc: HTTPException) -> Response:
+        return error(exc.status_code, exc.detail or "not found")
+
+    async def headers(request: Request, call_next):
+        response = await call_next(request)
+        response.headers["Content-Security-Policy"] = CSP
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+    from starlette.middleware import Middleware
+    from starlette.middleware.base import BaseHTTPMiddleware
+
+    routes = [
+        Route("/", index),
+        Route("/api/models", models),
+        Route("/api/samples", list_samples),
+        Route("/api/samples/{name}", sample),
+        Route("/api/localize", localize, methods=["POST"]),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+    return Starlette(routes=routes, exception_handlers={HTTPException: not_found},
+                     middleware=[Middleware(BaseHTTPMiddleware, dispatch=headers)])
+
+
+def _replay(body: bytes):
+    """An ASGI ``receive`` that hands ``body`` over once (the body was read to enforce the limit)."""
+    sent = False
+
+    async def receive() -> dict:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
