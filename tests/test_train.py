@@ -72,7 +72,11 @@ def test_a_few_steps_lower_the_loss_and_write_a_complete_run(images, tmp_path):
 def test_validation_errors_and_best_checkpoint(images, tmp_path):
     result = train({**TINY_NET, "out": str(tmp_path / "run"), "epochs": 5}, train_split=images, val_split=images)
     errs = [r["val_top1_error"] for r in result.metrics]
-    assert all(0 <= e <= 1 for e in errs) and errs[-1] < 0.5
+    assert all(0 <= e <= 100 for e in errs) and errs[-1] < 50
+    counts = [(r["val_top1_error"], len(images.samples)) for r in result.metrics]
+    counts += [(r["train_top1_error"], r["images"]) for r in result.metrics]
+    for e, n in counts:  # percents of n images (k / n as a fraction would give k / 100 here)
+        assert abs(e * n / 100 - round(e * n / 100)) < 1e-6, counts
     assert all(r["val_top5_error"] == 0.0 for r in result.metrics)  # 2 classes: the top-5 always holds the label
     best = torch.load(result.best, weights_only=True)
     assert best["metrics"]["val_top1_error"] == min(errs)
@@ -112,7 +116,7 @@ def test_every_dataset_format_trains(fmt, tmp_path):
     row = result.metrics[0]
     assert row["images"] == n_train and row["skipped"] == 0
     assert row["val_top1_error"] is not None
-    wrong = row["val_top1_error"] * n_val  # the validation split was read whole: a count of images
+    wrong = row["val_top1_error"] / 100 * n_val  # a percent of the whole validation split: a count of images
     assert abs(wrong - round(wrong)) < 1e-6
     net = camloc.load_model(str(result.best))
     assert len(net.class_names) == net.num_classes >= 2

@@ -386,7 +386,7 @@ def _log(d: _Dist, text: str) -> None:
 
 
 def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.2f}%"
+    return "-" if x is None else f"{x:.2f}%"
 
 
 # ----------------------------------------------------------------------------------- the run
@@ -509,10 +509,11 @@ class _Run:
             skipped = int(tr.skipped + (va.skipped if va else 0))
             total_skipped += skipped
             row = {
-                "epoch": epoch + 1, "lr": lr, "train_loss": tr.loss / tr.n, "train_top1_error": 1 - tr.top1 / tr.n,
+                "epoch": epoch + 1, "lr": lr, "train_loss": tr.loss / tr.n,
+                "train_top1_error": 100.0 * (1 - tr.top1 / tr.n),  # errors in percent, as everywhere in camloc
                 "val_loss": va.loss / va.n if va and va.n else None,
-                "val_top1_error": 1 - va.top1 / va.n if va and va.n else None,
-                "val_top5_error": 1 - va.top5 / va.n if va and va.n else None,
+                "val_top1_error": 100.0 * (1 - va.top1 / va.n) if va and va.n else None,
+                "val_top5_error": 100.0 * (1 - va.top5 / va.n) if va and va.n else None,
                 "images": int(tr.n), "skipped": skipped, "seconds": round(seconds, 3),
                 "images_per_s": round(tr.n / seconds, 2) if seconds > 0 else None,
             }

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     if result.metrics:
         row = result.metrics[result.best_epoch - 1]
         err = row["val_top1_error"]
-        score = f"val top-1 error {100 * err:.2f}%" if err is not None else f"train loss {row['train_loss']:.4f}"
+        score = f"val top-1 error {err:.2f}%" if err is not None else f"train loss {row['train_loss']:.4f}"
         print(f"{result.run_dir}: {len(result.metrics)} epochs; best {result.best} (epoch {row['epoch']}, {score}); "
               f"last {result.last}; metrics {result.run_dir / 'metrics.csv'}")
     if result.skipped:
