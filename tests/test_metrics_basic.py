@@ -121,3 +121,48 @@ def test_mask_ground_truth_from_files(tmp_path):
     assert gt.tolist() == [[1, 1, 255, 255], [1, 1, 255, 255], [255, 255, 255, 255], [255, 255, 255, 1]]
     with pytest.raises(ValueError, match="missing.png: cannot read mask"):
         ground_truth([str(tmp_path / "missing.png")], None)
+
+
+# --------------------------------------------------------------------------- all-reduce under torchrun
+def test_collectives_use_the_current_cuda_device_under_nccl(monkeypatch):
+    """NCCL moves CUDA tensors only: the metric sums went through it as CPU tensors."""
+    import torch
+    import torch.distributed as dist
+
+    from camloc.metrics.base import collective_device
+
+    monkeypatch.setattr(dist, "get_backend", lambda *a: "nccl")
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 3)
+    assert collective_device() == torch.device("cuda", 3)
+    monkeypatch.setattr(dist, "get_backend", lambda *a: "gloo")
+    assert collective_device() == torch.device("cpu")
+
+
+def test_local_device_sets_this_process_cuda_device(monkeypatch):
+    import torch
+
+    from camloc.pipeline.distributed import local_device
+
+    chosen = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    monkeypatch.setenv("LOCAL_RANK", "2")
+    assert local_device() == "cuda:2" and chosen == [2]
+    assert local_device("cpu") == "cpu" and chosen == [2]
+
+
+def test_all_reduce_in_a_one_process_gloo_group_keeps_the_sums(tmp_path):
+    import numpy as np
+    import torch.distributed as dist
+
+    from camloc.metrics.base import Evaluator
+
+    ev = Evaluator()
+    ev._state = {"hits": np.array([3, 4], np.int64), "area": np.array([0.5])}
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        ev.all_reduce()
+    finally:
+        dist.destroy_process_group()
+    assert ev._state["hits"].tolist() == [3, 4] and ev._state["hits"].dtype == np.int64
+    assert ev._state["area"].tolist() == [0.5]

@@ -38,10 +38,23 @@ class Evaluator:
 
         if not (dist.is_available() and dist.is_initialized()):
             return
+        device = collective_device()
         for k, v in self._state.items():
-            t = torch.from_numpy(np.ascontiguousarray(v, dtype=np.float64))
+            t = torch.from_numpy(np.ascontiguousarray(v, dtype=np.float64)).to(device)
             dist.all_reduce(t, op=dist.ReduceOp.SUM)
-            self._state[k] = t.numpy().astype(v.dtype)
+            self._state[k] = t.cpu().numpy().astype(v.dtype)
 
     def compute(self) -> dict[str, Any]:  # pragma: no cover - abstract
         raise NotImplementedError
+
+
+def collective_device():
+    """Where the tensors of a collective must live in the joined group: this process's current
+    CUDA device under NCCL (which moves CUDA tensors only; ``local_device`` sets it to
+    ``cuda:LOCAL_RANK``), the CPU otherwise (gloo)."""
+    import torch
+    import torch.distributed as dist
+
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")

@@ -28,7 +28,9 @@ def local_device(requested: str | None = None) -> str:
     import torch
 
     if torch.cuda.is_available():
-        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+        index = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(index)  # NCCL's collectives and bare .cuda() calls use this GPU
+        return f"cuda:{index}"
     return "cpu"
 
 
