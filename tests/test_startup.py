@@ -44,7 +44,8 @@ def test_help_loads_no_torch(tmp_path):
     assert "evaluate-maps" in proc.stdout and "localize" in proc.stdout
 
 
-@pytest.mark.parametrize("command", ["localize", "evaluate", "units", "evaluate-maps", "probe", "finegrained"])
+@pytest.mark.parametrize("command", ["localize", "evaluate", "units", "evaluate-maps", "probe", "finegrained",
+                                     "discover"])
 def test_each_command_help_loads_no_torch(tmp_path, command):
     argv = [command, "fit", "--help"] if command == "probe" else [command, "--help"]
     got, proc = run_cli(tmp_path, *argv)
