@@ -79,7 +79,7 @@ def test_orderings_count_the_seeds_that_agree():
     assert o["gap_vs_fc_classification"]["gap_better"] == 0
 
 
-def test_trained_net_is_reused_only_for_the_same_plan(tmp_path):
+def test_trained_net_is_reused_only_for_the_same_plan(tmp_path, capsys):
     rng = np.random.default_rng(0)
     images = Images(rng.integers(0, 255, (64, 64, 64), dtype=np.uint8), np.arange(64) % 10,
                     np.tile([[0, 0, 10, 10]], (64, 1)))
@@ -88,6 +88,10 @@ def test_trained_net_is_reused_only_for_the_same_plan(tmp_path):
     path = tmp_path / "gap_seed0.pt"
     net, rows, reused = trained_net("gap", path, images, val, plan, 0, lambda s: None, False)
     assert not reused and len(rows) == 1 and path.is_file()
+    # no validation images: the error is null (JSON), not NaN, with a one-line warning
+    assert rows[0]["val_top1_error"] is None
+    assert capsys.readouterr().err == ("camloc: warning: fashion_gap seed 0: the validation error without "
+                                       "validation images is undefined; written as null\n")
     again, _, reused = trained_net("gap", path, images, val, plan, 0, lambda s: None, False)
     assert reused
     x = images.batch(slice(0, 4), net)

@@ -7,7 +7,9 @@ an ``OSError`` whose one-line message names the file, not only ``[Errno 28]``.
 from __future__ import annotations
 
 import json
+import math
 import os
+import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -83,6 +85,20 @@ def to_json(obj: Any, path: str | os.PathLike, **kwargs: Any) -> str:
         return json.dumps(obj, allow_nan=False, **kwargs)
     except ValueError as err:
         raise ValueError(f"{os.fspath(path)}: cannot write JSON ({err})") from None
+
+
+def json_number(value: float, what: str) -> float | None:
+    """``value``, or ``None`` (JSON ``null``) with a one-line warning on stderr when it is NaN or
+    infinite (an accuracy over no images, ...): nothing that is not JSON goes into a record."""
+    if math.isfinite(value):
+        return value
+    warn_null(what)
+    return None
+
+
+def warn_null(what: str) -> None:
+    """The one-line warning for a figure written as ``null`` because it is undefined."""
+    print(f"camloc: warning: {what} is undefined; written as null", file=sys.stderr)
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:

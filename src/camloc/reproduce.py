@@ -51,7 +51,7 @@ from tqdm import tqdm
 from camloc.boxes import boxes_from_map
 from camloc.cam import upsample
 from camloc.data.fashion_loc import REGIMES, write_benchmark
-from camloc.io import atomic_write_json
+from camloc.io import atomic_write_json, warn_null
 from camloc.models.checkpoint import read_checkpoint, save_checkpoint
 from camloc.models.net import CamNet
 from camloc.models.registry import load_model
@@ -235,6 +235,8 @@ def train_net(net_kind: str, train: Images, val: Images, plan: Plan, seed: int,
     g = torch.Generator().manual_seed(seed)
     labels = torch.from_numpy(train.labels)
     rows = []
+    if not len(val):
+        warn_null(f"fashion_{net_kind} seed {seed}: the validation error without validation images")
     for epoch in range(plan.epochs):
         module.train()
         order = torch.randperm(len(train), generator=g)
@@ -261,11 +263,13 @@ def train_net(net_kind: str, train: Images, val: Images, plan: Plan, seed: int,
             hits += int((logits.argmax(1) == y).sum())
         seconds = time.perf_counter() - t0
         n = per_epoch * plan.batch_size
-        val_err = 100.0 * (1.0 - float((predict(net, val) == torch.from_numpy(val.labels)).float().mean())) if len(val) else float("nan")
+        val_err = 100.0 * (1.0 - float((predict(net, val) == torch.from_numpy(val.labels)).float().mean())) \
+            if len(val) else None
         rows.append({"epoch": epoch + 1, "train_loss": loss_sum / n, "train_top1_error": 100.0 * (1 - hits / n),
                      "val_top1_error": val_err, "seconds": round(seconds, 2)})
         log(f"  {net_kind} seed {seed} epoch {epoch + 1}/{plan.epochs}: loss {loss_sum / n:.3f}, "
-            f"train error {100 * (1 - hits / n):.1f}%, val error {val_err:.1f}%, {n / seconds:.0f} images/s")
+            f"train error {100 * (1 - hits / n):.1f}%, val error {'-' if val_err is None else f'{val_err:.1f}%'}, "
+            f"{n / seconds:.0f} images/s")
     module.eval()
     return net, rows
 
