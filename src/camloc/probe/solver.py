@@ -109,9 +109,9 @@ def solve(
     done, converged, value = 0, False, math.nan
     while done < max_iter:
         opt.param_groups[0]["max_iter"] = min(_CHUNK, max_iter - done)
-        before = opt.state[opt._params[0]].get("n_iter", 0)
+        before = opt.state[coef].get("n_iter", 0)
         value = float(opt.step(closure).detach())
-        ran = opt.state[opt._params[0]].get("n_iter", 0) - before
+        ran = opt.state[coef].get("n_iter", 0) - before
         done += ran
         if progress is not None:
             progress.set_postfix_str(f"C={C:g} iteration {done} objective {value:.4g}", refresh=True)
