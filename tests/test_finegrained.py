@@ -199,3 +199,17 @@ def test_cli(cub, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"camloc finegrained: error: {tmp_path}: no dataset found for split "
                                                "'train': looked for"), err
+
+
+def test_accuracy_over_no_images_is_null_with_a_warning(capsys):
+    """It was NaN, which the JSON writers refuse (the run ended at its results file)."""
+    import json
+
+    import numpy as np
+
+    from camloc.finegrained import _accuracy
+
+    assert _accuracy(np.array([1, 2, 2]), np.array([1, 2, 0])) == 2 / 3
+    assert _accuracy(np.zeros(0, np.int64), np.zeros(0, np.int64), "localization accuracy") is None
+    assert capsys.readouterr().err == "camloc: warning: localization accuracy over no test images is undefined; written as null\n"
+    assert json.dumps({"localization": None}, allow_nan=False) == '{"localization": null}'

@@ -32,6 +32,7 @@ import numpy as np
 
 from camloc.boxes import box_iou
 from camloc.data.base import Split
+from camloc.io import json_number
 from camloc.models.net import CamNet
 from camloc.probe import (
     DEFAULT_CS,
@@ -52,8 +53,8 @@ PAPER = {"full": 0.630, "cam_crop": 0.678, "gt_crop": 0.705, "localization": 0.4
 class FinegrainedResult:
     """The three accuracies and the localization accuracy (fractions in [0, 1])."""
 
-    full: float
-    cam_crop: float
+    full: float | None  # None (null): no test images to measure on
+    cam_crop: float | None
     gt_crop: float | None
     localization: float | None
     top1_localization: float | None
@@ -77,7 +78,9 @@ class FinegrainedResult:
             ("localization accuracy (IoU >= 0.5)", self.localization, PAPER["localization"]),
         ]
         lines = ["| setting | measured | paper (GoogLeNet-GAP, CUB-200-2011) |", "|---|---:|---:|"]
-        lines += [f"| {name} | {_percent(v)} | {100 * p:.1f} % |" for name, v, p in rows]
+        boxes = "no boxes" if self.gt_crop is None else "no test images"
+        why = ["no test images", "no test images", boxes, boxes]
+        lines += [f"| {name} | {_percent(v, w)} | {100 * p:.1f} % |" for (name, v, p), w in zip(rows, why)]
         return "\n".join(lines)
 
 
@@ -112,8 +115,8 @@ def seeds_table(runs: Sequence[FinegrainedResult]) -> str:
     return "\n".join(lines)
 
 
-def _percent(v: float | None) -> str:
-    return "n/a (no boxes)" if v is None else f"{100 * v:.1f} %"
+def _percent(v: float | None, why: str = "no boxes") -> str:
+    return f"n/a ({why})" if v is None else f"{100 * v:.1f} %"
 
 
 def check_same_classes(train: Split, test: Split) -> None:
@@ -156,8 +159,9 @@ def localization_hits(boxes: Sequence[list[int] | None], gt: Sequence[Sequence[S
     ], dtype=bool)
 
 
-def _accuracy(pred: np.ndarray, y: np.ndarray) -> float:
-    return float(np.mean(pred == y)) if len(y) else float("nan")
+def _accuracy(pred: np.ndarray, y: np.ndarray, what: str = "accuracy") -> float | None:
+    """The fraction of ``pred == y``; ``None`` (JSON null, with a one-line warning) over no images."""
+    return float(np.mean(pred == y)) if len(y) else json_number(float("nan"), f"{what} over no test images")
 
 
 def _boxes_key(probe: Any, tr: Sequence[Any], te: Sequence[Any], box_kw: dict[str, Any]) -> str:
@@ -214,7 +218,7 @@ def finegrained(
                          f"{'training' if boxed else 'test'} images have: the ground-truth crop needs both")
     probe_a = fit_probe_on_features(net, ftr.x, ytr, train.classes, what=train.name or "train", **fit_kw)
     pred_tr, pred_te = probe_a.predict(ftr.x), probe_a.predict(fte.x)
-    acc_full = _accuracy(pred_te, yte)
+    acc_full = _accuracy(pred_te, yte, "classification accuracy (full image)")
 
     # CAM boxes of the predicted class, with probe (a) attached for this pass only
     box_kw = {"threshold": threshold, "batch_size": batch_size, "progress": progress, "norm": norm}
@@ -250,16 +254,16 @@ def finegrained(
             raise ProbeError(f"{setting}: images became unreadable during the run")
         probe = fit_probe_on_features(net, gtr.x, ytr, train.classes, what=f"{train.name or 'train'} {setting}",
                                       **fit_kw)
-        accs[setting] = _accuracy(probe.predict(gte.x), yte)
+        accs[setting] = _accuracy(probe.predict(gte.x), yte, f"classification accuracy ({setting})")
         chosen[setting] = probe.C
 
     return FinegrainedResult(
         full=acc_full,
         cam_crop=accs["cam_crop"],
         gt_crop=accs.get("gt_crop"),
-        localization=None if hits is None else float(hits.mean()) if len(hits) else float("nan"),
-        top1_localization=(None if hits is None else float((hits & (pred_te == yte)).mean()) if len(hits)
-                           else float("nan")),
+        localization=None if hits is None else _accuracy(hits, np.ones_like(hits), "localization accuracy"),
+        top1_localization=(None if hits is None
+                           else _accuracy(hits & (pred_te == yte), np.ones_like(hits), "top-1 localization")),
         n_train=len(tr),
         n_test=len(te),
         C=chosen,
