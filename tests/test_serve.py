@@ -10,6 +10,7 @@ import os
 import pickle
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -202,3 +203,42 @@ def test_serve_command_options_without_torch(tmp_path):
         rc, torch_loaded = json.loads(proc.stdout.strip().splitlines()[-1])
         assert (rc, torch_loaded) == (want, False), proc.stderr
     assert "--port must be in 0..65535, got 70000" in proc.stderr
+
+
+def test_an_unexpected_failure_is_json_too(engine, chelsea, monkeypatch):
+    _, data = chelsea
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug\non two lines")
+
+    monkeypatch.setattr(engine, "localize", broken)
+    client = TestClient(create_app(engine), raise_server_exceptions=False)
+    assert _error(post(client, data), 500) == "internal error (RuntimeError: a bug on two lines)"
+
+
+def test_serve_command_listens_on_loopback(tmp_path):
+    import socket
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "camloc.cli", "serve", "--port", str(port)], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert proc.poll() is None, proc.communicate()[1]
+            try:
+                info = httpx.get(f"http://127.0.0.1:{port}/api/models", timeout=5).json()
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "camloc serve did not start"
+                time.sleep(0.2)
+        assert info["model"] == "efficientnet_lite0"
+        assert httpx.get(f"http://127.0.0.1:{port}/").text.startswith("<!doctype html>")
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=60)
+    assert f"camloc serve: efficientnet_lite0 on http://127.0.0.1:{port}/" in err

@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 import pytest
+from PIL import Image
 
 pytest.importorskip("starlette", reason="camloc serve needs the serve extra (starlette)")
 uvicorn = pytest.importorskip("uvicorn", reason="camloc serve needs the serve extra (uvicorn)")
@@ -64,7 +65,12 @@ def server(lite0):
 
 
 @pytest.fixture(scope="module")
-def browser():
+def downloads(tmp_path_factory):
+    return tmp_path_factory.mktemp("downloads")
+
+
+@pytest.fixture(scope="module")
+def browser(downloads):
     binary, driver_path = _browser()
     from selenium.webdriver.chrome.service import Service
 
@@ -73,6 +79,8 @@ def browser():
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
                 "--window-size=1280,900", "--force-device-scale-factor=1"):
         opts.add_argument(arg)
+    opts.add_experimental_option("prefs", {"download.default_directory": str(downloads),
+                                           "download.prompt_for_download": False})
     try:
         driver = webdriver.Chrome(service=Service(driver_path), options=opts)
     except Exception as err:  # a driver that does not match the browser, no display libraries, ...
@@ -98,7 +106,7 @@ def _slide(browser, element_id, value):
                            "el.dispatchEvent(new Event('input', {bubbles: true}));", element_id, str(value))
 
 
-def test_page_localizes_a_photo_and_follows_the_sliders(server, browser, lite0, photo_dir):
+def test_page_localizes_a_photo_and_follows_the_sliders(server, browser, downloads, lite0, photo_dir):
     path = os.path.join(photo_dir, "chelsea.png")
     browser.get(server + "/")
     WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#samples button[data-sample]"))
@@ -123,6 +131,16 @@ def test_page_localizes_a_photo_and_follows_the_sliders(server, browser, lite0, 
                                (want.record["width"], want.record["height"]), t, box_cap=BOX_CAP)[0]["box"]
         assert moved == at_t
     assert moved != box
+    # The downloads: the record as localize writes it at the slider's threshold, and the overlay.
+    at_08 = next(iter_localize(lite0, [path], topk=5, threshold=0.8, progress=False)).record
+    assert browser.execute_script("return currentRecord();") == dict(at_08, image="chelsea.png")
+    browser.find_element(By.ID, "download-json").click()
+    browser.find_element(By.ID, "download-png").click()
+    saved = {"json": downloads / "chelsea_record.json", "png": downloads / "chelsea_overlay.png"}
+    WebDriverWait(browser, 30).until(lambda d: all(p.exists() and p.stat().st_size for p in saved.values()))
+    assert json.loads(saved["json"].read_text()) == dict(at_08, image="chelsea.png")
+    with Image.open(saved["png"]) as png:
+        assert (png.format, png.size) == ("PNG", (451, 300))
     assert browser.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == ready  # no round trip
     _slide(browser, "opacity", 0.9)
     assert browser.find_element(By.ID, "opacity-value").text == "0.90"
