@@ -106,7 +106,7 @@ def _slide(browser, element_id, value):
                            "el.dispatchEvent(new Event('input', {bubbles: true}));", element_id, str(value))
 
 
-def test_page_localizes_a_photo_and_follows_the_sliders(server, browser, downloads, lite0, photo_dir):
+def test_page_localizes_a_photo_and_follows_the_sliders(browser, downloads, server, lite0, photo_dir):
     path = os.path.join(photo_dir, "chelsea.png")
     browser.get(server + "/")
     WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#samples button[data-sample]"))
@@ -161,7 +161,7 @@ def test_page_localizes_a_photo_and_follows_the_sliders(server, browser, downloa
     assert browser.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == ready
 
 
-def test_page_box_rule_equals_python(server, browser, lite0):
+def test_page_box_rule_equals_python(browser, server, lite0):
     """The page's box (box.js) against :func:`camloc.localize.predictions_for` on the same raw maps:
     random and smooth maps, both readings, thresholds from 0 to 0.9, images above the 1024-pixel
     cap included."""
