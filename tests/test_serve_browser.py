@@ -187,3 +187,27 @@ def test_page_box_rule_equals_python(browser, server, lite0):
         "return arguments[0].map(c => camlocBox.boxFromMap({shape: c.shape, data: c.data}, c.width, c.height, c.t, "
         "c.norm, arguments[1]).box);", cases, BOX_CAP)
     assert got == want
+
+
+def test_page_file_input_method_picker_and_errors(browser, server, tmp_path, photo_dir):
+    from selenium.webdriver.support.ui import Select
+
+    browser.get(server + "/")
+    WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#method option"))
+    assert [o.get_attribute("value") for o in Select(browser.find_element(By.ID, "method")).options] == \
+        ["cam", "gradcam", "gradcampp"]
+    browser.find_element(By.ID, "file").send_keys(os.path.join(photo_dir, "coffee.png"))
+    _wait_new(browser, "")
+    assert _shown(browser)[1] == "espresso"
+    ready = browser.find_element(By.TAG_NAME, "body").get_attribute("data-ready")
+    Select(browser.find_element(By.ID, "method")).select_by_value("gradcam")
+    _wait_new(browser, ready)
+    assert _shown(browser)[1] == "espresso"
+    assert browser.find_element(By.ID, "status").text.endswith(", gradcam")
+    bad = tmp_path / "photo.png"
+    bad.write_bytes(b"not an image at all")
+    browser.find_element(By.ID, "file").send_keys(str(bad))
+    WebDriverWait(browser, 60).until(lambda d: "415" in d.find_element(By.ID, "status").text)
+    status = browser.find_element(By.ID, "status")
+    assert status.text == "415: photo.png: not an image (unrecognised format)"
+    assert status.get_attribute("class") == "error"
