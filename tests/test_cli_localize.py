@@ -175,4 +175,4 @@ def test_norm_option_reaches_the_records(tmp_path, photo_dir, capsys):
     capsys.readouterr()
     with pytest.raises(SystemExit):
         main(["localize", f"{photo_dir}/chelsea.png", "--norm", "max"])
-    assert "invalid choice: 'max'" in capsys.readouterr().err
+    assert "unknown map normalization 'max'" in capsys.readouterr().err

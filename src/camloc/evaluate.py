@@ -66,6 +66,7 @@ class EvalOptions:
     examples: int = 6
     progress: bool | None = None
     norm: str = "minmax"  # how signed maps are read (camloc.cam.NORMS) for boxes and the protocol
+    clamp_negative: bool = False  # CAM maps from the classifier's positive weights only
 
 
 @dataclass
@@ -112,7 +113,7 @@ def _pipeline_scored(net: CamNet, split: Split, opt: EvalOptions, method: Any, k
 
     pipe = Pipeline(net, resize=opt.resize, backend=opt.backend, method=method, topk=3 if opt.multibox else 0,
                     batch_size=max(1, opt.batch_size), workers=opt.workers, isolate=opt.isolate,
-                    progress=False if rank else opt.progress, desc="evaluate")
+                    progress=False if rank else opt.progress, desc="evaluate", clamp_negative=opt.clamp_negative)
     jobs = (Job(s.path, i, s.path, tag=s, classes=(s.label,)) for i, s in enumerate(split.samples))
     for res in pipe.run(shard(jobs, rank, world), total=len(range(rank, len(split.samples), world))):
         if res.error is not None:
@@ -197,6 +198,8 @@ def evaluate(net: CamNet, split: Split, options: EvalOptions | None = None, rank
     """
     opt = options or EvalOptions()
     check_norm(opt.norm)
+    if opt.clamp_negative and (opt.ten_crop or opt.method != "cam"):
+        raise ValueError("clamp_negative reads CAM's weights in the pipeline: not with ten-crop or a gradient method")
     if opt.resize.mode == "crop":
         raise ValueError("resize crop maps only the central window, not the whole image: evaluate with squash or aspect")
     if not split.samples:
@@ -265,6 +268,8 @@ def evaluate(net: CamNet, split: Split, options: EvalOptions | None = None, rank
         geometry += f":{opt.resize.size}"
     metrics: dict[str, Any] = {"method": opt.method, "norm": opt.norm, "resize": geometry, "num_images": n_read,
                                "num_skipped": len(skipped)}
+    if opt.clamp_negative:
+        metrics["clamp_negative"] = True
     metrics.update({k: v for k, v in cls_ev.compute().items() if k != "num_images"})
     result = EvalResult(metrics=metrics, skipped=skipped)
     if int(loc_ev.state()["count"][0]):

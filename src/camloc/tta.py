@@ -80,11 +80,13 @@ def parse_tta(text: str, default_scale: int = 256) -> TTA | None:
 
 def iter_views(net: CamNet, inputs: Iterable[Any], tta: TTA, backend: Any = "auto", batch_size: int = 16,
                workers: int | None = None, isolate: bool = False, progress: bool | None = None,
-               display: int = 0, total: int | None = None) -> Iterator[list[Any]]:
+               display: int = 0, total: int | None = None, timings: list[float] | None = None
+               ) -> Iterator[list[Any]]:
     """One list of :class:`~camloc.pipeline.run.Result` per input (one per view of
     :meth:`TTA.views`, in that order), in input order. Every result keeps its features
     (``keep="features"``, on the original image's orientation); the first view keeps the display
-    image when ``display > 0``."""
+    image when ``display > 0``. ``timings`` (one float per view) accumulates the seconds spent
+    waiting on each view (its decoding not overlapped with other work, its forward passes, its maps)."""
     from camloc.pipeline.backends import make_backend
     from camloc.pipeline.run import Pipeline, as_jobs
 
@@ -97,7 +99,21 @@ def iter_views(net: CamNet, inputs: Iterable[Any], tta: TTA, backend: Any = "aut
                         workers=workers, keep="features", display=display if i == 0 else 0, isolate=isolate,
                         flip=mirrored, progress=progress if i == 0 else False, desc=f"localize ({net.name}, TTA)")
         runs.append(pipe.run(stream, total=total))
-    yield from (list(v) for v in zip(*runs))
+    if timings is None:
+        yield from (list(v) for v in zip(*runs))
+        return
+    from time import perf_counter
+
+    while True:
+        out = []
+        for i, run in enumerate(runs):
+            t0 = perf_counter()
+            item = next(run, None)
+            timings[i] += perf_counter() - t0
+            if item is None:
+                return
+            out.append(item)
+        yield out
 
 
 def fused_logits(views: list[Any]) -> np.ndarray:

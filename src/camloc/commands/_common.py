@@ -17,7 +17,7 @@ def add_model_arguments(p: argparse.ArgumentParser, probe: bool = True) -> None:
 
 def norm_type(text: str) -> str:
     """argparse ``type`` of ``--norm``: a reading of ``camloc.cam.NORMS`` (torch-free)."""
-    from camloc.cam import check_norm
+    from camloc.readings import check_norm
 
     try:
         return check_norm(text)
@@ -66,7 +66,7 @@ def check_map_options(args: argparse.Namespace) -> None:
     """One-line errors for ``--topk``, ``--threshold`` and ``--batch-size`` out of range."""
     if args.topk < 1:
         raise ValueError(f"--topk must be at least 1, got {args.topk}")
-    if not 0.0 <= args.threshold < 1.0:
+    if args.threshold is not None and not 0.0 <= args.threshold < 1.0:
         raise ValueError(f"--threshold must be in [0, 1), got {args.threshold}")
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")

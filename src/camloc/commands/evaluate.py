@@ -22,7 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layer", default=None, help="target layer of the gradient methods (dotted module name)")
     p.add_argument("--topk", type=int, default=5, help="k of the top-k errors (default 5)")
     p.add_argument("--threshold", type=float, default=0.2, help="the paper's box threshold (0.2 of the max)")
-    add_norm_argument(p)
+    add_norm_argument(p, clamp=True)
     p.add_argument("--threshold-step", type=float, default=0.01, help="CAM threshold step of MaxBoxAcc (0.01)")
     p.add_argument("--iou", type=int, nargs="+", default=[30, 50, 70], help="IoU thresholds in %% of MaxBoxAccV2")
     p.add_argument("--ten-crop", action="store_true", help="the paper's ten-crop maps (256x256 resize)")
@@ -63,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
                        batch_size=args.batch_size, ten_crop=args.ten_crop, multibox=args.multibox,
                        resize=parse_resize(args.resize) if args.resize else Resize("squash"),
                        backend=args.backend, workers=args.workers, isolate=args.isolate,
-                       examples=0 if args.no_figures else 6, progress=None, norm=args.norm)
+                       examples=0 if args.no_figures else 6, progress=None, norm=args.norm,
+                       clamp_negative=args.clamp_negative)
     result = evaluate(net, split, opts, rank=rank, world=world)
     if rank != 0:
         return 0

@@ -18,8 +18,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders or globs")
     add_model_arguments(p)
     p.add_argument("--topk", type=int, default=5, help="classes per image (default 5)")
-    p.add_argument("--threshold", type=float, default=0.2, help="box threshold, fraction of the map max (0.2)")
-    add_norm_argument(p)
+    p.add_argument("--threshold", type=float, default=None,
+                   help="box threshold, fraction of the read map (default: the calibration's, else 0.2)")
+    add_norm_argument(p, default=None, clamp=True)
+    p.add_argument("--tta", default=None, metavar="SPEC",
+                   help="test-time augmentation of CAM maps: flip, scales=S1,S2,... or flip,scales=S1,S2 (maps "
+                   "of every view fused on the image; one forward pass per view)")
+    p.add_argument("--calibration", default=None, metavar="FILE|none",
+                   help="threshold and reading from this file (camloc calibrate); default: the model's or "
+                   "probe's calibration when there is one and neither --threshold nor --norm is given")
     p.add_argument("--out", default="out", help="output folder (default out/)")
     p.add_argument("--batch-size", type=int, default=16, help="images per forward pass (16)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if present)")
@@ -52,6 +59,38 @@ def check(args: argparse.Namespace) -> None:
 
     check_map_options(args)
     check_pipeline_options(args)
+    if args.tta is not None:
+        from camloc.tta import parse_tta
+
+        parse_tta(args.tta)
+        if args.resize is not None:
+            raise ValueError("--tta and --resize: give one (TTA runs the aspect geometry at its own scales)")
+
+
+def _reading(args: argparse.Namespace, net, rank: int) -> tuple[float, str, bool, bool, str | None]:
+    """``(threshold, norm, clamp_negative, calibrated, views)``: the options given, else the
+    calibration file's (``--calibration``, or the model's when there is one; ``views``: what it
+    was calibrated with), else 0.2 and minmax."""
+    from camloc.calibrate import calibration_path, load_calibration
+    from camloc.viz import printable
+
+    explicit = args.threshold is not None or args.norm is not None
+    if args.calibration == "none" or (explicit and args.calibration is None):
+        return (0.2 if args.threshold is None else args.threshold, args.norm or "minmax", args.clamp_negative, False,
+                None)
+    if explicit:
+        raise ValueError("--calibration with --threshold or --norm: the calibrated threshold belongs to its reading; "
+                         "give one or the other")
+    path = args.calibration or calibration_path(args.model, args.probe, args.weights, net.name)
+    if args.calibration is None and not os.path.exists(path):
+        return 0.2, "minmax", args.clamp_negative, False, None
+    cal = load_calibration(path)
+    if rank == 0:
+        print(f"camloc localize: threshold {cal['threshold']:g} and reading {cal['norm']}"
+              f"{' (clamped weights)' if cal.get('clamp_negative') else ''} from {printable(str(path))}",
+              file=sys.stderr)
+    clamp = bool(args.clamp_negative or cal.get("clamp_negative", False))
+    return float(cal["threshold"]), cal["norm"], clamp, True, cal.get("views")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,6 +120,15 @@ def _localize(args: argparse.Namespace, rank: int, world: int, device: str) -> i
 
         net = attach_probe(net, args.probe)
     resize = parse_resize(args.resize) if args.resize else default_resize(net)
+    threshold, norm, clamp, calibrated, views = _reading(args, net, rank)
+    tta = None
+    if args.tta is not None:
+        from camloc.tta import parse_tta
+
+        tta = parse_tta(args.tta, resize.size)
+    running = tta.describe() if tta is not None else f"scales={resize.size}" if resize.mode == "aspect" else "squash"
+    if views is not None and views != running and rank == 0:
+        print(f"camloc localize: note: calibrated with views {views}, running {running}", file=sys.stderr)
     missing: list[str] = []
 
     def report(line: str) -> None:
@@ -96,10 +144,11 @@ def _localize(args: argparse.Namespace, rank: int, world: int, device: str) -> i
     ok = failed = 0
     used: set[str] = set()
     try:
-        for item in iter_localize(net, jobs, topk=args.topk, threshold=args.threshold, batch_size=args.batch_size,
-                                  progress=None if rank == 0 else False, method=method, norm=args.norm,
-                                  backend=args.backend, resize=resize, workers=args.workers,
-                                  display=not args.no_figures, isolate=args.isolate):
+        for item in iter_localize(net, jobs, topk=args.topk, threshold=threshold, batch_size=args.batch_size,
+                                  progress=None if rank == 0 else False, method=method, norm=norm,
+                                  backend=args.backend, resize=None if tta is not None else resize,
+                                  workers=args.workers, display=not args.no_figures, isolate=args.isolate, tta=tta,
+                                  clamp_negative=clamp, calibrated=calibrated):
             rec = item.record
             writer.write(item.index, rec)
             if rec["error"] is not None:
@@ -110,7 +159,7 @@ def _localize(args: argparse.Namespace, rank: int, world: int, device: str) -> i
             if len(shown) < 21:
                 shown.append(rec)
             if not args.no_figures:
-                _figures(item, rec, figures, used, args.norm)
+                _figures(item, rec, figures, used, norm)
     finally:
         writer.finish_part()
     if world > 1:

@@ -1,0 +1,204 @@
+"""Every localization switch on one split with boxes, in one pass: scales, flip, negative-weight
+clamping and the map readings, each combination scored with the paper's metrics and the
+CVPR 2020 protocol's.
+
+The views (each scale, each mirrored when flip is in the grid) run once per image through the
+inference pipeline (:func:`camloc.tta.iter_views`); every combination is a subset of those views,
+fused (:mod:`camloc.tta`), and read in every way asked for. So a grid of 4 readings x 2 clampings x
+2 flips x ``s`` scales costs ``2 s`` forward passes per image, not ``16 s``.
+
+Per combination:
+
+- ``top1_loc``, ``top5_loc``, ``gt_known``: the paper's box (the true class's fused map on the
+  image, the reading's threshold ``box_threshold``, the largest component), IoU >= 0.5
+  (:class:`camloc.metrics.ilsvrc.IlsvrcLocEvaluator`), with the fused scores' top-k;
+- ``MaxBoxAcc`` (largest contour, IoU 0.5) with its best threshold, and ``MaxBoxAccV2`` (all
+  contours, IoU 0.3/0.5/0.7): the protocol's maps (each view's raw map resized bicubically to
+  224 x 224, averaged, then read by the combination's normalization, as
+  :func:`camloc.evaluate.protocol_map` does for one view) scored by
+  :mod:`camloc.metrics.maxboxacc`;
+- ``ms_per_image``: the measured time of its views (decode waits, forward passes) plus its
+  fusion and box, per image; the protocol's scoring is not counted (``localize`` does not pay it).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import combinations
+from typing import Any
+
+import cv2
+import numpy as np
+
+from camloc.boxes import boxes_from_map
+from camloc.cam import NORMS, check_norm, class_maps, normalize_map
+from camloc.data.base import Split
+from camloc.metrics.ilsvrc import IlsvrcLocEvaluator
+from camloc.metrics.maxboxacc import RESIZE, MaxBoxAccEvaluator, best_ious, resize_box
+from camloc.models.net import CamNet
+from camloc.pipeline.geometry import box_grid
+from camloc.tta import TTA, iter_views, map_weight
+
+COLUMNS = ("scales", "flip", "clamp", "norm", "top1_loc", "top5_loc", "gt_known", "MaxBoxAcc", "MaxBoxAcc_tau",
+           "MaxBoxAccV2", "ms_per_image")
+
+
+@dataclass(frozen=True)
+class Combo:
+    """One combination of switches: the views' scales, the mirror, clamping, the reading."""
+
+    scales: tuple[int, ...]
+    flip: bool
+    clamp: bool
+    norm: str
+
+
+def scale_sets(scales: Sequence[int], all_subsets: bool = False) -> list[tuple[int, ...]]:
+    """Each scale alone, then (with several) every larger subset when ``all_subsets``, else all
+    of them together."""
+    scales = tuple(scales)
+    if len(scales) <= 1:
+        return [scales]
+    out = [(s,) for s in scales]
+    sizes = range(2, len(scales) + 1) if all_subsets else [len(scales)]
+    for n in sizes:
+        out += list(combinations(scales, n))
+    return out
+
+
+def run_grid(net: CamNet, split: Split, scales: Sequence[int] = (256,), flips: Sequence[bool] = (False, True),
+             clamps: Sequence[bool] = (False, True), norms: Sequence[str] = NORMS, box_threshold: float = 0.2,
+             threshold_step: float = 0.01, all_subsets: bool = False, backend: Any = "auto", batch_size: int = 16,
+             workers: int | None = None, progress: bool | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+    """Score every combination of ``scale_sets(scales) x flips x clamps x norms`` on the samples
+    of ``split`` that have boxes. Returns ``(rows, skipped)``: one row per combination (keys
+    :data:`COLUMNS`, plus ``num_images``) and the one-line reasons of the images that could not
+    be read."""
+    from camloc.pipeline.backends import make_backend
+    from camloc.pipeline.run import Job, _topk
+
+    for n in norms:
+        check_norm(n)
+    if not 0.0 <= box_threshold < 1.0:
+        raise ValueError(f"box threshold must be in [0, 1), got {box_threshold}")
+    samples = [s for s in split.samples if s.boxes]
+    if not samples:
+        raise ValueError(f"split {split.name or '?'} has no image with boxes")
+    bad = next((s for s in samples if not 0 <= s.label < net.num_classes), None)
+    if bad is not None:
+        raise ValueError(f"{bad.image_id}: class index {bad.label} is out of range for a model with "
+                         f"{net.num_classes} classes")
+    tta = TTA(tuple(int(s) for s in scales), flip=any(flips))
+    views = tta.views()
+    groups = [(ss, f) for ss in scale_sets(tta.scales, all_subsets) for f in dict.fromkeys(flips)]
+    members = {g: [i for i, (s, m) in enumerate(views) if s in g[0] and (g[1] or not m)] for g in groups}
+    weights = {c: map_weight(net, c) for c in dict.fromkeys(clamps)}
+    combos = [Combo(ss, f, c, n) for (ss, f) in groups for c in weights for n in norms]
+    ks = (1, 5) if net.num_classes >= 5 else (1,)
+    loc = {k: IlsvrcLocEvaluator(ks) for k in combos}
+    v1 = {k: MaxBoxAccEvaluator((50,), threshold_step, multi_contour=False) for k in combos}
+    v2 = {k: MaxBoxAccEvaluator((30, 50, 70), threshold_step, multi_contour=True) for k in combos}
+    spent = {k: 0.0 for k in combos}
+    timings = [0.0] * len(views)
+    skipped: list[str] = []
+    shared = make_backend(net, backend) if isinstance(backend, str) else backend
+    jobs = (Job(s.path, i, s.path, tag=s) for i, s in enumerate(samples))
+    thresholds = v1[combos[0]].thresholds
+    for results in iter_views(net, jobs, tta, shared, batch_size, workers, progress=progress, total=len(samples),
+                              timings=timings):
+        first = results[0]
+        err = next((r.error for r in results if r.error is not None), None)
+        if err is not None:
+            skipped.append(err)
+            continue
+        s = first.job.tag
+        grid = box_grid(first.size, 1024)
+        gt224 = np.asarray([resize_box(b, s.size or first.size) for b in s.boxes])
+        raw = {c: [class_maps(r.features[None], w, np.array([[s.label]]))[0, 0] for r in results]
+               for c, w in weights.items()}
+        for (ss, f) in groups:
+            idx = members[(ss, f)]
+            logits = np.mean([results[i].logits for i in idx], axis=0)
+            top = [int(c) for c in _topk(logits[None], max(ks))[0]]
+            for c in weights:
+                t0 = time.perf_counter()
+                fused = np.mean([cv2.resize(raw[c][i], grid, interpolation=cv2.INTER_LINEAR) for i in idx], axis=0)
+                t_fuse = time.perf_counter() - t0
+                proto = np.mean([cv2.resize(raw[c][i], (RESIZE, RESIZE), interpolation=cv2.INTER_CUBIC) for i in idx],
+                                axis=0)
+                for n in norms:
+                    k = Combo(ss, f, c, n)
+                    t0 = time.perf_counter()
+                    found = boxes_from_map(fused, box_threshold, norm=n)
+                    box = _to_original(found[0], grid, first.size) if found else None
+                    spent[k] += t_fuse + time.perf_counter() - t0
+                    loc[k].accumulate([[(p, box if p == s.label else None) for p in top]], [s.label], [s.boxes], [box])
+                    ious = best_ious(normalize_map(proto, n).astype(np.float64), gt224, thresholds)
+                    v2[k].accumulate_ious(ious[True])
+                    v1[k].accumulate_ious(ious[False])
+    n_read = len(samples) - len(skipped)
+    if n_read == 0:
+        raise ValueError(f"no image of split {split.name or '?'} could be read; first: {skipped[0]}")
+    rows = []
+    for k in combos:
+        lm, a, b = loc[k].compute(), v1[k].compute(), v2[k].compute()
+        views_ms = sum(timings[i] for i in members[(k.scales, k.flip)]) / n_read * 1000
+        rows.append({
+            "scales": ",".join(str(x) for x in k.scales), "flip": k.flip, "clamp": k.clamp, "norm": k.norm,
+            "top1_loc": round(100 - lm["top1_loc_error"], 2),
+            "top5_loc": round(100 - lm["top5_loc_error"], 2) if "top5_loc_error" in lm else None,
+            "gt_known": round(lm["gt_known_loc_acc"], 2),
+            "MaxBoxAcc": round(a["MaxBoxAcc@50"], 2), "MaxBoxAcc_tau": round(a["best_threshold"]["50"], 4),
+            "MaxBoxAccV2": round(b["MaxBoxAccV2"], 2),
+            "ms_per_image": round(views_ms + spent[k] / n_read * 1000, 1), "num_images": n_read,
+        })
+    return rows, skipped
+
+
+def _to_original(box: list[int], grid: tuple[int, int], size: tuple[int, int]) -> list[int]:
+    from camloc.pipeline.geometry import box_to_original
+
+    return box_to_original(box, grid, size)
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    """The rows as a Markdown table (columns :data:`COLUMNS`)."""
+    head = "| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS) + "\n"
+    return head + "".join("| " + " | ".join(_cell(r[c]) for c in COLUMNS) + " |\n" for r in rows)
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    return "" if v is None else str(v)
+
+
+def plot(rows: list[dict[str, Any]], path: str) -> None:
+    """MaxBoxAcc and GT-known against time per image, one marker per reading, filled with flip."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True)
+    norms = list(dict.fromkeys(r["norm"] for r in rows))
+    markers = "osD^v<>p*h"
+    for ax, key in zip(axes, ("MaxBoxAcc", "gt_known")):
+        for j, n in enumerate(norms):
+            for clamp in (False, True):
+                pts = [r for r in rows if r["norm"] == n and r["clamp"] == clamp]
+                if not pts:
+                    continue
+                ax.scatter([r["ms_per_image"] for r in pts], [r[key] for r in pts], marker=markers[j % len(markers)],
+                           facecolors=["C0" if r["flip"] else "none" for r in pts],
+                           edgecolors="C1" if clamp else "C0", label=f"{n}{' clamped' if clamp else ''}")
+        ax.set_xlabel("ms per image (views + fusion + box)")
+        ax.set_ylabel(f"{key} (%)")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7, loc="lower right")
+    fig.suptitle(f"localization switches ({rows[0]['num_images']} images; filled: flip)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
