@@ -183,6 +183,18 @@ def test_page_box_rule_equals_python(browser, server, lite0):
         cases.append({"shape": [h, w], "data": [float(v) for v in m.ravel()], "width": width, "height": height,
                       "t": t, "norm": norm})
         want.append(p["box"])
+    # Ties in area: OpenCV numbers components by 2x2 blocks, not pixel by pixel (the first two
+    # cases: the component whose first pixel comes first in raster order loses), and so does the page.
+    for shape, points in (((4, 8), [(1, 0), (0, 5)]), ((6, 9), [(3, 1), (2, 7), (5, 4)]),
+                          ((300, 400), [(101, x) for x in range(10, 20)] + [(100, x) for x in range(300, 310)])):
+        m = np.zeros(shape, np.float32)
+        m[tuple(np.array(points).T)] = 1.0
+        height, width = shape
+        p = predictions_for(lite0, zeros, np.array([0]), m[None], (width, height), 0.5, box_cap=BOX_CAP)[0]
+        cases.append({"shape": list(shape), "data": [float(v) for v in m.ravel()], "width": width, "height": height,
+                      "t": 0.5, "norm": "minmax"})
+        want.append(p["box"])
+    assert want[-3:] == [[0, 1, 0, 1], [1, 3, 1, 3], [10, 101, 19, 101]]
     got = browser.execute_script(
         "return arguments[0].map(c => camlocBox.boxFromMap({shape: c.shape, data: c.data}, c.width, c.height, c.t, "
         "c.norm, arguments[1]).box);", cases, BOX_CAP)

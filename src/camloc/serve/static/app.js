@@ -93,13 +93,12 @@ function jet(v) {
   return [c(1.5 - Math.abs(4 * v - 3)), c(1.5 - Math.abs(4 * v - 2)), c(1.5 - Math.abs(4 * v - 1))].map((x) => Math.round(255 * x));
 }
 
-function draw() {
-  if (!state.result) return;
-  const r = state.result.record, e = currentEntry(), canvas = $("canvas"), ctx = canvas.getContext("2d");
-  canvas.width = r.width; canvas.height = r.height;
-  ctx.drawImage(state.image, 0, 0, r.width, r.height);
-  const grid = camlocBox.boxGrid(r.width, r.height, Math.min(state.info.box_cap, 512));
-  const norm = camlocBox.normalized(e.map, grid[1], grid[0], e.pred.norm || "minmax");
+// The map in colour on a canvas of at most 512 pixels (drawn scaled over the image), made once per map.
+const heats = new WeakMap();
+function heatOf(map, normName) {
+  if (heats.has(map)) return heats.get(map);
+  const r = state.result.record, grid = camlocBox.boxGrid(r.width, r.height, Math.min(state.info.box_cap, 512));
+  const norm = camlocBox.normalized(map, grid[1], grid[0], normName);
   const heat = document.createElement("canvas");
   heat.width = grid[0]; heat.height = grid[1];
   const hctx = heat.getContext("2d"), data = hctx.createImageData(grid[0], grid[1]);
@@ -108,9 +107,18 @@ function draw() {
     data.data[4 * i] = R; data.data[4 * i + 1] = G; data.data[4 * i + 2] = B; data.data[4 * i + 3] = 255;
   }
   hctx.putImageData(data, 0, 0);
+  heats.set(map, heat);
+  return heat;
+}
+
+function draw() {
+  if (!state.result) return;
+  const r = state.result.record, e = currentEntry(), canvas = $("canvas"), ctx = canvas.getContext("2d");
+  canvas.width = r.width; canvas.height = r.height;
+  ctx.drawImage(state.image, 0, 0, r.width, r.height);
   ctx.globalAlpha = parseFloat($("opacity").value);
   ctx.imageSmoothingEnabled = true;
-  ctx.drawImage(heat, 0, 0, r.width, r.height);
+  ctx.drawImage(heatOf(e.map, e.pred.norm || "minmax"), 0, 0, r.width, r.height);
   ctx.globalAlpha = 1;
   const { box, warning } = boxAt(e);
   const label = `${e.pred.label} ${e.pred.score.toFixed(2)}`;
@@ -119,8 +127,11 @@ function draw() {
     ctx.strokeStyle = "#00ff44";
     ctx.strokeRect(box[0], box[1], box[2] - box[0] + 1, box[3] - box[1] + 1);
     ctx.font = `${Math.max(14, Math.round(r.width / 30))}px sans-serif`;
+    const size = Math.max(14, Math.round(r.width / 30)), y = Math.max(box[1], size + 6);
+    ctx.fillStyle = "rgba(0, 0, 0, 0.6)";
+    ctx.fillRect(box[0], y - size - 4, ctx.measureText(label).width + 8, size + 8);
     ctx.fillStyle = "#00ff44";
-    ctx.fillText(label, box[0] + 4, Math.max(box[1] - 6, 16));
+    ctx.fillText(label, box[0] + 4, y);
   }
   $("box").textContent = `${label}: box ${box ? JSON.stringify(box) : "none"} at threshold ${parseFloat($("threshold").value).toFixed(2)}${warning ? " (" + warning + ")" : ""}`;
   $("box").dataset.box = JSON.stringify(box);

@@ -86,7 +86,7 @@
   // The mask m > threshold (see the header) of an upsampled map; null when it has no peak.
   function mask(up, threshold, norm) {
     let lo = Infinity, hi = -Infinity;
-    for (const v of up) { if (v < lo) lo = v; if (v > hi) hi = v; }
+    for (let i = 0; i < up.length; i++) { const v = up[i]; if (v < lo) lo = v; if (v > hi) hi = v; }
     let cut;
     if (norm === "positive") { if (!(hi > 0)) return null; cut = f(threshold * hi); }
     else cut = f(lo + threshold * (hi - lo));
@@ -98,34 +98,57 @@
   // Box [x0, y0, x1, y1] of the largest 8-connected component of a 0/1 mask, or null. On a tie in
   // area the component whose first 2x2 block (block rows of two pixel rows, scanned left to
   // right) comes first wins: the order in which OpenCV's block-based labelling numbers them.
+  // Runs of each row are joined to the runs they touch in the row above (union-find on runs).
   function largestBox(m, H, W) {
-    const label = new Int32Array(H * W), stack = new Int32Array(H * W);
-    let best = null, n = 0;
-    for (let start = 0; start < H * W; start++) {
-      if (!m[start] || label[start]) continue;
-      n++;
-      let top = 0, area = 0, x0 = W, y0 = H, x1 = -1, y1 = -1, key = Infinity;
-      stack[top++] = start; label[start] = n;
-      while (top) {
-        const p = stack[--top], y = (p / W) | 0, x = p - y * W;
-        area++;
-        if (x < x0) x0 = x; if (x > x1) x1 = x; if (y < y0) y0 = y; if (y > y1) y1 = y;
-        const k = (y >> 1) * W + (x >> 1);
-        if (k < key) key = k;
-        for (let dy = -1; dy <= 1; dy++) {
-          const yy = y + dy;
-          if (yy < 0 || yy >= H) continue;
-          for (let dx = -1; dx <= 1; dx++) {
-            const xx = x + dx;
-            if (xx < 0 || xx >= W) continue;
-            const q = yy * W + xx;
-            if (m[q] && !label[q]) { label[q] = n; stack[top++] = q; }
-          }
+    const rs = [], re = [], ry = [], parent = [];
+    const find = (i) => { while (parent[i] !== i) { parent[i] = parent[parent[i]]; i = parent[i]; } return i; };
+    let prevStart = 0, prevEnd = 0;
+    for (let y = 0; y < H; y++) {
+      const rowStart = rs.length, base = y * W;
+      let x = 0, p = prevStart;
+      while (x < W) {
+        if (!m[base + x]) { x++; continue; }
+        const a = x;
+        while (x < W && m[base + x]) x++;
+        const b = x - 1, id = rs.length;
+        rs.push(a); re.push(b); ry.push(y); parent.push(id);
+        while (p < prevEnd && re[p] < a - 1) p++;
+        for (let k = p; k < prevEnd && rs[k] <= b + 1; k++) {
+          const r1 = find(k), r2 = find(id);
+          if (r1 !== r2) { if (r1 < r2) parent[r2] = r1; else parent[r1] = r2; }
         }
       }
-      if (!best || area > best.area || (area === best.area && key < best.key)) best = { area, key, box: [x0, y0, x1, y1] };
+      prevStart = rowStart; prevEnd = rs.length;
     }
-    return best ? best.box : null;
+    if (!rs.length) return null;
+    const comps = new Map();
+    for (let i = 0; i < rs.length; i++) {
+      const r = find(i), key = (ry[i] >> 1) * W + (rs[i] >> 1);
+      let c = comps.get(r);
+      if (!c) { c = { area: 0, key, box: [rs[i], ry[i], re[i], ry[i]] }; comps.set(r, c); }
+      c.area += re[i] - rs[i] + 1;
+      if (key < c.key) c.key = key;
+      const bx = c.box;
+      if (rs[i] < bx[0]) bx[0] = rs[i];
+      if (re[i] > bx[2]) bx[2] = re[i];
+      if (ry[i] < bx[1]) bx[1] = ry[i];
+      if (ry[i] > bx[3]) bx[3] = ry[i];
+    }
+    let best = null;
+    for (const c of comps.values()) {
+      if (!best || c.area > best.area || (c.area === best.area && c.key < best.key)) best = c;
+    }
+    return best.box;
+  }
+
+  // The last upsampling of each map object, so that a threshold slider only redoes the mask.
+  const memo = new WeakMap();
+  function upsampledOnce(map, H, W) {
+    const hit = memo.get(map);
+    if (hit && hit.H === H && hit.W === W) return hit.up;
+    const up = upsample(map.data, map.shape[0], map.shape[1], H, W);
+    memo.set(map, { H, W, up });
+    return up;
   }
 
   // The prediction's box for a raw map {shape: [h, w], data}: {box, warning} as in the record.
@@ -134,7 +157,7 @@
     const problem = mapStatus(map.data, norm);
     if (problem) return { box: null, warning: problem + ": no box" };
     const grid = boxGrid(width, height, cap);
-    const up = upsample(map.data, h, w, grid[1], grid[0]);
+    const up = upsampledOnce(map, grid[1], grid[0]);
     const m = mask(up, threshold, norm);
     const box = m && largestBox(m, grid[1], grid[0]);
     if (!box) return { box: [0, 0, width - 1, height - 1], warning: "map is flat at image resolution: box is the whole image" };
