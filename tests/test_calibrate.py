@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 
+import jsonschema
 import numpy as np
 import pytest
 import torch
@@ -18,6 +19,7 @@ from camloc.evaluate import EvalOptions, evaluate
 from camloc.models.net import CamNet
 from camloc.models.registry import register
 from camloc.pipeline import Resize
+from camloc.schema import RECORD
 
 
 @register("test_colorcam", "test only: a color detector whose class k is color k, with a negative vote")
@@ -98,7 +100,9 @@ def test_calibrate_stores_the_best_reading_and_localize_uses_it(tmp_path, monkey
     # a calibration saying percentile at 0.3: localize reads it when neither --threshold nor --norm is given
     path.write_text(json.dumps({**cal, "norm": "percentile:20", "threshold": 0.3}))
     assert main(common) == 0
-    p = json.loads((out / "results.jsonl").read_text())["predictions"][0]
+    rec = json.loads((out / "results.jsonl").read_text())
+    jsonschema.validate(rec, RECORD)
+    p = rec["predictions"][0]
     assert (p["threshold"], p["norm"], p["calibrated"]) == (0.3, "percentile:20", True)
     assert p["box"] == list(split.samples[0].boxes[0])  # gray background, red rectangle: its exact box
     assert main([*common, "--threshold", "0.5"]) == 0

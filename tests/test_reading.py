@@ -231,3 +231,26 @@ def test_parse_tta():
                        ("scales=16", "at least 32"), ("scales=256,256", "repeat")]:
         with pytest.raises(ValueError, match=words):
             parse_tta(bad)
+
+
+def test_flip_tta_is_mirror_equivariant_on_a_real_photo(lite0, photo_dir):
+    """Fused with its mirror, the map of the mirrored photo is the mirrored map of the photo; the
+    plain map is not (the net is not mirror-symmetric)."""
+    from PIL import Image
+
+    from camloc.tta import fused_logits, map_weight
+
+    img = np.asarray(Image.open(f"{photo_dir}/chelsea.png").convert("RGB"))
+    h, w = img.shape[:2]
+    kw = dict(backend="torch", workers=0, progress=False)
+    a = next(iter_views(lite0, [img], TTA((224,), True), **kw))
+    b = next(iter_views(lite0, [np.ascontiguousarray(img[:, ::-1])], TTA((224,), True), **kw))
+    assert a[0].input_size == (352, 224)
+    np.testing.assert_allclose(fused_logits(a), fused_logits(b), atol=1e-3)
+    weight = map_weight(lite0)
+    classes = np.argsort(-fused_logits(a))[:2]
+    ma, mb = fused_maps(a, weight, classes, (w, h)), fused_maps(b, weight, classes, (w, h))
+    scale = float(np.abs(ma).max())
+    np.testing.assert_allclose(ma, mb[..., ::-1], atol=1e-4 * scale)
+    plain_a, plain_b = fused_maps(a[:1], weight, classes, (w, h)), fused_maps(b[:1], weight, classes, (w, h))
+    assert np.abs(plain_a - plain_b[..., ::-1]).max() > 0.05 * scale
