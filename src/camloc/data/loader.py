@@ -54,10 +54,25 @@ def train_transform(resize: int = 256, crop: int = 224, flip: bool = True, augme
     return v2.Compose(steps)
 
 
+class _Squash:
+    """PIL image -> ``(3, H, W)`` uint8 tensor squashed to the net's input size by the inference
+    pipeline's own decoding (a class, so DataLoader workers can pickle it)."""
+
+    def __init__(self, size: tuple[int, int]) -> None:
+        self.size = tuple(size)
+
+    def __call__(self, img: Image.Image) -> Tensor:
+        from camloc.pipeline.decode import decode
+        from camloc.pipeline.geometry import Resize
+
+        return torch.from_numpy(decode(img, Resize("squash"), self.size, draft=False).pixels).permute(2, 0, 1)
+
+
 def eval_transform(preprocessing: Preprocessing) -> Callable[[Image.Image], Tensor]:
-    """Validation, PIL image -> uint8 tensor: the whole image resized (bilinear) to the net's
-    input size, no crop, as localization sees it."""
-    return v2.Compose([v2.Resize(tuple(preprocessing.size)), v2.ToImage()])
+    """Validation, PIL image -> uint8 tensor: the whole image squashed to the net's input size,
+    no crop, exactly as the inference pipeline's ``squash`` mode (what ``net.preprocess`` and
+    ``camloc evaluate`` see)."""
+    return _Squash(preprocessing.size)
 
 
 class Normalize:
