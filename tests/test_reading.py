@@ -160,21 +160,23 @@ def test_clamped_maps_are_the_positive_weights_maps_and_scores_do_not_change():
     np.testing.assert_allclose(by_class[1], 2 * g, atol=1e-5)
 
 
-def test_a_mirrored_pass_is_the_mirror_images_pass_mirrored_back():
+def test_a_paired_pass_holds_the_mirror_images_pass_mirrored_back():
+    from camloc.pipeline.backends import TorchBackend
+    from camloc.tta import Paired
+
     net = _net(Lopsided(), 3)
     img = _image(56, 40)
-    kw = dict(resize=Resize("aspect", 32), backend="torch", topk=3, workers=0, progress=False, keep="features")
-    flipped = next(Pipeline(net, flip=True, **kw).run([img]))
-    mirror = next(Pipeline(net, **kw).run([np.ascontiguousarray(img[:, ::-1])]))
-    direct = next(Pipeline(net, **kw).run([img]))
-    np.testing.assert_allclose(flipped.features, mirror.features[..., ::-1], atol=1e-5)
-    np.testing.assert_allclose(flipped.logits, mirror.logits, atol=1e-5)
-    assert not np.allclose(flipped.features, direct.features, atol=1e-2)  # the net does see the mirror
-    for c, m in zip(flipped.classes, flipped.maps):
-        k = list(mirror.classes).index(c)
-        np.testing.assert_allclose(m, mirror.maps[k][:, ::-1], atol=1e-5)
+    kw = dict(resize=Resize("aspect", 32), topk=0, workers=0, progress=False, keep="features")
+    paired = next(Pipeline(net, backend=Paired(TorchBackend(net)), **kw).run([img]))
+    mirror = next(Pipeline(net, backend="torch", **kw).run([np.ascontiguousarray(img[:, ::-1])]))
+    direct = next(Pipeline(net, backend="torch", **kw).run([img]))
+    assert paired.features.shape[0] == 8 and paired.logits.shape == (6,)
+    np.testing.assert_allclose(paired.features[:4], direct.features, atol=1e-5)
+    np.testing.assert_allclose(paired.features[4:], mirror.features[..., ::-1], atol=1e-5)
+    np.testing.assert_allclose(paired.logits, np.concatenate([direct.logits, mirror.logits]), atol=1e-5)
+    assert not np.allclose(mirror.features[..., ::-1], direct.features, atol=1e-2)  # the net does see the mirror
     with pytest.raises(ValueError, match="gradient method"):
-        Pipeline(net, flip=True, method=object(), backend="torch")
+        Pipeline(net, clamp_negative=True, method=object(), backend="torch")
 
 
 def test_fused_maps_average_every_view_upsampled_to_the_grid():
@@ -189,9 +191,11 @@ def test_fused_maps_average_every_view_upsampled_to_the_grid():
     assert got.shape == (2, 40, 56)
     expected = np.zeros((2, 40, 56))
     for (scale, mirrored) in tta.views():
-        r = next(Pipeline(net, resize=Resize("aspect", scale), backend="torch", topk=0, workers=0, progress=False,
-                          flip=mirrored).run([Job_with(img, classes)]))
-        expected += np.stack([upsample(m, (40, 56)) for m in r.extra_maps]) / 4
+        src = np.ascontiguousarray(img[:, ::-1]) if mirrored else img
+        r = next(Pipeline(net, resize=Resize("aspect", scale), backend="torch", topk=0, workers=0,
+                          progress=False).run([Job_with(src, classes)]))
+        maps = np.stack([upsample(m, (40, 56)) for m in r.extra_maps])
+        expected += (maps[..., ::-1] if mirrored else maps) / 4
     np.testing.assert_allclose(got, expected, atol=1e-5)
 
 

@@ -1,11 +1,11 @@
 """Test-time augmentation of CAM maps: horizontal flip and several scales, fused on the image.
 
-Each *view* is one pass of the inference pipeline over the same inputs: the aspect geometry at
-shorter side ``S`` (:class:`~camloc.pipeline.geometry.Resize`), on the image or its mirror
-(:attr:`Pipeline.flip <camloc.pipeline.run.Pipeline.flip>`: the mirrored features come back
-mirrored, so they lie on the original image). A view is one batched forward pass per batch;
-the views run side by side, each one chunk ahead, so memory holds a few chunks whatever the
-number of inputs.
+Each *view* is the aspect geometry at shorter side ``S``
+(:class:`~camloc.pipeline.geometry.Resize`), on the image or on its mirror, whose features come
+back mirrored so they lie on the original image. Each scale is one pass of the inference
+pipeline over the same inputs; with flip, each batch and its mirror go through one forward pass
+(:class:`Paired`). The scales run side by side, each one chunk ahead, so memory holds a few
+chunks whatever the number of inputs.
 
 Fusion: the scores are the mean of the views' logits (for a GAP head, the score of the mean
 map); each class's map is each view's CAM, bilinearly upsampled to one common grid (the image,
@@ -80,40 +80,62 @@ def parse_tta(text: str, default_scale: int = 256) -> TTA | None:
 
 def iter_views(net: CamNet, inputs: Iterable[Any], tta: TTA, backend: Any = "auto", batch_size: int = 16,
                workers: int | None = None, isolate: bool = False, progress: bool | None = None,
-               display: int = 0, total: int | None = None, timings: list[float] | None = None
-               ) -> Iterator[list[Any]]:
+               display: int = 0, total: int | None = None) -> Iterator[list[Any]]:
     """One list of :class:`~camloc.pipeline.run.Result` per input (one per view of
     :meth:`TTA.views`, in that order), in input order. Every result keeps its features
     (``keep="features"``, on the original image's orientation); the first view keeps the display
-    image when ``display > 0``. ``timings`` (one float per view) accumulates the seconds spent
-    waiting on each view (its decoding not overlapped with other work, its forward passes, its maps)."""
+    image when ``display > 0``. One pipeline per scale: each image is decoded once per scale, and
+    with ``flip`` its mirror goes through the same forward pass (:class:`Paired`)."""
+    from dataclasses import replace
+
     from camloc.pipeline.backends import make_backend
     from camloc.pipeline.run import Pipeline, as_jobs
 
-    views = tta.views()
     shared = make_backend(net, backend) if isinstance(backend, str) else backend
-    streams = tee(as_jobs(inputs), len(views))
+    engine = Paired(shared) if tta.flip else shared
+    streams = tee(as_jobs(inputs), len(tta.scales))
     runs = []
-    for i, ((scale, mirrored), stream) in enumerate(zip(views, streams)):
-        pipe = Pipeline(net, resize=Resize("aspect", scale), backend=shared, topk=0, batch_size=batch_size,
+    for i, (scale, stream) in enumerate(zip(tta.scales, streams)):
+        pipe = Pipeline(net, resize=Resize("aspect", scale), backend=engine, topk=0, batch_size=batch_size,
                         workers=workers, keep="features", display=display if i == 0 else 0, isolate=isolate,
-                        flip=mirrored, progress=progress if i == 0 else False, desc=f"localize ({net.name}, TTA)")
+                        progress=progress if i == 0 else False, desc=f"localize ({net.name}, TTA)")
         runs.append(pipe.run(stream, total=total))
-    if timings is None:
-        yield from (list(v) for v in zip(*runs))
-        return
-    from time import perf_counter
+    for per_scale in zip(*runs):
+        if not tta.flip:
+            yield list(per_scale)
+            continue
+        plain, mirrored = [], []
+        for r in per_scale:
+            if r.error is not None:
+                plain.append(r)
+                mirrored.append(r)
+                continue
+            k, c = r.features.shape[0] // 2, r.logits.shape[0] // 2
+            plain.append(replace(r, features=r.features[:k], logits=r.logits[:c]))
+            mirrored.append(replace(r, features=r.features[k:], logits=r.logits[c:], display=None))
+        yield plain + mirrored
 
-    while True:
-        out = []
-        for i, run in enumerate(runs):
-            t0 = perf_counter()
-            item = next(run, None)
-            timings[i] += perf_counter() - t0
-            if item is None:
-                return
-            out.append(item)
-        yield out
+
+class Paired:
+    """A backend that runs each batch and its mirror image in one forward pass.
+
+    ``pixels (B, H, W, 3)`` -> features ``(B, 2K, h, w)``: the batch's features, then the
+    mirror's features mirrored back onto the image, stacked on the channel axis; logits
+    ``(B, 2C)``: the batch's, then the mirror's. :func:`iter_views` splits them into two views
+    (the pipeline makes no maps from them: ``topk=0``).
+    """
+
+    def __init__(self, base: Any) -> None:
+        self.base = base
+        self.name = getattr(base, "name", type(base).__name__)
+
+    def __call__(self, pixels: Any) -> tuple[Any, Any]:
+        import torch
+
+        arr = pixels.cpu().numpy() if isinstance(pixels, torch.Tensor) else np.asarray(pixels)
+        b = len(arr)
+        features, logits = self.base(np.concatenate([arr, arr[:, :, ::-1]]))
+        return torch.cat([features[:b], features[b:].flip(-1)], 1), torch.cat([logits[:b], logits[b:]], 1)
 
 
 def fused_logits(views: list[Any]) -> np.ndarray:

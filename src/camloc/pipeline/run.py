@@ -134,8 +134,6 @@ class Pipeline:
         decoder: the decode function (:func:`decode_or_error`; a module-level function).
         progress: show a progress bar (``None``: only on a terminal).
         desc: the bar's label.
-        flip: run the net on the mirrored images; features and maps come back mirrored again,
-            so they lie on the original image (test-time augmentation, :mod:`camloc.tta`). CAM only.
         clamp_negative: CAM maps from the classifier's positive weights only
             (:func:`camloc.cam.positive_weights`); the scores are unchanged.
     """
@@ -154,12 +152,11 @@ class Pipeline:
     decoder: Callable[..., Decoded | str] = None  # type: ignore[assignment]
     progress: bool | None = None
     desc: str = ""
-    flip: bool = False
     clamp_negative: bool = False
 
     def __post_init__(self) -> None:
-        if (self.flip or self.clamp_negative) and self.method is not None:
-            raise ValueError("flip and clamp_negative read CAM's features; a gradient method makes its own maps")
+        if self.clamp_negative and self.method is not None:
+            raise ValueError("clamp_negative reads CAM's weights; a gradient method makes its own maps")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
         if not isinstance(self.topk, int) or self.topk < 0:
@@ -238,9 +235,7 @@ class Pipeline:
     def _forward(self, batch: list[tuple[Job, Decoded]]) -> list[Result]:
         pixels = np.stack([d.pixels for _, d in batch])
         if self.method is None:
-            features, logits = self.backend(pixels[:, :, ::-1].copy() if self.flip else pixels)
-            if self.flip:  # back onto the original image
-                features = features.flip(-1)
+            features, logits = self.backend(pixels)
         else:
             x = as_input(self.net, pixels)
             features, logits = _gradient_forward(self.net, x)
