@@ -35,6 +35,7 @@ RECORD = {
                 "width": {"type": "integer", "minimum": 1},
                 "height": {"type": "integer", "minimum": 1},
                 "model": {"type": "string"},
+                "tta": {"type": "string"},
                 "predictions": {"type": "array", "items": PREDICTION, "minItems": 1},
             },
         },
