@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 import torchvision
@@ -226,3 +228,30 @@ def test_gradient_methods_read_the_pooled_norm_head():
     assert torch.allclose(acts, torch.tensor([[[[-4.0, 0.0]], [[-1.0, 3.0]]]]))
     maps = GradCAM()(net, LN_INPUT, torch.tensor([[0, 1]]))
     assert torch.allclose(maps, torch.tensor([[[[0.0, 1.5]], [[0.0, 0.0]]]]))
+
+
+COVERAGE = Path(__file__).resolve().parent.parent / "docs" / "coverage.md"
+
+
+def test_coverage_table_lists_every_torchvision_architecture():
+    from camloc.coverage import TIMM, parse
+
+    table = parse(COVERAGE.read_text())
+    names = set(torchvision.models.list_models(module=torchvision.models))
+    assert names <= set(table), f"missing from docs/coverage.md: {sorted(names - set(table))}"
+    assert len(table) == len(names) + len(TIMM)
+    assert all(verdict in ("exact", "max-pooled", "refused") for verdict, _ in table.values())
+
+
+@pytest.mark.parametrize("name", ["resnet18", "convnext_tiny", "squeezenet1_1", "vgg11", "mobilenet_v3_small",
+                                  "swin_t", "shufflenet_v2_x0_5"])
+def test_coverage_table_verdicts_hold(name):
+    from camloc.coverage import parse, torchvision_row
+
+    verdict, detail = parse(COVERAGE.read_text())[name]
+    row = torchvision_row(name)
+    assert row.verdict == verdict
+    if verdict == "refused":
+        assert row.detail == detail
+    else:
+        assert float(row.detail.split()[0]) <= 1e-4 * float(row.detail.split()[-1])
