@@ -65,7 +65,8 @@ class _Squash:
         from camloc.pipeline.decode import decode
         from camloc.pipeline.geometry import Resize
 
-        return torch.from_numpy(decode(img, Resize("squash"), self.size, draft=False).pixels).permute(2, 0, 1)
+        pixels = decode(img, Resize("squash"), self.size, draft=False).pixels
+        return torch.from_numpy(pixels if pixels.flags.writeable else pixels.copy()).permute(2, 0, 1)
 
 
 def eval_transform(preprocessing: Preprocessing) -> Callable[[Image.Image], Tensor]:
