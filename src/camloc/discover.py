@@ -24,6 +24,7 @@ import numpy as np
 
 from camloc.pipeline.geometry import Resize
 
+THRESHOLD = 0.5  # the box rule's threshold for regions: tighter than the paper's 0.2 (BENCHMARKS.md, scenes)
 K_RANGE = (2, 5)  # the K tried by silhouette when --patterns is not given
 EXEMPLARS = 5  # crops shown per pattern
 LABELS = 3  # most frequent crop labels reported per pattern
@@ -146,7 +147,7 @@ def crop_of(region: Region, side: int = 112) -> np.ndarray:
 
 
 def find_regions(net, inputs: Iterable[Any], classes: Sequence[int] | None, topk_classes: int, within: int = 1,
-                 threshold: float = 0.2, norm: str = "minmax", resize: Resize | None = None,
+                 threshold: float = THRESHOLD, norm: str = "minmax", resize: Resize | None = None,
                  batch_size: int = 16, workers: int | None = None, backend: Any = "auto",
                  progress: bool | None = None) -> tuple[dict[int, list[Region]], list[str], int]:
     """The first pass: ``({class: regions}, error lines, images read)``.
@@ -260,7 +261,7 @@ def cluster_class(class_index: int, label: str, regions: Sequence[Region], x: np
 
 
 def discover(net, inputs: Iterable[Any], classes: Sequence[int] | None = None, topk_classes: int = 3,
-             patterns: int | None = None, within: int = 1, threshold: float = 0.2, norm: str = "minmax",
+             patterns: int | None = None, within: int = 1, threshold: float = THRESHOLD, norm: str = "minmax",
              resize: Resize | None = None, batch_size: int = 16, workers: int | None = None, backend: Any = "auto",
              exemplars: int = EXEMPLARS, k_range: tuple[int, int] = K_RANGE, seed: int = 0, crops: bool = True,
              progress: bool | None = False,

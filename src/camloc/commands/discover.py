@@ -28,7 +28,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--patterns", type=int, default=None, metavar="K",
                    help="patterns per class (default: K in 2..5 with the best silhouette)")
     p.add_argument("--exemplars", type=int, default=5, help="crops shown per pattern (default 5)")
-    p.add_argument("--threshold", type=float, default=0.2, help="box threshold, fraction of the map max (0.2)")
+    p.add_argument("--threshold", type=float, default=0.5,
+                   help="box threshold, fraction of the map max (default 0.5: regions of one object, where the "
+                   "paper's 0.2 often spans several; see BENCHMARKS.md)")
     add_norm_argument(p)
     p.add_argument("--seed", type=int, default=0, help="k-means seed (default 0)")
     p.add_argument("--out", default="out", help="output folder (default out/): discover.json and figures/")
