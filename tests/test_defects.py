@@ -323,3 +323,31 @@ def test_api_calls_restore_the_callers_training_flags(tmp_path, monkeypatch):
     assert [p["class_index"] for p in got] == [p["class_index"] for p in expected]  # eval-mode scores
     assert _modes(module) == modes
     assert torch.equal(module.bn.running_mean, stats)
+
+
+def test_complex_arrays_are_refused_not_cast(recwarn):
+    """Found by the fuzz suite: a complex array lost its imaginary part with a ComplexWarning."""
+    import numpy as np
+
+    from camloc.data.images import ImageError
+    from camloc.pipeline.decode import decode
+    from camloc.pipeline.geometry import Resize
+
+    import pytest
+
+    with pytest.raises(ImageError, match=r"^<image 0>: array of dtype complex64 is not an image$"):
+        decode(np.ones((4, 4, 3), np.complex64), Resize("squash"), (8, 8))
+    assert not recwarn.list
+
+
+def test_weights_file_errors_stay_on_one_line_whatever_the_keys(tmp_path):
+    """Found by the fuzz suite: a key holding a newline made the error two lines."""
+    import pytest
+    import torch
+
+    import camloc
+
+    torch.save({"fc.weight\nx": None}, tmp_path / "w.pth")
+    with pytest.raises(camloc.ModelError, match=r"w\.pth: not a state dict of tensors \(fc\.weight\\nx is NoneType\)$") as err:
+        camloc.load_model("fashion_gap", weights=tmp_path / "w.pth")
+    assert "\n" not in str(err.value)

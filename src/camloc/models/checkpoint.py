@@ -64,9 +64,9 @@ def state_dict_problem(obj: Any) -> str | None:
         return f"a {type(obj).__name__}, expected a dict of tensors"
     for key, value in obj.items():
         if not isinstance(key, str):
-            return f"key {key!r} is not a string"
+            return f"key {repr(key)[:80]} is not a string"
         if not isinstance(value, torch.Tensor):
-            return f"{key} is {type(value).__name__}"
+            return f"{repr(key)[1:-1][:80]} is {type(value).__name__}"
     return None
 
 
@@ -158,17 +158,17 @@ def load_checkpoint(path: str | os.PathLike) -> CamNet:
         from camloc.models.torchvision_models import build_torchvision, is_torchvision_name
 
         if not is_torchvision_name(arch):
-            raise ModelError(f"{name}: checkpoint architecture '{arch}' is not known to this camloc")
+            raise ModelError(f"{name}: checkpoint architecture {arch!r} is not known to this camloc")
         builder = partial(build_torchvision, arch)
     try:
         net = builder(**kwargs)
     except (TypeError, ValueError, RuntimeError) as err:  # unknown or out-of-range options
-        raise ModelError(f"{name}: camloc checkpoint arch_kwargs do not fit '{arch}' ({_one_line(err)})") from None
+        raise ModelError(f"{name}: camloc checkpoint arch_kwargs do not fit {arch!r} ({_one_line(err)})") from None
     try:
         net.module.load_state_dict(data["state_dict"])
     except RuntimeError as err:
         first = str(err).strip().splitlines()[0]
-        raise ModelError(f"{name}: weights do not fit architecture '{arch}' ({first})") from None
+        raise ModelError(f"{name}: weights do not fit architecture {arch!r} ({first})") from None
     names = list(data["class_names"])
     if names and len(names) != net.num_classes:
         raise ModelError(f"{name}: camloc checkpoint class_names holds {len(names)} names for a classifier of "
