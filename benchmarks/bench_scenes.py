@@ -76,8 +76,18 @@ def make_scene(rng: np.random.Generator, scene: str, split: str, photos: dict, s
     img = background(rng, split, size)
     cats = [SCENES[scene][int(rng.integers(len(SCENES[scene])))]]
     cats += [SHARED[int(i)] for i in rng.choice(len(SHARED), 2, replace=False)]
+    objects = paste_objects(rng, img, cats, split, photos, size)
+    for k, o in enumerate(objects):
+        o["informative"] = k == 0
+    return img, objects
+
+
+def paste_objects(rng: np.random.Generator, img: np.ndarray, cats: list[str], split: str, photos: dict,
+                  size: int = SIZE) -> list[dict[str, Any]]:
+    """Paste one object photo of each category in ``cats`` onto ``img`` (in place), at random
+    non-overlapping places -> the objects (category, box, photo)."""
     objects: list[dict[str, Any]] = []
-    for k, cat in enumerate(cats):
+    for cat in cats:
         pool = photos[cat][split]
         path = pool[int(rng.integers(len(pool)))]
         side = int(rng.uniform(*OBJECT_SIDE) * size)
@@ -91,8 +101,8 @@ def make_scene(rng: np.random.Generator, scene: str, split: str, photos: dict, s
         else:
             raise RuntimeError("no room for an object")
         img[y:y + side, x:x + side] = _object(path, side)
-        objects.append({"category": cat, "box": box, "informative": k == 0, "photo": os.path.basename(path)})
-    return img, objects
+        objects.append({"category": cat, "box": box, "photo": os.path.basename(path)})
+    return objects
 
 
 def make_scenes(root: str, n_train: int = N_TRAIN, n_test: int = N_TEST, seed: int = SEED, size: int = SIZE):
@@ -294,7 +304,6 @@ def markdown(res: dict[str, Any]) -> str:
 def stacked_figure(res: dict[str, Any], path: str) -> None:
     """The ``camloc discover`` figures of every scene class (the tighter threshold), one under the other."""
     from camloc.discover import class_figure
-    from camloc.viz import save_png
 
     parts = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -304,7 +313,19 @@ def stacked_figure(res: dict[str, Any], path: str) -> None:
             parts.append(np.asarray(Image.open(p).convert("RGB")))
     width = max(a.shape[1] for a in parts)
     rows = [np.pad(a, ((0, 8), (0, width - a.shape[1]), (0, 0)), constant_values=255) for a in parts]
-    save_png(path, np.concatenate(rows, axis=0))
+    small_png(np.concatenate(rows, axis=0), path)
+
+
+def small_png(rgb: np.ndarray, path: str, colors: int = 128) -> None:
+    """Write ``rgb`` as a palette PNG (a fifth of the RGB file's size), atomically."""
+    import io
+
+    from camloc.io import atomic_write_bytes
+
+    buf = io.BytesIO()
+    Image.fromarray(rgb).quantize(colors=colors, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
+        buf, format="PNG", optimize=True)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def main(argv: list[str] | None = None) -> str:
