@@ -4,7 +4,7 @@ STAMP := .venv/.camloc-installed
 FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 CHROMEDRIVER := /usr/bin/chromedriver
 
-.PHONY: install demo test bench reproduce clean
+.PHONY: install demo test fuzz bench reproduce clean
 
 install: $(STAMP)
 
@@ -38,6 +38,11 @@ demo: $(STAMP)
 
 test: $(STAMP) $(FMNIST) $(CHROMEDRIVER)
 	$(PY) -m pytest -q
+
+# The fuzz group (tests/fuzz) at full size: about 2,000 generated bad and odd inputs, a few
+# minutes; `make test` runs the same tests with a few examples each.
+fuzz: $(STAMP)
+	FUZZ_CASES=$${FUZZ_CASES:-100} $(PY) -m pytest -q -m fuzz tests/fuzz
 
 bench: $(STAMP) $(FMNIST)
 	$(PY) -m benchmarks
