@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -31,6 +32,24 @@ from tqdm import tqdm
 
 # L-BFGS iterations between progress updates (one ``LBFGS.step`` call; its history carries over)
 _CHUNK = 25
+# CPU threads a solve uses. One: each evaluation is a few small kernels, and on a shared,
+# oversubscribed CPU PyTorch's other threads mostly spin waiting (measured on this project's
+# 2-core machine under load: a 10-class fit took 18x the CPU time and 8x the wall time on two
+# threads than on one).
+CPU_THREADS = 1
+
+
+@contextmanager
+def _cpu_threads(device: torch.device):
+    if device.type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(min(before, CPU_THREADS))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @dataclass
@@ -106,21 +125,29 @@ def solve(
         value.backward()
         return value
 
+    with _cpu_threads(x.device):
+        done, converged = _run(opt, closure, C, max_iter, progress)
+    with torch.no_grad():
+        value = float(objective(x, y, n_classes, classifier, C, coef, intercept))
+    return Solution(coef.detach(), intercept.detach(), value, done, converged)
+
+
+def _run(opt: torch.optim.LBFGS, closure, C: float, max_iter: int, progress: tqdm | None) -> tuple[int, bool]:
+    """Step ``opt`` in chunks until it stops early (converged) or ``max_iter`` -> (iterations, converged)."""
+    param = opt.param_groups[0]["params"][0]
     done, converged, value = 0, False, math.nan
     while done < max_iter:
         opt.param_groups[0]["max_iter"] = min(_CHUNK, max_iter - done)
-        before = opt.state[coef].get("n_iter", 0)
+        before = opt.state[param].get("n_iter", 0)
         value = float(opt.step(closure).detach())
-        ran = opt.state[coef].get("n_iter", 0) - before
+        ran = opt.state[param].get("n_iter", 0) - before
         done += ran
         if progress is not None:
             progress.set_postfix_str(f"C={C:g} iteration {done} objective {value:.4g}", refresh=True)
         if ran < opt.param_groups[0]["max_iter"] or not math.isfinite(value):
             converged = math.isfinite(value)
             break
-    with torch.no_grad():
-        value = float(objective(x, y, n_classes, classifier, C, coef, intercept))
-    return Solution(coef.detach(), intercept.detach(), value, done, converged)
+    return done, converged
 
 
 def progress_bar(total: int, enabled: bool, desc: str = "probe fit") -> tqdm:
