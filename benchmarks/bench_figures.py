@@ -30,13 +30,13 @@ def main() -> str:
     folder = os.path.join(os.path.dirname(skimage.__file__), "data")
     paths = [os.path.join(folder, n) for n in PHOTOS]
     net = camloc.load_model()
-    items = list(iter_localize(net, paths, topk=5, batch_size=8, progress=False))
+    items = list(iter_localize(net, paths, topk=5, batch_size=8, progress=False, display=True))
     tmp = tempfile.mkdtemp(prefix="camloc-bench-fig-")
 
     def panels(kind: str) -> None:
         for k, it in enumerate(items):
-            rgb = np.asarray(it.image)
-            maps01 = normalized_upsampled(it.maps, it.image.size)
+            rgb = it.display  # these photos are under the display cap: boxes need no scaling
+            maps01 = normalized_upsampled(it.maps, (rgb.shape[1], rgb.shape[0]))
             preds = it.record["predictions"]
             args = (rgb, maps01, [p["box"] for p in preds], [f"{p['rank']}. {p['label'][:22]}" for p in preds])
             if kind == "composed":
