@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import tempfile
 
-import numpy as np
 
 from benchmarks.timing import interleaved, machine_line
 

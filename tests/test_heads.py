@@ -32,6 +32,8 @@ def _randomize(module: nn.Module, seed: int = 0) -> nn.Module:
 
 
 ARCHS = {
+    "swin_t": 64,  # the normalized token grid, average-pooled
+    "swin_v2_t": 64,
     "resnet18": 64,
     "densenet121": 64,
     "googlenet": 64,
@@ -83,7 +85,7 @@ def test_densenet_functional_relu_is_applied():
         ("vgg11", "fully connected stack"),
         ("alexnet", "fully connected stack"),
         ("mobilenet_v3_small", "two-layer head"),
-        ("swin_t", "transformer"),
+        ("vit_b_16", "class-token head"),
     ],
 )
 def test_non_exact_heads_are_refused_with_one_line(name, reason):
@@ -244,7 +246,7 @@ def test_coverage_table_lists_every_torchvision_architecture():
 
 
 @pytest.mark.parametrize("name", ["resnet18", "convnext_tiny", "squeezenet1_1", "vgg11", "mobilenet_v3_small",
-                                  "swin_t", "shufflenet_v2_x0_5"])
+                                  "swin_t", "vit_b_32", "shufflenet_v2_x0_5"])
 def test_coverage_table_verdicts_hold(name):
     from camloc.coverage import parse, torchvision_row
 

@@ -127,6 +127,10 @@ def _field_problem(data: dict[str, Any]) -> str | None:
         files = [k for k in kwargs if k.endswith("weights")]
         if files:  # a checkpoint carries its weights; it must not make camloc read other files
             return f"arch_kwargs name a weights file ({', '.join(repr(k) for k in files)})"
+        n, names = kwargs.get("num_classes"), data["class_names"]
+        if n is not None and isinstance(names, list) and names and n != len(names):
+            # checked before anything is built: a made-up num_classes must not allocate gigabytes
+            return f"arch_kwargs num_classes {str(n)[:20]} differs from its {len(names)} class_names"
     problem = state_dict_problem(data["state_dict"])
     if problem:
         return f"state_dict is not a dict of tensors ({problem})"

