@@ -11,6 +11,11 @@ registry name          trunk (torchvision layers kept)                convs    m
 ``googlenet_gap``      GoogLeNet up to inception4e, no aux heads     1x1024   14x14
 =====================  ============================================  =======  =========
 
+``large_feature_map=True`` (the published WSOL evaluation code's "large feature map") drops one
+more pooling layer from the trunk, so the maps are twice as fine: AlexNet without the pool after
+conv2 (27x27 at 224), VGG16 without pool4 (28x28), GoogLeNet without the pool before
+inception4a (28x28). The layers keep their names, so weights load into either variant.
+
 ``*_gmp`` are the same nets with global max pooling instead of average pooling. With GAP the
 class score is exactly the mean of its class activation map plus the bias,
 ``S_c = mean_xy M_c(x, y) + b_c`` with ``M_c = sum_k w_k^c f_k``; with GMP it is
@@ -134,8 +139,20 @@ def load_backbone(module: nn.Module, path: str | os.PathLike, arch: str, kept: t
     module.load_state_dict(state, strict=False)
 
 
-def _trunk(arch: str, backbone_weights: str | os.PathLike | None) -> tuple[nn.Module, int]:
-    """The kept part of a torchvision backbone and its output channels."""
+_LARGE_DROP = {"alexnet": "5", "vgg16": "23", "googlenet": "maxpool3"}  # the pooling layer large_feature_map drops
+
+
+def _trunk(arch: str, backbone_weights: str | os.PathLike | None, large_feature_map: bool = False
+           ) -> tuple[nn.Module, int]:
+    """The kept part of a torchvision backbone and its output channels (one pooling layer fewer
+    with ``large_feature_map``: stride 8 instead of 16)."""
+    trunk, channels = _full_trunk(arch, backbone_weights)
+    if large_feature_map:
+        trunk = nn.Sequential(OrderedDict((n, m) for n, m in trunk.named_children() if n != _LARGE_DROP[arch]))
+    return trunk, channels
+
+
+def _full_trunk(arch: str, backbone_weights: str | os.PathLike | None) -> tuple[nn.Module, int]:
     if arch == "alexnet":
         tv = torchvision.models.alexnet(weights=None)
         if backbone_weights is not None:
@@ -171,9 +188,9 @@ def load_full_weights(module: nn.Module, path: str | os.PathLike, name: str) -> 
 
 def build_paper_net(name: str, arch: str, convs: int, pooling: Pooling, *, num_classes: int = 1000,
                     backbone_weights: str | os.PathLike | None = None, weights: str | os.PathLike | None = None,
-                    width: int = 1024, dropout: float = 0.0) -> CamNet:
+                    width: int = 1024, dropout: float = 0.0, large_feature_map: bool = False) -> CamNet:
     """Build one of the paper's nets as a :class:`CamNet` (see the module docstring)."""
-    trunk, channels = _trunk(arch, backbone_weights)
+    trunk, channels = _trunk(arch, backbone_weights, bool(large_feature_map))
     module = GapNet(trunk, channels, num_classes, width=width, convs=convs, pooling=pooling, dropout=dropout)
     if weights is not None:
         load_full_weights(module, weights, name)
@@ -182,6 +199,8 @@ def build_paper_net(name: str, arch: str, convs: int, pooling: Pooling, *, num_c
     kwargs: dict[str, Any] = {"num_classes": num_classes, "width": width, "dropout": dropout}
     if convs != _DEFAULT_CONVS[name]:
         kwargs["convs"] = convs
+    if large_feature_map:
+        kwargs["large_feature_map"] = True
     if num_classes == 1000:
         from camloc.models.torchvision_models import imagenet_classes
 
@@ -205,9 +224,10 @@ _DEFAULT_CONVS: dict[str, int] = {}
 def _make_builder(name: str, arch: str, default_convs: int, pooling: Pooling, doc: str):
     def builder(*, num_classes: int = 1000, backbone_weights: str | os.PathLike | None = None,
                 weights: str | os.PathLike | None = None, width: int = 1024, convs: int = default_convs,
-                dropout: float = 0.0) -> CamNet:
+                dropout: float = 0.0, large_feature_map: bool = False) -> CamNet:
         return build_paper_net(name, arch, convs, pooling, num_classes=num_classes,
-                               backbone_weights=backbone_weights, weights=weights, width=width, dropout=dropout)
+                               backbone_weights=backbone_weights, weights=weights, width=width, dropout=dropout,
+                               large_feature_map=large_feature_map)
 
     builder.__name__ = builder.__qualname__ = name
     builder.__doc__ = doc
