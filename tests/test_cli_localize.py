@@ -119,7 +119,7 @@ def test_checkpoint_round_trip_and_torchvision_weights(tmp_path, photo_dir):
     assert camloc.load_model("resnet18", weights=sd).num_classes == 7
     # A checkpoint whose weights do not fit its architecture.
     bad = torch.load(ckpt, weights_only=True)
-    bad["arch_kwargs"] = {"num_classes": 5}
+    bad["arch_kwargs"], bad["class_names"] = {"num_classes": 5}, list("abcde")
     torch.save(bad, tmp_path / "bad.pt")
     with pytest.raises(camloc.ModelError, match="do not fit architecture 'resnet18'"):
         camloc.load_model(tmp_path / "bad.pt")

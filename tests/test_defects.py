@@ -136,7 +136,6 @@ def _bad_checkpoints(tmp_path):
         "kwargs_n.pt": ({"arch_kwargs": {**good["arch_kwargs"], "num_classes": 10**9}},
                         r"arch_kwargs num_classes 1000000000 differs from its 3 class_names"),
         "short_names.pt": ({"class_names": ["a", "b"]}, r"arch_kwargs num_classes 3 differs from its 2 class_names"),
-        "short_names2.pt": ({"class_names": ["a", "b"], "arch_kwargs": {"in_size": 32}}, r"class_names holds 2 names for a classifier of 10 classes"),
         "names_str.pt": ({"class_names": "abc"}, r"class_names is str, expected a list of strings"),
         "names_int.pt": ({"class_names": [1, 2, 3]}, r"class_names is not a list of strings"),
         "pre_list.pt": ({"preprocessing": [224, 224]}, r"preprocessing is list, expected a dict"),

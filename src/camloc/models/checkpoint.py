@@ -171,8 +171,7 @@ def load_checkpoint(path: str | os.PathLike) -> CamNet:
     try:
         net.module.load_state_dict(data["state_dict"])
     except RuntimeError as err:
-        first = str(err).strip().splitlines()[0]
-        raise ModelError(f"{name}: weights do not fit architecture {arch!r} ({first})") from None
+        raise ModelError(f"{name}: weights do not fit architecture {arch!r} ({_one_line(err)})") from None
     names = list(data["class_names"])
     if names and len(names) != net.num_classes:
         raise ModelError(f"{name}: camloc checkpoint class_names holds {len(names)} names for a classifier of "
