@@ -50,7 +50,7 @@ def checkpoints(draw, good):
             d["arch_kwargs"] = {**d["arch_kwargs"], draw(st.sampled_from(["num_classes", "in_size", "widths", "head",
                                                                          "depth", "weights", "pretrained"])): draw(VALUES)}
         elif what == "tensor" and isinstance(d.get("state_dict"), dict) and d["state_dict"]:
-            name = draw(st.sampled_from(sorted(d["state_dict"])))
+            name = draw(st.sampled_from(sorted(d["state_dict"], key=repr)))
             d["state_dict"][name] = draw(VALUES)
         elif what == "names":
             d["class_names"] = draw(st.lists(st.text(max_size=5), max_size=5))
