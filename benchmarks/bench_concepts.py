@@ -202,6 +202,11 @@ def markdown(res: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> str:
+    from benchmarks.bench_scenes import PHOTOS
+
+    if not os.path.exists(os.path.join(PHOTOS, "labels.csv")):
+        return ("## Concept localization in weakly labeled images\n\n"
+                "skipped: ../shared/data/imagenet-samples is not there.\n")
     with tempfile.TemporaryDirectory(prefix="camloc-concepts-") as root:
         res = run(root, progress="--progress" in (argv or []))
     return markdown(res)

@@ -2,9 +2,10 @@
 objects in the scenes"), on a generated benchmark with known answers.
 
 Scenes are real backgrounds (crops of scikit-image's bundled photos, disjoint parts for training
-and test) holding three pasted objects: central crops of the shared ImageNet photos, grouped by
-category (dogs, birds, food, ...). A scene class is defined by its informative category (or two);
-the two other objects come from shared categories that appear in every class. Training and test
+and test) holding three pasted objects: central crops of the shared ImageNet photos
+(``../shared/data/imagenet-samples``, or ``$CAMLOC_IMAGENET_SAMPLES``), grouped by category (dogs,
+birds, food, ...). A scene class is defined by its informative category (or two); the two other
+objects come from shared categories that appear in every class. Training and test
 objects are different photos. A linear probe on the embedded backbone's GAP features learns the
 scene classes from image labels only; on the test scenes we ask where each class's CAM points
 (its maximum, and its box by the paper's rule), against the shared objects and random places,
@@ -30,7 +31,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-PHOTOS = "/work/shared/data/imagenet-samples"
+PHOTOS = os.environ.get("CAMLOC_IMAGENET_SAMPLES", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                                                                  "..", "shared", "data", "imagenet-samples"))
 # ImageNet class-index ranges of each object category.
 CATEGORIES: dict[str, tuple[tuple[int, int], ...]] = {
     "dog": ((151, 268),), "bird": ((7, 24), (80, 100), (127, 146)), "food": ((924, 969),),
@@ -333,6 +335,8 @@ def main(argv: list[str] | None = None) -> str:
     p.add_argument("--figure", default=None, help="write the patterns figure (PNG) here")
     p.add_argument("--progress", action="store_true")
     args = p.parse_args(argv or [])
+    if not os.path.exists(os.path.join(PHOTOS, "labels.csv")):
+        return "## Informative objects in scenes\n\nskipped: ../shared/data/imagenet-samples is not there.\n"
     with tempfile.TemporaryDirectory(prefix="camloc-scenes-") as root:
         res = run(root, progress=args.progress)
         if args.figure:
