@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import camloc
+from camloc.pipeline.geometry import parse_resize
 from _harness import fuzz_settings, record_problem, run_case, tiny_net
 
 pytestmark = pytest.mark.fuzz
@@ -102,14 +103,15 @@ def image_files(draw) -> tuple[bytes, str]:
 
 
 @fuzz_settings(scale=4)
-@given(case=image_files())
-def test_odd_image_files_give_a_record_each(net, tmp_path_factory, case):
+@given(case=image_files(), resize=st.sampled_from([None, "squash", "crop:32", "aspect:32", "aspect:64"]))
+def test_odd_image_files_give_a_record_each(net, tmp_path_factory, case, resize):
     data, suffix = case
     path = tmp_path_factory.mktemp("img") / f"case{suffix}"
     path.write_bytes(data)
 
     def call():
-        return camloc.localize(net, [str(path)], topk=2, backend="torch")
+        geometry = None if resize is None else parse_resize(resize)
+        return camloc.localize(net, [str(path)], topk=2, backend="torch", resize=geometry)
 
     def check(recs):
         if len(recs) != 1:
