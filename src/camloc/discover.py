@@ -149,7 +149,7 @@ def crop_of(region: Region, side: int = 112) -> np.ndarray:
 def find_regions(net, inputs: Iterable[Any], classes: Sequence[int] | None, topk_classes: int, within: int = 1,
                  threshold: float = THRESHOLD, norm: str = "minmax", resize: Resize | None = None,
                  batch_size: int = 16, workers: int | None = None, backend: Any = "auto",
-                 progress: bool | None = None) -> tuple[dict[int, list[Region]], list[str], int]:
+                 progress: bool | None = None, isolate: bool = False) -> tuple[dict[int, list[Region]], list[str], int]:
     """The first pass: ``({class: regions}, error lines, images read)``.
 
     An image counts for a class when the class is among its top-``within`` predictions
@@ -161,7 +161,8 @@ def find_regions(net, inputs: Iterable[Any], classes: Sequence[int] | None, topk
 
     asked = tuple(int(c) for c in classes) if classes else ()
     pipe = Pipeline(net, resize=resize or default_resize(net), backend=backend, topk=int(within),
-                    batch_size=batch_size, workers=workers, progress=progress, desc=f"discover ({net.name})")
+                    batch_size=batch_size, workers=workers, progress=progress, desc=f"discover ({net.name})",
+                    isolate=isolate)
     jobs = (Job(j.source, j.index, j.name, classes=asked) for j in as_jobs(inputs))
     regions: dict[int, list[Region]] = {}
     top1: Counter[int] = Counter()
@@ -196,7 +197,8 @@ def find_regions(net, inputs: Iterable[Any], classes: Sequence[int] | None, topk
 
 def embed_regions(net, regions: Sequence[Region], batch_size: int = 16, workers: int | None = None,
                   backend: Any = "auto", progress: bool | None = None,
-                  head_names: Sequence[str] | None = None) -> tuple[np.ndarray, list[str | None]]:
+                  head_names: Sequence[str] | None = None, isolate: bool = False
+                  ) -> tuple[np.ndarray, list[str | None]]:
     """The second pass: each region's crop through the backbone (squashed to its input size):
     ``(N, K)`` pooled features and the backbone's own top-1 label per crop (``None`` when the
     crop could not be read; its row is then NaN). ``head_names``: the names of the backbone's
@@ -209,7 +211,7 @@ def embed_regions(net, regions: Sequence[Region], batch_size: int = 16, workers:
         names = head_names
         own.class_names = list(names) if names else [f"class_{i}" for i in range(net.head.classifier.out_features)]
     pipe = Pipeline(own, resize=Resize("squash"), backend=backend, topk=1, keep="pooled", batch_size=batch_size,
-                    workers=workers, decoder=_decode_crop, progress=progress, desc="discover crops")
+                    workers=workers, decoder=_decode_crop, progress=progress, desc="discover crops", isolate=isolate)
     feats: list[np.ndarray] = []
     labels: list[str | None] = []
     jobs = (Job((r.source, r.box), i, r.name) for i, r in enumerate(regions))
@@ -265,16 +267,17 @@ def discover(net, inputs: Iterable[Any], classes: Sequence[int] | None = None, t
              resize: Resize | None = None, batch_size: int = 16, workers: int | None = None, backend: Any = "auto",
              exemplars: int = EXEMPLARS, k_range: tuple[int, int] = K_RANGE, seed: int = 0, crops: bool = True,
              progress: bool | None = False,
-             head_names: Sequence[str] | None = None) -> tuple[list[ClassPatterns], list[str], int]:
+             head_names: Sequence[str] | None = None, isolate: bool = False
+             ) -> tuple[list[ClassPatterns], list[str], int]:
     """Patterns of each class over ``inputs`` (paths, PIL images or arrays):
     ``(per-class patterns, error lines, images read)``. See the module docstring; ``classes``
     are class indices (:func:`parse_classes`), else the ``topk_classes`` most predicted;
-    ``head_names`` as in :func:`embed_regions`."""
+    ``head_names`` as in :func:`embed_regions`; ``isolate`` decodes in worker processes."""
     _check(patterns, within, topk_classes, classes, exemplars)
     regions, errors, seen = find_regions(net, inputs, classes, topk_classes, within, threshold, norm, resize,
-                                         batch_size, workers, backend, progress)
+                                         batch_size, workers, backend, progress, isolate)
     flat = [r for rs in regions.values() for r in rs]
-    x, crop_labels = embed_regions(net, flat, batch_size, workers, backend, progress, head_names)
+    x, crop_labels = embed_regions(net, flat, batch_size, workers, backend, progress, head_names, isolate)
     out, start = [], 0
     for c, rs in regions.items():
         part = slice(start, start + len(rs))

@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         patterns=args.patterns, within=args.within, threshold=args.threshold, norm=args.norm,
         resize=parse_resize(args.resize) if args.resize else None, batch_size=args.batch_size,
         workers=args.workers, backend=args.backend, exemplars=args.exemplars, seed=args.seed, progress=None,
-        head_names=head_names)
+        head_names=head_names, isolate=args.isolate)
     for line in errors:
         print(f"camloc discover: {printable(line)}", file=sys.stderr)
     if seen == 0:
