@@ -109,9 +109,10 @@ def find_head(model: nn.Module) -> Head:
 
     Knows torchvision's ResNet/ResNeXt/Wide-ResNet, DenseNet, GoogLeNet, Inception-v3,
     EfficientNet (v1/v2), MobileNetV2, MNASNet, RegNet, ShuffleNetV2, ConvNeXt (its LayerNorm
-    after pooling is carried into the maps), Swin and Swin-V2 (the normalized token grid), the EfficientNet-Lite package, and any model that
-    defines ``camloc_head()``; other models are searched for a global average pooling module
-    followed by one ``nn.Linear``, optionally after a LayerNorm or BatchNorm.
+    after pooling is carried into the maps), Swin and Swin-V2 (the normalized token grid), the
+    EfficientNet-Lite package, and any model that defines ``camloc_head()``; other models are
+    searched for a global average pooling module followed by one ``nn.Linear``, optionally after
+    a LayerNorm or BatchNorm.
 
     Raises:
         HeadError: for heads where CAM is not exact (FC stacks, MobileNetV3, class-token ViT, ...).
