@@ -1,0 +1,141 @@
+"""A small VQA model in the paper's style (section 4, "interpreting visual question answering"),
+whose answer maps are exact class activation maps.
+
+The image is its frozen globally average pooled features ``p = mean_xy f(x, y)`` (``K`` values,
+from :class:`camloc.pipeline.run.Pipeline` with ``keep="pooled"``), the question a bag of words
+``q`` (``V`` values). The score of answer ``a`` is
+
+    s_a = (W_a + M_a q) . p + U_a . q + b_a
+
+an image-only linear term, a bilinear image-question term, and a question term. For a fixed
+question it is linear in ``p``, so with the per-question image weight ``w_a(q) = W_a + M_a q`` the
+answer's map ``A_a(x, y) = w_a(q) . f(x, y)`` has ``mean(A_a) + c_a(q) = s_a`` exactly, where
+``c_a(q) = U_a . q + b_a`` is the question's bias: the map is the answer's CAM for that question.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-case words of ``text`` (letters and digits; punctuation dropped)."""
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+def build_vocab(questions: Sequence[str], min_count: int = 1) -> list[str]:
+    """The words seen in at least ``min_count`` questions, sorted."""
+    counts: Counter[str] = Counter()
+    for q in questions:
+        counts.update(set(tokenize(q)))
+    return sorted(w for w, n in counts.items() if n >= min_count)
+
+
+@dataclass
+class VQAModel:
+    """``s_a = (W_a + M_a q) . p + U_a . q + b_a`` (module docstring).
+
+    Attributes:
+        answers: the ``A`` answers; vocab: the ``V`` question words (others are ignored).
+        image_weight: ``(A, K)`` ``W``; bilinear: ``(A, K, V)`` ``M``;
+        question_weight: ``(A, V)`` ``U``; bias: ``(A,)`` ``b``.
+    """
+
+    answers: list[str]
+    vocab: list[str]
+    image_weight: np.ndarray
+    bilinear: np.ndarray
+    question_weight: np.ndarray
+    bias: np.ndarray
+
+    def __post_init__(self) -> None:
+        a, k = np.shape(self.image_weight)
+        v = len(self.vocab)
+        want = {"bilinear": (a, k, v), "question_weight": (a, v), "bias": (a,)}
+        for name, shape in want.items():
+            if np.shape(getattr(self, name)) != shape:
+                raise ValueError(f"VQAModel.{name}: shape {np.shape(getattr(self, name))}, expected {shape} "
+                                 f"({a} answers, {k} features, {v} words)")
+        if len(self.answers) != a:
+            raise ValueError(f"VQAModel.answers: {len(self.answers)} answers for {a} weight rows")
+
+    def encode(self, question: str) -> np.ndarray:
+        """The question's bag of words ``q``: ``(V,)`` counts of the vocabulary's words."""
+        index = {w: i for i, w in enumerate(self.vocab)}
+        q = np.zeros(len(self.vocab), np.float64)
+        for t in tokenize(question):
+            if t in index:
+                q[index[t]] += 1
+        return q
+
+    def image_weights(self, question: str) -> np.ndarray:
+        """``(A, K)``: each answer's weight on the pooled features for this question, ``W + M q``."""
+        return self.image_weight + self.bilinear @ self.encode(question)
+
+    def question_bias(self, question: str) -> np.ndarray:
+        """``(A,)``: each answer's score that does not depend on the image, ``U q + b``."""
+        return self.question_weight @ self.encode(question) + self.bias
+
+    def scores(self, pooled: np.ndarray, question: str) -> np.ndarray:
+        """``(A,)`` answer scores for pooled features ``(K,)``."""
+        pooled = np.asarray(pooled, np.float64)
+        if pooled.shape != (self.image_weight.shape[1],):
+            raise ValueError(f"pooled features: shape {pooled.shape}, expected ({self.image_weight.shape[1]},)")
+        return self.image_weights(question) @ pooled + self.question_bias(question)
+
+    def answer(self, pooled: np.ndarray, question: str) -> str:
+        return self.answers[int(np.argmax(self.scores(pooled, question)))]
+
+    def answer_maps(self, features: np.ndarray, question: str, answers: Sequence[int | str] | None = None
+                    ) -> np.ndarray:
+        """``(n, h, w)`` maps of the given answers (indices or names; default all) over the feature
+        grid ``(K, h, w)``; ``map.mean() + question_bias[a] == scores[a]`` for average pooling."""
+        f = np.asarray(features, np.float64)
+        if f.ndim != 3 or f.shape[0] != self.image_weight.shape[1]:
+            raise ValueError(f"features: shape {f.shape}, expected ({self.image_weight.shape[1]}, h, w)")
+        idx = range(len(self.answers)) if answers is None else [
+            self.answers.index(a) if isinstance(a, str) else int(a) for a in answers]
+        w = self.image_weights(question)[list(idx)]
+        return np.einsum("ak,khw->ahw", w, f)
+
+
+def fit_vqa(pooled: np.ndarray, questions: Sequence[str], answers: Sequence[str], steps: int = 300,
+            lr: float = 0.05, weight_decay: float = 1e-3, seed: int = 0) -> VQAModel:
+    """Fit the answer layer on ``(N, K)`` pooled features and their question-answer pairs: softmax
+    cross-entropy, full batch, Adam, on standardized features (the standardization is folded
+    back into the weights, so the model reads raw pooled features and its maps stay exact)."""
+    import torch
+
+    p = np.asarray(pooled, np.float64)
+    if p.ndim != 2 or len(p) != len(questions) or len(p) != len(answers):
+        raise ValueError(f"fit_vqa: pooled {p.shape}, {len(questions)} questions and {len(answers)} answers "
+                         "do not match (N, K), N, N")
+    vocab = build_vocab(questions)
+    names = sorted(set(answers))
+    blank = VQAModel(names, vocab, np.zeros((len(names), p.shape[1])), np.zeros((len(names), p.shape[1], len(vocab))),
+                     np.zeros((len(names), len(vocab))), np.zeros(len(names)))
+    q = np.stack([blank.encode(t) for t in questions])
+    mu, sd = p.mean(0), p.std(0) + 1e-6
+    torch.manual_seed(seed)
+    z, qt = torch.tensor((p - mu) / sd, dtype=torch.float32), torch.tensor(q, dtype=torch.float32)
+    y = torch.tensor([names.index(a) for a in answers])
+    a, k, v = len(names), p.shape[1], len(vocab)
+    W = torch.zeros(a, k, requires_grad=True)
+    M = (0.01 * torch.randn(a, k, v)).requires_grad_()
+    U = torch.zeros(a, v, requires_grad=True)
+    b = torch.zeros(a, requires_grad=True)
+    opt = torch.optim.Adam([W, M, U, b], lr=lr)
+    for _ in range(steps):
+        opt.zero_grad()
+        s = z @ W.T + torch.einsum("nk,akv,nv->na", z, M, qt) + qt @ U.T + b
+        loss = torch.nn.functional.cross_entropy(s, y) + weight_decay * (W.square().sum() + M.square().sum())
+        loss.backward()
+        opt.step()
+    Wn, Mn, Un, bn = (t.detach().double().numpy() for t in (W, M, U, b))
+    Wn, Mn = Wn / sd, Mn / sd[None, :, None]  # z = (p - mu) / sd, folded in
+    return VQAModel(names, vocab, Wn, Mn, Un - np.einsum("akv,k->av", Mn, mu), bn - Wn @ mu)

@@ -1,0 +1,102 @@
+"""The VQA answer layer: exact answer maps on a hand-built model, and a fit with known answers."""
+
+import numpy as np
+import pytest
+
+from camloc.vqa import VQAModel, build_vocab, fit_vqa, tokenize
+
+
+def hand_model() -> VQAModel:
+    # answers no/yes, words cat/dog, two features: "yes" reads feature 0 always and feature 1
+    # (twice) when the question says "dog"; "no" has a bias that grows with "cat".
+    return VQAModel(
+        answers=["no", "yes"], vocab=["cat", "dog"],
+        image_weight=np.array([[0.0, 0.0], [1.0, 0.0]]),
+        bilinear=np.array([[[0.0, 0.0], [0.0, 0.0]], [[0.0, 0.0], [0.0, 2.0]]]),
+        question_weight=np.array([[1.0, 0.0], [0.0, 0.0]]),
+        bias=np.array([0.5, -1.0]),
+    )
+
+
+FEATURES = np.array([[[1.0, 3.0], [0.0, 0.0]],    # feature 0, mean 1
+                     [[0.0, 0.0], [4.0, 0.0]]])   # feature 1, mean 1
+
+
+def test_tokenize_and_vocab():
+    assert tokenize("Is there a Dog?") == ["is", "there", "a", "dog"]
+    assert build_vocab(["is there a dog?", "is there a cat", "what is it"], min_count=2) == ["a", "is", "there"]
+
+
+def test_hand_built_dog_question_written_out():
+    m, q = hand_model(), "is there a dog?"
+    np.testing.assert_array_equal(m.encode(q), [0, 1])
+    np.testing.assert_array_equal(m.image_weights(q), [[0, 0], [1, 2]])
+    np.testing.assert_array_equal(m.question_bias(q), [0.5, -1.0])
+    maps = m.answer_maps(FEATURES, q)
+    np.testing.assert_array_equal(maps[1], [[1, 3], [8, 0]])  # 1 * f0 + 2 * f1
+    np.testing.assert_array_equal(maps[0], np.zeros((2, 2)))
+    pooled = FEATURES.mean(axis=(1, 2))
+    np.testing.assert_array_equal(m.scores(pooled, q), [0.5, 2.0])  # yes: 1 + 2 - 1
+    np.testing.assert_array_equal(maps.mean(axis=(1, 2)) + m.question_bias(q), m.scores(pooled, q))
+    assert m.answer(pooled, q) == "yes"
+    assert np.unravel_index(np.argmax(maps[1]), (2, 2)) == (1, 0)  # where feature 1 is
+
+
+def test_hand_built_cat_question_written_out():
+    m, q = hand_model(), "is there a cat"
+    maps = m.answer_maps(FEATURES, q, answers=["yes"])
+    np.testing.assert_array_equal(maps[0], [[1, 3], [0, 0]])  # feature 0 alone
+    pooled = FEATURES.mean(axis=(1, 2))
+    np.testing.assert_array_equal(m.scores(pooled, q), [1.5, 0.0])
+    assert m.answer(pooled, q) == "no"
+    assert np.unravel_index(np.argmax(maps[0]), (2, 2)) == (0, 1)
+
+
+def test_bad_shapes_are_named():
+    m = hand_model()
+    with pytest.raises(ValueError, match="features: shape"):
+        m.answer_maps(np.zeros((3, 2, 2)), "dog")
+    with pytest.raises(ValueError, match="pooled features"):
+        m.scores(np.zeros(3), "dog")
+    with pytest.raises(ValueError, match="VQAModel.bias"):
+        VQAModel(["a"], ["w"], np.zeros((1, 2)), np.zeros((1, 2, 1)), np.zeros((1, 1)), np.zeros(2))
+
+
+def _toy(rng, n):
+    # feature grids (3, 2, 2) around 5 (the fit must fold the centring back): a dog is where
+    # feature 0 is high, a cat where feature 1 is high; "what is there?" names the stronger one.
+    f = 5 + rng.normal(size=(n, 3, 2, 2))
+    p = f.mean(axis=(2, 3))
+    qs, ans = [], []
+    for i in range(n):
+        kind = i % 3
+        if kind == 0:
+            qs.append("is there a dog?"), ans.append("yes" if p[i, 0] > 5 else "no")
+        elif kind == 1:
+            qs.append("is there a cat?"), ans.append("yes" if p[i, 1] > 5 else "no")
+        else:
+            qs.append("what is there?"), ans.append("dog" if p[i, 0] > p[i, 1] else "cat")
+    return f, p, qs, ans
+
+
+def test_fit_learns_question_dependent_answers_and_maps_stay_exact():
+    rng = np.random.default_rng(0)
+    _, p, qs, ans = _toy(rng, 900)
+    model = fit_vqa(p, qs, ans, steps=300, weight_decay=1e-4)
+    assert model.answers == ["cat", "dog", "no", "yes"]
+    f, p, qs, ans = _toy(rng, 300)
+    acc = np.mean([model.answer(p[i], qs[i]) == ans[i] for i in range(300)])
+    assert acc > 0.9, acc
+    for i in range(5):
+        maps = model.answer_maps(f[i], qs[i])
+        np.testing.assert_allclose(maps.mean(axis=(1, 2)) + model.question_bias(qs[i]), model.scores(p[i], qs[i]),
+                                   rtol=1e-9, atol=1e-9)
+    # a dog question's "yes" weight leans on feature 0, a cat question's on feature 1
+    yes = model.answers.index("yes")
+    assert np.argmax(model.image_weights("is there a dog?")[yes]) == 0
+    assert np.argmax(model.image_weights("is there a cat?")[yes]) == 1
+
+
+def test_fit_rejects_mismatched_lengths():
+    with pytest.raises(ValueError, match="fit_vqa"):
+        fit_vqa(np.zeros((3, 2)), ["a", "b"], ["x", "y", "z"])
