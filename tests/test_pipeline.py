@@ -345,3 +345,13 @@ def test_a_decoder_that_crashes_its_worker_costs_one_image(tmp_path, tiny_rgb):
     assert all(r.error is None for i, r in enumerate(res) if i != 2)
     np.testing.assert_allclose([r.logits[0] for r in res if r.error is None], [40 * i / 255 for i in (0, 1, 3, 4, 5)],
                                atol=1e-5)
+
+
+def test_default_geometry_is_aspect_for_convnets_and_square_for_attention_nets(tiny_rgb):
+    import torchvision
+
+    from camloc.localize import default_resize
+
+    assert default_resize(tiny_rgb) == Resize("aspect", 32)  # 16-pixel net: 256/224 of 16, at least one stride
+    swin = camloc.load_model(torchvision.models.swin_t(weights=None))
+    assert default_resize(swin).mode == "squash"  # built for one input size

@@ -28,11 +28,21 @@ DISPLAY = 1024  # the longer side of the image kept for figures
 
 
 def default_resize(net: CamNet) -> Resize:
-    """Localization's default geometry: the whole image, aspect kept, shorter side ``S`` =
-    256/224 of the net's own input side rounded to its stride (256 for a 224 net); see
-    BENCHMARKS.md for the measurements behind it."""
+    """Localization's default geometry: for a convolutional net, the whole image, aspect kept,
+    shorter side ``S`` = 256/224 of the net's own input side rounded to its stride (256 for a 224
+    net; see BENCHMARKS.md for the measurements behind it). A net with attention blocks
+    (ViT, BEiT, Swin, MaxViT, ...) is usually built for one input size, so it keeps its square
+    input (``squash``)."""
+    if has_attention(net):
+        return Resize("squash")
     side = min(net.preprocessing.size)
     return Resize("aspect", max(32, int(round(side * 256 / 224 / 32)) * 32))
+
+
+def has_attention(net: CamNet) -> bool:
+    """Whether the net holds attention blocks (by their class names, which every library spells
+    with "Attention")."""
+    return any("Attention" in type(m).__name__ for m in net.module.modules())
 
 
 @dataclass
