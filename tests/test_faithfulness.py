@@ -140,3 +140,43 @@ def test_states_merge_and_bad_shapes_are_named():
         perturbation_curves(mean_channel_net(), torch.zeros(1, 3, 4, 4), torch.zeros(1, 3, 3), torch.tensor([0]))
     with pytest.raises(ValueError, match="steps"):
         FaithfulnessEvaluator(0)
+
+
+@pytest.fixture(scope="module")
+def fixture(tmp_path_factory):
+    from camloc.data.fixtures import write_wsol_fixture
+
+    return write_wsol_fixture(tmp_path_factory.mktemp("data"), num_classes=3, per_class=2)
+
+
+@pytest.mark.parametrize("method", ["cam", "backprop", "gradcam", "gradcampp"])
+def test_evaluate_reports_faithfulness_for_every_method(fixture, method):
+    from test_evaluate import colour_net
+
+    from camloc.evaluate import EvalOptions, evaluate
+
+    """The colour net's class-c features are ReLU(x_c - 0.5): only the object's pixels count, the
+    zero substrate gives all-zero logits (p = 1/3), and every method ranks the object (under a
+    quarter of the image) first; so one step of four deletes or inserts the whole object."""
+    r = evaluate(colour_net(), fixture.split, EvalOptions(method=method, progress=False, faithfulness=True,
+                                                           faithfulness_steps=4, faithfulness_substrate="zero",
+                                                           batch_size=4)).metrics
+    assert r["num_faithfulness_images"] == 6 and r["faithfulness_substrate"] == "zero"
+    p = r["deletion_curve"][0]
+    assert p > 0.34
+    assert r["deletion_curve"] == pytest.approx([p] + [1 / 3] * 4, abs=1e-6)
+    assert r["insertion_curve"] == pytest.approx([1 / 3] + [p] * 4, abs=1e-6)
+    assert r["deletion_auc"] == pytest.approx((p / 2 + 3 / 3 + 1 / 6) / 4, abs=1e-6)
+    assert r["insertion_auc"] == pytest.approx((1 / 6 + 3 * p + p / 2) / 4, abs=1e-6)
+    assert r["increase_in_confidence"] == 0.0
+    if method == "backprop":  # its map is constant on the object: the masked image is the image
+        assert r["average_drop"] == pytest.approx(0.0, abs=1e-6)
+    else:  # CAM's map is ReLU(x_c - 0.5) itself: the pointing game always hits
+        assert r["pointing_game"] == 100.0 and 0 < r["average_drop"] < 5
+
+
+def test_cli_rejects_faithfulness_steps_below_one(capsys):
+    from camloc.cli import main
+
+    rc = main(["evaluate", "--model", "x.pt", "--data", ".", "--faithfulness", "--faithfulness-steps", "0"])
+    assert rc != 0 and "--faithfulness-steps must be a positive integer" in capsys.readouterr().err

@@ -12,7 +12,11 @@ then the evaluators of :mod:`camloc.metrics` accumulate counts:
 - MaxBoxAcc (largest contour, IoU 0.5) and MaxBoxAccV2 (all contours, IoU 0.3/0.5/0.7) on the
   protocol's maps: the raw map resized to 224x224 (bicubic), min-max normalized, against the
   ground-truth boxes scaled to 224x224;
-- PxAP when the samples carry masks.
+- PxAP when the samples carry masks;
+- optionally (``faithfulness=True``) deletion / insertion AUC, Average Drop / Increase in
+  Confidence of the true class's map (:mod:`camloc.metrics.faithfulness`, on the network input
+  decoded again with the same geometry, batched by input shape) and the pointing game on the
+  protocol's maps.
 
 Images go through the inference pipeline (:class:`camloc.pipeline.Pipeline`), by default in
 the protocol's geometry (``Resize("squash")``: the net's fixed input, 224x224 maps); the
@@ -39,6 +43,8 @@ from camloc.data.base import Sample, Split
 from camloc.data.images import ImageError, load_image
 from camloc.extract import extract
 from camloc.metrics.classification import ClassificationEvaluator
+from camloc.metrics.faithfulness import (SUBSTRATES, FaithfulnessEvaluator, confidence_change, perturbation_curves,
+                                         pointing_hit)
 from camloc.metrics.ilsvrc import IlsvrcLocEvaluator, heuristic_predictions
 from camloc.metrics.maxboxacc import RESIZE, MaxBoxAccEvaluator, best_ious, contour_boxes, resize_box, to_gray
 from camloc.metrics.pxap import PxAPEvaluator, ground_truth
@@ -67,6 +73,9 @@ class EvalOptions:
     progress: bool | None = None
     norm: str = "minmax"  # how signed maps are read (camloc.cam.NORMS) for boxes and the protocol
     clamp_negative: bool = False  # CAM maps from the classifier's positive weights only
+    faithfulness: bool = False  # deletion/insertion AUC, Average Drop/Increase, pointing game
+    faithfulness_steps: int = 16  # K: points K + 1 on the deletion and insertion curves
+    faithfulness_substrate: str = "blur"  # what deleted pixels become (camloc.metrics.faithfulness)
 
 
 @dataclass
@@ -200,6 +209,10 @@ def evaluate(net: CamNet, split: Split, options: EvalOptions | None = None, rank
     check_norm(opt.norm)
     if opt.clamp_negative and (opt.ten_crop or opt.method != "cam"):
         raise ValueError("clamp_negative reads CAM's weights in the pipeline: not with ten-crop or a gradient method")
+    if opt.faithfulness and opt.ten_crop:
+        raise ValueError("faithfulness perturbs the pipeline's network input: not with ten-crop")
+    if opt.faithfulness and opt.faithfulness_substrate not in SUBSTRATES:
+        raise ValueError(f"unknown faithfulness substrate {opt.faithfulness_substrate!r}; expected one of {', '.join(SUBSTRATES)}")
     if opt.resize.mode == "crop":
         raise ValueError("resize crop maps only the central window, not the whole image: evaluate with squash or aspect")
     if not split.samples:
@@ -220,6 +233,8 @@ def evaluate(net: CamNet, split: Split, options: EvalOptions | None = None, rank
     v2_ev = MaxBoxAccEvaluator(opt.iou_thresholds, opt.threshold_step, multi_contour=True)
     v1_ev = MaxBoxAccEvaluator((50,), opt.threshold_step, multi_contour=False)
     px_ev = PxAPEvaluator(opt.threshold_step) if has_masks else None
+    fa_ev = FaithfulnessEvaluator(opt.faithfulness_steps) if opt.faithfulness else None
+    fa_pending: dict[tuple[int, ...], list[tuple[np.ndarray, np.ndarray, int]]] = {}
     skipped: list[str] = []
     examples: list[dict[str, Any]] = []
     k = max(opt.topk, 3 if opt.multibox else 1)
@@ -230,6 +245,8 @@ def evaluate(net: CamNet, split: Split, options: EvalOptions | None = None, rank
         cls_ev.accumulate(sc.logits[None], [s.label])
         raw = sc.true_map
         pm = protocol_map(raw, norm=opt.norm)
+        if fa_ev is not None:
+            _faithfulness_add(net, opt, fa_ev, fa_pending, s, raw, skipped)
         if has_boxes and s.boxes:
             up = raw if sc.full_size else upsample(raw, (H, W))
             found = boxes_from_map(up, opt.box_threshold, largest_only=True, norm=opt.norm)
@@ -241,6 +258,8 @@ def evaluate(net: CamNet, split: Split, options: EvalOptions | None = None, rank
             ious = best_ious(pm, np.asarray(gt224), v2_ev.thresholds)  # one sweep for both rules
             v2_ev.accumulate_ious(ious[True])
             v1_ev.accumulate_ious(ious[False])
+            if fa_ev is not None:
+                fa_ev.accumulate_pointing([pointing_hit(pm, gt224)])
             if mb_ev is not None:
                 maps3 = [m if sc.full_size else upsample(m, (H, W)) for m in sc.top_maps[:3]]
                 preds3 = heuristic_predictions([int(c) for c in sc.map_classes[:3]], maps3)
@@ -251,7 +270,10 @@ def evaluate(net: CamNet, split: Split, options: EvalOptions | None = None, rank
                                  "map": pm.astype(np.float32), "gt": gt224, "paper_box": box, "size": (W, H)})
         if px_ev is not None and (s.masks or s.mask):
             px_ev.accumulate([pm], [ground_truth(s.masks or [s.mask], s.ignore)])
-    evaluators = [e for e in (cls_ev, loc_ev, mb_ev, v2_ev, v1_ev, px_ev) if e is not None]
+    if fa_ev is not None:
+        for key in list(fa_pending):
+            _faithfulness_flush(net, opt, fa_ev, fa_pending.pop(key))
+    evaluators = [e for e in (cls_ev, loc_ev, mb_ev, v2_ev, v1_ev, px_ev, fa_ev) if e is not None]
     if world > 1:
         import torch.distributed as dist
 
@@ -293,10 +315,52 @@ def evaluate(net: CamNet, split: Split, options: EvalOptions | None = None, rank
             gray = to_gray(ex["map"])
             ex["protocol_boxes"] = contour_boxes(gray, int(tau * int(gray.max())), multi_contour=False)
             ex["threshold"] = tau
+    if fa_ev is not None:
+        metrics.update(fa_ev.compute())
+        metrics["faithfulness_substrate"] = opt.faithfulness_substrate
     if px_ev is not None and int(px_ev.state()["count"][0]):
         metrics["PxAP"] = px_ev.compute()["PxAP"]
     result.examples = examples
     return result
+
+
+def _faithfulness_add(net: CamNet, opt: EvalOptions, ev: FaithfulnessEvaluator,
+                      pending: dict[tuple[int, ...], list[tuple[np.ndarray, np.ndarray, int]]], s: Sample,
+                      raw: np.ndarray, skipped: list[str]) -> None:
+    """Decode ``s`` again as the pipeline did (same geometry, so the same network input) and queue
+    it with its true class's map; a full batch of one input shape is scored at once."""
+    from camloc.pipeline.decode import decode
+
+    try:
+        pixels = decode(s.path, opt.resize, tuple(net.preprocessing.size), 0, str(s.path), True).pixels
+    except ImageError as err:  # the pipeline read it a moment ago; count it, do not stop
+        skipped.append(f"faithfulness: {err}")
+        return
+    bucket = pending.setdefault(pixels.shape, [])
+    bucket.append((pixels, upsample(raw, pixels.shape[:2]), int(s.label)))
+    if len(bucket) >= max(1, opt.batch_size):
+        _faithfulness_flush(net, opt, ev, pending.pop(pixels.shape))
+
+
+def _faithfulness_flush(net: CamNet, opt: EvalOptions, ev: FaithfulnessEvaluator,
+                        batch: list[tuple[np.ndarray, np.ndarray, int]]) -> None:
+    """Score a batch of one input shape: the ``K + 1`` deletion and insertion images and the
+    masked image of each, a few forward passes of the net's own scores."""
+    from camloc.pipeline.backends import as_input
+    from camloc.pipeline.run import _gradient_forward
+
+    x = as_input(net, np.stack([b[0] for b in batch]))
+    maps = torch.from_numpy(np.stack([b[1] for b in batch]))
+    classes = torch.tensor([b[2] for b in batch])
+
+    def scores(v: torch.Tensor) -> torch.Tensor:
+        return _gradient_forward(net, v)[1]
+
+    chunk = 4 * max(1, opt.batch_size)
+    dele, ins = perturbation_curves(scores, x, maps, classes, opt.faithfulness_steps, opt.faithfulness_substrate,
+                                    chunk=chunk)
+    p, pm = confidence_change(scores, x, maps, classes, chunk=chunk)
+    ev.accumulate(dele, ins, p, pm)
 
 
 def gradient_net(module: torch.nn.Module, name: str = "", preprocessing: Any = None,

@@ -27,6 +27,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--iou", type=int, nargs="+", default=[30, 50, 70], help="IoU thresholds in %% of MaxBoxAccV2")
     p.add_argument("--ten-crop", action="store_true", help="the paper's ten-crop maps (256x256 resize)")
     p.add_argument("--multibox", action="store_true", help="also the paper's multi-box test heuristic")
+    p.add_argument("--faithfulness", action="store_true",
+                   help="also deletion/insertion AUC, Average Drop/Increase in Confidence and the pointing game")
+    p.add_argument("--faithfulness-steps", type=int, default=16,
+                   help="K: deletion/insertion steps, 2(K+1) forward images per photo (default 16)")
+    p.add_argument("--faithfulness-substrate", default="blur", choices=["blur", "mean", "zero"],
+                   help="what deleted pixels become and insertion starts from (default blur)")
     p.add_argument("--batch-size", type=int, default=16, help="images per forward pass (16)")
     add_pipeline_arguments(p, "how images meet the net: squash (default: the net's square input, the published "
                            "protocol's geometry, 224x224 maps for a 224 net), or aspect[:S] (the whole image, "
@@ -43,6 +49,10 @@ def check(args: argparse.Namespace) -> None:
     from camloc.commands._common import check_map_options, check_pipeline_options
 
     check_map_options(args)
+    if args.faithfulness_steps < 1:
+        raise ValueError(f"--faithfulness-steps must be a positive integer, got {args.faithfulness_steps}")
+    if args.faithfulness and args.ten_crop:
+        raise ValueError("--faithfulness perturbs the pipeline's network input: not with --ten-crop")
     check_pipeline_options(args)
 
 
@@ -64,7 +74,9 @@ def run(args: argparse.Namespace) -> int:
                        resize=parse_resize(args.resize) if args.resize else Resize("squash"),
                        backend=args.backend, workers=args.workers, isolate=args.isolate,
                        examples=0 if args.no_figures else 6, progress=None, norm=args.norm,
-                       clamp_negative=args.clamp_negative)
+                       clamp_negative=args.clamp_negative, faithfulness=args.faithfulness,
+                       faithfulness_steps=args.faithfulness_steps,
+                       faithfulness_substrate=args.faithfulness_substrate)
     result = evaluate(net, split, opts, rank=rank, world=world)
     if rank != 0:
         return 0
