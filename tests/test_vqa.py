@@ -100,3 +100,19 @@ def test_fit_learns_question_dependent_answers_and_maps_stay_exact():
 def test_fit_rejects_mismatched_lengths():
     with pytest.raises(ValueError, match="fit_vqa"):
         fit_vqa(np.zeros((3, 2)), ["a", "b"], ["x", "y", "z"])
+
+
+def test_benchmark_questions_have_the_scene_answers():
+    from benchmarks.bench_vqa import questions
+
+    objs = [{"category": "food", "kind": "thing", "box": [0, 0, 9, 9]},
+            {"category": "dog", "kind": "animal", "box": [20, 0, 29, 9]}]
+    for seed in range(5):
+        qs = {k: (q, a, about) for k, q, a, about in questions(np.random.default_rng(seed), objs)}
+        assert qs["what animal"][1:] == ("dog", 1)
+        assert qs["what thing"][1:] == ("food", 0)
+        assert qs["what is on the left"][1:] == ("food", 0)
+        q, a, about = qs["is there (yes)"]
+        assert a == "yes" and q == f"is there a {objs[about]['category']}?"
+        q, a, about = qs["is there (no)"]
+        assert a == "no" and about is None and tokenize(q)[-1] not in ("dog", "food")

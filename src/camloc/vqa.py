@@ -105,10 +105,12 @@ class VQAModel:
 
 
 def fit_vqa(pooled: np.ndarray, questions: Sequence[str], answers: Sequence[str], steps: int = 300,
-            lr: float = 0.05, weight_decay: float = 1e-3, seed: int = 0) -> VQAModel:
+            lr: float = 0.05, weight_decay: float = 1e-3, dims: int = 128, seed: int = 0) -> VQAModel:
     """Fit the answer layer on ``(N, K)`` pooled features and their question-answer pairs: softmax
-    cross-entropy, full batch, Adam, on standardized features (the standardization is folded
-    back into the weights, so the model reads raw pooled features and its maps stay exact)."""
+    cross-entropy, full batch, Adam, on the features standardized and projected on their first
+    ``dims`` principal axes (the bilinear term costs ``dims x V`` weights per answer). The
+    projection is linear, so it is folded back into the weights: the model reads raw pooled
+    features and its maps stay exact."""
     import torch
 
     p = np.asarray(pooled, np.float64)
@@ -121,10 +123,12 @@ def fit_vqa(pooled: np.ndarray, questions: Sequence[str], answers: Sequence[str]
                      np.zeros((len(names), len(vocab))), np.zeros(len(names)))
     q = np.stack([blank.encode(t) for t in questions])
     mu, sd = p.mean(0), p.std(0) + 1e-6
+    axes = np.linalg.svd((p - mu) / sd, full_matrices=False)[2][:dims]  # (d, K), orthonormal rows
+    proj = axes / sd  # z = (p - mu) @ proj.T
     torch.manual_seed(seed)
-    z, qt = torch.tensor((p - mu) / sd, dtype=torch.float32), torch.tensor(q, dtype=torch.float32)
+    z, qt = torch.tensor((p - mu) @ proj.T, dtype=torch.float32), torch.tensor(q, dtype=torch.float32)
     y = torch.tensor([names.index(a) for a in answers])
-    a, k, v = len(names), p.shape[1], len(vocab)
+    a, k, v = len(names), len(proj), len(vocab)
     W = torch.zeros(a, k, requires_grad=True)
     M = (0.01 * torch.randn(a, k, v)).requires_grad_()
     U = torch.zeros(a, v, requires_grad=True)
@@ -132,10 +136,11 @@ def fit_vqa(pooled: np.ndarray, questions: Sequence[str], answers: Sequence[str]
     opt = torch.optim.Adam([W, M, U, b], lr=lr)
     for _ in range(steps):
         opt.zero_grad()
-        s = z @ W.T + torch.einsum("nk,akv,nv->na", z, M, qt) + qt @ U.T + b
+        bil = ((z @ M.permute(1, 0, 2).reshape(k, a * v)).reshape(-1, a, v) * qt[:, None, :]).sum(-1)
+        s = z @ W.T + bil + qt @ U.T + b
         loss = torch.nn.functional.cross_entropy(s, y) + weight_decay * (W.square().sum() + M.square().sum())
         loss.backward()
         opt.step()
     Wn, Mn, Un, bn = (t.detach().double().numpy() for t in (W, M, U, b))
-    Wn, Mn = Wn / sd, Mn / sd[None, :, None]  # z = (p - mu) / sd, folded in
+    Wn, Mn = Wn @ proj, np.einsum("adv,dk->akv", Mn, proj)  # z = (p - mu) @ proj.T, folded in
     return VQAModel(names, vocab, Wn, Mn, Un - np.einsum("akv,k->av", Mn, mu), bn - Wn @ mu)
