@@ -113,6 +113,8 @@ def fit_vqa(pooled: np.ndarray, questions: Sequence[str], answers: Sequence[str]
     features and its maps stay exact."""
     import torch
 
+    from camloc.probe.solver import _cpu_threads
+
     p = np.asarray(pooled, np.float64)
     if p.ndim != 2 or len(p) != len(questions) or len(p) != len(answers):
         raise ValueError(f"fit_vqa: pooled {p.shape}, {len(questions)} questions and {len(answers)} answers "
@@ -134,13 +136,14 @@ def fit_vqa(pooled: np.ndarray, questions: Sequence[str], answers: Sequence[str]
     U = torch.zeros(a, v, requires_grad=True)
     b = torch.zeros(a, requires_grad=True)
     opt = torch.optim.Adam([W, M, U, b], lr=lr)
-    for _ in range(steps):
-        opt.zero_grad()
-        bil = ((z @ M.permute(1, 0, 2).reshape(k, a * v)).reshape(-1, a, v) * qt[:, None, :]).sum(-1)
-        s = z @ W.T + bil + qt @ U.T + b
-        loss = torch.nn.functional.cross_entropy(s, y) + weight_decay * (W.square().sum() + M.square().sum())
-        loss.backward()
-        opt.step()
+    with _cpu_threads(torch.device("cpu")):  # small kernels: one thread, as the probe solver
+        for _ in range(steps):
+            opt.zero_grad()
+            bil = ((z @ M.permute(1, 0, 2).reshape(k, a * v)).reshape(-1, a, v) * qt[:, None, :]).sum(-1)
+            s = z @ W.T + bil + qt @ U.T + b
+            loss = torch.nn.functional.cross_entropy(s, y) + weight_decay * (W.square().sum() + M.square().sum())
+            loss.backward()
+            opt.step()
     Wn, Mn, Un, bn = (t.detach().double().numpy() for t in (W, M, U, b))
     Wn, Mn = Wn @ proj, np.einsum("adv,dk->akv", Mn, proj)  # z = (p - mu) @ proj.T, folded in
     return VQAModel(names, vocab, Wn, Mn, Un - np.einsum("akv,k->av", Mn, mu), bn - Wn @ mu)
