@@ -383,10 +383,14 @@ def gradient_net(module: torch.nn.Module, name: str = "", preprocessing: Any = N
 
 
 def load_for_gradients(spec: str, weights: str | None = None) -> CamNet:
-    """A torchvision classifier by name for a gradient method, whatever its head."""
+    """A torchvision classifier by name (or ``timm:<name>``) for a gradient method, whatever its head."""
     import torchvision
 
+    from camloc.models.timm_models import PREFIX, timm_gradient_net
     from camloc.models.torchvision_models import _state_dict_from, imagenet_classes, is_torchvision_name
+
+    if spec.startswith(PREFIX):
+        return timm_gradient_net(spec[len(PREFIX):], weights)
 
     if not is_torchvision_name(spec):
         raise ValueError(f"unknown model '{spec}' for a gradient method (a torchvision name is needed)")

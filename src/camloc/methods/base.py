@@ -2,8 +2,9 @@
 
 Gradient methods read any ``nn.Module`` at a chosen *target layer* (a module, or its dotted name
 as ``named_modules`` gives it); by default the CAM feature layer when the model has a CAM head,
-else the last ``nn.Conv2d``. They need no linear GAP head, so they work where CAM is refused
-(VGG, MobileNetV3, ...).
+the patch-token grid that the last block reads for a class-token transformer
+(:mod:`camloc.models.token_grid`), else the last ``nn.Conv2d``. They need no linear GAP head,
+so they work where CAM is refused (VGG, MobileNetV3, ViT, ...).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from torch import Tensor, nn
 from camloc.hooks import capture
 from camloc.models.heads import Head, HeadError, find_head
 from camloc.models.net import CamNet, evaluating
+from camloc.models.token_grid import token_grid
 
 Net = CamNet | nn.Module
 
@@ -91,6 +93,13 @@ def scores_and_activations(net: Net, x: Tensor, layer: str | nn.Module | None) -
     """
     model = module_of(net)
     head = default_head(net) if layer is None else None
+    grid = token_grid(model) if layer is None and (head is None or getattr(net, "cam_refused", False)) else None
+    if grid is not None:  # a class-token transformer: the patch tokens its last block reads
+        with evaluating(model), torch.enable_grad(), grid.capture(x) as store:
+            out = logits_of(model(x))
+        if "value" not in store:
+            raise RuntimeError(f"{type(model).__name__}: the last block was not run by the forward pass")
+        return out, store["value"]
     target, where = (head.feature_module, head.capture) if head is not None else resolve_layer(net, layer)
     with evaluating(model), torch.enable_grad(), capture(target, where) as store:
         out = logits_of(model(x))

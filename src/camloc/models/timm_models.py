@@ -212,6 +212,23 @@ def timm_net(model: nn.Module, name: str | None = None, class_names: list[str] |
 def build_timm(arch: str, weights: str | os.PathLike | None = None, **kwargs: Any) -> CamNet:
     """``timm:<arch>``: ``timm.create_model(arch, **kwargs)`` without downloading, ``weights`` a
     local file (its class count wins unless ``num_classes`` is given)."""
+    model, arch_kwargs = create_timm(arch, weights, **kwargs)
+    return timm_net(model, f"{PREFIX}{arch}", arch_kwargs=arch_kwargs)
+
+
+def timm_gradient_net(arch: str, weights: str | os.PathLike | None = None, **kwargs: Any) -> CamNet:
+    """``timm:<arch>`` for a gradient method, whatever its head (a class-token ViT: the methods
+    read its last block's patch-token grid, :mod:`camloc.models.token_grid`)."""
+    from camloc.evaluate import gradient_net
+    from camloc.models.torchvision_models import imagenet_classes
+
+    model, _ = create_timm(arch, weights, **kwargs)
+    names = imagenet_classes() if model.num_classes == 1000 else []
+    return gradient_net(TimmNet(model), f"{PREFIX}{arch}", _preprocessing(model), names)
+
+
+def create_timm(arch: str, weights: str | os.PathLike | None = None, **kwargs: Any) -> tuple[nn.Module, dict]:
+    """The timm model (eval mode, weights loaded) and the keyword arguments that rebuild it."""
     from camloc.models.registry import ModelError
 
     try:
@@ -239,5 +256,4 @@ def build_timm(arch: str, weights: str | os.PathLike | None = None, **kwargs: An
             model.load_state_dict(state)
         except RuntimeError as err:
             raise ModelError(f"{weights}: weights do not fit {name} ({str(err).strip().splitlines()[0]})") from None
-    arch_kwargs = {**kwargs, "num_classes": int(model.num_classes)}
-    return timm_net(model.eval(), name, arch_kwargs=arch_kwargs)
+    return model.eval(), {**kwargs, "num_classes": int(model.num_classes)}
