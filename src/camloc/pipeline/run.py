@@ -2,9 +2,10 @@
 -> (logits, top-k classes, maps) per input, in input order.
 
 Every command that reads images through a net (localize, evaluate, probe features and maps,
-units, finegrained) is a consumer of :meth:`Pipeline.run`. Decoding runs in a pool of threads
-(Pillow and OpenCV release the GIL), one chunk ahead of the forward pass, so decoding and the
-network overlap; memory holds two chunks, whatever the number of inputs.
+units, finegrained, serve, discover) is a consumer of :meth:`Pipeline.run`. Decoding runs in a
+pool of threads (Pillow and OpenCV release the GIL), or of processes with ``isolate``
+(:mod:`~camloc.pipeline.workers`), one chunk ahead of the forward pass, so decoding and the
+network overlap; memory holds three chunks, whatever the number of inputs.
 
 An input that cannot be decoded, or whose scores are not finite, gives a :class:`Result` with a
 one-line ``error`` and the others go on.
@@ -124,7 +125,8 @@ class Pipeline:
         method: a gradient map method (:mod:`camloc.methods`) instead of CAM, or ``None``.
         topk: classes mapped per image, best first (0: none, only ``job.classes``).
         batch_size: images per forward pass (images of one shape are batched together).
-        workers: decode threads (``None``: :func:`default_workers`; 0: decode inline).
+        workers: decode workers (``None``: :func:`~camloc.pipeline.workers.default_workers`; 0:
+            decode inline).
         keep: ``None``, ``"pooled"`` or ``"features"``: also return the pooled features or the
             feature maps.
         display: keep the whole image at this longer side for figures (0: no).
