@@ -79,7 +79,7 @@ def topk_figure(image: np.ndarray, maps01: Sequence[np.ndarray], boxes: Sequence
     panels = [_titled(small, "input")]
     for m, b, t in zip(maps01, boxes, titles):
         m_small = cv2.resize(np.asarray(m, dtype=np.float32), (pw, ph), interpolation=cv2.INTER_LINEAR)
-        panels.append(_titled(draw_box(heat_overlay(small, m_small), _scale_box(b, s, pw, ph)), t))
+        panels.append(_titled(draw_box(heat_overlay(small, m_small), scale_box(b, s, pw, ph)), t))
     gap = np.full((panels[0].shape[0], 6, 3), 255, np.uint8)
     row = np.concatenate([x for p in panels for x in (p, gap)][:-1], axis=1)
     if title:
@@ -87,7 +87,7 @@ def topk_figure(image: np.ndarray, maps01: Sequence[np.ndarray], boxes: Sequence
     save_png(path, np.pad(row, ((4, 4), (4, 4), (0, 0)), constant_values=255))
 
 
-def _scale_box(box: Sequence[int] | None, s: float, w: int, h: int) -> list[int] | None:
+def scale_box(box: Sequence[int] | None, s: float, w: int, h: int) -> list[int] | None:
     """An inclusive box in image pixels -> the same box in an image scaled by ``s`` (``w x h``)."""
     if box is None:
         return None

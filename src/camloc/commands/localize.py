@@ -156,7 +156,7 @@ def _localize(args: argparse.Namespace, rank: int, world: int, device: str) -> i
                 tqdm.write(f"camloc localize: {printable(rec['error'])}", file=sys.stderr)
                 continue
             ok += 1
-            if len(shown) < 21:
+            if len(shown) < 20:
                 shown.append(rec)
             if not args.no_figures:
                 _figures(item, rec, figures, used, norm)
@@ -186,17 +186,14 @@ def _localize(args: argparse.Namespace, rank: int, world: int, device: str) -> i
 def _figures(item, rec: dict, figures: Path, used: set[str], norm: str) -> None:
     """The top-1 overlay and the top-k panel of one record, drawn on the kept display image."""
     from camloc.localize import normalized_upsampled
-    from camloc.viz import overlay_figure, save_png, topk_figure
+    from camloc.viz import overlay_figure, save_png, scale_box, topk_figure
 
     rgb = item.display
     h, w = rgb.shape[:2]
-    sx, sy = w / rec["width"], h / rec["height"]
+    s = w / rec["width"]  # the display image is the whole image scaled by one factor
 
     def scaled(box):
-        if box is None:
-            return None
-        return [int(box[0] * sx), int(box[1] * sy), min(w - 1, int((box[2] + 1) * sx) - 1),
-                min(h - 1, int((box[3] + 1) * sy) - 1)]
+        return scale_box(box, s, w, h)
 
     stem = _figure_stem(rec["image"], used)
     maps01 = normalized_upsampled(item.maps, (w, h), norm)
