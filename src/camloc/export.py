@@ -107,17 +107,13 @@ def graph_bytes(net: CamNet, topk: int, opset: int = 17) -> bytes:
     return buf.getvalue()
 
 
-def _require(net: CamNet, topk: int, what: str, runtime: bool = False) -> None:
-    """One-line errors before any work: the packages ``what`` needs, a head where CAM is refused,
-    ``topk`` outside ``1..C``."""
+def _require(net: CamNet, topk: int, what: str) -> None:
+    """One-line errors before any work: the onnx package ``what`` needs, a head where CAM is
+    refused, ``topk`` outside ``1..C``."""
     try:
         import onnx  # noqa: F401  (the exporter and the metadata need it)
-
-        if runtime:
-            import onnxruntime  # noqa: F401
     except ImportError:
-        needs = "onnx and onnxruntime" if runtime else "the onnx package"
-        raise RuntimeError(f"{what} needs {needs}: pip install 'camloc[onnx]'") from None
+        raise RuntimeError(f"{what} needs the onnx package: pip install onnx") from None
     if getattr(net, "cam_refused", False):
         raise ValueError(f"{net.name}: CAM is refused for this head, so there are no maps to export")
     if not 1 <= topk <= net.num_classes:
