@@ -45,7 +45,7 @@ def caption(rng: np.random.Generator, cats: list[str]) -> str:
 def make_captioned(root: str, n_train: int = N_TRAIN, n_test: int = N_TEST, seed: int = SEED, size: int = SIZE):
     """Write the images -> ``({split: [(path, caption, objects)]})``."""
     from benchmarks.bench_scenes import CATEGORIES, category_photos, paste_objects
-    from camloc.data.textloc import background
+    from camloc.experiments.textloc import background
 
     photos = category_photos()
     cats_all = list(CATEGORIES)

@@ -73,7 +73,7 @@ def make_scene(rng: np.random.Generator, scene: str, split: str, photos: dict, s
                ) -> tuple[np.ndarray, list[dict[str, Any]]]:
     """One scene: a real background and three non-overlapping objects, the first from the
     scene's informative categories, two from the shared ones -> (image, objects with boxes)."""
-    from camloc.data.textloc import background
+    from camloc.experiments.textloc import background
 
     img = background(rng, split, size)
     cats = [SCENES[scene][int(rng.integers(len(SCENES[scene])))]]

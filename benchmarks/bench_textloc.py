@@ -1,6 +1,6 @@
 """A weakly supervised text detector, measured: a linear probe on the embedded backbone's GAP
 features learns "text" vs "no text" from image labels only; its CAM boxes are scored against the
-rendered words' boxes (see :mod:`camloc.data.textloc`).
+rendered words' boxes (see :mod:`camloc.experiments.textloc`).
 
     python benchmarks/bench_textloc.py [--figure docs/textloc_examples.png]
 
@@ -26,7 +26,7 @@ def run(root: str, n_train: int = N_TRAIN, n_test: int = N_TEST, size: int = SIZ
     """Generate the benchmark, fit the probe, choose the box threshold on the training images'
     word boxes, and score the test images. Returns the figures and what is needed to draw them."""
     import camloc
-    from camloc.data.textloc import choose_threshold, make_textloc, score_textloc
+    from camloc.experiments.textloc import choose_threshold, make_textloc, score_textloc
     from camloc.probe import fit_probe
 
     try:
@@ -128,7 +128,7 @@ def examples_figure(res: dict[str, Any], path: str, n: int = 8) -> None:
 
     from camloc.cam import normalize_map, upsample
     from camloc.data.images import load_image
-    from camloc.data.textloc import text_maps
+    from camloc.experiments.textloc import text_maps
     from camloc.viz import save_figure
 
     text = [s for s in res["test"].samples if s.boxes][:n]

@@ -42,7 +42,7 @@ def make_vqa_scene(rng: np.random.Generator, split: str, photos: dict, size: int
     """A background with an animal and a thing, one in each half -> (image, objects: category,
     box, kind "animal"/"thing"), left object first."""
     from benchmarks.bench_scenes import OBJECT_SIDE, _object
-    from camloc.data.textloc import background
+    from camloc.experiments.textloc import background
 
     img = background(rng, split, size)
     cats = [(ANIMALS[int(rng.integers(len(ANIMALS)))], "animal"), (THINGS[int(rng.integers(len(THINGS)))], "thing")]

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from camloc.data.fashion_loc import (
+from camloc.experiments.fashion_loc import (
     CLASSES, FASHION_DIR, REGIMES, IdxError, Regime, generate, load_fashion_mnist, read_idx, render,
     source_indices, tight_box, write_benchmark,
 )

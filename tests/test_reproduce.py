@@ -103,7 +103,7 @@ def test_trained_net_is_reused_only_for_the_same_plan(tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def small_test_split(tmp_path_factory):
-    from camloc.data.fashion_loc import write_benchmark
+    from camloc.experiments.fashion_loc import write_benchmark
 
     if not os.path.isfile(FMNIST):
         pytest.skip("Debian's dataset-fashion-mnist is not installed")

@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from camloc.data.textloc import (
+from camloc.experiments.textloc import (
     CLASSES,
     TextlocError,
     _part,
@@ -121,7 +121,7 @@ def test_small_benchmark_localizes_text_well_above_random(tmp_path):
     """Small mode, the embedded backbone at 448 px: the probe's CAM finds the words far more often
     than random boxes and random points on the same images."""
     import camloc
-    from camloc.data.textloc import choose_threshold, score_textloc
+    from camloc.experiments.textloc import choose_threshold, score_textloc
     from camloc.probe import fit_probe
 
     splits = make_textloc(tmp_path, 40, 24, seed=0)

@@ -1,6 +1,6 @@
 """Reproduce the paper's comparisons on CPU, on the Fashion-MNIST localization benchmark.
 
-For each regime (clean, cluttered) the benchmark is generated once (:mod:`camloc.data.fashion_loc`,
+For each regime (clean, cluttered) the benchmark is generated once (:mod:`camloc.experiments.fashion_loc`,
 written to disk in the CVPR 2020 metadata layout and read back from there); then, for each seed,
 three small nets (:mod:`camloc.models.fashion`) are trained from image labels only:
 
@@ -50,7 +50,7 @@ from tqdm import tqdm
 
 from camloc.boxes import boxes_from_map
 from camloc.cam import upsample
-from camloc.data.fashion_loc import REGIMES, write_benchmark
+from camloc.experiments.fashion_loc import REGIMES, write_benchmark
 from camloc.io import atomic_write_json, warn_null
 from camloc.models.checkpoint import read_checkpoint, save_checkpoint
 from camloc.models.net import CamNet

@@ -173,7 +173,7 @@ def examples_figure(paths: list[Path], regime: str, images: Any, maps: dict[str,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from camloc.data.fashion_loc import CLASSES
+    from camloc.experiments.fashion_loc import CLASSES
 
     n = min(rows, len(images))
     cols = len(FIGURE_METHODS)

@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from camloc.data.fashion_loc import REGIMES, write_benchmark
+    from camloc.experiments.fashion_loc import REGIMES, write_benchmark
 
     if args.data_command != "fashion-loc":
         raise ValueError("name a dataset to generate: camloc data fashion-loc --out DIR")
