@@ -23,7 +23,7 @@ SIZE = (320, 240)
 
 def _dataset(root: str, n: int):
     from camloc.data.base import Sample, Split
-    from camloc.data.fixtures import draw_image
+    from camloc.testing import draw_image
 
     samples = []
     for i in range(n):

@@ -10,7 +10,7 @@ from PIL import Image
 
 from camloc.data import DataError
 from camloc.data.cub import cub_box, read_cub
-from camloc.data.fixtures import write_cub_fixture
+from camloc.testing import write_cub_fixture
 
 
 def _cub(folder, **files: str) -> str:

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from camloc.data import DataError, detect_format, open_dataset, read_folder
-from camloc.data.fixtures import (
+from camloc.testing import (
     write_cub_fixture, write_folder_fixture, write_ilsvrc_fixture, write_wsol_fixture,
 )
 

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from camloc.data import DataError
-from camloc.data.fixtures import ILSVRC_SYNSETS, write_ilsvrc_fixture
+from camloc.testing import ILSVRC_SYNSETS, write_ilsvrc_fixture
 from camloc.data.ilsvrc import read_ilsvrc, read_val_solution, read_voc_xml
 
 W = [w for w, _ in ILSVRC_SYNSETS]

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from camloc.data import DataError, Sample, Split, read_wsol, write_wsol
-from camloc.data.fixtures import write_wsol_fixture
+from camloc.testing import write_wsol_fixture
 
 
 def _write(folder, **files: str) -> str:

@@ -16,7 +16,7 @@ from torch import nn
 
 import camloc
 from camloc.cli import main
-from camloc.data.fixtures import write_wsol_fixture
+from camloc.testing import write_wsol_fixture
 from camloc.evaluate import EvalOptions, evaluate, protocol_map
 from camloc.models.heads import Head
 from camloc.models.net import Preprocessing

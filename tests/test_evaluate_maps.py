@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.protocol_reference import ReferenceBoxEvaluator  # noqa: E402
 from camloc.cli import main  # noqa: E402
-from camloc.data.fixtures import write_wsol_fixture  # noqa: E402
+from camloc.testing import write_wsol_fixture  # noqa: E402
 from camloc.metrics.maxboxacc import cam_thresholds, resize_box  # noqa: E402
 
 

@@ -144,7 +144,7 @@ def test_states_merge_and_bad_shapes_are_named():
 
 @pytest.fixture(scope="module")
 def fixture(tmp_path_factory):
-    from camloc.data.fixtures import write_wsol_fixture
+    from camloc.testing import write_wsol_fixture
 
     return write_wsol_fixture(tmp_path_factory.mktemp("data"), num_classes=3, per_class=2)
 

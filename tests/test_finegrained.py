@@ -22,7 +22,7 @@ import camloc
 from camloc.boxes import box_iou
 from camloc.cli import main
 from camloc.data.cub import read_cub
-from camloc.data.fixtures import PALETTE, write_cub_fixture
+from camloc.testing import PALETTE, write_cub_fixture
 from camloc.finegrained import PAPER, finegrained, localization_hits, union_box
 from camloc.probe import ProbeError
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from camloc.data.fixtures import write_wsol_fixture
+from camloc.testing import write_wsol_fixture
 
 HEAVY = ("torch", "torchvision")
 

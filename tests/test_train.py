@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 import camloc
 from camloc.cli import main as cli_main
-from camloc.data import fixtures
+from camloc import testing as fixtures
 from camloc.data.base import Split
 from camloc.data.loader import Normalize, SplitDataset, eval_transform
 from camloc.train import METRIC_COLUMNS, build_net, train

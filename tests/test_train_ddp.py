@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from camloc.data import fixtures
+from camloc import testing as fixtures
 from camloc.train import build_net, seed_everything, train
 from camloc.train_config import load_config
 

@@ -55,7 +55,7 @@ def test_unknown_class_id_names_the_image(images, tmp_path):
 
 
 def test_unknown_class_id_in_dataset_metadata_is_reported_by_the_reader(tmp_path, capsys):
-    from camloc.data import fixtures
+    from camloc import testing as fixtures
 
     fx = fixtures.write_wsol_fixture(tmp_path / "data", "train", num_classes=2, per_class=2, class_names=True)
     labels = os.path.join(fx.metadata_dir, "class_labels.txt")

@@ -12,7 +12,7 @@ import time
 import pytest
 import torch
 
-from camloc.data import fixtures
+from camloc import testing as fixtures
 from camloc.train import train
 
 SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
