@@ -48,8 +48,6 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from camloc.boxes import boxes_from_map
-from camloc.cam import upsample
 from camloc.experiments.fashion_loc import REGIMES, write_benchmark
 from camloc.io import atomic_write_json, warn_null
 from camloc.models.checkpoint import read_checkpoint, save_checkpoint
@@ -336,71 +334,6 @@ def method_maps(method: Method, net: CamNet, images: Images, batch: int = 250) -
     return np.concatenate(out)
 
 
-def _evaluators(step: float) -> list[Any]:
-    from camloc.metrics.ilsvrc import IlsvrcLocEvaluator
-    from camloc.metrics.maxboxacc import MaxBoxAccEvaluator
-
-    return [IlsvrcLocEvaluator(ks=(1,)), MaxBoxAccEvaluator((50,), step, multi_contour=False),
-            MaxBoxAccEvaluator((30, 50, 70), step, multi_contour=True)]
-
-
-def _score_chunk(job: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, float, float]) -> list[dict[str, np.ndarray]]:
-    """Accumulate one chunk of maps into fresh evaluators; return their states (sums)."""
-    from camloc.evaluate import protocol_map
-
-    from camloc.metrics.maxboxacc import best_ious, resize_box
-
-    maps, top1, labels, boxes, size, box_threshold, step = job
-    loc, v1, v2 = _evaluators(step)
-    for raw, pred, label, gt in zip(maps, top1, labels, boxes):
-        gt_list = [gt.tolist()]
-        found = boxes_from_map(upsample(raw, (size, size)), box_threshold, largest_only=True)
-        box = found[0] if found else None
-        loc.accumulate([[(int(pred), box if int(pred) == int(label) else None)]], [int(label)], [gt_list], [box])
-        pm = protocol_map(raw)
-        gt224 = np.asarray([resize_box(gt_list[0], (size, size))])
-        ious = best_ious(pm, gt224, v2.thresholds)  # one sweep for both contour rules
-        v1.accumulate_ious(ious[False])
-        v2.accumulate_ious(ious[True])
-    return [e.state() for e in (loc, v1, v2)]
-
-
-def _worker_init() -> None:
-    import cv2
-
-    cv2.setNumThreads(1)
-    if sys.platform.startswith("linux"):  # die with the parent, however it ends
-        try:
-            import ctypes
-            import signal
-
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
-
-
-def scoring_pool(workers: int) -> Any:
-    """A pool of ``workers`` processes for :func:`score_maps` (``None`` for ``workers <= 1``).
-
-    Scoring is plain CPU work per image (thresholds, contours), so it is spread over processes;
-    the counts add up, so the result does not depend on the split. The workers are spawned
-    (fresh interpreters), not forked: forking a process whose torch thread pools are running
-    can deadlock the child.
-    """
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    if workers <= 1:
-        return None
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init)
-    list(pool.map(_noop, range(workers)))  # start them now (a few seconds), not in the middle of a step
-    return pool
-
-
-def _noop(i: int) -> int:
-    return i
-
-
 def score_maps(maps: np.ndarray, top1: np.ndarray, images: Images, plan: Plan, pool: Any = None) -> dict[str, Any]:
     """All localization metrics of one method's true-class maps.
 
@@ -410,17 +343,19 @@ def score_maps(maps: np.ndarray, top1: np.ndarray, images: Images, plan: Plan, p
     MaxBoxAcc/V2 score the protocol's map (bicubic resize to 224x224, min-max normalized) against
     the ground-truth boxes scaled to 224x224, with the protocol's contour boxes.
     """
+    from functools import partial
+
+    from camloc.data.base import Sample
+    from camloc.scoring import Pool, Scoring, Tally, tally_chunk
+
     size = int(images.gray.shape[1])
-    n = len(maps)
-    parts = max(1, min(n, 8 if pool is not None else 1))
-    cuts = np.linspace(0, n, parts + 1).astype(int)
-    jobs = [(maps[a:b], top1[a:b], images.labels[a:b], images.boxes[a:b], size, plan.box_threshold, plan.threshold_step)
-            for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
-    states = list(pool.map(_score_chunk, jobs)) if pool is not None else [_score_chunk(j) for j in jobs]
-    loc, v1, v2 = _evaluators(plan.threshold_step)
-    for st in states:
-        for ev, part in zip((loc, v1, v2), st):
-            ev.merge(part)
+    scoring = Scoring(box_threshold=plan.box_threshold, threshold_step=plan.threshold_step)
+    items = [(Sample(str(i), "", int(label), [gt.tolist()], (size, size)), raw, [int(pred)])
+             for i, (raw, pred, label, gt) in enumerate(zip(maps, top1, images.labels, images.boxes))]
+    tally = Tally(scoring)
+    (pool or Pool(1)).map_merge(partial(tally_chunk, scoring, False), items, tally.merge,
+                                chunk=max(1, -(-len(items) // 8)))  # the sums do not depend on the chunks
+    loc, v2, v1 = tally.loc, tally.boxacc[True], tally.boxacc[False]
     r_loc, r1, r2 = loc.compute(), v1.compute(), v2.compute()
     return {
         "top1_loc_error": float(r_loc["top1_loc_error"]),
@@ -555,12 +490,10 @@ def reproduce(out: str | os.PathLike, plan: Plan = FULL, progress: bool = True,
     results: dict[str, Any] = {"format": "camloc-reproduce/1", "plan": plan.to_dict(),
                                "methods": {m.key: m.label for m in METHODS}, "regimes": {}, "timing": {}}
     examples: dict[str, Any] = {}
-    pool = scoring_pool(plan.workers or os.cpu_count() or 1)
-    try:
+    from camloc.scoring import Pool
+
+    with Pool(plan.workers or os.cpu_count() or 1) as pool:
         _run_regimes(out, plan, progress, say, results, examples, pool)
-    finally:
-        if pool is not None:
-            pool.shutdown()
     results["timing"]["total_seconds"] = round(time.perf_counter() - t_start, 1)
     results["timing"]["cpu_seconds"] = round(time.process_time() - c_start, 1)
     results["timing"]["threads"] = torch.get_num_threads()
