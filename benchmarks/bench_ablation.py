@@ -29,8 +29,9 @@ def main() -> str:
     import torch
 
     import camloc
-    from camloc.ablation import markdown, plot, run_grid
+    from camloc.ablation import markdown, run_grid
     from camloc.data import open_dataset
+    from camloc.viz.plots import ablation_plot
 
     net = camloc.load_model()
     split = open_dataset(DATA / "metadata", "val", image_root=DATA / "images")
@@ -38,7 +39,7 @@ def main() -> str:
     t0, c0 = time.perf_counter(), time.process_time()
     rows, skipped = run_grid(net, split, scales=SCALES, progress=False)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    plot(rows, str(FIGURE))
+    ablation_plot(rows, str(FIGURE))
     base = next(r for r in rows if (r["scales"], r["flip"], r["clamp"], r["norm"]) == ("256", False, False, "minmax"))
 
     def best(key: str) -> str:

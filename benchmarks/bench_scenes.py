@@ -305,7 +305,7 @@ def markdown(res: dict[str, Any]) -> str:
 
 def stacked_figure(res: dict[str, Any], path: str) -> None:
     """The ``camloc discover`` figures of every scene class (the tighter threshold), one under the other."""
-    from camloc.discover import class_figure
+    from camloc.viz.grids import class_figure
 
     parts = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -16,7 +16,8 @@ from camloc.cam import upsample
 from camloc.cli import main
 from camloc.models.heads import Head
 from camloc.models.net import Preprocessing
-from camloc.units import class_index, class_units, contributing_units, unit_hits, units_figure
+from camloc.units import class_index, class_units, contributing_units, unit_hits
+from camloc.viz.grids import units_figure
 
 
 class UnitNet(nn.Module):

@@ -296,26 +296,3 @@ def _check(patterns: Any, within: Any, topk_classes: Any, classes: Any, exemplar
         raise ValueError(f"topk_classes must be an integer of at least 1, got {topk_classes!r}")
     if isinstance(exemplars, bool) or not isinstance(exemplars, int) or exemplars < 1:
         raise ValueError(f"exemplars must be an integer of at least 1, got {exemplars!r}")
-
-
-def class_figure(result: ClassPatterns, path: str | os.PathLike, side: int = 112) -> None:
-    """The paper's figure for one class: a title, then one row per pattern (its share and most
-    frequent crop labels above its exemplar crops, each crop's label under it)."""
-    from camloc.viz import _band, save_png
-
-    cols = max((len(c) for c in result.exemplar_crops), default=1)
-    width = max(cols * (side + 4) + 4, 320)
-    rows = [_band(f"{result.label} ({result.num_images} images, {len(result.patterns)} patterns)", width, 15, True)]
-    for pat, crops in zip(result.patterns, result.exemplar_crops):
-        names = ", ".join(f"{d['label']} ({d['count']})" for d in pat["labels"])
-        rows.append(_band(f"pattern {pat['pattern']}: {pat['share'] * 100:.0f}% of images" +
-                          (f"  ·  {names}" if names else ""), width))
-        strip = np.full((side + 22, width, 3), 255, np.uint8)
-        for j, (crop, ex) in enumerate(zip(crops, pat["exemplars"])):
-            x0 = 4 + j * (side + 4)
-            strip[2:2 + side, x0:x0 + side] = crop
-            strip[side + 2:side + 22, x0:x0 + side] = _band(ex["label"] or "", side, 11, True)[:20]
-        rows.append(strip)
-    if not result.patterns:
-        rows.append(_band("no image counted for this class", width))
-    save_png(path, np.concatenate(rows, axis=0))

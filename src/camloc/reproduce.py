@@ -482,7 +482,7 @@ def reproduce(out: str | os.PathLike, plan: Plan = FULL, progress: bool = True,
     ``out/reproduce_examples_<regime>.png`` and ``out/reproduce_threshold_curves.png``; with
     ``docs``, the figures are also written there.
     """
-    from camloc.reproduce_report import write_report
+    from camloc.experiments.reproduce_report import write_report
 
     out = Path(out)
     say = log or (lambda text: print(text, file=sys.stderr, flush=True))
@@ -559,7 +559,7 @@ def plan_from_dict(d: dict[str, Any]) -> Plan:
 def rerender(out: str | os.PathLike, docs: str | os.PathLike | None = None) -> list[str]:
     """Write ``report.md`` and the figures again from ``out/results.json`` and the seed's saved
     nets (the example maps are recomputed for the figure's rows only; nothing is trained)."""
-    from camloc.reproduce_report import FIGURE_METHODS, write_report
+    from camloc.experiments.reproduce_report import FIGURE_METHODS, write_report
 
     out = Path(out)
     path = out / "results.json"

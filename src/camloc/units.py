@@ -13,7 +13,7 @@ it most. Here:
   net's input, one forward pass per batch) and keeps, for every chosen unit, the images where it
   peaks highest, with the peak's place and the box of the unit's map (the paper's 20 % rule on
   its positive part); memory holds the pipeline's chunks and ``per_unit`` small maps per unit;
-- :func:`units_figure` draws one row per unit, its best images with the unit's map.
+- :func:`camloc.viz.grids.units_figure` draws one row per unit, its best images with the unit's map.
 """
 
 from __future__ import annotations
@@ -180,56 +180,3 @@ def _hit(name: str, a: np.ndarray, size: tuple[int, int], threshold: float, orde
     y, x = np.unravel_index(int(np.argmax(up)), up.shape)
     found = boxes_from_map(up, threshold, norm="positive")
     return Hit(name, float(a.max()), float(a.mean()), (int(x), int(y)), found[0] if found else None, (w, h), a.copy(), order)
-
-
-def units_figure(units: Sequence[Unit], path: str | os.PathLike, title: str = "", side: int = 160) -> None:
-    """One row per unit (its index and weight), its best images with the unit's map (positive
-    part, scaled to the unit's highest peak over the row so rows compare within themselves) and
-    its box; written atomically as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from camloc.data.images import load_image
-    from camloc.viz import draw_box, heat_overlay, save_figure
-
-    rows = [u for u in units if u.hits]
-    if not rows:
-        raise ValueError("no unit has any image to show")
-    cols = max(len(u.hits) for u in rows)
-    fig, axes = plt.subplots(len(rows), cols, figsize=(1.9 * cols + 0.6, 1.9 * len(rows) + 0.4), squeeze=False)
-    for r, unit in enumerate(rows):
-        top = max(h.peak for h in unit.hits)
-        for c in range(cols):
-            ax = axes[r, c]
-            ax.axis("off")
-            if c >= len(unit.hits):
-                continue
-            hit = unit.hits[c]
-            rgb = np.asarray(load_image(hit.image))
-            m = np.clip(upsample(hit.map, rgb.shape[:2]), 0, None) / top if top > 0 else np.zeros(rgb.shape[:2])
-            panel = draw_box(heat_overlay(rgb, m), hit.box)
-            ax.imshow(_square(panel, side))
-            ax.set_title(f"{os.path.basename(hit.image)[:18]} ({hit.peak:.2f})", fontsize=7)
-        label = f"unit {unit.index}\nw = {unit.weight:.3f}"
-        if unit.contribution is not None:
-            label += f"\nshare {unit.contribution:.3f}"
-        axes[r, 0].text(-0.08, 0.5, label, transform=axes[r, 0].transAxes, ha="right", va="center", fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    save_figure(fig, path)
-
-
-def _square(rgb: np.ndarray, side: int) -> np.ndarray:
-    """Letterbox an image into a ``side`` x ``side`` tile (aspect kept, black borders)."""
-    import cv2
-
-    h, w = rgb.shape[:2]
-    s = side / max(h, w)
-    small = cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
-    tile = np.zeros((side, side, 3), np.uint8)
-    y, x = (side - small.shape[0]) // 2, (side - small.shape[1]) // 2
-    tile[y : y + small.shape[0], x : x + small.shape[1]] = small
-    return tile

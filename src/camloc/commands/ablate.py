@@ -56,12 +56,13 @@ def check(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from camloc.ablation import markdown, plot, run_grid
+    from camloc.ablation import markdown, run_grid
     from camloc.commands._common import load_net
     from camloc.commands.calibrate import _norms
     from camloc.data import open_dataset
     from camloc.io import atomic_write_json, atomic_write_text
     from camloc.pipeline.distributed import local_device
+    from camloc.viz.plots import ablation_plot
 
     net = load_net(args.model, args.weights, local_device(args.device))
     if args.probe:
@@ -79,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     atomic_write_text(out / "ablation.md", table)
     atomic_write_json(out / "ablation.json", {"model": net.name, "data": str(args.data), "split": args.split,
                                               "threshold": args.threshold, "rows": rows, "skipped": skipped})
-    plot(rows, str(out / "ablation.png"))
+    ablation_plot(rows, str(out / "ablation.png"))
     print(table)
     for line in skipped[:5]:
         print(f"camloc ablate: skipped {line}", file=sys.stderr)

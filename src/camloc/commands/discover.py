@@ -64,12 +64,13 @@ def check(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     check(args)
     from camloc.commands._common import load_net
-    from camloc.discover import class_figure, discover, parse_classes
+    from camloc.discover import discover, parse_classes
     from camloc.io import atomic_write_json
     from camloc.pipeline.distributed import local_device
     from camloc.pipeline.geometry import parse_resize
     from camloc.pipeline.inputs import iter_paths
     from camloc.viz import printable
+    from camloc.viz.grids import class_figure
 
     missing: list[str] = []
 

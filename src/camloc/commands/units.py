@@ -43,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     from camloc.data.images import expand_paths
     from camloc.io import atomic_write_json
     from camloc.models.registry import load_model
-    from camloc.units import class_index, class_units, contributing_units, unit_hits, units_figure
+    from camloc.units import class_index, class_units, contributing_units, unit_hits
+    from camloc.viz.grids import units_figure
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     net = load_model(args.model, weights=args.weights, device=device)

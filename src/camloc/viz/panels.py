@@ -1,8 +1,8 @@
-"""Figures: map overlays with boxes, and the paper's top-k panels."""
+"""Maps over images, composed with OpenCV and Pillow: heat overlays, boxes and their labels, the
+localize figures (top-1 overlay, the paper's top-k panel), text bands, PNG files."""
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Sequence
 from functools import lru_cache
@@ -128,17 +128,3 @@ def _band(text: str, width: int, size: int = 13, center: bool = False) -> np.nda
 
 def _titled(panel: np.ndarray, text: str) -> np.ndarray:
     return np.concatenate([_band(text, panel.shape[1]), panel], axis=0)
-
-
-def save_figure(fig, *paths: str | os.PathLike, dpi: int = 100, tight: bool = False) -> None:
-    """Render a matplotlib figure to PNG once, write it atomically to every path, and close it
-    (``tight``: crop to the drawn area)."""
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    try:
-        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight" if tight else None)
-    finally:
-        plt.close(fig)
-    for path in paths:
-        atomic_write_bytes(path, buf.getvalue())

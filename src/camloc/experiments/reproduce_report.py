@@ -1,7 +1,8 @@
 """Tables and figures of a reproduction run (see :mod:`camloc.reproduce`).
 
 ``report.md`` holds the Markdown section (the two tables, the baseline and the verdicts on the
-paper's orderings, mean +- sample std over seeds); the figures are PNGs written atomically.
+paper's orderings, mean +- sample std over seeds); the figures are drawn by
+:func:`camloc.viz.grids.reproduction_examples` and :func:`camloc.viz.plots.reproduction_curves`.
 """
 
 from __future__ import annotations
@@ -10,11 +11,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import cv2
-import numpy as np
-
-from camloc.boxes import boxes_from_map
-from camloc.cam import normalize_map, upsample
 from camloc.io import atomic_write_text
 
 NET_LABELS = {"gap": "GAP net (3x3 conv, GAP, linear)", "gmp": "GMP net (3x3 conv, GMP, linear)",
@@ -22,11 +18,6 @@ NET_LABELS = {"gap": "GAP net (3x3 conv, GAP, linear)", "gmp": "GMP net (3x3 con
 FIGURE_METHODS = ("cam_gap_relu", "cam_gmp_relu", "backprop_gap")
 FIGURE_TITLES = {"cam_gap_relu": "CAM, GAP net", "cam_gmp_relu": "CAM, GMP net", "backprop_gap": "Backprop, GAP net"}
 CAM_KEYS = ("cam_gap", "cam_gap_relu", "cam_gmp", "cam_gmp_relu")
-CURVE_STYLE = {"cam_gap": ("tab:blue", "--"), "cam_gap_relu": ("tab:blue", "-"), "cam_gmp": ("tab:orange", "--"),
-               "cam_gmp_relu": ("tab:orange", "-"), "backprop_gap": ("tab:green", "-"), "backprop_fc": ("tab:green", ":"),
-               "gradcam_fc": ("tab:purple", ":")}
-# Grad-CAM on the GAP net at its CAM layer is ReLU(CAM) / hw: its curve is the positive-part CAM's.
-CURVE_SKIP = ("gradcam_gap",)
 
 
 def pm(stat: dict[str, float], digits: int = 1) -> str:
@@ -134,113 +125,25 @@ def report_markdown(results: dict[str, Any], command: str = "make reproduce") ->
     return "\n".join(lines)
 
 
-# ------------------------------------------------------------------------------------------ figures
-
-def _save_fig(fig: Any, paths: list[Path]) -> None:
-    from camloc.viz import save_figure
-
-    save_figure(fig, *paths, dpi=110, tight=True)
-
-
-def _panel(gray: np.ndarray, raw: np.ndarray, gt: list[int], tau: float, scale: int = 3) -> np.ndarray:
-    """A canvas with the map overlaid, the ground truth (red), the 20 %-rule box (green) and the
-    box at the method's best threshold (yellow), enlarged ``scale`` times."""
-    from camloc.viz import draw_box, heat_overlay
-
-    size = gray.shape[0]
-    up = upsample(raw, (size, size))
-    big = cv2.resize(np.repeat(gray[..., None], 3, axis=2), None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
-    norm = normalize_map(up)
-    img = heat_overlay(big, cv2.resize(norm, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR), alpha=0.45)
-
-    def s(b: list[int]) -> list[int]:
-        return [b[0] * scale, b[1] * scale, b[2] * scale + scale - 1, b[3] * scale + scale - 1]
-
-    img = draw_box(img, s(gt), (255, 0, 0))
-    best = boxes_from_map(up, tau)
-    if best:
-        img = draw_box(img, s(best[0]), (255, 230, 0))
-    paper = boxes_from_map(up, 0.2)
-    if paper:
-        img = draw_box(img, s(paper[0]), (0, 255, 0))
-    return img
-
-
-def examples_figure(paths: list[Path], regime: str, images: Any, maps: dict[str, np.ndarray],
-                    taus: dict[str, float], labels: dict[str, str], rows: int) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from camloc.experiments.fashion_loc import CLASSES
-
-    n = min(rows, len(images))
-    cols = len(FIGURE_METHODS)
-    fig, axes = plt.subplots(n, cols, figsize=(2.3 * cols, 2.35 * n), squeeze=False)
-    for i in range(n):
-        for j, key in enumerate(FIGURE_METHODS):
-            ax = axes[i, j]
-            ax.imshow(_panel(images.gray[i], maps[key][i], images.boxes[i].tolist(), taus[key]))
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0:
-                ax.set_title(FIGURE_TITLES.get(key, labels[key]), fontsize=9)
-            if j == 0:
-                ax.set_ylabel(CLASSES[int(images.labels[i])], fontsize=8)
-    fig.suptitle(f"{regime} (CAM: positive part): red ground truth, green 20 % of the max, yellow best threshold",
-                 fontsize=8)
-    fig.tight_layout()
-    _save_fig(fig, paths)
-
-
-def curves_figure(paths: list[Path], results: dict[str, Any]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    regimes = list(results["regimes"])
-    step = results["plan"]["threshold_step"]
-    fig, axes = plt.subplots(1, len(regimes), figsize=(5.2 * len(regimes), 3.9), squeeze=False)
-    for ax, r in zip(axes[0], regimes):
-        summ = results["regimes"][r]["summary"]["methods"]
-        for key, label in results["methods"].items():
-            if key in CURVE_SKIP:
-                continue
-            mean = np.array(summ[key]["curve_mean"])
-            std = np.array(summ[key]["curve_std"])
-            x = np.arange(len(mean)) * step
-            color, style = CURVE_STYLE.get(key, ("k", "-"))
-            ax.plot(x, mean, style, color=color, label=label, linewidth=1.5)
-            ax.fill_between(x, mean - std, mean + std, color=color, alpha=0.15, linewidth=0)
-        base = results["regimes"][r]["baseline"]["MaxBoxAcc"]
-        ax.axhline(base, color="gray", linestyle=":", linewidth=1, label="centered box (tuned)")
-        ax.axvline(0.2, color="k", linestyle="--", linewidth=0.8, alpha=0.6)
-        ax.set_title(f"{r}: GT-known BoxAcc (IoU 0.5, largest contour); Grad-CAM (GAP) = CAM ReLU", fontsize=8)
-        ax.set_xlabel("threshold τ on the normalized map")
-        ax.set_ylabel("BoxAcc (%)")
-        ax.set_ylim(0, 100)
-        ax.set_xlim(0, 1)
-        ax.grid(alpha=0.3)
-    axes[0, -1].legend(fontsize=7, loc="upper right")
-    fig.tight_layout()
-    _save_fig(fig, paths)
-
-
 def write_report(out: Path, results: dict[str, Any], examples: dict[str, Any], plan: Any,
                  docs: str | os.PathLike | None = None) -> list[str]:
-    """Write ``report.md`` and the figures into ``out`` (and the figures into ``docs``)."""
+    """Write ``report.md`` and the figures (drawn by :mod:`camloc.viz`) into ``out`` (and the figures
+    into ``docs``)."""
+    from camloc.experiments.fashion_loc import CLASSES
+    from camloc.viz.grids import reproduction_examples
+    from camloc.viz.plots import reproduction_curves
+
     dirs = [out] + ([Path(docs)] if docs else [])
     written = []
     for regime, ex in examples.items():
         seed0 = results["regimes"][regime]["seeds"][str(plan.seeds[0])]["methods"]
         taus = {k: seed0[k]["MaxBoxAcc_threshold"] for k in FIGURE_METHODS}
         name = f"reproduce_examples_{regime}.png"
-        examples_figure([d / name for d in dirs], regime, ex["images"], ex["maps"], taus, results["methods"],
-                        plan.figure_rows)
+        titles = {k: FIGURE_TITLES.get(k, results["methods"][k]) for k in FIGURE_METHODS}
+        reproduction_examples([d / name for d in dirs], regime, ex["images"], ex["maps"], taus, titles, CLASSES,
+                              plan.figure_rows)
         written.append(name)
-    curves_figure([d / "reproduce_threshold_curves.png" for d in dirs], results)
+    reproduction_curves([d / "reproduce_threshold_curves.png" for d in dirs], results)
     written.append("reproduce_threshold_curves.png")
     atomic_write_text(out / "report.md", report_markdown(results))
     written.append("report.md")
