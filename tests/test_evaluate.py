@@ -17,7 +17,8 @@ from torch import nn
 import camloc
 from camloc.cli import main
 from camloc.testing import write_wsol_fixture
-from camloc.evaluate import EvalOptions, evaluate, protocol_map
+from camloc.evaluate import EvalOptions, evaluate
+from camloc.scoring import protocol_map
 from camloc.models.heads import Head
 from camloc.models.net import Preprocessing
 
@@ -173,7 +174,7 @@ class FcColourNet(nn.Module):
 
 
 def test_gradient_method_on_a_head_where_cam_is_refused(fixture):
-    from camloc.evaluate import gradient_net
+    from camloc.models.loading import gradient_net
     from camloc.models.heads import HeadError
 
     with pytest.raises(HeadError):

@@ -13,7 +13,7 @@ from camloc.pipeline import Resize
 from camloc.boxes import boxes_from_map
 from camloc.cam import upsample
 from camloc.cli import main
-from camloc.evaluate import gradient_net
+from camloc.models.loading import gradient_net
 from camloc.export import export_onnx, read_metadata
 from camloc.models.net import Preprocessing
 

@@ -83,6 +83,6 @@ def load_net(model: str | None, weights: str | None, device: str, method: str = 
     except HeadError:
         if method == "cam" or model is None:
             raise
-        from camloc.evaluate import load_for_gradients
+        from camloc.models.loading import load_for_gradients
 
         return load_for_gradients(model, weights).to(device)

@@ -219,7 +219,7 @@ def build_timm(arch: str, weights: str | os.PathLike | None = None, **kwargs: An
 def timm_gradient_net(arch: str, weights: str | os.PathLike | None = None, **kwargs: Any) -> CamNet:
     """``timm:<arch>`` for a gradient method, whatever its head (a class-token ViT: the methods
     read its last block's patch-token grid, :mod:`camloc.models.token_grid`)."""
-    from camloc.evaluate import gradient_net
+    from camloc.models.loading import gradient_net
     from camloc.models.torchvision_models import imagenet_classes
 
     model, _ = create_timm(arch, weights, **kwargs)

@@ -59,3 +59,12 @@ def gather_in_order(items: list[tuple[int, object]]) -> list[tuple[int, object]]
     parts: list[list[tuple[int, object]]] = [[] for _ in range(dist.get_world_size())]
     dist.all_gather_object(parts, items)
     return sorted((pair for part in parts for pair in part), key=lambda pair: pair[0])
+
+
+def all_gather_lists(items: list) -> list:
+    """Every process's list, joined in rank order, on every process."""
+    import torch.distributed as dist
+
+    parts: list[list] = [[] for _ in range(dist.get_world_size())]
+    dist.all_gather_object(parts, items)
+    return [item for part in parts for item in part]
