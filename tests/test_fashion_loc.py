@@ -12,10 +12,8 @@ import cv2
 import numpy as np
 import pytest
 
-from camloc.experiments.fashion_loc import (
-    CLASSES, FASHION_DIR, REGIMES, IdxError, Regime, generate, load_fashion_mnist, read_idx, render,
-    source_indices, tight_box, write_benchmark,
-)
+from camloc.data.fashion_mnist import CLASSES, FASHION_DIR, IdxError, load_fashion_mnist, read_idx
+from camloc.experiments.fashion_loc import REGIMES, Regime, generate, render, source_indices, tight_box, write_benchmark
 
 HAVE_FMNIST = os.path.isfile(os.path.join(FASHION_DIR, "t10k-images-idx3-ubyte.gz"))
 needs_fmnist = pytest.mark.skipif(not HAVE_FMNIST, reason="Debian's dataset-fashion-mnist is not installed")

@@ -129,7 +129,7 @@ def write_report(out: Path, results: dict[str, Any], examples: dict[str, Any], p
                  docs: str | os.PathLike | None = None) -> list[str]:
     """Write ``report.md`` and the figures (drawn by :mod:`camloc.viz`) into ``out`` (and the figures
     into ``docs``)."""
-    from camloc.experiments.fashion_loc import CLASSES
+    from camloc.data.fashion_mnist import CLASSES
     from camloc.viz.grids import reproduction_examples
     from camloc.viz.plots import reproduction_curves
 

@@ -146,7 +146,7 @@ def _build(head: str, name: str, weights: str | None = None, num_classes: int = 
         head_obj = Head(module.fc, module.classifier, "output", pooling="avg")
     else:
         head_obj = module.camloc_head()
-    from camloc.experiments.fashion_loc import CLASSES
+    from camloc.data.fashion_mnist import CLASSES
 
     names = list(class_names) if class_names else (list(CLASSES) if num_classes == len(CLASSES) else [])
     return CamNet(module=module, name=name, class_names=names,
