@@ -8,8 +8,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from camloc.boxes import box_iou, boxes_from_map, boxes_from_mask, mask_from_map
-from camloc.cam import map_status, normalize_map
+from camloc.boxes import (
+    best_iou,
+    box_iou,
+    box_to_original,
+    boxes_from_map,
+    boxes_from_mask,
+    boxes_from_raw,
+    iou_matrix,
+    mask_from_map,
+)
+from camloc.cam import map_status, normalize_map, upsample
+from camloc.metrics._levels import _iou_best
 
 
 def test_single_blob():
@@ -157,3 +167,46 @@ def test_constant_positive_map_is_uniform_evidence():
     assert boxes_from_map(m, norm="positive") == [[0, 0, 3, 2]]
     assert normalize_map(m, "positive").min() == 1.0 and map_status(m, "positive") is None
     assert map_status(np.zeros((2, 2)), "positive") == "no positive evidence"
+
+
+_coords = st.integers(-3, 12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(a=st.lists(st.tuples(_coords, _coords, _coords, _coords), min_size=1, max_size=4),
+       b=st.lists(st.tuples(_coords, _coords, _coords, _coords), min_size=1, max_size=4))
+def test_the_iou_forms_agree_exactly(a, b):
+    """The pair, the matrix, the best-of-a-list and the compiled sweep's IoU are one formula, also
+    on inverted boxes (which score 0)."""
+    mat = iou_matrix(a, b)
+    assert mat.shape == (len(a), len(b))
+    for i, x in enumerate(a):
+        assert [box_iou(x, y) for y in b] == mat[i].tolist()
+        assert best_iou(x, b) == mat[i].max()
+        assert _iou_best(*x, np.asarray(b, np.int64)) == max(0.0, mat[i].max())
+
+
+def test_best_iou_by_hand():
+    assert best_iou([0, 0, 9, 9], [[20, 20, 30, 30], [5, 0, 14, 9]]) == pytest.approx(50 / 150)
+    assert best_iou(None, [[0, 0, 9, 9]]) == 0.0
+    assert best_iou([0, 0, 9, 9], []) == 0.0
+
+
+def test_boxes_from_raw_is_the_rule_on_the_upsampled_map():
+    raw = np.array([[0.0, 1.0, 0.0], [0.0, 4.0, 3.0], [-1.0, 0.0, 0.0]], np.float32)
+    up = upsample(raw, (30, 40))  # (height, width)
+    assert boxes_from_raw(raw, (40, 30), 0.6) == boxes_from_map(up, 0.6) == [[13, 8, 39, 19]]  # cut at 2.0
+    assert boxes_from_raw(raw, (40, 30), 0.5, largest_only=False) == boxes_from_map(up, 0.5, largest_only=False)
+    # a cap: found on the 20 x 15 grid, carried back to the image (within a grid step, 2 pixels)
+    small = boxes_from_map(upsample(raw, (15, 20)), 0.6)[0]
+    assert boxes_from_raw(raw, (40, 30), 0.6, cap=20) == [box_to_original(small, (20, 15), (40, 30))] == [[14, 8, 39, 20]]
+    assert boxes_from_raw(np.full((3, 3), 2.0), (40, 30)) == []  # constant: no box
+    assert boxes_from_raw(np.array([[np.nan, 1.0]]), (40, 30)) == []
+
+
+def test_boxes_load_no_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, camloc.boxes, camloc.metrics.maxboxacc; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"

@@ -16,14 +16,13 @@ from hypothesis.extra.numpy import arrays
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.protocol_reference import ReferenceBoxEvaluator, reference_best_iou  # noqa: E402
+from camloc.boxes import contour_boxes, iou_matrix  # noqa: E402
 from camloc.metrics._levels import level_sweep  # noqa: E402
 from camloc.metrics.maxboxacc import (  # noqa: E402
     MaxBoxAccEvaluator,
     best_iou_per_threshold,
     cam_thresholds,
     check_scoremap,
-    contour_boxes,
-    iou_matrix,
     resize_box,
     threshold_levels,
     to_gray,

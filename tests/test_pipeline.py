@@ -18,7 +18,7 @@ from PIL import Image
 from torch import nn
 
 import camloc
-from camloc.boxes import boxes_from_map
+from camloc.boxes import box_grid, box_to_original, boxes_from_map
 from camloc.cam import upsample
 from camloc.data.images import ImageError
 from camloc.models.heads import Head
@@ -26,7 +26,6 @@ from camloc.models.net import CamNet, Preprocessing
 from camloc.pipeline import Job, Pipeline, Resize, iter_paths, parse_resize
 from camloc.pipeline.backends import cached_graph, graph_key
 from camloc.pipeline.decode import decode
-from camloc.pipeline.geometry import box_grid, box_to_original
 from camloc.pipeline.records import JsonlWriter
 
 # --------------------------------------------------------------------------- geometry

@@ -34,13 +34,12 @@ from typing import Any
 import cv2
 import numpy as np
 
-from camloc.boxes import boxes_from_map
+from camloc.boxes import box_grid, box_to_original, boxes_from_map
 from camloc.cam import NORMS, check_norm, class_maps, normalize_map
 from camloc.data.base import Split
 from camloc.metrics.ilsvrc import IlsvrcLocEvaluator
 from camloc.metrics.maxboxacc import RESIZE, MaxBoxAccEvaluator, best_ious, resize_box
 from camloc.models.net import CamNet
-from camloc.pipeline.geometry import box_grid
 from camloc.tta import TTA, iter_views, map_weight
 
 COLUMNS = ("scales", "flip", "clamp", "norm", "top1_loc", "top5_loc", "gt_known", "MaxBoxAcc", "MaxBoxAcc_tau",
@@ -132,7 +131,7 @@ def run_grid(net: CamNet, split: Split, scales: Sequence[int] = (256,), flips: S
                     k = Combo(ss, f, c, n)
                     t0 = time.perf_counter()
                     found = boxes_from_map(fused, box_threshold, norm=n)
-                    box = _to_original(found[0], grid, first.size) if found else None
+                    box = box_to_original(found[0], grid, first.size) if found else None
                     spent[k] += t_fuse + time.perf_counter() - t0
                     loc[k].accumulate([[(p, box if p == s.label else None) for p in top]], [s.label], [s.boxes], [box])
                     ious = best_ious(normalize_map(proto, n).astype(np.float64), gt224, thresholds)
@@ -173,12 +172,6 @@ def _localize_ms(net: CamNet, paths: list[str], group: tuple[tuple[int, ...], bo
     n = sum(1 for _ in iter_localize(net, paths, topk=min(5, net.num_classes), batch_size=batch_size,
                                      progress=False, backend=backend, workers=workers, **kw))
     return (time.perf_counter() - t0) / max(n, 1) * 1000
-
-
-def _to_original(box: list[int], grid: tuple[int, int], size: tuple[int, int]) -> list[int]:
-    from camloc.pipeline.geometry import box_to_original
-
-    return box_to_original(box, grid, size)
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:

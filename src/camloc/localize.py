@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from camloc.boxes import boxes_from_checked_map
+from camloc.boxes import box_grid, boxes_from_raw
 from camloc.cam import check_norm, map_status, normalize_map, upsample
 from camloc.models.net import CamNet
-from camloc.pipeline.geometry import Resize, box_grid, box_to_original
+from camloc.pipeline.geometry import Resize
 
 ImageInput = str | os.PathLike | Image.Image | np.ndarray
 BACKENDS = ("auto", "torch", "onnxruntime")  # what runs the CAM forward pass
@@ -81,7 +81,7 @@ def predictions_for(
         box (:data:`camloc.cam.NORMS`); box_cap: boxes are found on the map upsampled to the
         image, or, for an image whose longer side exceeds ``box_cap > 0``, to the image scaled
         down to that side, then scaled back (within half a step of the full-size result, see
-        :func:`camloc.pipeline.geometry.box_to_original`).
+        :func:`camloc.boxes.boxes_from_raw`).
     """
     if not np.isfinite(logits).all():  # a NaN would reach results.jsonl as "score": NaN, not JSON
         bad = int((~np.isfinite(logits)).sum())
@@ -89,7 +89,6 @@ def predictions_for(
                          "(NaN or inf in the input or the weights)")
     probs = _softmax(logits)
     width, height = size
-    grid = box_grid(size, box_cap)
     preds = []
     for rank, (c, m) in enumerate(zip(classes.tolist(), maps), start=1):
         pred: dict[str, Any] = {
@@ -104,10 +103,7 @@ def predictions_for(
         }
         problem = map_status(m, norm)
         if problem is None:
-            # The raw map passed the check, so its upsampling is finite: skip the per-pixel check.
-            boxes = boxes_from_checked_map(upsample(m, (grid[1], grid[0])), threshold, largest_only=not all_boxes,
-                                           norm=norm)
-            boxes = [box_to_original(b, grid, size) for b in boxes]
+            boxes = boxes_from_raw(m, size, threshold, largest_only=not all_boxes, norm=norm, cap=box_cap)
             if not boxes:  # the map varies, but not at the image's (tiny) resolution
                 boxes = [[0, 0, width - 1, height - 1]]
                 pred["warning"] = "map is flat at image resolution: box is the whole image"

@@ -30,6 +30,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from camloc.boxes import best_iou, iou_matrix
 from camloc.data.base import Sample, Split
 from camloc.errors import CamlocError
 from camloc.io import atomic_write_bytes, atomic_write_json
@@ -247,15 +248,6 @@ def covered_fraction(boxes: Sequence[Sequence[int]], size: tuple[int, int]) -> f
     return float(mask.mean())
 
 
-def _iou_many(boxes: np.ndarray, gt: Sequence[int]) -> np.ndarray:
-    """Inclusive IoU of ``(n, 4)`` boxes with one box."""
-    iw = np.minimum(boxes[:, 2], gt[2]) - np.maximum(boxes[:, 0], gt[0]) + 1
-    ih = np.minimum(boxes[:, 3], gt[3]) - np.maximum(boxes[:, 1], gt[1]) + 1
-    inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
-    area = (boxes[:, 2] - boxes[:, 0] + 1) * (boxes[:, 3] - boxes[:, 1] + 1)
-    return inter / (area + (gt[2] - gt[0] + 1) * (gt[3] - gt[1] + 1) - inter)
-
-
 def random_box_rate(gt: Sequence[Sequence[int]], size: tuple[int, int], rng: np.random.Generator, n: int = 200,
                     like: Sequence[int] | None = None, iou: float = 0.5) -> float:
     """Fraction of ``n`` random boxes with IoU >= ``iou`` with one of the ``gt`` boxes.
@@ -273,9 +265,7 @@ def random_box_rate(gt: Sequence[Sequence[int]], size: tuple[int, int], rng: np.
         bw, bh = min(w, like[2] - like[0] + 1), min(h, like[3] - like[1] + 1)
         x0, y0 = rng.integers(0, w - bw + 1, size=n), rng.integers(0, h - bh + 1, size=n)
         boxes = np.stack([x0, y0, x0 + bw - 1, y0 + bh - 1], axis=1)
-    best = np.zeros(n)
-    for g in gt:
-        best = np.maximum(best, _iou_many(boxes, g))
+    best = iou_matrix(boxes, gt).max(axis=1, initial=0.0)
     return float(np.mean(best >= iou))
 
 
@@ -297,12 +287,6 @@ def text_maps(net, probe, samples: Sequence[Sample], *, batch_size: int = 32, pr
         net.probe, net.class_names = saved
 
 
-def _best_iou(box: Sequence[int] | None, gt: Sequence[Sequence[int]]) -> float:
-    from camloc.boxes import box_iou
-
-    return max((box_iou(box, g) for g in gt), default=0.0) if box is not None else 0.0
-
-
 def choose_threshold(net, probe, split: Split, thresholds: Sequence[float] = THRESHOLDS, *, max_images: int = 64,
                      batch_size: int = 32, progress: bool = True) -> tuple[float, dict[float, float]]:
     """The CAM-box threshold with the best localization accuracy on ``split``'s text images.
@@ -317,7 +301,7 @@ def choose_threshold(net, probe, split: Split, thresholds: Sequence[float] = THR
     text = [s for s in split.samples if s.boxes][: max(1, int(max_images))]
     maps, _ = text_maps(net, probe, text, batch_size=batch_size, progress=progress)
     pairs = [(m, s) for m, s in zip(maps, text) if m is not None]
-    acc = {float(t): float(np.mean([_best_iou(box_and_peak(m.map, m.size, t).box, s.boxes) >= 0.5 for m, s in pairs]))
+    acc = {float(t): float(np.mean([best_iou(box_and_peak(m.map, m.size, t).box, s.boxes) >= 0.5 for m, s in pairs]))
            for t in thresholds}
     best = max(acc, key=lambda t: (acc[t], -t))
     return best, acc
@@ -360,11 +344,11 @@ def score_textloc(net, probe, split: Split, *, thresholds: Sequence[float] = (0.
         size, peak = found[ts[0]].size, found[ts[0]].peak
         record = {"image": s.image_id, "peak": peak, "words": s.boxes, "boxes": {}, "iou": {}}
         for t, f in found.items():
-            iou = _best_iou(f.box, s.boxes)
+            iou = best_iou(f.box, s.boxes)
             loc[t].append(iou >= 0.5)
             same[t].append(random_box_rate(s.boxes, size, rng, n_random, like=f.box) if f.box is not None else 0.0)
             record["boxes"][t], record["iou"][t] = f.box, iou
-            loc_pos[t].append(_best_iou(box_and_peak(m.map, m.size, t, "positive").box, s.boxes) >= 0.5)
+            loc_pos[t].append(best_iou(box_and_peak(m.map, m.size, t, "positive").box, s.boxes) >= 0.5)
         point.append(peak is not None and any(inside(peak, g) for g in s.boxes))
         rbox.append(random_box_rate(s.boxes, size, rng, n_random))
         rpoint.append(covered_fraction(s.boxes, size))

@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from camloc.boxes.iou import iou_coords
+
 try:  # the compiled sweep; without numba the exact per-level contour search is used instead
     from numba import njit
 
@@ -140,21 +142,15 @@ def _area_delta_table() -> np.ndarray:
 AREA_DELTA = _area_delta_table()
 
 
+_iou = njit(cache=True, nogil=True)(iou_coords)  # the one IoU formula, compiled
+
+
 @njit(cache=True, nogil=True)
 def _iou_best(x0, y0, x1, y1, gt):
-    """Best inclusive IoU of one box against the rows of ``gt`` (the protocol's formula, +1)."""
+    """Best IoU of one box against the rows of ``gt`` (:func:`camloc.boxes.iou_coords`)."""
     best = 0.0
-    area_a = (x1 - x0 + 1) * (y1 - y0 + 1)
     for j in range(gt.shape[0]):
-        iw = min(x1, gt[j, 2]) - max(x0, gt[j, 0]) + 1
-        ih = min(y1, gt[j, 3]) - max(y0, gt[j, 1]) + 1
-        if iw < 0:
-            iw = 0
-        if ih < 0:
-            ih = 0
-        inter = iw * ih
-        denom = area_a + (gt[j, 2] - gt[j, 0] + 1) * (gt[j, 3] - gt[j, 1] + 1) - inter
-        iou = 0.0 if denom <= 0 else inter / denom
+        iou = _iou(x0, y0, x1, y1, gt[j, 0], gt[j, 1], gt[j, 2], gt[j, 3])
         if iou > best:
             best = iou
     return best

@@ -18,7 +18,8 @@ Conventions, exactly as the published evaluation computes them:
   MaxBoxAcc over ``delta in {30, 50, 70}`` with all contours. The original MaxBoxAcc is
   ``delta = 50`` with the largest contour only.
 
-The threshold sweep is shared (see :mod:`camloc.metrics._levels`): identical numbers, one pass.
+The boxes and the IoU are :func:`camloc.boxes.contour_boxes` and :func:`camloc.boxes.iou_matrix`;
+the threshold sweep is shared (see :mod:`camloc.metrics._levels`): identical numbers, one pass.
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import cv2
 import numpy as np
 
+from camloc.boxes import contour_boxes, iou_matrix
 from camloc.metrics import _levels
 from camloc.metrics.base import Evaluator
 
@@ -79,42 +80,6 @@ def resize_box(box: Sequence[int], image_size: tuple[int, int], size: int = RESI
     w, h = float(image_size[0]), float(image_size[1])
     x0, y0, x1, y1 = (float(v) for v in box)
     return [int(x0 * size / w), int(y0 * size / h), int(x1 * size / w), int(y1 * size / h)]
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Inclusive IoU of every box in ``a (n, 4)`` against every box in ``b (m, 4)`` -> ``(n, m)``.
-
-    Degenerate pairs (union <= 0) get 0, as in the protocol.
-    """
-    a = np.asarray(a, dtype=np.int64).reshape(-1, 1, 4)
-    b = np.asarray(b, dtype=np.int64).reshape(1, -1, 4)
-    iw = np.maximum(0, np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]) + 1)
-    ih = np.maximum(0, np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]) + 1)
-    inter = iw * ih
-    area_a = (a[..., 2] - a[..., 0] + 1) * (a[..., 3] - a[..., 1] + 1)
-    area_b = (b[..., 2] - b[..., 0] + 1) * (b[..., 3] - b[..., 1] + 1)
-    denom = area_a + area_b - inter
-    bad = denom <= 0
-    out = inter / np.where(bad, 1, denom)
-    out[bad] = 0
-    return out
-
-
-def contour_boxes(gray: np.ndarray, level: int, multi_contour: bool = True) -> list[list[int]]:
-    """The protocol's boxes for ``mask = gray > level``: one OpenCV contour search (reference
-    semantics, used for single thresholds and figures)."""
-    h, w = gray.shape
-    mask = np.where(gray > level, np.uint8(255), np.uint8(0))
-    contours = cv2.findContours(mask, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)[0]
-    if len(contours) == 0:
-        return [[0, 0, 0, 0]]
-    if not multi_contour:
-        contours = [max(contours, key=cv2.contourArea)]
-    out = []
-    for c in contours:
-        x, y, bw, bh = cv2.boundingRect(c)
-        out.append([x, y, min(x + bw, w - 1), min(y + bh, h - 1)])
-    return out
 
 
 def best_iou_per_threshold(

@@ -78,16 +78,16 @@ def box_and_peak(raw: np.ndarray, size: tuple[int, int], threshold: float = 0.2,
     The map is upsampled bilinearly to the image, normalized (min-max, or with
     ``norm="positive"`` its positive part over its max), thresholded at ``threshold`` (of its
     max) and the bounding box of the largest connected component is kept
-    (:func:`camloc.boxes.boxes_from_map`); the peak is the upsampled map's argmax.
+    (:func:`camloc.boxes.boxes_from_checked_map`); the peak is the upsampled map's argmax.
     """
-    from camloc.boxes import boxes_from_map
-    from camloc.cam import map_status, upsample
+    from camloc.boxes import boxes_from_checked_map
+    from camloc.readings import map_status, upsample
 
     w, h = size
     m = upsample(raw, (h, w))
     if map_status(m, norm) is not None:
         return CamBox(None, None, (w, h))
-    boxes = boxes_from_map(m, threshold, norm=norm)
+    boxes = boxes_from_checked_map(m, threshold, norm=norm)
     y, x = np.unravel_index(int(np.argmax(m)), m.shape)
     return CamBox(boxes[0] if boxes else None, (int(x), int(y)), (w, h))
 

@@ -14,14 +14,14 @@
     return (r - x === 0.5 && r % 2 !== 0) ? r - 1 : r;
   }
 
-  // camloc.pipeline.geometry.box_grid: [w, h] on which boxes are found.
+  // camloc.boxes.box_grid: [w, h] on which boxes are found.
   function boxGrid(width, height, cap) {
     const long = Math.max(width, height);
     if (cap <= 0 || long <= cap) return [width, height];
     return [Math.max(1, pyRound(width * cap / long)), Math.max(1, pyRound(height * cap / long))];
   }
 
-  // camloc.pipeline.geometry.box_to_original.
+  // camloc.boxes.box_to_original.
   function boxToOriginal(box, grid, width, height) {
     const [gw, gh] = grid;
     if (gw === width && gh === height) return box.slice();

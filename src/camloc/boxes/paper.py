@@ -1,29 +1,27 @@
-"""From maps to boxes, the paper's way.
-
-Boxes are ``[x0, y0, x1, y1]`` in integer pixel coordinates with inclusive corners
-(``x1`` is the last column inside the box), as the ILSVRC protocol writes them.
-"""
+"""The paper's rule: a map, thresholded at a fraction of its peak, the box of its largest
+8-connected component (or of every component)."""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
-from camloc.cam import check_norm, map_status, norm_bounds
+from camloc.boxes.scale import box_grid, box_to_original
+from camloc.readings import check_norm, map_status, norm_bounds, upsample
 
 Box = list[int]
 
 
 def mask_from_map(map2d: np.ndarray, threshold: float = 0.2, norm: str = "minmax") -> np.ndarray:
-    """Pixels strictly above ``threshold`` of the normalized map (see :data:`camloc.cam.NORMS`):
+    """Pixels strictly above ``threshold`` of the normalized map (see :data:`camloc.readings.NORMS`):
 
     - ``norm="minmax"``: ``m > min + threshold * (max - min)``;
     - ``norm="positive"``: ``m > threshold * max`` (only positive pixels, for a positive max);
     - ``norm="percentile"``, ``"meanstd"``: ``m > lo + threshold * (hi - lo)`` with the reading's
-      floor and top (:func:`camloc.cam.norm_bounds`).
+      floor and top (:func:`camloc.readings.norm_bounds`).
 
     Computed without building the normalized copy. All-False for a map without a usable peak
-    (:func:`camloc.cam.map_status`).
+    (:func:`camloc.readings.map_status`).
     """
     check_norm(norm)
     m = np.asarray(map2d, dtype=np.float32)
@@ -99,7 +97,7 @@ def boxes_from_map(map2d: np.ndarray, threshold: float = 0.2, largest_only: bool
     largest first.
 
     Returns an empty list when the map is constant or has a non-finite value, or, with
-    ``norm="positive"``, no positive value (see :func:`camloc.cam.map_status` for the reason).
+    ``norm="positive"``, no positive value (see :func:`camloc.readings.map_status` for the reason).
 
     Example:
         >>> m = np.zeros((4, 5)); m[1:3, 2:4] = 1.0
@@ -118,18 +116,24 @@ def boxes_from_map(map2d: np.ndarray, threshold: float = 0.2, largest_only: bool
 def boxes_from_checked_map(map2d: np.ndarray, threshold: float = 0.2, largest_only: bool = True,
                            norm: str = "minmax") -> list[Box]:
     """:func:`boxes_from_map` for a 2-D map known to be finite (e.g. the upsampling of a raw map
-    that :func:`camloc.cam.map_status` passed): skips the per-pixel check. A constant map, or
+    that :func:`camloc.readings.map_status` passed): skips the per-pixel check. A constant map, or
     with ``norm="positive"`` one without a positive value, gives no box."""
     return boxes_from_mask(_above(np.asarray(map2d, dtype=np.float32), threshold, norm), largest_only=largest_only)
 
 
-def box_iou(a: Box, b: Box) -> float:
-    """IoU of two inclusive-corner boxes, counting pixels (+1 on each side)."""
-    iw = min(a[2], b[2]) - max(a[0], b[0]) + 1
-    ih = min(a[3], b[3]) - max(a[1], b[1]) + 1
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    area_a = (a[2] - a[0] + 1) * (a[3] - a[1] + 1)
-    area_b = (b[2] - b[0] + 1) * (b[3] - b[1] + 1)
-    return inter / float(area_a + area_b - inter)
+def boxes_from_raw(raw: np.ndarray, size: tuple[int, int], threshold: float = 0.2, largest_only: bool = True,
+                   norm: str = "minmax", cap: int = 0) -> list[Box]:
+    """The paper's rule on a raw map (feature resolution): upsampled bilinearly to the image,
+    ``size = (width, height)``, then :func:`boxes_from_checked_map`; boxes in image pixels.
+
+    With ``cap > 0`` and an image whose longer side exceeds it, the map is upsampled to that
+    side instead (:func:`~camloc.boxes.box_grid`) and the boxes carried back
+    (:func:`~camloc.boxes.box_to_original`, within half a grid step). Empty when the raw map has
+    no usable peak (:func:`camloc.readings.map_status`) or none survives the upsampling.
+    """
+    if map_status(raw, norm) is not None:
+        return []
+    grid = box_grid(size, cap)
+    # The raw map passed the check, so its upsampling is finite: skip the per-pixel check.
+    found = boxes_from_checked_map(upsample(raw, (grid[1], grid[0])), threshold, largest_only, norm)
+    return [box_to_original(b, grid, size) for b in found]
