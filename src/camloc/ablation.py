@@ -184,32 +184,3 @@ def _cell(v: Any) -> str:
     if isinstance(v, bool):
         return "yes" if v else "no"
     return "" if v is None else str(v)
-
-
-def plot(rows: list[dict[str, Any]], path: str) -> None:
-    """MaxBoxAcc and GT-known against time per image, one marker per reading, filled with flip."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True)
-    norms = list(dict.fromkeys(r["norm"] for r in rows))
-    markers = "osD^v<>p*h"
-    for ax, key in zip(axes, ("MaxBoxAcc", "gt_known")):
-        for j, n in enumerate(norms):
-            for clamp in (False, True):
-                pts = [r for r in rows if r["norm"] == n and r["clamp"] == clamp]
-                if not pts:
-                    continue
-                ax.scatter([r["ms_per_image"] for r in pts], [r[key] for r in pts], marker=markers[j % len(markers)],
-                           facecolors=["C0" if r["flip"] else "none" for r in pts],
-                           edgecolors="C1" if clamp else "C0", label=f"{n}{' clamped' if clamp else ''}")
-        ax.set_xlabel("localize, ms per image")
-        ax.set_ylabel(f"{key} (%)")
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7, loc="lower right")
-    fig.suptitle(f"localization switches ({rows[0]['num_images']} images; filled: flip)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
