@@ -26,7 +26,8 @@ def run(root: str, n_train: int = N_TRAIN, n_test: int = N_TEST, size: int = SIZ
     """Generate the benchmark, fit the probe, choose the box threshold on the training images'
     word boxes, and score the test images. Returns the figures and what is needed to draw them."""
     import camloc
-    from camloc.experiments.textloc import choose_threshold, make_textloc, score_textloc
+    from camloc.experiments.textloc import make_textloc
+    from camloc.experiments.textloc_score import choose_threshold, score_textloc
     from camloc.probe import fit_probe
 
     try:
@@ -128,7 +129,7 @@ def examples_figure(res: dict[str, Any], path: str, n: int = 8) -> None:
 
     from camloc.cam import normalize_map, upsample
     from camloc.data.images import load_image
-    from camloc.experiments.textloc import text_maps
+    from camloc.experiments.textloc_score import text_maps
     from camloc.viz import save_figure
 
     text = [s for s in res["test"].samples if s.boxes][:n]

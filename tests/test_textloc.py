@@ -8,19 +8,9 @@ import os
 import numpy as np
 import pytest
 
-from camloc.experiments.textloc import (
-    CLASSES,
-    TextlocError,
-    _part,
-    _photo,
-    covered_fraction,
-    inside,
-    make_image,
-    make_textloc,
-    random_box_rate,
-    read_textloc,
-    render_words,
-)
+from camloc.errors import TextlocError
+from camloc.experiments.textloc import CLASSES, _part, _photo, make_image, make_textloc, read_textloc, render_words
+from camloc.experiments.textloc_score import covered_fraction, inside, random_box_rate
 
 
 def test_images_are_deterministic_from_the_seed():
@@ -121,7 +111,7 @@ def test_small_benchmark_localizes_text_well_above_random(tmp_path):
     """Small mode, the embedded backbone at 448 px: the probe's CAM finds the words far more often
     than random boxes and random points on the same images."""
     import camloc
-    from camloc.experiments.textloc import choose_threshold, score_textloc
+    from camloc.experiments.textloc_score import choose_threshold, score_textloc
     from camloc.probe import fit_probe
 
     splits = make_textloc(tmp_path, 40, 24, seed=0)
