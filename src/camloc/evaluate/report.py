@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from camloc.boxes import contour_boxes
 from camloc.evaluate.options import EvalOptions, EvalResult
 from camloc.metrics.classification import ClassificationEvaluator
-from camloc.metrics.maxboxacc import contour_boxes, to_gray
+from camloc.metrics.maxboxacc import to_gray
 from camloc.scoring import Tally
 
 

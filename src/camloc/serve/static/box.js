@@ -70,7 +70,7 @@
     return out;
   }
 
-  // camloc.cam.map_status: null for a usable map, else the reason.
+  // camloc.readings.map_status: null for a usable map, else the reason.
   function mapStatus(data, norm) {
     if (!data.length) return "empty map";
     let lo = Infinity, hi = -Infinity;
