@@ -7,7 +7,7 @@ import torch
 
 import camloc
 from camloc.boxes import box_iou
-from camloc.models.registry import ModelError
+from camloc.errors import ModelError
 
 CAT_CLASSES = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 CHELSEA_CAT = [30, 0, 420, 299]  # the cat in chelsea.png (451x300), drawn by hand
@@ -126,7 +126,7 @@ def test_timm_tokens_are_laid_out_on_the_patch_grid():
     ],
 )
 def test_timm_heads_without_exact_cam_are_refused_with_one_line(arch, kwargs, reason):
-    from camloc.models.heads import HeadError
+    from camloc.errors import HeadError
 
     with pytest.raises(HeadError) as err:
         camloc.load_model(f"timm:{arch}", num_classes=3, **kwargs)

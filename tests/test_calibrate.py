@@ -13,7 +13,8 @@ import torch
 from probe_nets import PLAIN, ColorNet, color_split
 
 from camloc.ablation import markdown, run_grid, scale_sets
-from camloc.calibrate import CalibrationError, calibration_path, load_calibration
+from camloc.calibrate import calibration_path, load_calibration
+from camloc.errors import CalibrationError
 from camloc.cli import main
 from camloc.evaluate import EvalOptions, evaluate
 from camloc.models.net import CamNet

@@ -48,16 +48,19 @@ def test_camloc_errors_and_os_errors_are_one_line(tmp_path, capsys):
 
 
 def test_camloc_error_classes_share_one_base():
-    from camloc.data.base import DataError
-    from camloc.data.images import ImageError
-    from camloc.errors import CamlocError
-    from camloc.models.heads import HeadError
-    from camloc.models.registry import ModelError
-    from camloc.probe.base import ProbeError
-    from camloc.train_config import ConfigError
+    from camloc import errors
+    from camloc.errors import CamlocError, OutputError
 
-    for cls in (DataError, ImageError, HeadError, ModelError, ProbeError, ConfigError):
+    classes = (errors.DataError, errors.ImageError, errors.HeadError, errors.ModelError, errors.ProbeError,
+               errors.ConfigError, errors.IdxError, errors.TextlocError, errors.CalibrationError, errors.ServeError,
+               OutputError)
+    for cls in classes:
         assert issubclass(cls, CamlocError) and issubclass(cls, ValueError)  # old `except ValueError` still works
+    assert issubclass(OutputError, OSError)  # a failed write, as before
+    err = OutputError("out/x.json", OSError(28, "No space left on device"))
+    assert (str(err), err.errno) == ("out/x.json: cannot write (No space left on device)", 28)
+    found = {name for name, obj in vars(errors).items() if isinstance(obj, type) and issubclass(obj, CamlocError)}
+    assert found == {"CamlocError", *(cls.__name__ for cls in classes)}
 
 
 @pytest.mark.parametrize("where", ["before", "after"])

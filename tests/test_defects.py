@@ -207,7 +207,8 @@ def test_atomic_writers_name_the_file_they_cannot_write(tmp_path, monkeypatch):
 
     import pytest
 
-    from camloc.io import OutputError, atomic_write_json, atomic_write_text
+    from camloc.errors import OutputError
+    from camloc.io import atomic_write_json, atomic_write_text
 
     (tmp_path / "file").write_text("x")
     with pytest.raises(OutputError, match=r"^.*/file/sub/m\.json: cannot write \(Not a directory\)$"):
@@ -331,7 +332,7 @@ def test_complex_arrays_are_refused_not_cast(recwarn):
     """Found by the fuzz suite: a complex array lost its imaginary part with a ComplexWarning."""
     import numpy as np
 
-    from camloc.data.images import ImageError
+    from camloc.errors import ImageError
     from camloc.pipeline.decode import decode
     from camloc.pipeline.geometry import Resize
 

@@ -175,7 +175,7 @@ class FcColourNet(nn.Module):
 
 def test_gradient_method_on_a_head_where_cam_is_refused(fixture):
     from camloc.models.loading import gradient_net
-    from camloc.models.heads import HeadError
+    from camloc.errors import HeadError
 
     with pytest.raises(HeadError):
         camloc.load_model(FcColourNet())

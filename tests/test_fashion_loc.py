@@ -12,7 +12,8 @@ import cv2
 import numpy as np
 import pytest
 
-from camloc.data.fashion_mnist import CLASSES, FASHION_DIR, IdxError, load_fashion_mnist, read_idx
+from camloc.data.fashion_mnist import CLASSES, FASHION_DIR, load_fashion_mnist, read_idx
+from camloc.errors import IdxError
 from camloc.experiments.fashion_loc import REGIMES, Regime, generate, render, source_indices, tight_box, write_benchmark
 
 HAVE_FMNIST = os.path.isfile(os.path.join(FASHION_DIR, "t10k-images-idx3-ubyte.gz"))

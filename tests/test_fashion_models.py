@@ -8,7 +8,8 @@ import torch
 import camloc
 from camloc.extract import cam, check_exact, extract
 from camloc.models.checkpoint import save_checkpoint
-from camloc.models.heads import HeadError, find_head
+from camloc.errors import HeadError
+from camloc.models.heads import find_head
 
 
 @pytest.mark.parametrize("size, side", [(64, 16), (48, 12)])

@@ -10,7 +10,8 @@ import torchvision
 from torch import nn
 
 import camloc
-from camloc.models.heads import HeadError, find_head
+from camloc.errors import HeadError
+from camloc.models.heads import find_head
 
 
 def _randomize(module: nn.Module, seed: int = 0) -> nn.Module:

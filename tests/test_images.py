@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from camloc.data.images import ImageError, expand_paths, load_image
+from camloc.data.images import expand_paths, load_image
+from camloc.errors import ImageError
 
 
 def _save(img: Image.Image, path, **kw) -> str:

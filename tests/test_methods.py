@@ -9,7 +9,7 @@ from torch import nn
 
 import camloc
 from camloc.methods import CAM, Backprop, GradCAM, GradCAMpp, get_method
-from camloc.models.heads import HeadError
+from camloc.errors import HeadError
 
 X = torch.tensor([[[[1.0, -1.0], [2.0, 0.0]]]])  # (1, 1, 2, 2); relu(x) = [[1, 0], [2, 0]]
 BOTH = torch.tensor([[0, 1]])

@@ -20,7 +20,7 @@ from torch import nn
 import camloc
 from camloc.boxes import box_grid, box_to_original, boxes_from_map
 from camloc.cam import upsample
-from camloc.data.images import ImageError
+from camloc.errors import ImageError
 from camloc.models.heads import Head
 from camloc.models.net import CamNet, Preprocessing
 from camloc.pipeline import Job, Pipeline, Resize, iter_paths, parse_resize

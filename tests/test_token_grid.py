@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from camloc.methods import get_method
-from camloc.models.heads import HeadError, find_head
+from camloc.errors import HeadError
+from camloc.models.heads import find_head
 
 timm = pytest.importorskip("timm")
 torchvision = pytest.importorskip("torchvision")

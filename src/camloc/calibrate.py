@@ -23,14 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from camloc.cam import NORMS, check_norm
-from camloc.errors import CamlocError
+from camloc.errors import CalibrationError
 
 SUFFIX = ".calibration.json"
 FORMAT = 1
-
-
-class CalibrationError(CamlocError):
-    """A calibration file that cannot be used (one line naming the file)."""
 
 
 def calibration_path(model: str | None, probe: str | None, weights: str | None, name: str) -> Path:

@@ -60,7 +60,7 @@ def _randomize_head(net, seed: int = 0) -> None:
 
 def _verdict(name: str, build: Any, size: int) -> Row:
     import camloc
-    from camloc.models.heads import HeadError
+    from camloc.errors import HeadError
 
     torch.manual_seed(0)  # the architectures' own initialization: the same numbers on every run
     try:

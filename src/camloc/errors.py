@@ -1,5 +1,6 @@
-"""camloc's errors share one base, :class:`CamlocError`: a problem with what camloc was given (an
-input file, an option, a model, a data set), whose ``str()`` is one line naming what and where.
+"""camloc's errors, all here, share one base, :class:`CamlocError`: a problem with what camloc was
+given (an input file, an option, a model, a data set, a request), whose ``str()`` is one line naming
+what and where.
 
 It subclasses ``ValueError``, so code that caught the older ``ValueError`` subclasses still works.
 The command line prints such errors as one line; :func:`is_user_error` tells them from bugs.
@@ -17,6 +18,62 @@ _REMOTE_FRAME = re.compile(r'File "([^"]+)", line \d+, in [^\n]*\n[ \t]*([^\n]*)
 
 class CamlocError(ValueError):
     """A problem with camloc's input (file, option, model, data); ``str(err)`` is one line."""
+
+
+class ModelError(CamlocError):
+    """A model that cannot be loaded; ``str(err)`` is one line."""
+
+
+class HeadError(CamlocError):
+    """A model whose head does not admit plain CAM; ``str(err)`` is one line with the reason."""
+
+
+class ProbeError(CamlocError):
+    """A probe, its data or its feature cache cannot be used; ``str(err)`` is one line."""
+
+
+class DataError(CamlocError):
+    """Unusable dataset metadata; ``str(err)`` is one line, ``<file>:<line>: <reason>`` where
+    a line is to blame, else ``<file>: <reason>``."""
+
+
+class ImageError(CamlocError):
+    """An image that cannot be used; ``str(err)`` is one line: ``<file>: <reason>``."""
+
+
+class IdxError(CamlocError):
+    """A file that is not a valid IDX file; ``str(err)`` is one line naming it."""
+
+
+class TextlocError(CamlocError):
+    """A textloc folder that cannot be read; ``str(err)`` is one line."""
+
+
+class ConfigError(CamlocError):
+    """A bad configuration; ``str(err)`` is one line naming the file/line or override and the key."""
+
+
+class CalibrationError(CamlocError):
+    """A calibration file that cannot be used (one line naming the file)."""
+
+
+class ServeError(CamlocError):
+    """A request the server refuses: an HTTP status (4xx) and a one-line reason."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = " ".join(str(reason).split())
+
+
+class OutputError(CamlocError, OSError):
+    """A file that cannot be written; ``str(err)`` is one line naming it (``errno`` kept). Also an
+    ``OSError``, as the failed write it reports."""
+
+    def __init__(self, path: str | os.PathLike, err: OSError, action: str = "write") -> None:
+        reason = err.strerror or " ".join(str(err).split()) or type(err).__name__
+        super().__init__(f"{os.fspath(path)}: cannot {action} ({reason})")
+        self.errno = err.errno
 
 
 def is_user_error(err: BaseException) -> bool:

@@ -15,14 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
-
-class OutputError(OSError):
-    """A file that cannot be written; ``str(err)`` is one line naming it (``errno`` kept)."""
-
-    def __init__(self, path: str | os.PathLike, err: OSError, action: str = "write") -> None:
-        reason = err.strerror or " ".join(str(err).split()) or type(err).__name__
-        super().__init__(f"{os.fspath(path)}: cannot {action} ({reason})")
-        self.errno = err.errno
+from camloc.errors import OutputError
 
 
 @contextmanager

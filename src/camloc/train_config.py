@@ -23,11 +23,7 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
-from camloc.errors import CamlocError
-
-
-class ConfigError(CamlocError):
-    """A bad configuration; ``str(err)`` is one line naming the file/line or override and the key."""
+from camloc.errors import ConfigError
 
 
 @dataclass

@@ -75,7 +75,7 @@ def check_map_options(args: argparse.Namespace) -> None:
 def load_net(model: str | None, weights: str | None, device: str, method: str = "cam"):
     """The net for ``method``: CAM needs an exact head; a gradient method also takes a torchvision
     net whose head CAM refuses (VGG, MobileNetV3, ...)."""
-    from camloc.models.heads import HeadError
+    from camloc.errors import HeadError
     from camloc.models.registry import load_model
 
     try:

@@ -4,12 +4,14 @@ Every reader returns a :class:`Split` of :class:`Sample` records with boxes as i
 integer pixel corners ``[x0, y0, x1, y1]``; :func:`open_dataset` detects the format.
 """
 
-from camloc.data.base import DataError, Sample, Split
+from camloc.data.base import Sample, Split
+from camloc.errors import DataError
 from camloc.data.cub import read_cub
 from camloc.data.detect import FORMATS, detect_format, open_dataset
 from camloc.data.folder import read_folder
 from camloc.data.ilsvrc import read_ilsvrc
-from camloc.data.images import ImageError, expand_paths, load_image
+from camloc.data.images import expand_paths, load_image
+from camloc.errors import ImageError
 from camloc.data.wsol import read_wsol, write_wsol
 
 __all__ = [

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import os
 
-from camloc.data.base import DataError
+from camloc.errors import DataError
 
 
 def where(path: str | os.PathLike, line: int | None = None) -> str:

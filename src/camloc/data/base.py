@@ -8,13 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from camloc.errors import CamlocError
-
-
-class DataError(CamlocError):
-    """Unusable dataset metadata; ``str(err)`` is one line, ``<file>:<line>: <reason>`` where
-    a line is to blame, else ``<file>: <reason>``."""
-
 
 @dataclass
 class Sample:

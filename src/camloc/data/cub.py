@@ -26,7 +26,8 @@ import math
 import os
 
 from camloc.data._text import Problems, parse_float, parse_int, read_rows, where
-from camloc.data.base import DataError, Sample, Split
+from camloc.data.base import Sample, Split
+from camloc.errors import DataError
 
 __all__ = ["CUB_FILES", "cub_box", "find_cub_root", "read_cub"]
 

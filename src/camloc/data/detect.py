@@ -18,7 +18,8 @@ from __future__ import annotations
 import os
 import re
 
-from camloc.data.base import DataError, Split
+from camloc.data.base import Split
+from camloc.errors import DataError
 from camloc.data.cub import find_cub_root, read_cub
 from camloc.data.folder import class_folders, read_folder
 from camloc.data.ilsvrc import read_ilsvrc

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from camloc.errors import CamlocError
+from camloc.errors import IdxError
 
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 """Where Debian's ``dataset-fashion-mnist`` package installs the IDX files."""
@@ -19,10 +19,6 @@ CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shi
 
 _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
               0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
-
-
-class IdxError(CamlocError):
-    """A file that is not a valid IDX file; ``str(err)`` is one line naming it."""
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 
-from camloc.data.base import DataError, Sample, Split
+from camloc.data.base import Sample, Split
+from camloc.errors import DataError
 from camloc.data.images import IMAGE_SUFFIXES
 
 __all__ = ["class_folders", "read_folder"]

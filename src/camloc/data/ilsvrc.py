@@ -42,7 +42,8 @@ import xml.etree.ElementTree as ET
 from tqdm import tqdm
 
 from camloc.data._text import Problems, box_problem, parse_int, read_lines, read_rows, where
-from camloc.data.base import DataError, Sample, Split
+from camloc.data.base import Sample, Split
+from camloc.errors import DataError
 from camloc.data.images import IMAGE_SUFFIXES
 
 __all__ = ["find_ilsvrc_images", "read_ilsvrc", "read_val_solution", "read_voc_xml"]

@@ -17,13 +17,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from camloc.errors import CamlocError
+from camloc.errors import ImageError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
-
-
-class ImageError(CamlocError):
-    """An image that cannot be used; ``str(err)`` is one line: ``<file>: <reason>``."""
 
 
 def _one_line(text: object) -> str:

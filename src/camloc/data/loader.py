@@ -27,7 +27,8 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from camloc.data.base import Split
-from camloc.data.images import ImageError, load_image
+from camloc.data.images import load_image
+from camloc.errors import ImageError
 from camloc.models.net import Preprocessing
 
 Item = tuple[Tensor | None, int, str | None]

@@ -9,7 +9,7 @@ import torch
 
 from camloc.cam import upsample
 from camloc.data.base import Sample
-from camloc.data.images import ImageError
+from camloc.errors import ImageError
 from camloc.evaluate.options import EvalOptions
 from camloc.metrics.faithfulness import FaithfulnessEvaluator, confidence_change, perturbation_curves
 from camloc.models.net import CamNet

@@ -16,7 +16,8 @@ import torch
 from torch import Tensor, nn
 
 from camloc.hooks import capture
-from camloc.models.heads import Head, HeadError, find_head
+from camloc.errors import HeadError
+from camloc.models.heads import Head, find_head
 from camloc.models.net import CamNet, evaluating
 from camloc.models.token_grid import token_grid
 

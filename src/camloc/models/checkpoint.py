@@ -46,7 +46,7 @@ def _one_line(err: object) -> str:
 
 
 def _torch_load(name: str, what: str) -> Any:
-    from camloc.models.registry import ModelError
+    from camloc.errors import ModelError
 
     try:
         return torch.load(name, map_location="cpu", weights_only=True)
@@ -78,7 +78,7 @@ def read_state_dict(path: str | os.PathLike, what: str = "weights") -> dict[str,
         ModelError: unreadable file, or not a dict of tensors under string keys (one line
             naming the file).
     """
-    from camloc.models.registry import ModelError
+    from camloc.errors import ModelError
 
     name = os.fspath(path)
     obj = _torch_load(name, what)
@@ -97,7 +97,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Read and validate a checkpoint file; one-line ``ModelError`` naming the file if it is not
     one or a field is garbled (the fields' types are checked here, their fit to the
     architecture by :func:`load_checkpoint`)."""
-    from camloc.models.registry import ModelError
+    from camloc.errors import ModelError
 
     name = os.fspath(path)
     try:
@@ -151,7 +151,8 @@ def _field_problem(data: dict[str, Any]) -> str | None:
 
 def load_checkpoint(path: str | os.PathLike) -> CamNet:
     """Rebuild the net saved in ``path``."""
-    from camloc.models.registry import ModelError, get_builder
+    from camloc.errors import ModelError
+    from camloc.models.registry import get_builder
 
     data = read_checkpoint(path)
     name = os.fspath(path)

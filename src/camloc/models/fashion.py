@@ -19,9 +19,11 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from camloc.models.heads import Head, HeadError
+from camloc.errors import HeadError
+from camloc.models.heads import Head
 from camloc.models.net import CamNet, Preprocessing
-from camloc.models.registry import ModelError, register
+from camloc.errors import ModelError
+from camloc.models.registry import register
 
 FASHION_MEAN = (0.15, 0.15, 0.15)
 FASHION_STD = (0.3, 0.3, 0.3)

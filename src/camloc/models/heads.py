@@ -17,12 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from camloc.errors import CamlocError
+from camloc.errors import HeadError
 from camloc.models.pooled_norm import NormalizedFeatures, is_pooled_norm
-
-
-class HeadError(CamlocError):
-    """A model whose head does not admit plain CAM; ``str(err)`` is one line with the reason."""
 
 
 @dataclass

@@ -16,7 +16,8 @@ import os
 
 from camloc.models.checkpoint import read_state_dict
 from camloc.models.net import CamNet, Preprocessing
-from camloc.models.registry import ModelError, register
+from camloc.errors import ModelError
+from camloc.models.registry import register
 from camloc.models.torchvision_models import imagenet_classes
 
 SIZES = {0: 224, 1: 240, 2: 260}

@@ -44,7 +44,8 @@ from torch import Tensor, nn
 
 from camloc.models.heads import Head
 from camloc.models.net import CamNet, Preprocessing
-from camloc.models.registry import ModelError, register
+from camloc.errors import ModelError
+from camloc.models.registry import register
 
 Pooling = Literal["avg", "max"]
 GOOGLENET_PREPROCESSING = Preprocessing(size=(224, 224), mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))

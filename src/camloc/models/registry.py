@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from camloc.errors import CamlocError
+from camloc.errors import ModelError
 from camloc.models.net import CamNet, Preprocessing, evaluating
 
 Builder = Callable[..., CamNet]
@@ -24,10 +24,6 @@ _BUILDERS: dict[str, Builder] = {}
 _DESCRIPTIONS: dict[str, str] = {}
 _LOADED = False
 DEFAULT_MODEL = "efficientnet_lite0"
-
-
-class ModelError(CamlocError):
-    """A model that cannot be loaded; ``str(err)`` is one line."""
 
 
 def register(name: str, description: str = "") -> Callable[[Builder], Builder]:

@@ -27,7 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from camloc.models.heads import Head, HeadError
+from camloc.errors import HeadError
+from camloc.models.heads import Head
 from camloc.models.net import CamNet, Preprocessing
 from camloc.models.pooled_norm import is_pooled_norm
 
@@ -182,7 +183,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
     weights file is (:func:`camloc.models.checkpoint.read_state_dict`: ``weights_only=True``, so
     a pickle that would run code is refused); one-line ``ModelError`` otherwise."""
     from camloc.models.checkpoint import read_state_dict as read_torch
-    from camloc.models.registry import ModelError
+    from camloc.errors import ModelError
 
     name = os.fspath(path)
     if not name.endswith(".safetensors"):
@@ -229,7 +230,7 @@ def timm_gradient_net(arch: str, weights: str | os.PathLike | None = None, **kwa
 
 def create_timm(arch: str, weights: str | os.PathLike | None = None, **kwargs: Any) -> tuple[nn.Module, dict]:
     """The timm model (eval mode, weights loaded) and the keyword arguments that rebuild it."""
-    from camloc.models.registry import ModelError
+    from camloc.errors import ModelError
 
     try:
         import timm

@@ -41,7 +41,7 @@ def build_torchvision(name: str, weights: str | os.PathLike | None = None, num_c
     With a weights file, the number of classes is read from its classifier layer.
     Without one the weights are random (torchvision never downloads here).
     """
-    from camloc.models.registry import ModelError
+    from camloc.errors import ModelError
 
     if not is_torchvision_name(name):
         raise ModelError(f"unknown model '{name}'")

@@ -17,7 +17,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from camloc.data.images import ImageError, _with_messages, decoder_messages, to_rgb
+from camloc.data.images import _with_messages, decoder_messages, to_rgb
+from camloc.errors import ImageError
 from camloc.pipeline.geometry import Resize, scaled_short_side
 
 _TRANSPOSED = (5, 6, 7, 8)  # EXIF orientations that swap width and height

@@ -16,7 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from camloc.io import OutputError, naming
+from camloc.errors import OutputError
+from camloc.io import naming
 
 
 def dumps(record: dict[str, Any]) -> str:

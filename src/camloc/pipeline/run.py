@@ -24,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from camloc.cam import class_maps, positive_weights
-from camloc.data.images import ImageError
+from camloc.errors import ImageError
 from camloc.models.net import CamNet
 from camloc.pipeline.backends import as_input, make_backend
 from camloc.pipeline.decode import Decoded, decode, name_of

@@ -29,8 +29,8 @@ again.
 from camloc._lazy import lazy_exports
 
 _MODULES = {
-    "camloc.probe.base": ("CACHE_FORMAT", "DEFAULT_CS", "PROBE_FORMAT", "Classifier", "ProbeError", "Scaling",
-                          "default_cache_dir"),
+    "camloc.errors": ("ProbeError",),
+    "camloc.probe.base": ("CACHE_FORMAT", "DEFAULT_CS", "PROBE_FORMAT", "Classifier", "Scaling", "default_cache_dir"),
     "camloc.probe.features": ("Features", "backbone_digest", "backbone_identity", "compute_features", "crop_box",
                               "extract_features", "feature_dim", "feature_key", "load_feature_cache",
                               "save_feature_cache", "weights_digest"),

@@ -1,4 +1,4 @@
-"""What the probe modules share: formats, the error type, the cache folder."""
+"""What the probe modules share: formats, the classifier kinds, the cache folder."""
 
 from __future__ import annotations
 
@@ -6,18 +6,12 @@ import os
 from collections.abc import Sequence
 from typing import Literal
 
-from camloc.errors import CamlocError
-
 PROBE_FORMAT = "camloc-probe/1"
 CACHE_FORMAT = "camloc-features/1"
 DEFAULT_CS: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0)
 Classifier = Literal["svm", "logreg"]
 Scaling = Literal["global", "channel"]
 Box = Sequence[int]
-
-
-class ProbeError(CamlocError):
-    """A probe, its data or its feature cache cannot be used; ``str(err)`` is one line."""
 
 
 def _one_line(text: object) -> str:

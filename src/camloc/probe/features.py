@@ -16,15 +16,12 @@ import torch
 from torch import nn
 
 from camloc.data.base import Sample, Split
-from camloc.data.images import ImageError, load_image
+from camloc.data.images import load_image
+from camloc.errors import ImageError
 from camloc.io import atomic_write_with
 from camloc.models.net import CamNet
-from camloc.probe.base import (
-    CACHE_FORMAT,
-    Box,
-    ProbeError,
-    _one_line,
-)
+from camloc.errors import ProbeError
+from camloc.probe.base import CACHE_FORMAT, Box, _one_line
 
 # --------------------------------------------------------------------------- backbone identity
 

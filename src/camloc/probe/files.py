@@ -12,11 +12,8 @@ import torch
 
 from camloc.io import atomic_write_with
 from camloc.models.net import CamNet
-from camloc.probe.base import (
-    PROBE_FORMAT,
-    ProbeError,
-    _one_line,
-)
+from camloc.errors import ProbeError
+from camloc.probe.base import PROBE_FORMAT, _one_line
 from camloc.probe.features import backbone_digest, feature_dim
 from camloc.probe.fit import Probe
 

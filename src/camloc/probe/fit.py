@@ -14,13 +14,8 @@ from torch import nn
 
 from camloc.data.base import Split
 from camloc.models.net import CamNet
-from camloc.probe.base import (
-    DEFAULT_CS,
-    Box,
-    Classifier,
-    ProbeError,
-    Scaling,
-)
+from camloc.errors import ProbeError
+from camloc.probe.base import DEFAULT_CS, Box, Classifier, Scaling
 from camloc.probe.features import (
     Features,
     backbone_digest,

@@ -9,9 +9,7 @@ import numpy as np
 
 from camloc.data.base import Sample
 from camloc.models.net import CamNet
-from camloc.probe.base import (
-    ProbeError,
-)
+from camloc.errors import ProbeError
 
 # --------------------------------------------------------------------------- CAM boxes
 

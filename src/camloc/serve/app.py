@@ -27,7 +27,8 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from camloc.serve.engine import MAX_UPLOAD, Engine, ServeError, parse_options
+from camloc.errors import ServeError
+from camloc.serve.engine import MAX_UPLOAD, Engine, parse_options
 
 STATIC = Path(__file__).parent / "static"
 SAMPLES = ("chelsea.png", "coffee.png", "astronaut.png", "motorcycle_left.png", "rocket.jpg")

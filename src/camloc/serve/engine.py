@@ -23,18 +23,11 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from camloc.errors import ServeError
+
 METHODS = ("cam", "gradcam", "gradcampp")  # the map methods the page offers
 MAX_UPLOAD = 20 * 1024 * 1024  # bytes; a larger request gets 413
 MAX_TOPK = 20
-
-
-class ServeError(Exception):
-    """A request the server refuses: an HTTP status (4xx) and a one-line reason."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = " ".join(str(reason).split())
 
 
 @dataclass
