@@ -38,7 +38,7 @@ def _measure(name: str, batch: int, batches: int, repeats: int, split) -> dict[s
     import torch.nn.functional as F
 
     from camloc.data.loader import Normalize
-    from camloc.train import TrainConfig, _Dist, _loaders, _param_groups, _train_epoch, build_net
+    from camloc.train import TrainConfig, _Dist, _loaders, _param_groups, build_net, train_epoch
 
     cfg = TrainConfig(model=name, batch_size=batch, workers=0, progress=False, max_batches=batches, epochs=1)
     torch.manual_seed(0)
@@ -56,7 +56,7 @@ def _measure(name: str, batch: int, batches: int, repeats: int, split) -> dict[s
         sampler.set_epoch(epoch["n"])
         dataset.set_epoch(epoch["n"])
         epoch["n"] += 1
-        tally = _train_epoch(module, loader, opt, scaler, cfg, _Dist(), Normalize(net.preprocessing), False, 0)
+        tally = train_epoch(module, loader, opt, scaler, cfg, _Dist(), Normalize(net.preprocessing), False, 0)
         assert tally.n == batch * batches
 
     def compute_only() -> None:

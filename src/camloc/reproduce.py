@@ -38,21 +38,22 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from camloc.experiments.fashion_loc import REGIMES, write_benchmark
+from camloc.data.loader import Batch, Normalize
 from camloc.io import atomic_write_json, warn_null
 from camloc.models.checkpoint import read_checkpoint, save_checkpoint
 from camloc.models.net import CamNet
 from camloc.models.registry import load_model
+from camloc.train import TrainConfig, _Dist, train_epoch
 
 NETS = ("gap", "gmp", "fc")
 
@@ -210,9 +211,10 @@ def train_net(net_kind: str, train: Images, val: Images, plan: Plan, seed: int,
               log: Callable[[str], None], progress: bool) -> tuple[CamNet, list[dict[str, float]]]:
     """Train ``fashion_<net_kind>`` from image labels only (boxes are never read).
 
-    AdamW (or SGD with Nesterov momentum), weight decay, a per-step warm-up + cosine schedule,
-    optional gradient-norm clipping, random horizontal flips; the initialization, the order and
-    the flips depend only on ``seed``.
+    Each epoch is :func:`camloc.train.train_epoch` over the canvases held in memory: AdamW (or
+    SGD with Nesterov momentum), weight decay, a per-step warm-up + cosine schedule, optional
+    gradient-norm clipping, random horizontal flips; the initialization, the order and the flips
+    depend only on ``seed``.
     Returns the net (in eval mode) and one row of metrics per epoch.
     """
     torch.manual_seed(seed)
@@ -232,44 +234,49 @@ def train_net(net_kind: str, train: Images, val: Images, plan: Plan, seed: int,
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, plan.warmup))
     g = torch.Generator().manual_seed(seed)
     labels = torch.from_numpy(train.labels)
+    cfg = TrainConfig(epochs=plan.epochs, crop=int(train.gray.shape[1]), progress=progress)
+    normalize = Normalize(net.preprocessing)
+    scaler = torch.amp.GradScaler("cuda", enabled=False)
     rows = []
     if not len(val):
         warn_null(f"fashion_{net_kind} seed {seed}: the validation error without validation images")
     for epoch in range(plan.epochs):
-        module.train()
         order = torch.randperm(len(train), generator=g)
         flips = torch.rand(len(train), generator=g) < 0.5
         t0 = time.perf_counter()
-        loss_sum, hits = 0.0, 0
-        bar = tqdm(range(per_epoch), desc=f"  {net_kind} epoch {epoch + 1}/{plan.epochs}", unit="batch",
-                   leave=False, disable=None if progress else True, file=sys.stderr)
-        for b in bar:
-            idx = order[b * plan.batch_size : (b + 1) * plan.batch_size]
-            x = train.batch(idx.numpy(), net)
-            f = flips[idx]
-            x = torch.where(f[:, None, None, None], x.flip(-1), x)
-            y = labels[idx]
-            logits = module(x)
-            loss = F.cross_entropy(logits, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if plan.clip > 0:
-                torch.nn.utils.clip_grad_norm_(module.parameters(), plan.clip)
-            opt.step()
-            sched.step()
-            loss_sum += float(loss.detach()) * len(y)
-            hits += int((logits.argmax(1) == y).sum())
+        tally = train_epoch(module, _Batches(train.gray, labels, order, flips, plan.batch_size), opt, scaler, cfg,
+                            _Dist(), normalize, False, epoch, clip=plan.clip, on_step=sched.step)
         seconds = time.perf_counter() - t0
-        n = per_epoch * plan.batch_size
+        n = tally.n
+        loss, err = float(tally.loss) / n, 100.0 * (1 - float(tally.top1) / n)
         val_err = 100.0 * (1.0 - float((predict(net, val) == torch.from_numpy(val.labels)).float().mean())) \
             if len(val) else None
-        rows.append({"epoch": epoch + 1, "train_loss": loss_sum / n, "train_top1_error": 100.0 * (1 - hits / n),
+        rows.append({"epoch": epoch + 1, "train_loss": loss, "train_top1_error": err,
                      "val_top1_error": val_err, "seconds": round(seconds, 2)})
-        log(f"  {net_kind} seed {seed} epoch {epoch + 1}/{plan.epochs}: loss {loss_sum / n:.3f}, "
-            f"train error {100 * (1 - hits / n):.1f}%, val error {'-' if val_err is None else f'{val_err:.1f}%'}, "
+        log(f"  {net_kind} seed {seed} epoch {epoch + 1}/{plan.epochs}: loss {loss:.3f}, "
+            f"train error {err:.1f}%, val error {'-' if val_err is None else f'{val_err:.1f}%'}, "
             f"{n / seconds:.0f} images/s")
     module.eval()
     return net, rows
+
+
+class _Batches:
+    """One epoch of training batches from memory, in ``order``, each canvas mirrored where
+    ``flips`` says (full batches only): what :func:`camloc.train.train_epoch` reads."""
+
+    def __init__(self, gray: np.ndarray, labels: torch.Tensor, order: torch.Tensor, flips: torch.Tensor,
+                 size: int) -> None:
+        self.gray, self.labels, self.order, self.flips, self.size = gray, labels, order, flips, size
+
+    def __len__(self) -> int:
+        return len(self.order) // self.size
+
+    def __iter__(self) -> Iterator[Batch]:
+        for b in range(len(self)):
+            idx = self.order[b * self.size : (b + 1) * self.size]
+            gray = torch.from_numpy(self.gray[idx.numpy()])
+            gray = torch.where(self.flips[idx][:, None, None], gray.flip(-1), gray)
+            yield Batch(gray.unsqueeze(1).expand(-1, 3, -1, -1), self.labels[idx])
 
 
 @torch.no_grad()

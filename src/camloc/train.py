@@ -27,7 +27,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -302,8 +302,12 @@ class _Tally:
         return _Tally(loss, top1, top5, n, skipped, self.reasons)
 
 
-def _train_epoch(model: nn.Module, loader: DataLoader, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
-                 cfg: TrainConfig, d: _Dist, normalize: Normalize, use_amp: bool, epoch: int) -> _Tally:
+def train_epoch(model: nn.Module, loader: Iterable[Batch], opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+                cfg: TrainConfig, d: _Dist, normalize: Normalize, use_amp: bool, epoch: int, *, clip: float = 0.0,
+                on_step: Callable[[], None] | None = None) -> _Tally:
+    """One epoch over ``loader``'s batches: forward, cross-entropy, backward, optionally the
+    gradient norm clipped to ``clip``, the optimizer's step, then ``on_step()`` (a per-step
+    schedule). Returns the epoch's running sums (this process's)."""
     device = normalize.device
     model.train()
     tally = _Tally()
@@ -330,8 +334,13 @@ def _train_epoch(model: nn.Module, loader: DataLoader, opt: torch.optim.Optimize
                 loss = F.cross_entropy(logits.float(), y)
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
+        if clip > 0:
+            scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
         scaler.step(opt)
         scaler.update()
+        if on_step is not None:
+            on_step()
         if len(batch):
             tally.add(logits.detach().float(), y, loss)
             if not bar.disable and (step % 10 == 0 or step == total - 1):
@@ -493,7 +502,7 @@ class _Run:
             train_ds.set_epoch(epoch)
             lr = opt.param_groups[0]["lr"]
             t0 = time.perf_counter()
-            tally = _train_epoch(model, train_loader, opt, scaler, cfg, d, normalize, self.use_amp, epoch)
+            tally = train_epoch(model, train_loader, opt, scaler, cfg, d, normalize, self.use_amp, epoch)
             seconds = time.perf_counter() - t0
             tr = tally.reduce(d, self.device)
             if tr.n == 0:
