@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from camloc.metrics.classification import ClassificationEvaluator
-from camloc.boxes import heuristic_boxes
-from camloc.metrics.ilsvrc import IlsvrcLocEvaluator, heuristic_predictions, hit
+from camloc.boxes import heuristic_boxes, hit
+from camloc.metrics.ilsvrc import IlsvrcLocEvaluator, heuristic_predictions
 from camloc.metrics.pxap import PxAPEvaluator, ground_truth
 
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from camloc.boxes import box_iou
+from camloc.boxes import hit
 from camloc.data.base import Split
 from camloc.io import json_number
 from camloc.models.net import CamNet
@@ -154,9 +154,7 @@ def union_box(boxes: Sequence[Sequence[int]]) -> list[int] | None:
 def localization_hits(boxes: Sequence[list[int] | None], gt: Sequence[Sequence[Sequence[int]]],
                       iou: float = 0.5) -> np.ndarray:
     """``hit[i]``: box ``i`` has IoU >= ``iou`` with one of image ``i``'s ground-truth boxes."""
-    return np.asarray([
-        b is not None and any(box_iou(b, g) >= iou for g in gts) for b, gts in zip(boxes, gt)
-    ], dtype=bool)
+    return np.asarray([hit(b, gts, iou) for b, gts in zip(boxes, gt)], dtype=bool)
 
 
 def _accuracy(pred: np.ndarray, y: np.ndarray, what: str = "accuracy") -> float | None:

@@ -8,12 +8,12 @@ inclusively (+1). NumPy and OpenCV only (no torch).
   8-connected component, or all of them), on a map at image size or on a raw map.
 - :mod:`~camloc.boxes.contours`: contour boxes of the CVPR 2020 protocol (MaxBoxAcc) and the
   paper's several-level heuristic.
-- :mod:`~camloc.boxes.iou`: IoU of a pair, of every pair (a matrix), the best against a list.
+- :mod:`~camloc.boxes.iou`: IoU of a pair, of every pair (a matrix), the best against a list, a hit.
 - :mod:`~camloc.boxes.scale`: boxes found on a capped grid, carried back to the image.
 """
 
 from camloc.boxes.contours import contour_boxes, heuristic_boxes
-from camloc.boxes.iou import best_iou, box_iou, iou_coords, iou_matrix
+from camloc.boxes.iou import best_iou, box_iou, hit, iou_coords, iou_matrix
 from camloc.boxes.paper import (
     Box,
     boxes_from_checked_map,
@@ -26,6 +26,6 @@ from camloc.boxes.scale import box_grid, box_to_original
 
 __all__ = [
     "Box", "best_iou", "box_grid", "box_iou", "box_to_original", "boxes_from_checked_map", "boxes_from_map",
-    "boxes_from_mask", "boxes_from_raw", "contour_boxes", "heuristic_boxes", "iou_coords", "iou_matrix",
-    "mask_from_map",
+    "boxes_from_mask", "boxes_from_raw", "contour_boxes", "heuristic_boxes", "hit", "iou_coords",
+    "iou_matrix", "mask_from_map",
 ]

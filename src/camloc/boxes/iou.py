@@ -50,6 +50,11 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
+def hit(box: Sequence[int] | None, gt_boxes: Sequence[Sequence[int]], iou: float = 0.5) -> bool:
+    """``box`` overlaps one of ``gt_boxes`` with IoU >= ``iou`` (``None`` never does)."""
+    return box is not None and any(box_iou(box, g) >= iou for g in gt_boxes)
+
+
 def best_iou(box: Sequence[int] | None, gt_boxes: Sequence[Sequence[int]]) -> float:
     """The largest IoU of ``box`` with any of ``gt_boxes``; 0.0 for ``box=None`` or no ``gt_boxes``."""
     return 0.0 if box is None else max((box_iou(box, g) for g in gt_boxes), default=0.0)

@@ -62,8 +62,6 @@ def boxes_from_mask(mask: np.ndarray, largest_only: bool = True) -> list[Box]:
         return []
     stats = stats[1:]
     order = np.argsort(-stats[:, cv2.CC_STAT_AREA], kind="stable")
-    if largest_only:
-        order = order[:1]
     out = []
     for i in order:
         x, y, w, h = (int(v) for v in stats[i, :4])
@@ -92,9 +90,9 @@ def boxes_from_map(map2d: np.ndarray, threshold: float = 0.2, largest_only: bool
     """The paper's box: threshold the map at ``threshold`` x its max, keep the largest component.
 
     The map is min-max normalized (so a signed CAM works; ``norm="positive"`` reads it as its
-    positive part over its max instead) and thresholded with ``>`` (see :func:`mask_from_map`), split into 8-connected components, and the bounding box of the
-    largest is returned. With ``largest_only=False`` every component's box is returned,
-    largest first.
+    positive part over its max instead) and thresholded with ``>`` (see :func:`mask_from_map`),
+    split into 8-connected components, and the bounding box of the largest is returned. With
+    ``largest_only=False`` every component's box is returned, largest first.
 
     Returns an empty list when the map is constant or has a non-finite value, or, with
     ``norm="positive"``, no positive value (see :func:`camloc.readings.map_status` for the reason).
@@ -118,7 +116,8 @@ def boxes_from_checked_map(map2d: np.ndarray, threshold: float = 0.2, largest_on
     """:func:`boxes_from_map` for a 2-D map known to be finite (e.g. the upsampling of a raw map
     that :func:`camloc.readings.map_status` passed): skips the per-pixel check. A constant map, or
     with ``norm="positive"`` one without a positive value, gives no box."""
-    return boxes_from_mask(_above(np.asarray(map2d, dtype=np.float32), threshold, norm), largest_only=largest_only)
+    mask = _above(np.asarray(map2d, dtype=np.float32), threshold, norm)
+    return boxes_from_mask(mask, largest_only=largest_only)
 
 
 def boxes_from_raw(raw: np.ndarray, size: tuple[int, int], threshold: float = 0.2, largest_only: bool = True,

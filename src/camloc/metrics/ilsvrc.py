@@ -12,7 +12,7 @@
   :func:`camloc.boxes.heuristic_boxes`), five predictions from the top-1, top-2 and top-3 classes:
   ``(c1, b1), (c1, b2), (c2, b1), (c2, b2), (c3, b1)``, scored as above.
 
-IoU counts pixels inclusively (:func:`camloc.boxes.box_iou`).
+IoU counts pixels inclusively (:func:`camloc.boxes.box_iou`); a hit is :func:`camloc.boxes.hit`.
 """
 
 from __future__ import annotations
@@ -22,16 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from camloc.boxes import box_iou, heuristic_boxes
+from camloc.boxes import heuristic_boxes, hit
 from camloc.metrics.base import Evaluator
 
 Box = Sequence[int]
 Prediction = tuple[int, Box | None]
-
-
-def hit(box: Box | None, gt_boxes: Sequence[Box], iou: float = 0.5) -> bool:
-    """``box`` overlaps one of ``gt_boxes`` with IoU >= ``iou`` (``None`` never does)."""
-    return box is not None and any(box_iou(list(box), list(g)) >= iou for g in gt_boxes)
 
 
 def heuristic_predictions(classes: Sequence[int], maps: Sequence[np.ndarray]) -> list[Prediction]:
