@@ -1,8 +1,9 @@
-"""IoU of inclusive-corner boxes, counting pixels: one formula, in three shapes.
+"""IoU of inclusive-corner boxes, counting pixels: one formula, on scalars (also compiled), on a
+pair, on every pair at once, and the best or a hit against a list.
 
 ``inter = max(0, min x1 - max x0 + 1) * max(0, min y1 - max y0 + 1)`` over
 ``area_a + area_b - inter`` with ``area = (x1 - x0 + 1) * (y1 - y0 + 1)``; a pair whose union is
-not positive (only inverted boxes) gets 0. This is the ILSVRC and wsolevaluation convention.
+not positive (only inverted boxes) gets 0: the convention of the ILSVRC and CVPR 2020 protocols.
 """
 
 from __future__ import annotations
