@@ -98,7 +98,7 @@ def run(root: str, n_train: int = N_TRAIN, n_test: int = N_TEST, size: int = SIZ
     from camloc.pipeline.geometry import Resize
     from camloc.pipeline.run import Job, Pipeline
     from camloc.probe import attach_probe, fit_probe
-    from camloc.probe.fit import Probe
+    from camloc.probe import Probe
 
     t0, c0 = time.perf_counter(), time.process_time()
     data = make_captioned(root, n_train, n_test, seed, size)

@@ -46,7 +46,7 @@ def made(tmp_path_factory):
     from camloc.pipeline.geometry import Resize
     from camloc.pipeline.run import Pipeline
     from camloc.probe.files import save_probe
-    from camloc.probe.fit import Probe
+    from camloc.probe import Probe
 
     root = tmp_path_factory.mktemp("discover")
     rng = np.random.default_rng(0)

@@ -20,6 +20,11 @@ class CamlocError(ValueError):
     """A problem with camloc's input (file, option, model, data); ``str(err)`` is one line."""
 
 
+def one_line(text: object, limit: int | None = None) -> str:
+    """``str(text)`` with its white space folded to single spaces, cut to ``limit`` characters."""
+    return " ".join(str(text).split())[:limit]
+
+
 class ModelError(CamlocError):
     """A model that cannot be loaded; ``str(err)`` is one line."""
 

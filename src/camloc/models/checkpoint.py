@@ -1,18 +1,21 @@
 """camloc checkpoints: one file holding weights, architecture, class names and preprocessing.
 
-Written atomically; read with ``torch.load(weights_only=True)``.
+Written atomically; read with ``torch.load(weights_only=True)``
+(:func:`camloc.models.weights.load_torch_file`); :func:`camloc.models.registry.load_checkpoint`
+rebuilds the net.
 """
 
 from __future__ import annotations
 
 import os
-from functools import partial
 from typing import Any
 
 import torch
 
+from camloc.errors import ModelError
 from camloc.io import atomic_write_with
 from camloc.models.net import CamNet, Preprocessing
+from camloc.models.weights import load_torch_file, state_dict_problem
 
 FORMAT = "camloc-checkpoint/1"
 
@@ -41,69 +44,12 @@ def is_checkpoint_path(spec: str) -> bool:
     return os.path.isfile(spec)
 
 
-def _one_line(err: object) -> str:
-    return " ".join(str(err).split())[:160]
-
-
-def _torch_load(name: str, what: str) -> Any:
-    from camloc.errors import ModelError
-
-    try:
-        return torch.load(name, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ModelError(f"{name}: no such file ({what})") from None
-    except IsADirectoryError:
-        raise ModelError(f"{name}: is a directory, not {what}") from None
-    except Exception as err:  # torch raises many kinds for a file it cannot unpickle
-        raise ModelError(f"{name}: cannot read {what} ({_one_line(err)})") from None
-
-
-def state_dict_problem(obj: Any) -> str | None:
-    """Why ``obj`` is not a state dict (a dict of tensors under string keys), or ``None``."""
-    if not isinstance(obj, dict):
-        return f"a {type(obj).__name__}, expected a dict of tensors"
-    for key, value in obj.items():
-        if not isinstance(key, str):
-            return f"key {repr(key)[:80]} is not a string"
-        if not isinstance(value, torch.Tensor):
-            return f"{repr(key)[1:-1][:80]} is {type(value).__name__}"
-    return None
-
-
-def read_state_dict(path: str | os.PathLike, what: str = "weights") -> dict[str, torch.Tensor]:
-    """The state dict in a weights file (``torch.load(weights_only=True)``): the file's dict itself
-    or the one under ``state_dict``, ``model`` or ``model_state_dict``.
-
-    Raises:
-        ModelError: unreadable file, or not a dict of tensors under string keys (one line
-            naming the file).
-    """
-    from camloc.errors import ModelError
-
-    name = os.fspath(path)
-    obj = _torch_load(name, what)
-    if isinstance(obj, dict):
-        for key in ("state_dict", "model", "model_state_dict"):
-            if isinstance(obj.get(key), dict):
-                obj = obj[key]
-                break
-    problem = state_dict_problem(obj)
-    if problem:
-        raise ModelError(f"{name}: not a state dict of tensors ({problem})")
-    return obj
-
-
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Read and validate a checkpoint file; one-line ``ModelError`` naming the file if it is not
     one or a field is garbled (the fields' types are checked here, their fit to the
-    architecture by :func:`load_checkpoint`)."""
-    from camloc.errors import ModelError
-
+    architecture by :func:`camloc.models.registry.load_checkpoint`)."""
     name = os.fspath(path)
-    try:
-        data = torch.load(name, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many kinds for a file that is not a checkpoint
-        raise ModelError(f"{name}: not a camloc checkpoint (cannot be read: {_one_line(err)})") from None
+    data = load_torch_file(name, "a camloc checkpoint", unreadable="not a camloc checkpoint (cannot be read: {why})")
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ModelError(f"{name}: not a camloc checkpoint (no '{FORMAT}' format tag)")
     missing = [k for k in ("arch", "state_dict", "class_names", "preprocessing") if k not in data]
@@ -147,37 +93,3 @@ def _field_problem(data: dict[str, Any]) -> str | None:
     except ValueError as err:  # its message starts with "preprocessing"
         return str(err)
     return None
-
-
-def load_checkpoint(path: str | os.PathLike) -> CamNet:
-    """Rebuild the net saved in ``path``."""
-    from camloc.errors import ModelError
-    from camloc.models.registry import get_builder
-
-    data = read_checkpoint(path)
-    name = os.fspath(path)
-    arch = data["arch"]
-    builder = get_builder(arch)
-    kwargs = dict(data.get("arch_kwargs") or {})
-    if builder is None:
-        from camloc.models.torchvision_models import build_torchvision, is_torchvision_name
-
-        if not is_torchvision_name(arch):
-            raise ModelError(f"{name}: checkpoint architecture {arch!r} is not known to this camloc")
-        builder = partial(build_torchvision, arch)
-    try:
-        net = builder(**kwargs)
-    except (TypeError, ValueError, RuntimeError) as err:  # unknown or out-of-range options
-        raise ModelError(f"{name}: camloc checkpoint arch_kwargs do not fit {arch!r} ({_one_line(err)})") from None
-    try:
-        net.module.load_state_dict(data["state_dict"])
-    except RuntimeError as err:
-        raise ModelError(f"{name}: weights do not fit architecture {arch!r} ({_one_line(err)})") from None
-    names = list(data["class_names"])
-    if names and len(names) != net.num_classes:
-        raise ModelError(f"{name}: camloc checkpoint class_names holds {len(names)} names for a classifier of "
-                         f"{net.num_classes} classes")
-    net.class_names = names or [f"class_{i}" for i in range(net.num_classes)]
-    net.preprocessing = Preprocessing.from_dict(data["preprocessing"])
-    net.module.eval()
-    return net

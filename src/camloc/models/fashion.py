@@ -19,11 +19,11 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from camloc.errors import HeadError
+from camloc.errors import HeadError, ModelError
 from camloc.models.heads import Head
 from camloc.models.net import CamNet, Preprocessing
-from camloc.errors import ModelError
 from camloc.models.registry import register
+from camloc.models.weights import read_state_dict
 
 FASHION_MEAN = (0.15, 0.15, 0.15)
 FASHION_STD = (0.3, 0.3, 0.3)
@@ -133,8 +133,6 @@ def _build(head: str, name: str, weights: str | None = None, num_classes: int = 
            class_names: list[str] | None = None, **kwargs: Any) -> CamNet:
     module = FashionNet(head=head, num_classes=num_classes, **kwargs)  # type: ignore[arg-type]
     if weights is not None:
-        from camloc.models.checkpoint import read_state_dict
-
         state = read_state_dict(weights, f"{name} weights")
         try:
             module.load_state_dict(state)

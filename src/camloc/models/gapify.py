@@ -25,9 +25,9 @@ import torch
 from torch import Tensor, nn
 from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
 
+from camloc.errors import ModelError
 from camloc.models.net import CamNet, Preprocessing
 from camloc.models.paper import GapNet, Pooling, load_full_weights
-from camloc.errors import ModelError
 from camloc.models.registry import register
 
 _GLOBAL_POOL_CALLS = ("adaptive_avg_pool2d", "adaptive_max_pool2d", "mean", "avg_pool2d")

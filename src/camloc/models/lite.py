@@ -14,11 +14,11 @@ from __future__ import annotations
 import importlib
 import os
 
-from camloc.models.checkpoint import read_state_dict
-from camloc.models.net import CamNet, Preprocessing
 from camloc.errors import ModelError
+from camloc.models.net import CamNet, Preprocessing
 from camloc.models.registry import register
 from camloc.models.torchvision_models import imagenet_classes
+from camloc.models.weights import read_state_dict
 
 SIZES = {0: 224, 1: 240, 2: 260}
 

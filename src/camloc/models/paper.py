@@ -38,14 +38,14 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any, Literal
 
-import torch
 import torchvision
 from torch import Tensor, nn
 
+from camloc.errors import ModelError
 from camloc.models.heads import Head
 from camloc.models.net import CamNet, Preprocessing
-from camloc.errors import ModelError
 from camloc.models.registry import register
+from camloc.models.weights import read_state_dict
 
 Pooling = Literal["avg", "max"]
 GOOGLENET_PREPROCESSING = Preprocessing(size=(224, 224), mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
@@ -110,12 +110,6 @@ class GapNet(nn.Module):
         yield from self.fc.parameters()
 
 
-def _read_state(path: str | os.PathLike, what: str) -> dict[str, Tensor]:
-    from camloc.models.checkpoint import read_state_dict
-
-    return read_state_dict(path, what)
-
-
 def load_backbone(module: nn.Module, path: str | os.PathLike, arch: str, kept: tuple[str, ...]) -> None:
     """Load a torchvision ``arch`` state dict from ``path`` into ``module`` (a torchvision model).
 
@@ -124,7 +118,7 @@ def load_backbone(module: nn.Module, path: str | os.PathLike, arch: str, kept: t
     naming the file when the file is not a state dict of that architecture.
     """
     name = os.fspath(path)
-    state = _read_state(name, f"{arch} backbone weights")
+    state = read_state_dict(name, f"{arch} backbone weights")
     own = module.state_dict()
     state = {k: v for k, v in state.items() if k.startswith(kept)}
     needed = [k for k in own if k.startswith(kept)]
@@ -179,7 +173,7 @@ def _full_trunk(arch: str, backbone_weights: str | os.PathLike | None) -> tuple[
 
 def load_full_weights(module: nn.Module, path: str | os.PathLike, name: str) -> None:
     """Load a state dict of the whole net (one-line ``ModelError`` naming the file on mismatch)."""
-    state = _read_state(path, f"{name} weights")
+    state = read_state_dict(path, f"{name} weights")
     try:
         module.load_state_dict(state)
     except RuntimeError as err:

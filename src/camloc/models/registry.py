@@ -2,7 +2,8 @@
 
 A builder is registered with :func:`register` and called as ``builder(**kwargs) -> CamNet``.
 Every module in ``camloc.models`` is imported on first look-up, so a new family of nets only
-has to register itself.
+has to register itself. :func:`load_model` turns a name, a file or a module into a
+:class:`CamNet`; :func:`load_checkpoint` rebuilds a camloc checkpoint through the registry.
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ import importlib
 import os
 import pkgutil
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import torch
 from torch import nn
 
-from camloc.errors import ModelError
+from camloc.errors import ModelError, one_line
+from camloc.models.checkpoint import is_checkpoint_path, read_checkpoint
 from camloc.models.net import CamNet, Preprocessing, evaluating
 
 Builder = Callable[..., CamNet]
@@ -39,9 +42,7 @@ def _load_all() -> None:
     global _LOADED
     if _LOADED:
         return
-    import camloc.models as pkg
-
-    for info in pkgutil.iter_modules(pkg.__path__):
+    for info in pkgutil.iter_modules([os.path.dirname(os.path.abspath(__file__))]):
         importlib.import_module(f"camloc.models.{info.name}")
     _LOADED = True
 
@@ -56,8 +57,6 @@ def get_builder(name: str) -> Builder | None:
     """The builder of a registered name, or of ``timm:<arch>`` (a timm model)."""
     _load_all()
     if name.startswith("timm:"):
-        from functools import partial
-
         from camloc.models.timm_models import build_timm
 
         return partial(build_timm, name[len("timm:"):])
@@ -87,8 +86,6 @@ def load_model(
         ModelError: unknown name, unreadable checkpoint or weights (one line).
         camloc.models.heads.HeadError: a head where CAM is not exact.
     """
-    from camloc.models.checkpoint import is_checkpoint_path, load_checkpoint
-
     if isinstance(model, CamNet):
         net = model
     elif isinstance(model, nn.Module) and type(model).__module__.startswith("timm."):
@@ -118,4 +115,35 @@ def load_model(
                 )
     if device is not None:
         net.to(device)
+    return net
+
+
+def load_checkpoint(path: str | os.PathLike) -> CamNet:
+    """Rebuild the net saved in ``path``."""
+    data = read_checkpoint(path)
+    name = os.fspath(path)
+    arch = data["arch"]
+    builder = get_builder(arch)
+    kwargs = dict(data.get("arch_kwargs") or {})
+    if builder is None:
+        from camloc.models.torchvision_models import build_torchvision, is_torchvision_name
+
+        if not is_torchvision_name(arch):
+            raise ModelError(f"{name}: checkpoint architecture {arch!r} is not known to this camloc")
+        builder = partial(build_torchvision, arch)
+    try:
+        net = builder(**kwargs)
+    except (TypeError, ValueError, RuntimeError) as err:  # unknown or out-of-range options
+        raise ModelError(f"{name}: camloc checkpoint arch_kwargs do not fit {arch!r} ({one_line(err, 160)})") from None
+    try:
+        net.module.load_state_dict(data["state_dict"])
+    except RuntimeError as err:
+        raise ModelError(f"{name}: weights do not fit architecture {arch!r} ({one_line(err, 160)})") from None
+    names = list(data["class_names"])
+    if names and len(names) != net.num_classes:
+        raise ModelError(f"{name}: camloc checkpoint class_names holds {len(names)} names for a classifier of "
+                         f"{net.num_classes} classes")
+    net.class_names = names or [f"class_{i}" for i in range(net.num_classes)]
+    net.preprocessing = Preprocessing.from_dict(data["preprocessing"])
+    net.module.eval()
     return net

@@ -13,7 +13,8 @@ refused with a one-line reason (a conv or an MLP after pooling, as in MobileNetV
 class-token, attention-pooled and two-head (distilled) models.
 
 Weights: ``weights=`` a ``.safetensors`` file or a state dict read with ``weights_only=True``
-(a pickle that would run code is refused); the class count is taken from the file. timm's own
+(a pickle that would run code is refused; :func:`camloc.models.weights.read_state_dict`); the
+class count is taken from the file. timm's own
 downloading (``pretrained=True``) is never used. Preprocessing (input size, mean, std) comes
 from the model's pretrained configuration; images are squashed to that size as everywhere.
 """
@@ -27,10 +28,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from camloc.errors import HeadError
+from camloc.errors import HeadError, ModelError
 from camloc.models.heads import Head
 from camloc.models.net import CamNet, Preprocessing
 from camloc.models.pooled_norm import is_pooled_norm
+from camloc.models.weights import read_state_dict
 
 PREFIX = "timm:"
 _ADVICE = "; use a gradient method (--method gradcam) or camloc.gapify"
@@ -178,24 +180,6 @@ def _preprocessing(model: nn.Module) -> Preprocessing:
     return Preprocessing(size=(int(h), int(w)), mean=tuple(cfg["mean"]), std=tuple(cfg["std"]))
 
 
-def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
-    """A state dict from a ``.safetensors`` file, or from a torch file read as every camloc
-    weights file is (:func:`camloc.models.checkpoint.read_state_dict`: ``weights_only=True``, so
-    a pickle that would run code is refused); one-line ``ModelError`` otherwise."""
-    from camloc.models.checkpoint import read_state_dict as read_torch
-    from camloc.errors import ModelError
-
-    name = os.fspath(path)
-    if not name.endswith(".safetensors"):
-        return read_torch(name, "timm weights")
-    from safetensors.torch import load_file
-
-    try:
-        return load_file(name)
-    except Exception as err:  # missing file, bad header, ...
-        raise ModelError(f"{name}: cannot read timm weights ({' '.join(str(err).split())[:160]})") from None
-
-
 def timm_net(model: nn.Module, name: str | None = None, class_names: list[str] | None = None,
              arch_kwargs: dict[str, Any] | None = None) -> CamNet:
     """A :class:`CamNet` for a timm model instance (wrapped in :class:`TimmNet`)."""
@@ -230,8 +214,6 @@ def timm_gradient_net(arch: str, weights: str | os.PathLike | None = None, **kwa
 
 def create_timm(arch: str, weights: str | os.PathLike | None = None, **kwargs: Any) -> tuple[nn.Module, dict]:
     """The timm model (eval mode, weights loaded) and the keyword arguments that rebuild it."""
-    from camloc.errors import ModelError
-
     try:
         import timm
     except ImportError:
@@ -242,7 +224,7 @@ def create_timm(arch: str, weights: str | os.PathLike | None = None, **kwargs: A
     if not timm.is_model(arch):
         close = timm.list_models(f"*{arch.split('_')[0]}*")[:5]
         raise ModelError(f"unknown timm model '{arch}'" + (f" (e.g. {', '.join(close)})" if close else ""))
-    state = read_state_dict(weights) if weights is not None else None
+    state = read_state_dict(weights, "timm weights") if weights is not None else None
     try:  # token models read any input size (localization keeps the image's aspect), where timm can
         model = timm.create_model(arch, pretrained=False, **{"dynamic_img_size": True, **kwargs})
         kwargs = {"dynamic_img_size": True, **kwargs}

@@ -8,8 +8,10 @@ from typing import Any
 import torch
 import torchvision
 
+from camloc.errors import ModelError
 from camloc.models.heads import find_head
 from camloc.models.net import CamNet, Preprocessing
+from camloc.models.weights import read_state_dict
 
 _NOT_CLASSIFIERS = ("quantized_", "fasterrcnn", "maskrcnn", "keypointrcnn", "retinanet", "fcos", "ssd",
                     "deeplab", "fcn_", "lraspp", "raft", "r3d", "r2plus1d", "mc3", "mvit", "s3d", "swin3d")
@@ -41,14 +43,10 @@ def build_torchvision(name: str, weights: str | os.PathLike | None = None, num_c
     With a weights file, the number of classes is read from its classifier layer.
     Without one the weights are random (torchvision never downloads here).
     """
-    from camloc.errors import ModelError
-
     if not is_torchvision_name(name):
         raise ModelError(f"unknown model '{name}'")
     state = None
     if weights is not None:
-        from camloc.models.checkpoint import read_state_dict
-
         state = read_state_dict(weights, f"{name} weights")
     extra: dict[str, Any] = dict(kwargs)
     if name in ("googlenet", "inception_v3"):

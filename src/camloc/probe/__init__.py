@@ -35,7 +35,8 @@ _MODULES = {
                               "extract_features", "feature_dim", "feature_key", "load_feature_cache",
                               "save_feature_cache", "weights_digest"),
     "camloc.probe.files": ("attach_probe", "check_probe", "load_probe", "save_probe"),
-    "camloc.probe.fit": ("Probe", "align_labels", "evaluate_probe", "fit_linear", "fit_probe", "fit_probe_on_features"),
+    "camloc.probe.linear": ("Probe",),
+    "camloc.probe.fit": ("align_labels", "evaluate_probe", "fit_linear", "fit_probe", "fit_probe_on_features"),
     "camloc.probe.maps": ("CamBox", "MapResult", "box_and_peak", "cam_boxes", "cam_maps"),
 }
 _EXPORTS = {name: module for module, names in _MODULES.items() for name in names}

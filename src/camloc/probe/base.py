@@ -1,4 +1,4 @@
-"""What the probe modules share: formats, the classifier kinds, the cache folder."""
+"""What the probe modules share: formats, the classifier kinds, the cache folder (no torch)."""
 
 from __future__ import annotations
 
@@ -14,13 +14,7 @@ Scaling = Literal["global", "channel"]
 Box = Sequence[int]
 
 
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
-
-
 def default_cache_dir() -> str:
     """``$CAMLOC_CACHE/features`` if set, else ``~/.cache/camloc/features``."""
     root = os.environ.get("CAMLOC_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "camloc")
     return os.path.join(root, "features")
-
-

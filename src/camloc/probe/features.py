@@ -20,8 +20,8 @@ from camloc.data.images import load_image
 from camloc.errors import ImageError
 from camloc.io import atomic_write_with
 from camloc.models.net import CamNet
-from camloc.errors import ProbeError
-from camloc.probe.base import CACHE_FORMAT, Box, _one_line
+from camloc.errors import ProbeError, one_line
+from camloc.probe.base import CACHE_FORMAT, Box
 
 # --------------------------------------------------------------------------- backbone identity
 
@@ -214,7 +214,7 @@ def load_feature_cache(path: str, key: str, n_samples: int | None = None) -> Fea
     except FileNotFoundError:
         raise
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
-        raise ProbeError(f"{path}: corrupt feature cache ({_one_line(err)[:120]})") from None
+        raise ProbeError(f"{path}: corrupt feature cache ({one_line(err, 120)})") from None
     if fmt != CACHE_FORMAT:
         raise ProbeError(f"{path}: corrupt feature cache (format '{fmt}', expected '{CACHE_FORMAT}')")
     if stored != key:

@@ -10,12 +10,13 @@ import warnings
 import numpy as np
 import torch
 
+from camloc.errors import ProbeError, one_line
 from camloc.io import atomic_write_with
-from camloc.models.net import CamNet
-from camloc.errors import ProbeError
-from camloc.probe.base import PROBE_FORMAT, _one_line
+from camloc.models.net import CamNet, Preprocessing
+from camloc.models.weights import load_torch_file
+from camloc.probe.base import PROBE_FORMAT
 from camloc.probe.features import backbone_digest, feature_dim
-from camloc.probe.fit import Probe
+from camloc.probe.linear import Probe
 
 # --------------------------------------------------------------------------- probe files
 
@@ -47,14 +48,8 @@ def load_probe(path: str | os.PathLike) -> Probe:
         ProbeError: missing, unreadable or inconsistent file (one line naming it).
     """
     name = os.fspath(path)
-    try:
-        d = torch.load(name, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ProbeError(f"{name}: no such probe file") from None
-    except IsADirectoryError:
-        raise ProbeError(f"{name}: is a directory, not a probe file") from None
-    except Exception as err:  # unpickling errors come in many types
-        raise ProbeError(f"{name}: not a probe file ({_one_line(err)[:120]})") from None
+    d = load_torch_file(name, "a probe file", ProbeError, missing="no such probe file",
+                        unreadable="not a probe file ({why})")
     if not isinstance(d, dict) or d.get("format") != PROBE_FORMAT:
         raise ProbeError(f"{name}: not a probe file (no '{PROBE_FORMAT}' format tag)")
     try:
@@ -67,11 +62,9 @@ def load_probe(path: str | os.PathLike) -> Probe:
             preprocessing=json.loads(d.get("preprocessing", "null")),
         )
         if probe.preprocessing is not None:
-            from camloc.models.net import Preprocessing
-
             Preprocessing.from_dict(probe.preprocessing)
     except (KeyError, TypeError, ValueError, AttributeError) as err:
-        raise ProbeError(f"{name}: probe file lacks or garbles {_one_line(err)[:80]}") from None
+        raise ProbeError(f"{name}: probe file lacks or garbles {one_line(err, 80)}") from None
     c, k = len(probe.class_names), probe.feature_dim
     if weight.shape != (c, k) or bias.shape != (c,):
         raise ProbeError(f"{name}: probe weight {weight.shape} / bias {bias.shape} do not match "
@@ -116,7 +109,5 @@ def attach_probe(net: CamNet, path: str | os.PathLike | Probe, strict: bool = Tr
     net.probe = probe.linear().to(net.device)
     net.class_names = list(probe.class_names)
     if probe.preprocessing:
-        from camloc.models.net import Preprocessing
-
         net.preprocessing = Preprocessing.from_dict(probe.preprocessing)
     return net
