@@ -35,14 +35,6 @@ def test_safetensors_file_is_read(tmp_path):
         read_state_dict(tmp_path / "bad.safetensors", "net weights")
 
 
-class _RunsCode:
-    def __init__(self, path):
-        self.path = path
-
-    def __reduce__(self):
-        return (open, (self.path, "w"))
-
-
 def test_errors_are_one_line_naming_the_file(tmp_path):
     missing = tmp_path / "gone.pth"
     with pytest.raises(ModelError) as err:
@@ -55,11 +47,9 @@ def test_errors_are_one_line_naming_the_file(tmp_path):
     with pytest.raises(ModelError) as err:
         read_state_dict(tmp_path / "list.pth")
     assert str(err.value) == f"{tmp_path / 'list.pth'}: not a state dict of tensors (a list, expected a dict of tensors)"
-    marker = tmp_path / "ran"
-    torch.save({"state_dict": _RunsCode(str(marker))}, tmp_path / "evil.pth")
-    with pytest.raises(ModelError, match=r"evil\.pth: cannot read weights \(") as err:
-        read_state_dict(tmp_path / "evil.pth")
-    assert "\n" not in str(err.value) and not marker.exists()
+    (tmp_path / "junk.pth").write_bytes(b"junk")
+    with pytest.raises(ModelError, match=r"junk\.pth: cannot read weights \(.+\)$"):
+        read_state_dict(tmp_path / "junk.pth")  # a pickle that would run code: test_backbones
 
 
 def test_torch_file_errors_take_the_callers_class_and_wording(tmp_path):
