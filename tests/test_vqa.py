@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from camloc.vqa import VQAModel, build_vocab, fit_vqa, tokenize
+from camloc.experiments.vqa import VQAModel, build_vocab, fit_vqa, tokenize
 
 
 def hand_model() -> VQAModel:
@@ -103,7 +103,7 @@ def test_fit_rejects_mismatched_lengths():
 
 
 def test_benchmark_questions_have_the_scene_answers():
-    from benchmarks.bench_vqa import questions
+    from camloc.experiments.vqa_scenes import questions
 
     objs = [{"category": "food", "kind": "thing", "box": [0, 0, 9, 9]},
             {"category": "dog", "kind": "animal", "box": [20, 0, 29, 9]}]
