@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from camloc.reproduce import (
+from camloc.experiments.reproduce import (
     Images, Plan, centered_baseline, lr_factor, orderings, score_maps, summarize, trained_net,
 )
 
@@ -118,7 +118,7 @@ def test_scores_are_those_of_camloc_evaluate(small_test_split, key):
     from camloc.data.wsol import read_wsol
     from camloc.evaluate import EvalOptions, evaluate
     from camloc.models.registry import load_model
-    from camloc.reproduce import FULL, METHODS, method_maps, predict, read_images
+    from camloc.experiments.reproduce import FULL, METHODS, method_maps, predict, read_images
 
     images = read_images(small_test_split)
     torch.manual_seed(0)

@@ -36,7 +36,7 @@ def _ints(text: str, what: str) -> tuple[int, ...]:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from camloc.reproduce import FULL, QUICK, rerender, reproduce
+    from camloc.experiments.reproduce import FULL, QUICK, rerender, reproduce
 
     if args.report_only:
         files = rerender(args.out, docs=args.docs)

@@ -1,4 +1,4 @@
-"""Tables and figures of a reproduction run (see :mod:`camloc.reproduce`).
+"""Tables and figures of a reproduction run (see :mod:`camloc.experiments.reproduce`).
 
 ``report.md`` holds the Markdown section (the two tables, the baseline and the verdicts on the
 paper's orderings, mean +- sample std over seeds); the figures are drawn by
@@ -21,7 +21,7 @@ CAM_KEYS = ("cam_gap", "cam_gap_relu", "cam_gmp", "cam_gmp_relu")
 
 
 def pm(stat: dict[str, float], digits: int = 1) -> str:
-    """``mean ± std`` of a :func:`camloc.reproduce.summarize` record."""
+    """``mean ± std`` of a :func:`camloc.experiments.reproduce.summarize` record."""
     if stat.get("n", 1) > 1:
         return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
     return f"{stat['mean']:.{digits}f}"
