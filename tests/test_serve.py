@@ -122,7 +122,7 @@ def test_models_and_samples(client):
     assert info["model"] == "efficientnet_lite0" and info["num_classes"] == 1000
     assert info["class_names"][285] == "Egyptian cat"
     assert info["methods"] == ["cam", "gradcam", "gradcampp"]
-    assert info["max_upload"] == 20 * 1024 * 1024 and info["box_cap"] == 1024
+    assert info["max_upload"] == 20 * 1024 * 1024 and info["box_cap"] == 512
     samples = client.get("/api/samples").json()["samples"]
     assert "chelsea.png" in samples
     assert Image.open(io.BytesIO(client.get("/api/samples/chelsea.png").content)).size == (451, 300)

@@ -163,7 +163,7 @@ def test_page_localizes_a_photo_and_follows_the_sliders(browser, downloads, serv
 
 def test_page_box_rule_equals_python(browser, server, lite0):
     """The page's box (box.js) against :func:`camloc.localize.predictions_for` on the same raw maps:
-    random and smooth maps, both readings, thresholds from 0 to 0.9, images above the 1024-pixel
+    random and smooth maps, both readings, thresholds from 0 to 0.9, images above the 512-pixel
     cap included."""
     if not browser.current_url.startswith(server):
         browser.get(server + "/")

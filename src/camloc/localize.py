@@ -23,7 +23,7 @@ from camloc.pipeline.geometry import Resize
 
 ImageInput = str | os.PathLike | Image.Image | np.ndarray
 BACKENDS = ("auto", "torch", "onnxruntime")  # what runs the CAM forward pass
-BOX_CAP = 1024  # boxes of larger images are found on a map of this longer side (within a pixel or two)
+BOX_CAP = 512  # boxes of larger images are found on a map of this longer side (within half its step)
 DISPLAY = 1024  # the longer side of the image kept for figures
 
 

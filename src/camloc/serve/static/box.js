@@ -152,7 +152,7 @@
   }
 
   // The prediction's box for a raw map {shape: [h, w], data}: {box, warning} as in the record.
-  function boxFromMap(map, width, height, threshold, norm = "minmax", cap = 1024) {
+  function boxFromMap(map, width, height, threshold, norm = "minmax", cap = 512) {
     const [h, w] = map.shape;
     const problem = mapStatus(map.data, norm);
     if (problem) return { box: null, warning: problem + ": no box" };
