@@ -29,6 +29,7 @@ from camloc.errors import ModelError
 from camloc.models.net import CamNet, Preprocessing
 from camloc.models.paper import GapNet, Pooling, load_full_weights
 from camloc.models.registry import register
+from camloc.models.torchvision_models import build_torchvision
 
 _GLOBAL_POOL_CALLS = ("adaptive_avg_pool2d", "adaptive_max_pool2d", "mean", "avg_pool2d")
 
@@ -91,8 +92,6 @@ def gapify(model: nn.Module | str, num_classes: int = 1000, *, layer: str | None
         A :class:`~camloc.models.paper.GapNet` whose ``camloc_head()`` makes CAM exact.
     """
     if isinstance(model, str):
-        from camloc.models.torchvision_models import build_torchvision
-
         model = build_torchvision(model, weights=backbone_weights).module
     elif backbone_weights is not None:
         raise ModelError("backbone_weights goes with a torchvision name; load weights into the module yourself")

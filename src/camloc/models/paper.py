@@ -45,6 +45,7 @@ from camloc.errors import ModelError
 from camloc.models.heads import Head
 from camloc.models.net import CamNet, Preprocessing
 from camloc.models.registry import register
+from camloc.models.torchvision_models import imagenet_classes
 from camloc.models.weights import read_state_dict
 
 Pooling = Literal["avg", "max"]
@@ -197,8 +198,6 @@ def build_paper_net(name: str, arch: str, convs: int, pooling: Pooling, *, num_c
     if large_feature_map:
         kwargs["large_feature_map"] = True
     if num_classes == 1000:
-        from camloc.models.torchvision_models import imagenet_classes
-
         names = imagenet_classes()
     else:
         names = []
