@@ -15,7 +15,7 @@ Per combination:
 - ``MaxBoxAcc`` (largest contour, IoU 0.5) with its best threshold, and ``MaxBoxAccV2`` (all
   contours, IoU 0.3/0.5/0.7): the protocol's maps (each view's raw map resized bicubically to
   224 x 224, averaged, then read by the combination's normalization, as
-  :func:`camloc.evaluate.protocol_map` does for one view) scored by
+  :func:`camloc.scoring.protocol_map` does for one view) scored by
   :mod:`camloc.metrics.maxboxacc`;
 - ``ms_per_image``: the wall time per image of ``localize`` itself with these views (top-5,
   minmax, no figures), measured in a separate run per view set after the grid pass (so the
