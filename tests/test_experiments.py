@@ -112,10 +112,12 @@ def test_concepts_color_words_point_at_their_objects(photos, gray_backgrounds, t
 def test_vqa_maps_are_exact_and_color_questions_are_answered(photos, gray_backgrounds, tmp_path):
     from camloc.experiments.vqa_scenes import run
 
-    res = run(str(tmp_path), n_train=60, n_test=12, size=64, seed=0, photos=photos,
+    res = run(str(tmp_path), n_train=100, n_test=12, size=64, seed=0, photos=photos,
               net=camloc.load_model("test_colornet"), categories=CATEGORIES, animals=("red", "green"),
               things=("blue", "navy"))
-    assert res["worst_gap"] < 1e-9  # mean of the answer's map + the question's bias == its score
-    t = res["table"]
-    assert t["what animal"]["correct"] == 1.0 and t["is there (yes)"]["correct"] == 1.0
-    assert t["what animal"]["pointing"] == 1.0  # red or green: the animal's own channel
+    assert res["model"].regions == 2 and res["worst_gap"] < 1e-9  # map mean + question bias == score
+    # every answer follows from the colors, "what is on the left?" from the left half's colors
+    assert {k: r["correct"] for k, r in res["table"].items()} == {
+        "what animal": 1.0, "what thing": 1.0, "what is on the left": 1.0, "is there (yes)": 1.0,
+        "is there (no)": 1.0, "all (about an object)": 1.0}
+    assert res["table"]["what animal"]["pointing"] == 1.0  # red or green: the animal's own channel

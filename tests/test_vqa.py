@@ -116,3 +116,45 @@ def test_benchmark_questions_have_the_scene_answers():
         assert a == "yes" and q == f"is there a {objs[about]['category']}?"
         q, a, about = qs["is there (no)"]
         assert a == "no" and about is None and tokenize(q)[-1] not in ("dog", "food")
+
+
+def test_left_and_right_strips_written_out():
+    from camloc.experiments.vqa import column_shares, region_pool
+
+    np.testing.assert_array_equal(column_shares(3, 2), [[1, 0.5, 0], [0, 0.5, 1]])  # the middle column is shared
+    f = np.array([[[1.0, 2.0, 4.0]]])  # K = 1, h = 1, w = 3
+    np.testing.assert_allclose(region_pool(f, 2), [2 / 1.5, 5 / 1.5])
+    np.testing.assert_allclose(region_pool(f, 1), [7 / 3])
+    # "right" reads the right strip only: its map is 2 * share * f, and its mean is the score
+    m = VQAModel(["right"], ["w"], np.array([[0.0, 1.0]]), np.zeros((1, 2, 1)), np.zeros((1, 1)), np.array([0.5]),
+                 regions=2)
+    np.testing.assert_allclose(m.answer_maps(f, "w")[0], [[0.0, 2.0, 8.0]])
+    np.testing.assert_allclose(m.scores(m.pool(f), "w"), [5 / 1.5 + 0.5])
+    with pytest.raises(ValueError, match="VQAModel.regions"):
+        VQAModel(["a"], ["w"], np.zeros((1, 3)), np.zeros((1, 3, 1)), np.zeros((1, 1)), np.zeros(1), regions=2)
+
+
+def test_fit_with_strips_answers_what_is_on_the_left_and_maps_stay_exact():
+    # feature 0 marks a dog, feature 1 a cat; one of each, the dog left or right at random.
+    from camloc.experiments.vqa import region_pool
+
+    rng = np.random.default_rng(0)
+
+    def grids(n):
+        f = rng.normal(0, 0.1, size=(n, 2, 2, 4))
+        left_dog = rng.random(n) < 0.5
+        for i in range(n):
+            f[i, 0 if left_dog[i] else 1, :, :2] += 1
+            f[i, 1 if left_dog[i] else 0, :, 2:] += 1
+        return f, np.where(left_dog, "dog", "cat")
+
+    f, ans = grids(200)
+    qs = ["what is on the left?"] * 200
+    flat = fit_vqa(np.stack([g.mean(axis=(1, 2)) for g in f]), qs, list(ans), steps=200)
+    strips = fit_vqa(np.stack([region_pool(g, 2) for g in f]), qs, list(ans), steps=200, regions=2)
+    f, ans = grids(100)
+    assert np.mean([flat.answer(g.mean(axis=(1, 2)), qs[0]) == a for g, a in zip(f, ans)]) < 0.7
+    assert np.mean([strips.answer(strips.pool(g), qs[0]) == a for g, a in zip(f, ans)]) == 1.0
+    maps = strips.answer_maps(f[0], qs[0])
+    np.testing.assert_allclose(maps.mean(axis=(1, 2)) + strips.question_bias(qs[0]), strips.scores(strips.pool(f[0]), qs[0]),
+                               rtol=1e-9, atol=1e-9)

@@ -11,6 +11,12 @@ an image-only linear term, a bilinear image-question term, and a question term. 
 question it is linear in ``p``, so with the per-question image weight ``w_a(q) = W_a + M_a q`` the
 answer's map ``A_a(x, y) = w_a(q) . f(x, y)`` has ``mean(A_a) + c_a(q) = s_a`` exactly, where
 ``c_a(q) = U_a . q + b_a`` is the question's bias: the map is the answer's CAM for that question.
+
+With ``regions = R > 1`` the image is ``R`` such averages side by side, one per vertical strip
+(left and right halves for ``R = 2``; a column on a strip's edge counts for both strips by the
+share of it each covers), so the model can tell where an object is. The map then weighs each
+column by its strips: ``A_a(x, y) = sum_r R c_r(x) w_a,r(q) . f(x, y)``, with ``c_r(x)`` the share of
+column ``x`` in strip ``r``, and ``mean(A_a) + c_a(q) = s_a`` stays exact.
 """
 
 from __future__ import annotations
@@ -28,6 +34,21 @@ def tokenize(text: str) -> list[str]:
     return re.findall(r"[a-z0-9]+", text.lower())
 
 
+def column_shares(width: int, regions: int) -> np.ndarray:
+    """``(regions, width)``: the share of each column ``[x, x + 1)`` inside each of ``regions``
+    equal vertical strips of ``[0, width)``; each column's shares sum to 1."""
+    edges = np.arange(regions + 1) * width / regions
+    x = np.arange(width)
+    return np.clip(np.minimum(x + 1, edges[1:, None]) - np.maximum(x, edges[:-1, None]), 0, None)
+
+
+def region_pool(features: np.ndarray, regions: int = 1) -> np.ndarray:
+    """``(regions * K,)``: the average of ``(K, h, w)`` features over each vertical strip, strip by strip."""
+    f = np.asarray(features, np.float64)
+    shares = column_shares(f.shape[2], regions)
+    return (np.einsum("khw,rw->rk", f, shares) * regions / (f.shape[1] * f.shape[2])).reshape(-1)
+
+
 def build_vocab(questions: Sequence[str], min_count: int = 1) -> list[str]:
     """The words seen in at least ``min_count`` questions, sorted."""
     counts: Counter[str] = Counter()
@@ -43,7 +64,8 @@ class VQAModel:
     Attributes:
         answers: the ``A`` answers; vocab: the ``V`` question words (others are ignored).
         image_weight: ``(A, K)`` ``W``; bilinear: ``(A, K, V)`` ``M``;
-        question_weight: ``(A, V)`` ``U``; bias: ``(A,)`` ``b``.
+        question_weight: ``(A, V)`` ``U``; bias: ``(A,)`` ``b``;
+        regions: ``R``, the vertical strips pooled side by side (``W`` has ``R K`` columns).
     """
 
     answers: list[str]
@@ -52,6 +74,7 @@ class VQAModel:
     bilinear: np.ndarray
     question_weight: np.ndarray
     bias: np.ndarray
+    regions: int = 1
 
     def __post_init__(self) -> None:
         a, k = np.shape(self.image_weight)
@@ -61,6 +84,8 @@ class VQAModel:
             if np.shape(getattr(self, name)) != shape:
                 raise ValueError(f"VQAModel.{name}: shape {np.shape(getattr(self, name))}, expected {shape} "
                                  f"({a} answers, {k} features, {v} words)")
+        if self.regions < 1 or k % self.regions:
+            raise ValueError(f"VQAModel.regions: {self.regions} strips do not divide {k} feature columns")
         if len(self.answers) != a:
             raise ValueError(f"VQAModel.answers: {len(self.answers)} answers for {a} weight rows")
 
@@ -81,8 +106,12 @@ class VQAModel:
         """``(A,)``: each answer's score that does not depend on the image, ``U q + b``."""
         return self.question_weight @ self.encode(question) + self.bias
 
+    def pool(self, features: np.ndarray) -> np.ndarray:
+        """The image the model reads: ``(K, h, w)`` features pooled per strip (:func:`region_pool`)."""
+        return region_pool(features, self.regions)
+
     def scores(self, pooled: np.ndarray, question: str) -> np.ndarray:
-        """``(A,)`` answer scores for pooled features ``(K,)``."""
+        """``(A,)`` answer scores for pooled features ``(R K,)`` (:meth:`pool`)."""
         pooled = np.asarray(pooled, np.float64)
         if pooled.shape != (self.image_weight.shape[1],):
             raise ValueError(f"pooled features: shape {pooled.shape}, expected ({self.image_weight.shape[1]},)")
@@ -94,19 +123,22 @@ class VQAModel:
     def answer_maps(self, features: np.ndarray, question: str, answers: Sequence[int | str] | None = None
                     ) -> np.ndarray:
         """``(n, h, w)`` maps of the given answers (indices or names; default all) over the feature
-        grid ``(K, h, w)``; ``map.mean() + question_bias[a] == scores[a]`` for average pooling."""
+        grid ``(K, h, w)``; ``map.mean() + question_bias[a] == scores[a]`` with ``pooled = pool(features)``."""
         f = np.asarray(features, np.float64)
-        if f.ndim != 3 or f.shape[0] != self.image_weight.shape[1]:
-            raise ValueError(f"features: shape {f.shape}, expected ({self.image_weight.shape[1]}, h, w)")
+        k = self.image_weight.shape[1] // self.regions
+        if f.ndim != 3 or f.shape[0] != k:
+            raise ValueError(f"features: shape {f.shape}, expected ({k}, h, w)")
         idx = range(len(self.answers)) if answers is None else [
             self.answers.index(a) if isinstance(a, str) else int(a) for a in answers]
-        w = self.image_weights(question)[list(idx)]
-        return np.einsum("ak,khw->ahw", w, f)
+        w = self.image_weights(question)[list(idx)].reshape(len(idx), self.regions, k)
+        shares = column_shares(f.shape[2], self.regions) * self.regions
+        return np.einsum("ark,khw,rw->ahw", w, f, shares)
 
 
 def fit_vqa(pooled: np.ndarray, questions: Sequence[str], answers: Sequence[str], steps: int = 300,
-            lr: float = 0.05, weight_decay: float = 1e-3, dims: int = 128, seed: int = 0) -> VQAModel:
-    """Fit the answer layer on ``(N, K)`` pooled features and their question-answer pairs: softmax
+            lr: float = 0.05, weight_decay: float = 1e-3, dims: int = 128, seed: int = 0, regions: int = 1
+            ) -> VQAModel:
+    """Fit the answer layer on ``(N, R K)`` pooled features (:func:`region_pool` with ``regions = R``) and their question-answer pairs: softmax
     cross-entropy, full batch, Adam, on the features standardized and projected on their first
     ``dims`` principal axes (the bilinear term costs ``dims x V`` weights per answer). The
     projection is linear, so it is folded back into the weights: the model reads raw pooled
@@ -122,7 +154,7 @@ def fit_vqa(pooled: np.ndarray, questions: Sequence[str], answers: Sequence[str]
     vocab = build_vocab(questions)
     names = sorted(set(answers))
     blank = VQAModel(names, vocab, np.zeros((len(names), p.shape[1])), np.zeros((len(names), p.shape[1], len(vocab))),
-                     np.zeros((len(names), len(vocab))), np.zeros(len(names)))
+                     np.zeros((len(names), len(vocab))), np.zeros(len(names)), regions)
     q = np.stack([blank.encode(t) for t in questions])
     mu, sd = p.mean(0), p.std(0) + 1e-6
     axes = np.linalg.svd((p - mu) / sd, full_matrices=False)[2][:dims]  # (d, K), orthonormal rows
@@ -146,4 +178,4 @@ def fit_vqa(pooled: np.ndarray, questions: Sequence[str], answers: Sequence[str]
             opt.step()
     Wn, Mn, Un, bn = (t.detach().double().numpy() for t in (W, M, U, b))
     Wn, Mn = Wn @ proj, np.einsum("adv,dk->akv", Mn, proj)  # z = (p - mu) @ proj.T, folded in
-    return VQAModel(names, vocab, Wn, Mn, Un - np.einsum("akv,k->av", Mn, mu), bn - Wn @ mu)
+    return VQAModel(names, vocab, Wn, Mn, Un - np.einsum("akv,k->av", Mn, mu), bn - Wn @ mu, regions)

@@ -31,6 +31,7 @@ ANIMALS = ("dog", "bird", "reptile", "primate", "insect", "fish")
 THINGS = ("food", "vehicle", "instrument")
 N_TRAIN, N_TEST, SIZE, SEED = 240, 80, 256, 0
 QUICK = {"n_train": 80, "n_test": 30}
+REGIONS = 2  # the image is its left and right halves' average features, side by side
 THRESHOLD = 0.5  # box threshold: regions of one object (as `camloc discover`'s default)
 KINDS = ("what animal", "what thing", "what is on the left", "is there (yes)", "is there (no)")
 
@@ -97,13 +98,13 @@ def make_data(root: str, n_train: int, n_test: int, seed: int, size: int, photos
 
 def run(root: str, n_train: int = N_TRAIN, n_test: int = N_TEST, size: int = SIZE, seed: int = SEED,
         progress: bool = False, photos: str = PHOTOS, net=None, categories=CATEGORIES, animals=ANIMALS,
-        things=THINGS, steps: int = 300) -> dict[str, Any]:
+        things=THINGS, steps: int = 300, regions: int = REGIONS) -> dict[str, Any]:
     """Generate the scenes and questions under ``root``, fit the answer layer on the training
     pairs and score the test answers and their maps -> the measures and the figure's examples."""
     from camloc.boxes import box_iou, boxes_from_map
     from camloc.cam import upsample
     from camloc.experiments.scenes import area, inside, load_backbone, random_box_hits
-    from camloc.experiments.vqa import fit_vqa
+    from camloc.experiments.vqa import fit_vqa, region_pool
     from camloc.pipeline.geometry import Resize
     from camloc.pipeline.run import Job, Pipeline
 
@@ -118,12 +119,12 @@ def run(root: str, n_train: int = N_TRAIN, n_test: int = N_TEST, size: int = SIZ
         items = data[split]
         feats[split] = [None] * len(items)
         for res in pipe.run(Job(p, i, p) for i, (p, _, _) in enumerate(items)):
-            feats[split][res.index] = res.features if split == "test" else res.features.mean(axis=(1, 2))
+            feats[split][res.index] = res.features if split == "test" else region_pool(res.features, regions)
     t_feat = time.perf_counter() - t0
     rows = [(feats["train"][i], q, a) for i, (_, _, qs) in enumerate(data["train"]) for _, q, a, _ in qs]
     t1 = time.perf_counter()
     model = fit_vqa(np.stack([r[0] for r in rows]), [r[1] for r in rows], [r[2] for r in rows], seed=seed,
-                    steps=steps)
+                    steps=steps, regions=regions)
     t_fit = time.perf_counter() - t1
     rng = np.random.default_rng(seed)
     per: dict[str, list[dict[str, float]]] = {k: [] for k in KINDS}
@@ -131,7 +132,7 @@ def run(root: str, n_train: int = N_TRAIN, n_test: int = N_TEST, size: int = SIZ
     worst_gap = 0.0
     for i, (path, objs, qs) in enumerate(data["test"]):
         f = feats["test"][i].astype(np.float64)
-        pooled = f.mean(axis=(1, 2))
+        pooled = model.pool(f)
         for kind, q, ans, about in qs:
             scores = model.scores(pooled, q)
             a = int(np.argmax(scores))
@@ -168,7 +169,7 @@ def run(root: str, n_train: int = N_TRAIN, n_test: int = N_TEST, size: int = SIZ
 def numbers(res: dict[str, Any]) -> dict[str, Any]:
     """The JSON-ready numbers of :func:`run`'s result."""
     return {"experiment": "vqa", "seed": res["seed"], "n_train": res["n_train"], "n_test": res["n_test"],
-            "n_pairs": res["n_pairs"], "size": res["size"], "answers": res["model"].answers,
+            "n_pairs": res["n_pairs"], "size": res["size"], "regions": res["model"].regions, "answers": res["model"].answers,
             "vocabulary": res["model"].vocab, "accuracy": res["accuracy"], "per_question": res["table"],
             "worst_gap": res["worst_gap"], "wall_s": res["wall"], "cpu_s": res["cpu"]}
 
@@ -177,6 +178,9 @@ def markdown(res: dict[str, Any], command: str, machine: str = "this machine") -
     """The report: what was measured, the table, the time and the ``command`` that reproduces it."""
     pct = lambda v: f"{100 * v:.1f} %"  # noqa: E731
     model = res["model"]
+    image = ("the GAP features" if model.regions == 1 else
+             "the left and right halves' average features side by side" if model.regions == 2 else
+             f"the average features of {model.regions} vertical strips side by side")
     lines = [
         "## Interpreting VQA (generated benchmark, offline)",
         "",
@@ -184,11 +188,12 @@ def markdown(res: dict[str, Any], command: str, machine: str = "this machine") -
         "real backgrounds with an animal (dog, bird, reptile, primate, insect, fish) and a thing (food, vehicle, "
         "instrument), one in each half, both crops of the object photos (test objects are other photos). "
         "Five questions per image: what animal / what thing is in the picture, what is on the left, and "
-        "\"is there a ...?\" for a present and for an absent category. The model: frozen GAP features of the "
-        f"backbone and a bag of words over {len(model.vocab)} question words, answer scores "
+        "\"is there a ...?\" for a present and for an absent category. The model: the backbone's frozen features "
+        f"(p: {image}) and a bag of words over {len(model.vocab)} question words, answer scores "
         "`(W_a + M_a q) . p + U_a . q + b_a` over "
         f"{len(model.answers)} answers, fit on the {res['n_pairs']} training pairs (softmax, full batch, Adam). "
-        "For a given question the answer's map `(W_a + M_a q) . f(x, y)` is its exact CAM: over the test "
+        "For a given question the answer's map (`(W_a + M_a q) . f(x, y)`, each half's weights on its own columns, "
+        "times the number of strips) is its exact CAM: over the test "
         f"answers, |map mean + question bias - score| <= {res['worst_gap']:.1e}. Pointing and boxes are scored "
         f"on the predicted answer's map, against the object the question is about (box threshold {THRESHOLD:g}; "
         f"seed {res['seed']}).",
@@ -207,8 +212,10 @@ def markdown(res: dict[str, Any], command: str, machine: str = "this machine") -
     lines += [
         "",
         "Chance answer accuracy: 1/6 (what animal), 1/3 (what thing), 1/9 (what is on the left), 1/2 (is there). "
-        "The centre pixel never lies on an object: each object lies in its half of the image. Pooled features "
-        "average position out, so \"what is on the left?\" can only be answered from which objects are there.",
+        "The centre pixel never lies on an object: each object lies in its half of the image. "
+        + ("Pooled features average position out, so \"what is on the left?\" can only be answered from which "
+           "objects are there." if model.regions == 1 else
+           "Pooling each half apart keeps which side an object is on, which \"what is on the left?\" needs."),
         "",
         f"All answers: {pct(res['accuracy'])} correct. Time on {machine}: {res['wall']:.0f} s wall / "
         f"{res['cpu']:.0f} s CPU in all (generation and features: {res['wall_feat']:.0f} s, answer layer fit: "
