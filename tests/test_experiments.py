@@ -121,3 +121,12 @@ def test_vqa_maps_are_exact_and_color_questions_are_answered(photos, gray_backgr
         "what animal": 1.0, "what thing": 1.0, "what is on the left": 1.0, "is there (yes)": 1.0,
         "is there (no)": 1.0, "all (about an object)": 1.0}
     assert res["table"]["what animal"]["pointing"] == 1.0  # red or green: the animal's own channel
+
+
+def test_help_and_a_missing_photo_folder_load_no_torch(tmp_path):
+    from test_startup import run_cli
+
+    got, proc = run_cli(tmp_path, "experiment", "--help")
+    assert got == {"rc": 0, "loaded": []} and "--photos DIR" in proc.stdout
+    got, proc = run_cli(tmp_path, "experiment", "vqa", "--photos", str(tmp_path))
+    assert got == {"rc": 1, "loaded": []} and "labels.csv: no object photos there" in proc.stderr

@@ -45,7 +45,7 @@ SCENES: dict[str, tuple[str, ...]] = {"kennel": ("dog",), "aviary": ("bird",), "
                                       "street": ("vehicle",), "zoo": ("reptile", "primate")}
 SHARED = ("insect", "fish", "instrument")
 N_TRAIN, N_TEST, SIZE, SEED = 30, 16, 320, 0  # images per scene class; image side
-QUICK = {"n_train": 10, "n_test": 6}
+QUICK = {"n_train": 20, "n_test": 8}
 OBJECT_SIDE = (0.27, 0.36)  # object side, fraction of the image side
 THRESHOLDS = (0.2, 0.5)  # box thresholds: the paper's, and a tighter one for regions of one object
 
