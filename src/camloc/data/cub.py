@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import os
 
-from camloc.data._text import Problems, parse_float, parse_int, read_rows, where
+from camloc.data._lines import Problems, parse_float, parse_int, read_rows, where
 from camloc.data.base import Sample, Split
 from camloc.errors import DataError
 

@@ -41,7 +41,7 @@ import xml.etree.ElementTree as ET
 
 from tqdm import tqdm
 
-from camloc.data._text import Problems, box_problem, parse_int, read_lines, read_rows, where
+from camloc.data._lines import Problems, box_problem, parse_int, read_lines, read_rows, where
 from camloc.data.base import Sample, Split
 from camloc.errors import DataError
 from camloc.data.images import IMAGE_SUFFIXES

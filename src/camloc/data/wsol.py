@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 
-from camloc.data._text import Problems, box_problem, parse_int, read_lines, read_rows, where
+from camloc.data._lines import Problems, box_problem, parse_int, read_lines, read_rows, where
 from camloc.data.base import Sample, Split
 from camloc.errors import DataError
 from camloc.io import atomic_write_text
