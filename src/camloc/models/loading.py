@@ -4,6 +4,7 @@ harness can run Backprop or Grad-CAM on it."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,6 +12,7 @@ import torch
 
 from camloc.models.heads import Head
 from camloc.models.net import CamNet, Preprocessing
+from camloc.models.weights import read_state_dict
 
 
 def gradient_net(module: torch.nn.Module, name: str = "", preprocessing: Any = None,
@@ -33,8 +35,8 @@ def load_for_gradients(spec: str, weights: str | None = None) -> CamNet:
     """A torchvision classifier by name (or ``timm:<name>``) for a gradient method, whatever its head."""
     import torchvision
 
-    from camloc.models.timm_models import PREFIX, timm_gradient_net
-    from camloc.models.torchvision_models import _state_dict_from, imagenet_classes, is_torchvision_name
+    from camloc.models.timm_models import PREFIX
+    from camloc.models.torchvision_models import imagenet_classes, is_torchvision_name
 
     if spec.startswith(PREFIX):
         return timm_gradient_net(spec[len(PREFIX):], weights)
@@ -43,9 +45,20 @@ def load_for_gradients(spec: str, weights: str | None = None) -> CamNet:
         raise ValueError(f"unknown model '{spec}' for a gradient method (a torchvision name is needed)")
     module = torchvision.models.get_model(spec, weights=None)
     if weights:
+        state = read_state_dict(weights, f"{spec} weights")
         try:
-            state = _state_dict_from(torch.load(weights, map_location="cpu", weights_only=True))
             module.load_state_dict(state)
         except Exception as err:
             raise ValueError(f"{weights}: cannot load weights into {spec} ({' '.join(str(err).split())[:160]})") from None
     return gradient_net(module, spec, class_names=imagenet_classes())
+
+
+def timm_gradient_net(arch: str, weights: str | os.PathLike | None = None, **kwargs: Any) -> CamNet:
+    """``timm:<arch>`` for a gradient method, whatever its head (a class-token ViT: the methods
+    read its last block's patch-token grid, :mod:`camloc.models.token_grid`)."""
+    from camloc.models.timm_models import PREFIX, TimmNet, _preprocessing, create_timm
+    from camloc.models.torchvision_models import imagenet_classes
+
+    model, _ = create_timm(arch, weights, **kwargs)
+    names = imagenet_classes() if model.num_classes == 1000 else []
+    return gradient_net(TimmNet(model), f"{PREFIX}{arch}", _preprocessing(model), names)

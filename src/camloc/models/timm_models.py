@@ -201,17 +201,6 @@ def build_timm(arch: str, weights: str | os.PathLike | None = None, **kwargs: An
     return timm_net(model, f"{PREFIX}{arch}", arch_kwargs=arch_kwargs)
 
 
-def timm_gradient_net(arch: str, weights: str | os.PathLike | None = None, **kwargs: Any) -> CamNet:
-    """``timm:<arch>`` for a gradient method, whatever its head (a class-token ViT: the methods
-    read its last block's patch-token grid, :mod:`camloc.models.token_grid`)."""
-    from camloc.models.loading import gradient_net
-    from camloc.models.torchvision_models import imagenet_classes
-
-    model, _ = create_timm(arch, weights, **kwargs)
-    names = imagenet_classes() if model.num_classes == 1000 else []
-    return gradient_net(TimmNet(model), f"{PREFIX}{arch}", _preprocessing(model), names)
-
-
 def create_timm(arch: str, weights: str | os.PathLike | None = None, **kwargs: Any) -> tuple[nn.Module, dict]:
     """The timm model (eval mode, weights loaded) and the keyword arguments that rebuild it."""
     try:
