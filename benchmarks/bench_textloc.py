@@ -121,44 +121,26 @@ def markdown(res: dict[str, Any]) -> str:
 
 def examples_figure(res: dict[str, Any], path: str, n: int = 8) -> None:
     """Test images with the `text` CAM overlaid, the word's box (green), the CAM box at the chosen
-    threshold (red) and the map's maximum (white cross); the first ``n`` test images with a word."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    threshold (red) and the map's maximum (white cross); the first ``n`` test images with a word
+    (drawn by :func:`camloc.viz.grids.word_examples`)."""
     from camloc.cam import normalize_map, upsample
     from camloc.data.images import load_image
     from camloc.experiments.textloc_score import text_maps
-    from camloc.viz import save_figure
+    from camloc.viz.grids import word_examples
 
     text = [s for s in res["test"].samples if s.boxes][:n]
     maps, _ = text_maps(res["net"], res["probe"], text, progress=False)
     t = res["threshold"]
     per = {r["image"]: r for r in res["scores"]["per_image"]}
-    cols = 4
-    rows = (len(text) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.4 * rows))
-    for ax, s, m in zip(np.atleast_1d(axes).flat, text, maps):
+    panels = []
+    for s, m in zip(text, maps):
         img = np.asarray(load_image(s.path))
-        heat = normalize_map(upsample(m.map, img.shape[:2]))
-        ax.imshow(img)
-        ax.imshow(heat, cmap="jet", alpha=0.4)
-        for x0, y0, x1, y1 in s.boxes:
-            ax.add_patch(plt.Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0 + 1, y1 - y0 + 1, fill=False, color="lime", lw=2))
         r = per.get(s.image_id)
-        if r is not None and r["boxes"].get(t) is not None:
-            x0, y0, x1, y1 = r["boxes"][t]
-            ax.add_patch(plt.Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0 + 1, y1 - y0 + 1, fill=False, color="red", lw=2))
-            ax.plot(*r["peak"], marker="x", color="white", markersize=10, mew=3)
-            ax.set_title(f"IoU {r['iou'][t]:.2f}", fontsize=10)
-        ax.axis("off")
-    for ax in np.atleast_1d(axes).flat[len(text):]:
-        ax.axis("off")
-    fig.suptitle(f"CAM of a text/no-text probe: word box (green), CAM box at threshold {t:g} (red), peak (x)",
-                 fontsize=11)
-    fig.tight_layout()
-    save_figure(fig, path, dpi=72)
+        found = r is not None and r["boxes"].get(t) is not None
+        panels.append({"image": img, "map": normalize_map(upsample(m.map, img.shape[:2])), "words": s.boxes,
+                       "box": r["boxes"][t] if found else None, "peak": r["peak"] if found else None,
+                       "iou": r["iou"][t] if found else None})
+    word_examples(panels, t, path)
 
 
 def main(figure: str | None = None) -> str:

@@ -165,3 +165,30 @@ def reproduction_examples(paths: list[Path], regime: str, images: Any, maps: dic
                  fontsize=8)
     fig.tight_layout()
     save_figure(fig, *paths, dpi=110, tight=True)
+
+
+def word_examples(panels: Sequence[dict[str, Any]], threshold: float, path: str) -> None:
+    """The text benchmark's examples, four per row: each panel's ``image`` with its ``map``
+    (``[0, 1]``, the image's size) overlaid, the ``words``' boxes (green) and, where found, the CAM
+    ``box`` at ``threshold`` (red), the map's ``peak`` (white cross) and the ``iou`` as title."""
+    plt = pyplot()
+    cols = 4
+    rows = (len(panels) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.4 * rows))
+    for ax, p in zip(np.atleast_1d(axes).flat, panels):
+        ax.imshow(p["image"])
+        ax.imshow(p["map"], cmap="jet", alpha=0.4)
+        for x0, y0, x1, y1 in p["words"]:
+            ax.add_patch(plt.Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0 + 1, y1 - y0 + 1, fill=False, color="lime", lw=2))
+        if p["box"] is not None:
+            x0, y0, x1, y1 = p["box"]
+            ax.add_patch(plt.Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0 + 1, y1 - y0 + 1, fill=False, color="red", lw=2))
+            ax.plot(*p["peak"], marker="x", color="white", markersize=10, mew=3)
+            ax.set_title(f"IoU {p['iou']:.2f}", fontsize=10)
+        ax.axis("off")
+    for ax in np.atleast_1d(axes).flat[len(panels):]:
+        ax.axis("off")
+    fig.suptitle(f"CAM of a text/no-text probe: word box (green), CAM box at threshold {threshold:g} (red), peak (x)",
+                 fontsize=11)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=72)
