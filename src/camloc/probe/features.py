@@ -17,10 +17,9 @@ from torch import nn
 
 from camloc.data.base import Sample, Split
 from camloc.data.images import load_image
-from camloc.errors import ImageError
+from camloc.errors import ImageError, ProbeError, one_line
 from camloc.io import atomic_write_with
 from camloc.models.net import CamNet
-from camloc.errors import ProbeError, one_line
 from camloc.probe.base import CACHE_FORMAT, Box
 
 # --------------------------------------------------------------------------- backbone identity

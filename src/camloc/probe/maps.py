@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from camloc.data.base import Sample
-from camloc.models.net import CamNet
 from camloc.errors import ProbeError
+from camloc.models.net import CamNet
 
 # --------------------------------------------------------------------------- CAM boxes
 
