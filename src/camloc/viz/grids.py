@@ -1,6 +1,6 @@
 """Grids of images: the evaluation's examples, a class's units (rows of best images), a class's
-discovered patterns (rows of crops), the reproduction's example maps. Each takes computed data
-(maps, boxes, crops) and writes one PNG, atomically."""
+discovered patterns (rows of crops), the reproduction's example maps, the text benchmark's
+examples. Each takes computed data (maps, boxes, crops) and writes one PNG, atomically."""
 
 from __future__ import annotations
 
