@@ -6,12 +6,12 @@ relative imports are resolved against the module's package. ``import a.b`` is an
 ``a.b``; ``from a.b import c`` is an edge to ``a.b.c`` when that is a module, else to ``a.b``
 (a package's ``__init__``). The one edge left out is the one Python adds implicitly: importing
 ``a.b.c`` runs the ``__init__`` of ``a`` and ``a.b`` first, and that is not counted as an edge
-from the importer to those packages — the lazy packages (``camloc``, ``camloc.probe``) import
-nothing until a name is used, and counting it would tie every module to whatever its package
+from the importer to those packages. Those ``__init__`` files only re-export (``camloc`` and
+``camloc.probe`` lazily, by name, ``camloc.models`` eagerly from heads, net and registry), so
+counting it would make every module under a package a cycle with whatever its package
 re-exports. An explicit import of a package (``from camloc.models import X``) is counted.
 
-Every camloc module is checked. Edges listed in ``KNOWN`` are left out, each with its reason, and
-the check fails once one of them is gone, so that the list only shrinks.
+Every camloc module is checked, none left out.
 """
 
 from __future__ import annotations
@@ -125,20 +125,8 @@ def test_cycle_finder_on_a_written_out_graph() -> None:
     assert cycles(graph) == [["a", "b", "c"], ["d", "e"]]
 
 
-# Edges left out of the check until their owner moves the code, each with the reason. Keep it empty.
-KNOWN: set[tuple[str, str]] = set()
-
-
 def test_no_import_cycle() -> None:
     graph = import_graph()
     assert len(graph) > 50, f"only {len(graph)} camloc modules found under {SRC}"
-    for source, target in KNOWN:
-        graph[source].discard(target)
     found = cycles(graph)
     assert found == [], f"import cycles among camloc's modules: {found}"
-
-
-def test_known_exceptions_are_still_needed() -> None:
-    graph = import_graph()
-    gone = sorted(edge for edge in KNOWN if edge[1] not in graph.get(edge[0], set()))
-    assert gone == [], f"no longer imported, take them out of KNOWN: {gone}"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import torch
 import torchvision
 
 from camloc.errors import ModelError
@@ -28,17 +27,9 @@ def is_torchvision_name(name: str) -> bool:
     return name in torchvision.models.list_models() and not name.startswith(_NOT_CLASSIFIERS)
 
 
-def _state_dict_from(obj: Any) -> dict[str, torch.Tensor]:
-    if isinstance(obj, dict):
-        for key in ("state_dict", "model", "model_state_dict"):
-            if key in obj and isinstance(obj[key], dict):
-                return obj[key]
-    return obj
-
-
 def build_torchvision(name: str, weights: str | os.PathLike | None = None, num_classes: int | None = None,
                       **kwargs: Any) -> CamNet:
-    """A torchvision classifier by name; ``weights`` is a local state-dict file.
+    """A torchvision classifier by name; ``weights`` is a local state dict (a torch or ``.safetensors`` file).
 
     With a weights file, the number of classes is read from its classifier layer.
     Without one the weights are random (torchvision never downloads here).
