@@ -99,7 +99,7 @@ def test_concepts_are_mined_from_captions():
 
 
 def test_concepts_color_words_point_at_their_objects(photos, gray_backgrounds, tmp_path):
-    from camloc.experiments.concepts import run
+    from camloc.experiments.concepts import figure, run
 
     words = {c: c for c in PHOTO_COLORS}
     res = run(str(tmp_path), n_train=40, n_test=12, size=64, seed=0, photos=photos,
@@ -107,10 +107,12 @@ def test_concepts_color_words_point_at_their_objects(photos, gray_backgrounds, t
     assert res["concepts"] == ["blue", "green", "navy", "red"]
     for c in ("red", "green", "blue"):  # a pure channel each: the map's maximum is on the object
         assert res["table"][c]["pointing"] == 1.0, (c, res["table"][c])
+    figure(res, str(tmp_path / "concepts.png"))  # a panel per concept, two a row
+    assert Image.open(tmp_path / "concepts.png").size[1] > Image.open(tmp_path / "concepts.png").size[0] / 2
 
 
 def test_vqa_maps_are_exact_and_color_questions_are_answered(photos, gray_backgrounds, tmp_path):
-    from camloc.experiments.vqa_scenes import run
+    from camloc.experiments.vqa_scenes import figure, run
 
     res = run(str(tmp_path), n_train=100, n_test=12, size=64, seed=0, photos=photos,
               net=camloc.load_model("test_colornet"), categories=CATEGORIES, animals=("red", "green"),
@@ -121,6 +123,8 @@ def test_vqa_maps_are_exact_and_color_questions_are_answered(photos, gray_backgr
         "what animal": 1.0, "what thing": 1.0, "what is on the left": 1.0, "is there (yes)": 1.0,
         "is there (no)": 1.0, "all (about an object)": 1.0}
     assert res["table"]["what animal"]["pointing"] == 1.0  # red or green: the animal's own channel
+    figure(res, str(tmp_path / "vqa.png"))
+    assert Image.open(tmp_path / "vqa.png").mode == "P"  # a palette PNG
 
 
 def test_help_and_a_missing_photo_folder_load_no_torch(tmp_path):

@@ -158,3 +158,12 @@ def test_fit_with_strips_answers_what_is_on_the_left_and_maps_stay_exact():
     maps = strips.answer_maps(f[0], qs[0])
     np.testing.assert_allclose(maps.mean(axis=(1, 2)) + strips.question_bias(qs[0]), strips.scores(strips.pool(f[0]), qs[0]),
                                rtol=1e-9, atol=1e-9)
+
+
+def test_strip_blocks_are_the_average_and_the_difference():
+    from camloc.experiments.vqa import strip_blocks
+
+    mean, diff = strip_blocks(1, 2)
+    np.testing.assert_array_equal(mean, [[0.5, 0.5]])
+    np.testing.assert_array_equal(diff, [[0.5, -0.5]])  # left minus the average
+    assert len(strip_blocks(3, 1)) == 1 and np.array_equal(strip_blocks(3, 1)[0], np.eye(3))

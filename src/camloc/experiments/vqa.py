@@ -135,14 +135,30 @@ class VQAModel:
         return np.einsum("ark,khw,rw->ahw", w, f, shares)
 
 
+def strip_blocks(k: int, regions: int) -> list[np.ndarray]:
+    """Linear views of ``(R K,)`` strip features, each ``(K, R K)``: the average over the strips,
+    then strip ``r``'s difference from it for ``r < R - 1``."""
+    mean = np.tile(np.eye(k), regions) / regions
+    return [mean] + [np.kron(np.eye(regions)[r], np.eye(k)) - mean for r in range(regions - 1)]
+
+
+def _principal(x: np.ndarray, dims: int) -> np.ndarray:
+    """``(d, K)``: the first ``dims`` principal axes of ``x`` standardized, divided by the standard
+    deviations (``(x - mean) @ out.T`` are the standardized scores)."""
+    sd = x.std(0) + 1e-6
+    return np.linalg.svd((x - x.mean(0)) / sd, full_matrices=False)[2][:dims] / sd
+
+
 def fit_vqa(pooled: np.ndarray, questions: Sequence[str], answers: Sequence[str], steps: int = 300,
-            lr: float = 0.05, weight_decay: float = 1e-3, dims: int = 128, seed: int = 0, regions: int = 1
-            ) -> VQAModel:
-    """Fit the answer layer on ``(N, R K)`` pooled features (:func:`region_pool` with ``regions = R``) and their question-answer pairs: softmax
-    cross-entropy, full batch, Adam, on the features standardized and projected on their first
-    ``dims`` principal axes (the bilinear term costs ``dims x V`` weights per answer). The
-    projection is linear, so it is folded back into the weights: the model reads raw pooled
-    features and its maps stay exact."""
+            lr: float = 0.05, weight_decay: float = 1e-3, dims: int = 128, seed: int = 0, regions: int = 1,
+            contrast_dims: int | None = None) -> VQAModel:
+    """Fit the answer layer on ``(N, R K)`` pooled features (:func:`region_pool` with ``regions = R``)
+    and their question-answer pairs: softmax cross-entropy, full batch, Adam, on the features
+    standardized and projected on their first ``dims`` principal axes (the bilinear term costs
+    ``dims x V`` weights per answer). With strips, the average over the strips and each strip's
+    difference from it are projected apart (``dims`` and ``contrast_dims`` axes), so what is
+    anywhere and where it is are separate inputs. The projections are linear, so they are folded
+    back into the weights: the model reads raw pooled features and its maps stay exact."""
     import torch
 
     from camloc.probe.solver import _cpu_threads
@@ -156,9 +172,10 @@ def fit_vqa(pooled: np.ndarray, questions: Sequence[str], answers: Sequence[str]
     blank = VQAModel(names, vocab, np.zeros((len(names), p.shape[1])), np.zeros((len(names), p.shape[1], len(vocab))),
                      np.zeros((len(names), len(vocab))), np.zeros(len(names)), regions)
     q = np.stack([blank.encode(t) for t in questions])
-    mu, sd = p.mean(0), p.std(0) + 1e-6
-    axes = np.linalg.svd((p - mu) / sd, full_matrices=False)[2][:dims]  # (d, K), orthonormal rows
-    proj = axes / sd  # z = (p - mu) @ proj.T
+    mu = p.mean(0)
+    proj = np.concatenate([_principal(p @ block.T, d) @ block  # z = (p - mu) @ proj.T
+                           for block, d in zip(strip_blocks(p.shape[1] // regions, regions),
+                                               [dims] + [contrast_dims or dims] * (regions - 1))])
     torch.manual_seed(seed)
     z, qt = torch.tensor((p - mu) @ proj.T, dtype=torch.float32), torch.tensor(q, dtype=torch.float32)
     y = torch.tensor([names.index(a) for a in answers])

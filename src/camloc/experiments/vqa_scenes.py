@@ -32,6 +32,9 @@ THINGS = ("food", "vehicle", "instrument")
 N_TRAIN, N_TEST, SIZE, SEED = 240, 80, 256, 0
 QUICK = {"n_train": 80, "n_test": 30}
 REGIONS = 2  # the image is its left and right halves' average features, side by side
+# Answer layer options, chosen on a held-out fifth of the training images (seed 0), never the test
+# split: validation accuracy 62.9 % against 60.8 % for one global average (fit_vqa's defaults).
+FIT = {"weight_decay": 1e-2, "contrast_dims": 32}
 THRESHOLD = 0.5  # box threshold: regions of one object (as `camloc discover`'s default)
 KINDS = ("what animal", "what thing", "what is on the left", "is there (yes)", "is there (no)")
 
@@ -124,7 +127,7 @@ def run(root: str, n_train: int = N_TRAIN, n_test: int = N_TEST, size: int = SIZ
     rows = [(feats["train"][i], q, a) for i, (_, _, qs) in enumerate(data["train"]) for _, q, a, _ in qs]
     t1 = time.perf_counter()
     model = fit_vqa(np.stack([r[0] for r in rows]), [r[1] for r in rows], [r[2] for r in rows], seed=seed,
-                    steps=steps, regions=regions)
+                    steps=steps, regions=regions, **(FIT if regions > 1 else {}))
     t_fit = time.perf_counter() - t1
     rng = np.random.default_rng(seed)
     per: dict[str, list[dict[str, float]]] = {k: [] for k in KINDS}
@@ -191,7 +194,9 @@ def markdown(res: dict[str, Any], command: str, machine: str = "this machine") -
         "\"is there a ...?\" for a present and for an absent category. The model: the backbone's frozen features "
         f"(p: {image}) and a bag of words over {len(model.vocab)} question words, answer scores "
         "`(W_a + M_a q) . p + U_a . q + b_a` over "
-        f"{len(model.answers)} answers, fit on the {res['n_pairs']} training pairs (softmax, full batch, Adam). "
+        f"{len(model.answers)} answers, fit on the {res['n_pairs']} training pairs (softmax, full batch, Adam; "
+        + ("weight decay 1e-2, the average over the halves on 128 principal axes and their difference on 32" if
+           model.regions > 1 else "128 principal axes") + "). "
         "For a given question the answer's map (`(W_a + M_a q) . f(x, y)`, each half's weights on its own columns, "
         "times the number of strips) is its exact CAM: over the test "
         f"answers, |map mean + question bias - score| <= {res['worst_gap']:.1e}. Pointing and boxes are scored "
