@@ -79,3 +79,16 @@ def test_torchvision_weights_from_a_safetensors_file(tmp_path):
     x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
     assert net.num_classes == 3  # taken from the file
     torch.testing.assert_close(camloc.cam(net, x).logits, camloc.cam(source, x).logits)
+
+
+def test_only_models_weights_opens_torch_and_safetensors_files():
+    import ast
+    from pathlib import Path
+
+    src = Path(camloc.__file__).parent
+    callers = set()
+    for path in src.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and ast.unparse(node.func) in ("torch.load", "load_file", "safe_open"):
+                callers.add(path.relative_to(src).as_posix())
+    assert callers == {"models/weights.py"}
