@@ -1,4 +1,5 @@
-"""The probe: a linear classifier fit on pooled features, folded so that its CAM is exact."""
+"""Fitting the probe: a linear classifier on pooled features, folded so that its CAM is exact; its
+accuracy on a split."""
 
 from __future__ import annotations
 
