@@ -156,8 +156,8 @@ def test_fit_with_strips_answers_what_is_on_the_left_and_maps_stay_exact():
     assert np.mean([flat.answer(g.mean(axis=(1, 2)), qs[0]) == a for g, a in zip(f, ans)]) < 0.7
     assert np.mean([strips.answer(strips.pool(g), qs[0]) == a for g, a in zip(f, ans)]) == 1.0
     maps = strips.answer_maps(f[0], qs[0])
-    np.testing.assert_allclose(maps.mean(axis=(1, 2)) + strips.question_bias(qs[0]), strips.scores(strips.pool(f[0]), qs[0]),
-                               rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(maps.mean(axis=(1, 2)) + strips.question_bias(qs[0]),
+                               strips.scores(strips.pool(f[0]), qs[0]), rtol=1e-9, atol=1e-9)
 
 
 def test_strip_blocks_are_the_average_and_the_difference():

@@ -206,7 +206,7 @@ def markdown(res: dict[str, Any], command: str, machine: str = "this machine") -
         f"Time on {machine}: {res['wall']:.0f} s wall / {res['cpu']:.0f} s CPU in all (generation and the "
         f"{len(res['concepts'])} probe fits on cached features: {res['wall_fit']:.0f} s wall). Command: "
         f"`{command}` (the figure: per concept, test images with the concept's map and its box at threshold "
-        f"{t1:g}, the object's true box in green).",
+        f"{t1:g}, the object's true box in red, the map's box in green).",
     ]
     return "\n".join(lines) + "\n"
 

@@ -172,7 +172,8 @@ def run(root: str, n_train: int = N_TRAIN, n_test: int = N_TEST, size: int = SIZ
 def numbers(res: dict[str, Any]) -> dict[str, Any]:
     """The JSON-ready numbers of :func:`run`'s result."""
     return {"experiment": "vqa", "seed": res["seed"], "n_train": res["n_train"], "n_test": res["n_test"],
-            "n_pairs": res["n_pairs"], "size": res["size"], "regions": res["model"].regions, "answers": res["model"].answers,
+            "n_pairs": res["n_pairs"], "size": res["size"], "regions": res["model"].regions,
+            "answers": res["model"].answers,
             "vocabulary": res["model"].vocab, "accuracy": res["accuracy"], "per_question": res["table"],
             "worst_gap": res["worst_gap"], "wall_s": res["wall"], "cpu_s": res["cpu"]}
 
@@ -225,7 +226,7 @@ def markdown(res: dict[str, Any], command: str, machine: str = "this machine") -
         f"All answers: {pct(res['accuracy'])} correct. Time on {machine}: {res['wall']:.0f} s wall / "
         f"{res['cpu']:.0f} s CPU in all (generation and features: {res['wall_feat']:.0f} s, answer layer fit: "
         f"{res['wall_fit']:.1f} s). Command: `{command}` (the figure: per question kind, a right and a wrong "
-        "answer with the answer's map and box; the asked object's true box in green).",
+        "answer with the answer's map and box; the asked object's true box in red, the map's box in green).",
     ]
     return "\n".join(lines) + "\n"
 
