@@ -118,6 +118,7 @@ def test_vqa_maps_are_exact_and_color_questions_are_answered(photos, gray_backgr
               net=camloc.load_model("test_colornet"), categories=CATEGORIES, animals=("red", "green"),
               things=("blue", "navy"))
     assert res["model"].regions == 2 and res["worst_gap"] < 1e-9  # map mean + question bias == score
+    assert res["n_pairs"] == 2 * 5 * 100  # five questions an image, each image also mirrored
     # every answer follows from the colors, "what is on the left?" from the left half's colors
     assert {k: r["correct"] for k, r in res["table"].items()} == {
         "what animal": 1.0, "what thing": 1.0, "what is on the left": 1.0, "is there (yes)": 1.0,
