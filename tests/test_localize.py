@@ -75,9 +75,13 @@ def test_constant_map_gives_no_box_and_says_so(tiny_gap):
     with __import__("torch").no_grad():
         net.module.conv.weight.fill_(1.0)
     flat = np.full((4, 4, 3), 128, np.uint8)
-    rec = camloc.localize(net, [flat], topk=2)[0]
+    rec = camloc.localize(net, [flat], topk=2, norm="minmax")[0]
     jsonschema.validate(rec, RECORD)
     assert all(p["box"] is None and p["warning"].startswith("constant map") for p in rec["predictions"])
+    # the default reading (positive part over its max): a constant positive map is all object, a
+    # map with nothing above 0 has no box
+    preds = camloc.localize(net, [flat], topk=2)[0]["predictions"]
+    assert [p["box"] for p in preds] == [[0, 0, 3, 3], None] and preds[1]["warning"].startswith("no positive")
 
 
 def test_results_are_json_serializable(lite0, photo_dir):
@@ -100,8 +104,9 @@ def test_positive_reading_on_real_photos(lite0, photo_dir):
     positive almost everywhere, so its 20 % cut lies below the min-max one and the box can only
     grow); the cat's box still covers the cat, and the record says which reading made it."""
     paths = [f"{photo_dir}/{n}" for n in ("chelsea.png", "coffee.png")]
-    mm = camloc.localize(lite0, paths, topk=1)
+    mm = camloc.localize(lite0, paths, topk=1, norm="minmax")
     pos = camloc.localize(lite0, paths, topk=1, norm="positive")
+    assert camloc.localize(lite0, paths, topk=1) == pos  # the default reading (BENCHMARKS.md, switches)
     area = lambda b: (b[2] - b[0] + 1) * (b[3] - b[1] + 1)  # noqa: E731
     for a, b in zip(mm, pos):
         jsonschema.validate(b, RECORD)

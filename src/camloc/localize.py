@@ -39,6 +39,13 @@ def default_resize(net: CamNet) -> Resize:
     return Resize("aspect", max(32, int(round(side * 256 / 224 / 32)) * 32))
 
 
+DEFAULT_NORM = "positive"
+"""Localization's default reading of a map: its positive part over its max (the paper's "20 %
+of the max"). On the four sets of BENCHMARKS.md (``switches``) it is the one setting within 2x
+the time per image that beats or matches min-max everywhere; ``norm="minmax"`` (``--norm
+minmax``) gives the previous default."""
+
+
 def has_attention(net: CamNet) -> bool:
     """Whether the net holds attention blocks (by their class names, which every library spells
     with "Attention")."""
@@ -132,7 +139,7 @@ def iter_localize(
     all_boxes: bool = False,
     total: int | None = None,
     method=None,
-    norm: str = "minmax",
+    norm: str = DEFAULT_NORM,
     backend: Any = "auto",
     resize: Resize | None = None,
     workers: int | None = None,
@@ -244,7 +251,7 @@ def localize(
     progress: bool | None = False,
     all_boxes: bool = False,
     method=None,
-    norm: str = "minmax",
+    norm: str = DEFAULT_NORM,
     backend: Any = "auto",
     resize: Resize | None = None,
 ) -> list[dict[str, Any]]:
@@ -259,8 +266,8 @@ def localize(
         batch_size: images per forward pass.
         all_boxes: also list every connected component's box (``"boxes"``), largest first.
         method: a map method instead of CAM (``camloc.methods.get_method("gradcam")``).
-        norm: ``"minmax"`` (default) or ``"positive"``: how a signed map is read for its box
-            (:data:`camloc.cam.NORMS`).
+        norm: how a signed map is read for its box (:data:`camloc.cam.NORMS`); default
+            :data:`DEFAULT_NORM` (``"positive"``), ``"minmax"`` the published evaluation code's.
         backend: ``"auto"`` (default), ``"torch"`` or ``"onnxruntime"`` (CPU; CAM only).
         resize: the geometry (:class:`camloc.pipeline.Resize`); default: the whole image, aspect
             kept (:func:`default_resize`); ``Resize("squash")`` for the net's fixed square input.

@@ -25,12 +25,15 @@ def norm_type(text: str) -> str:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
-def add_norm_argument(p: argparse.ArgumentParser, default: str | None = "minmax", clamp: bool = False) -> None:
-    """``--norm`` (how a signed map is read for its boxes, see ``camloc.cam.NORMS``) and, with
-    ``clamp``, ``--clamp-negative`` (maps from the classifier's positive weights only)."""
+def add_norm_argument(p: argparse.ArgumentParser, default: str | None = "minmax", clamp: bool = False,
+                      shown: str = "minmax") -> None:
+    """``--norm`` (how a signed map is read for its boxes, see ``camloc.cam.NORMS``; ``shown``: the
+    reading the help names as the default) and, with ``clamp``, ``--clamp-negative`` (maps from the
+    classifier's positive weights only)."""
+    mark = {n: "default; " if n == shown else "" for n in ("minmax", "positive")}
     p.add_argument("--norm", default=default, type=norm_type, metavar="READING",
-                   help="how a signed map is read for its boxes: minmax (default; the published evaluation "
-                   "code), positive (its positive part over its max: the paper's '20%% of the max'), "
+                   help=f"how a signed map is read for its boxes: minmax ({mark['minmax']}the published evaluation "
+                   f"code), positive ({mark['positive']}its positive part over its max: the paper's '20%% of the max'), "
                    "percentile[:Q] (floor at the map's Q-th percentile, default the median) or meanstd[:K] "
                    "(floor at the mean, top at mean + K std, default K=2)")
     if clamp:

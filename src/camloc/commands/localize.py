@@ -20,7 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--topk", type=int, default=5, help="classes per image (default 5)")
     p.add_argument("--threshold", type=float, default=None,
                    help="box threshold, fraction of the read map (default: the calibration's, else 0.2)")
-    add_norm_argument(p, default=None, clamp=True)
+    add_norm_argument(p, default=None, clamp=True, shown="positive")
     p.add_argument("--tta", default=None, metavar="SPEC",
                    help="test-time augmentation of CAM maps: flip, scales=S1,S2,... or flip,scales=S1,S2 (maps "
                    "of every view fused on the image; one forward pass per view)")
@@ -70,20 +70,21 @@ def check(args: argparse.Namespace) -> None:
 def _reading(args: argparse.Namespace, net, rank: int) -> tuple[float, str, bool, bool, str | None]:
     """``(threshold, norm, clamp_negative, calibrated, views)``: the options given, else the
     calibration file's (``--calibration``, or the model's when there is one; ``views``: what it
-    was calibrated with), else 0.2 and minmax."""
+    was calibrated with), else 0.2 and :data:`camloc.localize.DEFAULT_NORM` (positive)."""
     from camloc.calibrate import calibration_path, load_calibration
+    from camloc.localize import DEFAULT_NORM
     from camloc.viz import printable
 
     explicit = args.threshold is not None or args.norm is not None
     if args.calibration == "none" or (explicit and args.calibration is None):
-        return (0.2 if args.threshold is None else args.threshold, args.norm or "minmax", args.clamp_negative, False,
-                None)
+        return (0.2 if args.threshold is None else args.threshold, args.norm or DEFAULT_NORM, args.clamp_negative,
+                False, None)
     if explicit:
         raise ValueError("--calibration with --threshold or --norm: the calibrated threshold belongs to its reading; "
                          "give one or the other")
     path = args.calibration or calibration_path(args.model, args.probe, args.weights, net.name)
     if args.calibration is None and not os.path.exists(path):
-        return 0.2, "minmax", args.clamp_negative, False, None
+        return 0.2, DEFAULT_NORM, args.clamp_negative, False, None
     cal = load_calibration(path)
     if rank == 0:
         print(f"camloc localize: threshold {cal['threshold']:g} and reading {cal['norm']}"
