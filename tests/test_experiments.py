@@ -135,3 +135,22 @@ def test_help_and_a_missing_photo_folder_load_no_torch(tmp_path):
     assert got == {"rc": 0, "loaded": []} and "--photos DIR" in proc.stdout
     got, proc = run_cli(tmp_path, "experiment", "vqa", "--photos", str(tmp_path))
     assert got == {"rc": 1, "loaded": []} and "labels.csv: no object photos there" in proc.stderr
+
+
+@pytest.mark.parametrize("name, figure", [("scenes", "docs/scenes_discover.png"),
+                                          ("concepts", "docs/concepts_examples.png"),
+                                          ("vqa", "docs/vqa_examples.png")])
+def test_benchmark_wrappers_add_the_figure_to_the_commands_report(monkeypatch, photos, name, figure):
+    import importlib
+    from pathlib import Path
+
+    import camloc.experiments.common as common
+    import camloc.experiments.scenes as scenes
+
+    calls = []
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1]))  # the benchmarks package
+    monkeypatch.setattr(scenes, "PHOTOS", photos)
+    monkeypatch.setattr(common, "drive", lambda n, out, progress, figure: calls.append((n, figure)) or "## report\n")
+    section = importlib.import_module(f"benchmarks.bench_{name}").main([])
+    assert calls[0][0] == name and calls[0][1].endswith(figure)
+    assert section.startswith("## report\n\n![") and section.endswith(f"]({figure})\n")
