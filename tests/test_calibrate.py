@@ -108,10 +108,10 @@ def test_calibrate_stores_the_best_reading_and_localize_uses_it(tmp_path, monkey
     assert p["box"] == list(split.samples[0].boxes[0])  # gray background, red rectangle: its exact box
     assert main([*common, "--threshold", "0.5"]) == 0
     p = json.loads((out / "results.jsonl").read_text())["predictions"][0]
-    assert (p["threshold"], p["norm"], p["calibrated"]) == (0.5, "minmax", False)
+    assert (p["threshold"], p["norm"], p["calibrated"]) == (0.5, "positive", False)  # localize's default reading
     assert main([*common, "--calibration", "none"]) == 0
     p = json.loads((out / "results.jsonl").read_text())["predictions"][0]
-    assert (p["threshold"], p["norm"], p["calibrated"]) == (0.2, "minmax", False)
+    assert (p["threshold"], p["norm"], p["calibrated"]) == (0.2, "positive", False)
 
 
 @pytest.mark.parametrize("content, words", [
