@@ -192,7 +192,8 @@ def section(sets: list[dict[str, Any]], load0: tuple[float, ...], load1: tuple[f
         n = s["rows"][0]["num_images"]
         extra = ""
         if s["val_error"] is not None:
-            extra = f", the net's val top-1 error {s['val_error']:.1f} %"
+            how = "reused from an earlier run" if s["reused"] else f"trained here in {s['train_s'] / 60:.0f} min"
+            extra = f", the net's val top-1 error {s['val_error']:.1f} %, {how}"
         lines.append(f"- **{s['name']}** ({n} images with boxes, one image = {100 / n:.2g} points{extra}; grid "
                      f"{s['wall']:.0f} s wall / {s['cpu']:.0f} s CPU): `{s['command']}`")
     lines += [
@@ -219,6 +220,8 @@ def section(sets: list[dict[str, Any]], load0: tuple[float, ...], load1: tuple[f
                     f"{x['MaxBoxAcc']:.1f} ({b['MaxBoxAcc']:.1f})"
                     for s, x, b in zip(sets, best["sets"], base["sets"])) + ".",
         "",
+        _excluded(table, best, sets),
+        "",
         "Other scales (each set's full grid below): the best combination of any cost per set: "
         + "; ".join(_best_any(s) for s in sets) + ".",
         "",
@@ -232,6 +235,20 @@ def section(sets: list[dict[str, Any]], load0: tuple[float, ...], load1: tuple[f
         "wall for the four sets, net training and probe fit included (the Fashion-MNIST nets are reused from "
         "`runs/switches/` when already trained); the ms/image columns are wall times and move with the load.")
     return "\n".join(lines)
+
+
+def _excluded(table: list[dict[str, Any]], best: dict[str, Any], sets: list[dict[str, Any]]) -> str:
+    """Why each setting with a higher mean than ``best`` was not chosen: its cost, or its largest
+    loss against the default."""
+    base = next(r for r in table if r["setting"] == "minmax")
+    out = []
+    for r in sorted((r for r in table if r["mean"] > best["mean"]), key=lambda r: -r["mean"]):
+        if r["cost"] > 2.0:
+            out.append(f"{r['setting']} (mean {r['mean']:.1f}) costs {r['cost']:.1f}x")
+            continue
+        drop = min(((x[k] - b[k], s["name"], k) for x, b, s in zip(r["sets"], base["sets"], sets) for k in KEYS))
+        out.append(f"{r['setting']} (mean {r['mean']:.1f}) loses {-drop[0]:.1f} points of {drop[2]} on {drop[1]}")
+    return ("Settings with a higher mean, and why they were not chosen: " + "; ".join(out) + ".") if out else ""
 
 
 def _best_any(s: dict[str, Any]) -> str:
