@@ -96,7 +96,7 @@ def test_cli_export_localizes_the_cat_without_pytorch_in_the_loop(tmp_path, phot
     photo = f"{photo_dir}/chelsea.png"
     x = lite0.preprocess([photo])
     logits, classes, maps = _run(path, x)
-    rec = camloc.localize(lite0, [photo], topk=1, resize=Resize("squash"))[0]  # the graph's fixed input
+    rec = camloc.localize(lite0, [photo], topk=1, resize=Resize("squash"), norm="minmax")[0]  # the graph's input
     top = rec["predictions"][0]
     assert int(classes[0, 0]) == top["class_index"] == 285
     assert boxes_from_map(upsample(maps[0, 0], (rec["height"], rec["width"])))[0] == top["box"]
