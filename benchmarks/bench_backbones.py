@@ -52,7 +52,7 @@ def main() -> str:
     nets = {name: camloc.load_model(name) for name in NAMES}
     acc = {name: accuracy(net, samples) for name, net in nets.items()}
     g = torch.Generator().manual_seed(0)
-    inputs = {name: torch.randn(BATCH, 3, *net.preprocessing.size, generator=g) for name, net in nets.items()}
+    inputs = {name: torch.randn(BATCH, 3, *net.preprocessing.shape, generator=g) for name, net in nets.items()}
 
     def forward(name: str):
         with torch.no_grad():
@@ -61,7 +61,7 @@ def main() -> str:
     t = interleaved({name: (lambda n=name: forward(n)) for name in NAMES}, repeats=7, warmup=1)
     rows = []
     for name, net in nets.items():
-        h, w = net.preprocessing.size
+        h, w = net.preprocessing.shape
         rows.append(f"| `{name}` | {h}x{w} | {acc[name][0]:.1f} | {acc[name][1]:.1f} | "
                     f"{BATCH / t[name].wall:.1f} | {t[name].cpu / BATCH * 1e3:.0f} | {t[name].cpu / t[NAMES[0]].cpu:.2f} | {sum(p.numel() for p in net.module.parameters()) / 1e6:.1f} |")
     return "\n".join([

@@ -104,7 +104,7 @@ def efficiency(net, paths: list[str]) -> tuple[float, float, float]:
     pipe = Pipeline(net, resize=resize, progress=False)
     buckets: dict[tuple, list[np.ndarray]] = {}
     for p in paths:
-        d = decode(p, resize, net.preprocessing.size)
+        d = decode(p, resize, net.preprocessing.shape)
         buckets.setdefault(d.pixels.shape, []).append(d.pixels)
     # The same batches as the pipeline forms: per shape, in chunks of 16, within chunks of 64 inputs
     # (a slight under-count of the batches it runs, so the ratio is if anything pessimistic).

@@ -80,7 +80,7 @@ def text() -> dict[str, Any]:
     splits = make_textloc(root, N_TRAIN, N_TEST, seed=SEED, size=SIZE)
     net = camloc.load_model()
     pre = net.preprocessing
-    net.preprocessing = camloc.Preprocessing(size=(SIZE, SIZE), mean=pre.mean, std=pre.std)
+    net.preprocessing = camloc.Preprocessing(shape=(SIZE, SIZE), mean=pre.mean, std=pre.std)
     probe = fit_probe(net, splits["train"], classifier="svm", seed=SEED, cache_dir=str(root / "feature-cache"),
                       progress=False)
     probe_path = root / "text.probe"

@@ -41,7 +41,7 @@ def run(root: str, n_train: int = N_TRAIN, n_test: int = N_TEST, size: int = SIZ
     clock.lap("generate")
     net = camloc.load_model()
     pre = net.preprocessing
-    net.preprocessing = camloc.Preprocessing(size=(size, size), mean=pre.mean, std=pre.std)
+    net.preprocessing = camloc.Preprocessing(shape=(size, size), mean=pre.mean, std=pre.std)
     cache = os.path.join(root, "feature-cache")
     probe = fit_probe(net, splits["train"], classifier="svm", seed=seed, cache_dir=cache, progress=progress)
     clock.lap("fit")

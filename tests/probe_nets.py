@@ -65,7 +65,7 @@ class RandomNet(nn.Module):
         return Head(self.pool, self.fc, "input")
 
 
-PLAIN = Preprocessing(size=(32, 32), mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+PLAIN = Preprocessing(shape=(32, 32), mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
 
 
 @register("test_colornet", "test only: a 4-feature color detector")

@@ -28,7 +28,7 @@ def test_lite_variants_are_registered_with_their_input_sizes():
 
 def test_lite_loads_with_imagenet_weights_and_exact_cam(lite):
     side, fside = LITES[lite.name]
-    assert lite.preprocessing.size == (side, side)
+    assert lite.preprocessing.shape == (side, side)
     assert lite.num_classes == 1000 and lite.class_names[285] == "Egyptian cat"
     assert lite.head.exact and lite.head.classifier.in_features == 1280
     report = camloc.check_exact(lite)

@@ -48,7 +48,7 @@ class ColourNet(nn.Module):
 
 
 def colour_net(pooling: str = "avg"):
-    return camloc.load_model(ColourNet(pooling).eval(), preprocessing=Preprocessing(size=(64, 64)))
+    return camloc.load_model(ColourNet(pooling).eval(), preprocessing=Preprocessing(shape=(64, 64)))
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +101,7 @@ def checkpoint(tmp_path_factory):
     from torchvision.models import resnet18
 
     torch.manual_seed(0)
-    net = camloc.load_model(resnet18(num_classes=3).eval(), preprocessing=Preprocessing(size=(64, 64)))
+    net = camloc.load_model(resnet18(num_classes=3).eval(), preprocessing=Preprocessing(shape=(64, 64)))
     net.name = "resnet18"
     net.arch_kwargs = {"num_classes": 3}
     path = tmp_path_factory.mktemp("ckpt") / "r18.pt"
@@ -179,7 +179,7 @@ def test_gradient_method_on_a_head_where_cam_is_refused(fixture):
 
     with pytest.raises(HeadError):
         camloc.load_model(FcColourNet())
-    net = gradient_net(FcColourNet(), preprocessing=Preprocessing(size=(64, 64)))
+    net = gradient_net(FcColourNet(), preprocessing=Preprocessing(shape=(64, 64)))
     # Grad-CAM at the conv output: the gradient of S_c is 1[A_c > 0] / 1024 on channel c only,
     # so the map is ReLU(alpha A_c): the objects again
     r = evaluate(net, fixture.split, EvalOptions(method="gradcam", topk=2, progress=False)).metrics

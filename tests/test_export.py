@@ -34,7 +34,7 @@ class SmallGap(nn.Module):
 
 @pytest.fixture
 def small():
-    return camloc.load_model(SmallGap().eval(), preprocessing=Preprocessing(size=(16, 12)),
+    return camloc.load_model(SmallGap().eval(), preprocessing=Preprocessing(shape=(16, 12)),
                              class_names=["a", "b", "c"])
 
 

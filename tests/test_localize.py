@@ -70,7 +70,7 @@ def test_mixed_inputs_errors_do_not_stop_the_run(lite0, photo_dir, tmp_path):
 
 def test_constant_map_gives_no_box_and_says_so(tiny_gap):
     net = camloc.load_model(tiny_gap, class_names=["a", "b"])
-    net.preprocessing = camloc.Preprocessing(size=(4, 4), mean=(0.0,) * 3, std=(1.0,) * 3)
+    net.preprocessing = camloc.Preprocessing(shape=(4, 4), mean=(0.0,) * 3, std=(1.0,) * 3)
     net.module.conv = __import__("torch").nn.Conv2d(3, 2, 1, bias=False)
     with __import__("torch").no_grad():
         net.module.conv.weight.fill_(1.0)

@@ -38,7 +38,7 @@ def test_aspect_mode_keeps_the_whole_image_at_its_aspect_rounded_to_the_stride()
     assert r.input_size((500, 333)) == (384, 256)  # 384.4 -> 384
     assert r.input_size((300, 300)) == (256, 256)
     assert r.input_size((4000, 400)) == (768, 256)  # ratio 10 capped at 3
-    assert Resize("squash").input_size((500, 375), net_size=(240, 320)) == (320, 240)
+    assert Resize("squash").input_size((500, 375), net_shape=(240, 320)) == (320, 240)
     assert Resize("crop", 224).input_size((500, 375)) == (224, 224)
 
 
@@ -207,7 +207,7 @@ class TinyRgb(nn.Module):
 
 def _tiny() -> CamNet:
     return CamNet(TinyRgb().eval(), "tiny_rgb", ["bright", "dark"],
-                  Preprocessing(size=(16, 16), mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)))
+                  Preprocessing(shape=(16, 16), mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)))
 
 
 @pytest.fixture

@@ -174,12 +174,12 @@ def test_attach_sets_probe_and_class_names(colors, tmp_path):
 
 def test_attach_gives_the_net_the_probes_preprocessing(colors):
     net = colornet()
-    net.preprocessing = camloc.Preprocessing(size=(40, 24), mean=(0, 0, 0), std=(1, 1, 1))
+    net.preprocessing = camloc.Preprocessing(shape=(40, 24), mean=(0, 0, 0), std=(1, 1, 1))
     probe = fit_probe(net, colors[0], progress=False)
     fresh = colornet()
-    assert fresh.preprocessing.size == (32, 32)
+    assert fresh.preprocessing.shape == (32, 32)
     attach_probe(fresh, probe)
-    assert fresh.preprocessing.size == (40, 24)
+    assert fresh.preprocessing.shape == (40, 24)
     x = fresh.preprocess([colors[1].samples[0].path])
     assert tuple(x.shape) == (1, 3, 40, 24)  # size is (height, width)
 

@@ -70,7 +70,7 @@ def test_cache_key_follows_backbone_weights_and_preprocessing(split):
         other.module.body[0].bias[0] += 1e-3
     assert feature_key(other, split.samples) != base  # one weight changed
     resized = net(0)
-    resized.preprocessing = camloc.Preprocessing(size=(48, 48), mean=(0, 0, 0), std=(1, 1, 1))
+    resized.preprocessing = camloc.Preprocessing(shape=(48, 48), mean=(0, 0, 0), std=(1, 1, 1))
     assert feature_key(resized, split.samples) != base
     renamed = net(0)
     renamed.name = "another"

@@ -127,7 +127,7 @@ class Lopsided(nn.Module):
         return Head(self.pool, self.fc, "input")
 
 
-PLAIN = Preprocessing(size=(32, 32), mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+PLAIN = Preprocessing(shape=(32, 32), mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
 
 
 def _net(module: nn.Module, n: int) -> CamNet:

@@ -116,7 +116,7 @@ def test_small_benchmark_localizes_text_well_above_random(tmp_path):
 
     splits = make_textloc(tmp_path, 40, 24, seed=0)
     net = camloc.load_model()
-    net.preprocessing = camloc.Preprocessing(size=(448, 448), mean=net.preprocessing.mean, std=net.preprocessing.std)
+    net.preprocessing = camloc.Preprocessing(shape=(448, 448), mean=net.preprocessing.mean, std=net.preprocessing.std)
     probe = fit_probe(net, splits["train"], progress=False)
     threshold, by_t = choose_threshold(net, probe, splits["train"], max_images=10, progress=False)
     assert by_t[threshold] == max(by_t.values()) and by_t[threshold] > 0

@@ -76,7 +76,7 @@ def test_timm_by_name_for_a_gradient_method_from_a_weights_file(tmp_path):
         load_net("timm:vit_tiny_patch16_224", str(path), "cpu", "cam")
     assert "class-token head" in str(err.value) and "\n" not in str(err.value)
     net = load_net("timm:vit_tiny_patch16_224", str(path), "cpu", "gradcam")
-    assert net.preprocessing.size == (224, 224)
+    assert net.preprocessing.shape == (224, 224)
     x = torch.randn(1, 3, 224, 224)
     maps = get_method("gradcam")(net, x, torch.tensor([4]))
     assert maps.shape == (1, 1, 14, 14)

@@ -56,7 +56,7 @@ def test_a_few_steps_lower_the_loss_and_write_a_complete_run(images, tmp_path):
     after = mean_loss(net, images)
     assert after < before - 0.1, (before, after)
     assert net.name == "test_tiny_gap" and net.class_names == ["c0", "c1"]
-    assert net.preprocessing.size == (32, 32)
+    assert net.preprocessing.shape == (32, 32)
     assert camloc.check_exact(net).exact
     with open(result.run_dir / "metrics.csv", newline="") as f:
         rows = list(csv.DictReader(f))

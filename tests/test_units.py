@@ -43,7 +43,7 @@ class UnitNet(nn.Module):
 
 @pytest.fixture
 def net():
-    pre = Preprocessing(size=(8, 8), mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+    pre = Preprocessing(shape=(8, 8), mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
     return camloc.load_model(UnitNet().eval(), preprocessing=pre, class_names=["zero", "one"])
 
 

@@ -49,7 +49,7 @@ def _register_tiny() -> None:
     def tiny(num_classes: int = 2, width: int = 16, dropout: float = 0.0) -> CamNet:
         trunk = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.ReLU(), nn.Conv2d(8, 16, 3, 2, 1), nn.ReLU())
         module = GapNet(trunk, 16, num_classes, width=width, convs=1, dropout=dropout)
-        return CamNet(module, "test_tiny_gap", [], Preprocessing(size=(32, 32)),
+        return CamNet(module, "test_tiny_gap", [], Preprocessing(shape=(32, 32)),
                       arch_kwargs={"num_classes": num_classes, "width": width, "dropout": dropout})
 
 

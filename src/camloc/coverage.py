@@ -106,7 +106,7 @@ def timm_row(name: str, options: dict[str, Any]) -> Row:
 
     row = _verdict(label, build, 224)
     if built and row.verdict == "exact":  # measured at the model's own size
-        row = _verdict(label, lambda: built[0], built[0].preprocessing.size[0])
+        row = _verdict(label, lambda: built[0], built[0].preprocessing.shape[0])
     return row
 
 

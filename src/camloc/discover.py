@@ -109,7 +109,7 @@ def choose_k(x: np.ndarray, patterns: int | None = None, k_range: tuple[int, int
     return labels, centers, how, None if score is None else round(score, 6)
 
 
-def _decode_crop(source: Any, resize: Resize, net_size: tuple[int, int], display: int, name: str, draft: bool):
+def _decode_crop(source: Any, resize: Resize, net_shape: tuple[int, int], display: int, name: str, draft: bool):
     """The pipeline's decoder for a ``(source, box)`` pair: the box cut from the full image."""
     from camloc.pipeline.run import decode_or_error
 
@@ -119,7 +119,7 @@ def _decode_crop(source: Any, resize: Resize, net_size: tuple[int, int], display
     except Exception as err:  # noqa: BLE001 - the decoder's one-line reason
         return f"{name}: {' '.join(str(err).split())}"
     crop = img.crop((box[0], box[1], box[2] + 1, box[3] + 1))
-    return decode_or_error(crop, resize, net_size, display, name, False)
+    return decode_or_error(crop, resize, net_shape, display, name, False)
 
 
 def open_image(source: Any, name: str):

@@ -8,7 +8,7 @@ So ONNX Runtime (or any ONNX runtime) localizes without PyTorch; boxes are the p
 the upsampled maps (:func:`camloc.boxes_from_map`, or any thresholding).
 
 The file's metadata (``metadata_props``) carries what a consumer needs: ``camloc.model``,
-``camloc.class_names`` (JSON list), ``camloc.preprocessing`` (JSON: ``size`` as (H, W), ``mean``,
+``camloc.class_names`` (JSON list), ``camloc.preprocessing`` (JSON: the input shape under the key ``size``, as (H, W), ``mean``,
 ``std``; pixels are scaled to [0, 1] first), ``camloc.topk`` and ``camloc.bias`` (JSON list, so
 ``mean(maps) + bias[classes] == logits[classes]`` can be checked).
 """
@@ -64,7 +64,7 @@ class ExportReport:
     classes_equal: bool | None
     max_map_error: float | None
     max_logit_error: float | None
-    map_size: tuple[int, int] | None = None  # (h, w) of the maps, when checked
+    map_shape: tuple[int, int] | None = None  # (h, w) of the maps, when checked
 
     def __str__(self) -> str:
         if self.classes_equal is None:
@@ -94,7 +94,7 @@ def export_onnx(net: CamNet, path: str | os.PathLike, topk: int = 5, opset: int 
 
 def graph_bytes(net: CamNet, topk: int, opset: int = 17) -> bytes:
     """The ONNX graph of :class:`CamGraph` (dynamic batch, the preprocessing's image size)."""
-    h, w = net.preprocessing.size
+    h, w = net.preprocessing.shape
     graph = CamGraph(net, topk).to(net.device)
     example = torch.zeros(1, 3, h, w, device=net.device)
     buf = io.BytesIO()
@@ -144,7 +144,7 @@ def _check(net: CamNet, data: bytes, report: ExportReport, topk: int) -> ExportR
         return report
     from camloc.extract import cam
 
-    h, w = net.preprocessing.size
+    h, w = net.preprocessing.shape
     x = torch.from_numpy(np.random.default_rng(0).standard_normal((2, 3, h, w)).astype(np.float32))
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     logits, classes, maps = session.run(None, {"images": x.numpy()})

@@ -124,7 +124,7 @@ def check_exact(net: CamNet, x: Tensor | None = None, rtol: float = 1e-4, atol: 
     """
     if x is None:
         g = torch.Generator().manual_seed(0)
-        h, w = net.preprocessing.size
+        h, w = net.preprocessing.shape
         x = torch.randn(2, 3, h, w, generator=g).to(net.device)
     with evaluating(net.module), torch.no_grad():
         features, logits = extract(net, x)

@@ -35,7 +35,7 @@ def default_resize(net: CamNet) -> Resize:
     input (``squash``)."""
     if has_attention(net):
         return Resize("squash")
-    side = min(net.preprocessing.size)
+    side = min(net.preprocessing.shape)
     return Resize("aspect", max(32, int(round(side * 256 / 224 / 32)) * 32))
 
 

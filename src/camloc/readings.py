@@ -135,11 +135,11 @@ def map_status(m: np.ndarray, norm: str = "minmax") -> str | None:
     return bounds if isinstance(bounds, str) else None
 
 
-def upsample(m: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Bilinear resize of a 2-D map to ``size = (height, width)`` (half-pixel centers)."""
+def upsample(m: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of a 2-D map to ``shape = (height, width)`` (half-pixel centers)."""
     import cv2
 
-    h, w = size
+    h, w = shape
     m = np.ascontiguousarray(m, dtype=np.float32)
     if m.shape == (h, w):
         return m.copy()

@@ -225,7 +225,7 @@ def build_net(cfg: TrainConfig, classes: Sequence[str], source: str | None = Non
         raise ConfigError(f"{source or 'config'}: model '{cfg.model}' cannot be built with {args or 'no options'} "
                           f"({' '.join(str(err).split())})") from None
     net.class_names = list(classes)
-    net.preprocessing = Preprocessing(size=(cfg.crop, cfg.crop), mean=net.preprocessing.mean, std=net.preprocessing.std)
+    net.preprocessing = Preprocessing(shape=(cfg.crop, cfg.crop), mean=net.preprocessing.mean, std=net.preprocessing.std)
     if cfg.init_from:
         init_weights(net, cfg.init_from)
     return net

@@ -161,7 +161,7 @@ def tiny_net():
     import camloc
     from camloc.models.net import Preprocessing
 
-    return camloc.load_model(Tiny().eval(), class_names=["ant", "bee", "cow"], preprocessing=Preprocessing(size=(32, 32)))
+    return camloc.load_model(Tiny().eval(), class_names=["ant", "bee", "cow"], preprocessing=Preprocessing(shape=(32, 32)))
 
 
 def record_problem(rec: dict, name: str | None = None) -> str | None:

@@ -27,8 +27,8 @@ def run(args: argparse.Namespace) -> int:
 
         net = attach_probe(net, args.probe)
     report = export_onnx(net, args.out, topk=args.topk, opset=args.opset)
-    h, w = net.preprocessing.size
-    mh, mw = report.map_size or ("h", "w")
+    h, w = net.preprocessing.shape
+    mh, mw = report.map_shape or ("h", "w")
     print(f"{net.name}: images (B, 3, {h}, {w}) -> logits (B, {net.num_classes}), classes (B, {args.topk}), "
           f"maps (B, {args.topk}, {mh}, {mw})")
     print(report)

@@ -74,7 +74,7 @@ def eval_transform(preprocessing: Preprocessing) -> Callable[[Image.Image], Tens
     """Validation, PIL image -> uint8 tensor: the whole image squashed to the net's input size,
     no crop, exactly as the inference pipeline's ``squash`` mode (what ``net.preprocess`` and
     ``camloc evaluate`` see)."""
-    return _Squash(preprocessing.size)
+    return _Squash(preprocessing.shape)
 
 
 class Normalize:

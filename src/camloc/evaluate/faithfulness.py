@@ -23,7 +23,7 @@ def faithfulness_add(net: CamNet, opt: EvalOptions, ev: FaithfulnessEvaluator,
     from camloc.pipeline.decode import decode
 
     try:
-        pixels = decode(s.path, opt.resize, tuple(net.preprocessing.size), 0, str(s.path), True).pixels
+        pixels = decode(s.path, opt.resize, tuple(net.preprocessing.shape), 0, str(s.path), True).pixels
     except ImageError as err:  # the pipeline read it a moment ago; count it, do not stop
         skipped.append(f"faithfulness: {err}")
         return

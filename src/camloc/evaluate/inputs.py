@@ -88,7 +88,7 @@ def ten_crop(net: CamNet, image: Image.Image, classes_k: int, extra: torch.Tenso
     ``S x S`` result is resized to the image. Returns ``(scores (C,), classes (n,),
     maps (n, H, W))``.
     """
-    h, w = net.preprocessing.size
+    h, w = net.preprocessing.shape
     sh, sw = round(256 / 224 * h), round(256 / 224 * w)
     big = image.resize((sw, sh), Image.BILINEAR)
     offsets = [(0, 0), (sw - w, 0), (0, sh - h), (sw - w, sh - h), ((sw - w) // 2, (sh - h) // 2)]

@@ -183,7 +183,7 @@ def load_backbone(size: int, net=None):
 
     net = camloc.load_model() if net is None else copy.copy(net)
     pre = net.preprocessing
-    net.preprocessing = camloc.Preprocessing(size=(size, size), mean=pre.mean, std=pre.std)
+    net.preprocessing = camloc.Preprocessing(shape=(size, size), mean=pre.mean, std=pre.std)
     return net
 
 

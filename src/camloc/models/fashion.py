@@ -150,7 +150,7 @@ def _build(head: str, name: str, weights: str | None = None, num_classes: int = 
 
     names = list(class_names) if class_names else (list(CLASSES) if num_classes == len(CLASSES) else [])
     return CamNet(module=module, name=name, class_names=names,
-                  preprocessing=Preprocessing(size=(size, size), mean=FASHION_MEAN, std=FASHION_STD),
+                  preprocessing=Preprocessing(shape=(size, size), mean=FASHION_MEAN, std=FASHION_STD),
                   head=head_obj, arch_kwargs=arch_kwargs)
 
 

@@ -124,7 +124,7 @@ def gapify_net(*, base: str = "resnet50", num_classes: int = 1000, layer: str = 
     if weights is not None:
         load_full_weights(module, weights, f"gapify({base})")
     size = (299, 299) if base == "inception_v3" else (224, 224)
-    pre = Preprocessing(size=size, mean=(0.5,) * 3, std=(0.5,) * 3) if base == "googlenet" else Preprocessing(size=size)
+    pre = Preprocessing(shape=size, mean=(0.5,) * 3, std=(0.5,) * 3) if base == "googlenet" else Preprocessing(shape=size)
     kwargs: dict[str, Any] = {"base": base, "num_classes": num_classes, "layer": module.trunk.layer, "width": width,
                               "convs": convs, "pooling": pooling, "dropout": dropout}
     return CamNet(module=module, name="gapify", class_names=[], preprocessing=pre, head=module.camloc_head(),

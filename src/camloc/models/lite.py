@@ -26,7 +26,7 @@ SIZES = {0: 224, 1: 240, 2: 260}
 def lite_preprocessing(variant: int) -> Preprocessing:
     """The TensorFlow scaling ``(x - 127) / 128`` at the variant's input size."""
     side = SIZES[variant]
-    return Preprocessing(size=(side, side), mean=(127 / 255,) * 3, std=(128 / 255,) * 3)
+    return Preprocessing(shape=(side, side), mean=(127 / 255,) * 3, std=(128 / 255,) * 3)
 
 
 LITE0_PREPROCESSING = lite_preprocessing(0)

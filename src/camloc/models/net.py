@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -21,15 +21,20 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 @dataclass
 class Preprocessing:
-    """Resize the whole image to ``size = (height, width)`` (no crop, so maps cover the whole
-    image), scale to [0, 1], subtract ``mean`` and divide by ``std`` per channel."""
+    """Resize the whole image to the net's input ``shape = (height, width)`` (no crop, so maps
+    cover the whole image), scale to [0, 1], subtract ``mean`` and divide by ``std`` per channel.
 
-    size: tuple[int, int] = (224, 224)
+    In files (checkpoints, probe files, the ONNX graph's metadata) the shape is stored under the
+    key ``"size"``, in the same ``(height, width)`` order: :meth:`to_dict` and :meth:`from_dict`
+    are the only places that know it."""
+
+    shape: tuple[int, int] = (224, 224)
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) for k, v in asdict(self).items()}
+        """The file form: ``{"size": [height, width], "mean": [...], "std": [...]}``."""
+        return {"size": list(self.shape), "mean": list(self.mean), "std": list(self.std)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Preprocessing:
@@ -47,16 +52,16 @@ class Preprocessing:
             raise ValueError(f"preprocessing: mean must be three finite numbers, got {_short(d['mean'])}")
         if std is None or len(std) != 3 or not all(v > 0 for v in std):
             raise ValueError(f"preprocessing: std must be three positive numbers, got {_short(d['std'])}")
-        return cls(size=(int(size[0]), int(size[1])), mean=mean, std=std)  # type: ignore[arg-type]
+        return cls(shape=(int(size[0]), int(size[1])), mean=mean, std=std)  # type: ignore[arg-type]
 
     def __call__(self, images: Sequence[Image.Image | np.ndarray | str]) -> Tensor:
         """Images (PIL, arrays or paths) -> ``(B, 3, H, W)``: each decoded and squashed to
-        ``size`` exactly as the inference pipeline's ``squash`` mode does it, then normalized."""
+        ``shape`` exactly as the inference pipeline's ``squash`` mode does it, then normalized."""
         from camloc.pipeline.decode import decode
         from camloc.pipeline.geometry import Resize
 
         squash = Resize("squash")
-        arrays = [decode(im, squash, self.size, draft=False).pixels for im in images]
+        arrays = [decode(im, squash, self.shape, draft=False).pixels for im in images]
         batch = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(255.0)
         mean = torch.tensor(self.mean).view(1, 3, 1, 1)
         std = torch.tensor(self.std).view(1, 3, 1, 1)

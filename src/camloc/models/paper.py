@@ -49,7 +49,7 @@ from camloc.models.torchvision_models import imagenet_classes
 from camloc.models.weights import read_state_dict
 
 Pooling = Literal["avg", "max"]
-GOOGLENET_PREPROCESSING = Preprocessing(size=(224, 224), mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+GOOGLENET_PREPROCESSING = Preprocessing(shape=(224, 224), mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
 _GOOGLENET_KEPT = ("conv1", "maxpool1", "conv2", "conv3", "maxpool2", "inception3a", "inception3b", "maxpool3",
                    "inception4a", "inception4b", "inception4c", "inception4d", "inception4e")
 
@@ -191,7 +191,7 @@ def build_paper_net(name: str, arch: str, convs: int, pooling: Pooling, *, num_c
     if weights is not None:
         load_full_weights(module, weights, name)
     pre = GOOGLENET_PREPROCESSING if arch == "googlenet" else Preprocessing()
-    pre = Preprocessing(size=pre.size, mean=pre.mean, std=pre.std)
+    pre = Preprocessing(shape=pre.shape, mean=pre.mean, std=pre.std)
     kwargs: dict[str, Any] = {"num_classes": num_classes, "width": width, "dropout": dropout}
     if convs != _DEFAULT_CONVS[name]:
         kwargs["convs"] = convs

@@ -133,8 +133,8 @@ def timm_head(net: TimmNet, name: str | None = None) -> Head:
     model.eval()
     try:
         with torch.no_grad():
-            size = _preprocessing(model).size
-            x = torch.randn(2, 3, *size, generator=torch.Generator().manual_seed(0))
+            shape = _preprocessing(model).shape
+            x = torch.randn(2, 3, *shape, generator=torch.Generator().manual_seed(0))
             x = x.to(next(model.parameters()).device)
             f = model.forward_features(x)
             net.record_grid(x)
@@ -177,7 +177,7 @@ def _preprocessing(model: nn.Module) -> Preprocessing:
     size = getattr(getattr(model, "patch_embed", None), "img_size", None)
     if size is not None:  # built for another size than its pretrained configuration's (img_size=...)
         h, w = size
-    return Preprocessing(size=(int(h), int(w)), mean=tuple(cfg["mean"]), std=tuple(cfg["std"]))
+    return Preprocessing(shape=(int(h), int(w)), mean=tuple(cfg["mean"]), std=tuple(cfg["std"]))
 
 
 def timm_net(model: nn.Module, name: str | None = None, class_names: list[str] | None = None,

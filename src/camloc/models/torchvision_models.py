@@ -61,4 +61,4 @@ def build_torchvision(name: str, weights: str | os.PathLike | None = None, num_c
     size = (299, 299) if name == "inception_v3" else (224, 224)
     arch_kwargs = {"num_classes": n, **kwargs}
     return CamNet(module=module, name=name, class_names=imagenet_classes() if n == 1000 else [],
-                  preprocessing=Preprocessing(size=size), head=head, arch_kwargs=arch_kwargs)
+                  preprocessing=Preprocessing(shape=size), head=head, arch_kwargs=arch_kwargs)

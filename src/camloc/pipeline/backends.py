@@ -173,7 +173,7 @@ def cached_graph(net: CamNet, cache_dir: str | os.PathLike | None = None) -> tup
 def export_features(net: CamNet) -> bytes:
     """The ONNX graph ``pixels (B, H, W, 3) uint8 -> features (B, K, h, w), logits (B, C)`` with
     dynamic batch, height and width (the normalization inside)."""
-    h, w = net.preprocessing.size
+    h, w = net.preprocessing.shape
     graph = _FeatureGraph(net)
     example = torch.zeros(1, h, w, 3, dtype=torch.uint8, device=net.device)
     buf = io.BytesIO()
@@ -199,7 +199,7 @@ def check_graph(net: CamNet, data: bytes, rtol: float = 1e-3) -> None:
     opts.log_severity_level = 3
     session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
     torch_backend = TorchBackend(net)
-    h, w = net.preprocessing.size
+    h, w = net.preprocessing.shape
     g = torch.Generator().manual_seed(0)
     for shape in ((2, h, w, 3), (1, h + 32, w + 96, 3)):
         x = torch.randint(0, 256, shape, generator=g, dtype=torch.uint8)

@@ -48,24 +48,24 @@ def name_of(source: object, index: int) -> str:
     return f"<image {index}>"
 
 
-def decode(source: object, resize: Resize, net_size: tuple[int, int], display: int = 0,
+def decode(source: object, resize: Resize, net_shape: tuple[int, int], display: int = 0,
            name: str | None = None, draft: bool = True) -> Decoded:
     """Decode ``source`` and fit it to the network with ``resize``.
 
     Args:
         source: a file path, a PIL image or an image array (``HxW``, ``HxWx{1,3,4}``; float
             arrays in [0, 1] or [0, 255]; integer arrays in 0..255, 16-bit ones rescaled).
-        net_size: the net's ``(height, width)`` (for ``squash``).
+        net_shape: the net's ``(height, width)`` (for ``squash``).
         display: also keep the whole image with its longer side at most this (0: no).
         draft: allow reduced-scale JPEG decoding (``False``: always decode in full).
     """
     label = name if name is not None else name_of(source, 0)
     if isinstance(source, (str, os.PathLike)):
-        return _decode_file(os.fspath(source), resize, net_size, display, label, draft)
-    return _fit(_image_of(source, label), resize, net_size, display, label)
+        return _decode_file(os.fspath(source), resize, net_shape, display, label, draft)
+    return _fit(_image_of(source, label), resize, net_shape, display, label)
 
 
-def _decode_file(path: str, resize: Resize, net_size: tuple[int, int], display: int, label: str,
+def _decode_file(path: str, resize: Resize, net_shape: tuple[int, int], display: int, label: str,
                  draft: bool) -> Decoded:
     try:
         st = os.stat(path)
@@ -84,7 +84,7 @@ def _decode_file(path: str, resize: Resize, net_size: tuple[int, int], display: 
                 if img.width * img.height > (Image.MAX_IMAGE_PIXELS or float("inf")):
                     raise Image.DecompressionBombError(f"{img.width}x{img.height} pixels")
                 if draft and img.format == "JPEG":
-                    _draft(img, resize, net_size, display)
+                    _draft(img, resize, net_shape, display)
                 img.load()
                 img = ImageOps.exif_transpose(img)
                 rgb = to_rgb(img)
@@ -98,10 +98,10 @@ def _decode_file(path: str, resize: Resize, net_size: tuple[int, int], display: 
         raise ImageError(f"{label}: {_one_line(err).split(': ', 1)[-1]}") from None
     except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as err:
         raise ImageError(_with_messages(f"{label}: cannot decode ({_one_line(err)})", messages)) from None
-    return _fit(rgb, resize, net_size, display, label, full)
+    return _fit(rgb, resize, net_shape, display, label, full)
 
 
-def _draft(img: Image.Image, resize: Resize, net_size: tuple[int, int], display: int) -> None:
+def _draft(img: Image.Image, resize: Resize, net_shape: tuple[int, int], display: int) -> None:
     """Ask libjpeg for the smallest DCT scale (1/2, 1/4, 1/8) that still keeps twice the
     resolution the network needs.
 
@@ -113,7 +113,7 @@ def _draft(img: Image.Image, resize: Resize, net_size: tuple[int, int], display:
     width, height = img.size
     swapped = img.getexif().get(0x0112, 1) in _TRANSPOSED
     upright = (height, width) if swapped else (width, height)
-    need_w, need_h = (DRAFT_MARGIN * v for v in _needed(upright, resize, net_size))
+    need_w, need_h = (DRAFT_MARGIN * v for v in _needed(upright, resize, net_shape))
     if display:
         scale = min(1.0, display / max(upright))
         need_w, need_h = max(need_w, round(upright[0] * scale)), max(need_h, round(upright[1] * scale))
@@ -123,18 +123,18 @@ def _draft(img: Image.Image, resize: Resize, net_size: tuple[int, int], display:
     img.info["camloc.full_size"] = (width, height) if not swapped else (height, width)
 
 
-def _needed(size: tuple[int, int], resize: Resize, net_size: tuple[int, int]) -> tuple[int, int]:
+def _needed(size: tuple[int, int], resize: Resize, net_shape: tuple[int, int]) -> tuple[int, int]:
     """The smallest decoded ``(width, height)`` that loses nothing for ``resize``."""
     if resize.mode == "crop":
         return scaled_short_side(size, round(resize.size * 256 / 224))
-    return resize.input_size(size, net_size)
+    return resize.input_size(size, net_shape)
 
 
 def _original_size(img: Image.Image, rgb: Image.Image) -> tuple[int, int]:
     return tuple(img.info.get("camloc.full_size", rgb.size))  # type: ignore[return-value]
 
 
-def _fit(rgb: Image.Image, resize: Resize, net_size: tuple[int, int], display: int, label: str,
+def _fit(rgb: Image.Image, resize: Resize, net_shape: tuple[int, int], display: int, label: str,
          full: tuple[int, int] | None = None) -> Decoded:
     if rgb.width < 1 or rgb.height < 1:
         raise ImageError(f"{label}: empty image ({rgb.width}x{rgb.height})")
@@ -143,14 +143,14 @@ def _fit(rgb: Image.Image, resize: Resize, net_size: tuple[int, int], display: i
     if resize.mode == "squash":
         # Pillow's bilinear filter, as the published evaluation protocol resizes to 224x224 (so
         # its MaxBoxAcc and PxAP stay comparable); the other modes use OpenCV's area resize.
-        w, h = resize.input_size(size, net_size)
+        w, h = resize.input_size(size, net_shape)
         pixels = arr if rgb.size == (w, h) else np.asarray(rgb.resize((w, h), Image.BILINEAR))
     elif resize.mode == "crop":
         sw, sh = scaled_short_side(size, round(resize.size * 256 / 224))
         left, top, right, bottom = resize.crop_box(size)  # type: ignore[misc]
         pixels = _resized(arr, (sw, sh))[top:bottom, left:right]
     else:
-        pixels = _resized(arr, resize.input_size(size, net_size))
+        pixels = _resized(arr, resize.input_size(size, net_shape))
     shown = None
     if display:
         scale = min(1.0, display / max(size))

@@ -5,7 +5,7 @@ grid to original pixels, is :func:`camloc.boxes.box_to_original`.)
   longer side keeping the aspect ratio; both sides rounded to the network's stride so the
   fully convolutional forward sees no padding artifacts. Aspect ratios beyond ``max_ratio`` are
   capped (the longer side stops growing), so a panorama does not cost a hundred cells.
-- ``squash``: the whole image resized to the network's fixed input size (``Preprocessing.size``),
+- ``squash``: the whole image resized to the network's fixed input size (``Preprocessing.shape``),
   ignoring the aspect ratio (the published evaluation protocol's geometry).
 - ``crop``: shorter side to ``round(S * 256 / 224)``, then the central ``S x S`` window: the usual
   classification geometry, kept for reference measurements only (maps would not cover the image).
@@ -47,15 +47,15 @@ class Resize:
         if not self.max_ratio >= 1:
             raise ValueError(f"max_ratio must be at least 1, got {self.max_ratio}")
 
-    def input_size(self, size: tuple[int, int], net_size: tuple[int, int] = (224, 224)) -> tuple[int, int]:
+    def input_size(self, size: tuple[int, int], net_shape: tuple[int, int] = (224, 224)) -> tuple[int, int]:
         """The network input ``(width, height)`` for an image of ``size = (width, height)``.
 
-        ``net_size`` is the net's own ``(height, width)`` (``Preprocessing.size``), used by
+        ``net_shape`` is the net's own ``(height, width)`` (``Preprocessing.shape``), used by
         ``squash``.
         """
         width, height = size
         if self.mode == "squash":
-            return int(net_size[1]), int(net_size[0])
+            return int(net_shape[1]), int(net_shape[0])
         if self.mode == "crop":
             return self.size, self.size
         short, long = min(width, height), max(width, height)

@@ -97,19 +97,19 @@ def shard(jobs: Iterable[Job], rank: int = 0, world: int = 1) -> Iterator[Job]:
             yield job
 
 
-def decode_or_error(source: Any, resize: Resize, net_size: tuple[int, int], display: int, name: str,
+def decode_or_error(source: Any, resize: Resize, net_shape: tuple[int, int], display: int, name: str,
                     draft: bool) -> Decoded | str:
     """:func:`~camloc.pipeline.decode.decode`, or the one-line reason it failed (what a decode
     worker returns; module-level so a worker process can run it)."""
     try:
-        return decode(source, resize, net_size, display, name, draft)
+        return decode(source, resize, net_shape, display, name, draft)
     except ImageError as err:
         return str(err)
     except Exception as err:  # a decoder bug must cost one image, not the run
         return f"{name}: cannot decode ({type(err).__name__}: {' '.join(str(err).split())[:200]})"
 
 
-def _crashed(source: Any, resize: Resize, net_size: tuple[int, int], display: int, name: str, draft: bool) -> str:
+def _crashed(source: Any, resize: Resize, net_shape: tuple[int, int], display: int, name: str, draft: bool) -> str:
     return f"{name}: the decoder crashed on this file (its worker process died twice); skipped"
 
 
@@ -209,7 +209,7 @@ class Pipeline:
 
     # ------------------------------------------------------------------ stages
     def _args(self, job: Job) -> tuple:
-        return (job.source, self.resize, tuple(self.net.preprocessing.size), self.display, job.name, self.draft)
+        return (job.source, self.resize, tuple(self.net.preprocessing.shape), self.display, job.name, self.draft)
 
     def _infer(self, decoded: list[tuple[Job, Decoded | str]]) -> list[Result]:
         results: dict[int, Result] = {}
