@@ -76,9 +76,9 @@ def main() -> str:
     best = max((r for r in rows if r[0] != "crop"), key=lambda r: (round(r[2]["top1"], 1), r[2]["top5"]))
     lines += ["", f"Most accurate mode that maps the whole image: {best[0]} {best[1]} "
               f"(top-1 {best[2]['top1']:.1f} %). 500 photos give a standard error of about 1.5 points on top-1, "
-              "so the aspect sizes 224-288 are not told apart here; `localize` uses aspect 256 (for a 224 net): "
-              "above 86 % top-1, the whole image mapped, at 1.8x the pixels of the square input where 288 costs "
-              "2.3x (see the pipeline benchmark for what the whole command then achieves)."]
+              "so the aspect sizes 224-288 are not told apart here; `localize` uses the cheapest of them, aspect 224 "
+              "(for a 224 net): the whole image mapped at the fewest pixels (the pipeline benchmark shows what "
+              "aspect 224 and 256 each cost the whole command)."]
     return "\n".join(lines)
 
 

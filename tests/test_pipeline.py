@@ -346,11 +346,12 @@ def test_a_decoder_that_crashes_its_worker_costs_one_image(tmp_path, tiny_rgb):
                                atol=1e-5)
 
 
-def test_default_geometry_is_aspect_for_convnets_and_square_for_attention_nets(tiny_rgb):
+def test_default_geometry_is_aspect_for_convnets_and_square_for_attention_nets(tiny_rgb, lite0):
     import torchvision
 
     from camloc.localize import default_resize
 
-    assert default_resize(tiny_rgb) == Resize("aspect", 32)  # 16-pixel net: 256/224 of 16, at least one stride
+    assert default_resize(tiny_rgb) == Resize("aspect", 32)  # 16-pixel net: at least one stride
+    assert default_resize(lite0) == Resize("aspect", 224)  # a 224 net: its own side
     swin = camloc.load_model(torchvision.models.swin_t(weights=None))
     assert default_resize(swin).mode == "squash"  # built for one input size

@@ -54,7 +54,7 @@ def test_record_and_maps_are_those_of_localize(client, lite0, chelsea):
     got = post(client, data, topk=3, threshold=0.3)
     assert got.status_code == 200, got.text
     out = got.json()
-    item = next(iter_localize(lite0, [path], topk=3, threshold=0.3, norm="minmax", progress=False))
+    item = next(iter_localize(lite0, [path], topk=3, threshold=0.3, progress=False))
     want = dict(item.record, image="chelsea.png")
     assert out["record"] == want
     assert out["record"]["predictions"][0]["label"] == "Egyptian cat"

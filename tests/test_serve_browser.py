@@ -114,7 +114,7 @@ def test_page_localizes_a_photo_and_follows_the_sliders(browser, downloads, serv
     browser.find_element(By.CSS_SELECTOR, "#samples button[data-sample='chelsea.png']").click()
     _wait_new(browser, "")
     box, label = _shown(browser)
-    want = next(iter_localize(lite0, [path], topk=5, threshold=0.2, norm="minmax", progress=False))
+    want = next(iter_localize(lite0, [path], topk=5, threshold=0.2, progress=False))
     top = want.record["predictions"][0]
     assert (label, box) == (top["label"], top["box"]) == ("Egyptian cat", top["box"])
     items = [li.text for li in browser.find_elements(By.CSS_SELECTOR, "#predictions li")]
@@ -128,11 +128,12 @@ def test_page_localizes_a_photo_and_follows_the_sliders(browser, downloads, serv
         _slide(browser, "threshold", t)
         moved, _ = _shown(browser)
         at_t = predictions_for(lite0, np.zeros(lite0.num_classes), np.array([top["class_index"]]), want.maps[:1],
-                               (want.record["width"], want.record["height"]), t, box_cap=BOX_CAP)[0]["box"]
+                               (want.record["width"], want.record["height"]), t, norm=top["norm"],
+                               box_cap=BOX_CAP)[0]["box"]
         assert moved == at_t
     assert moved != box
     # The downloads: the record as localize writes it at the slider's threshold, and the overlay.
-    at_08 = next(iter_localize(lite0, [path], topk=5, threshold=0.8, norm="minmax", progress=False)).record
+    at_08 = next(iter_localize(lite0, [path], topk=5, threshold=0.8, progress=False)).record
     assert browser.execute_script("return currentRecord();") == dict(at_08, image="chelsea.png")
     browser.find_element(By.ID, "download-json").click()
     browser.find_element(By.ID, "download-png").click()

@@ -20,6 +20,7 @@ from camloc.boxes import box_grid, boxes_from_raw
 from camloc.cam import check_norm, map_status, normalize_map, upsample
 from camloc.models.net import CamNet
 from camloc.pipeline.geometry import Resize
+from camloc.readings import DEFAULT_NORM
 
 ImageInput = str | os.PathLike | Image.Image | np.ndarray
 BACKENDS = ("auto", "torch", "onnxruntime")  # what runs the CAM forward pass
@@ -29,21 +30,15 @@ DISPLAY = 1024  # the longer side of the image kept for figures
 
 def default_resize(net: CamNet) -> Resize:
     """Localization's default geometry: for a convolutional net, the whole image, aspect kept,
-    shorter side ``S`` = 256/224 of the net's own input side rounded to its stride (256 for a 224
-    net; see BENCHMARKS.md for the measurements behind it). A net with attention blocks
+    shorter side ``S`` = the net's own input side rounded to its stride (224 for a 224 net: the
+    aspect sizes 224-288 classify alike on real photos, and 224 is the fastest; see BENCHMARKS.md,
+    geometry and pipeline). A net with attention blocks
     (ViT, BEiT, Swin, MaxViT, ...) is usually built for one input size, so it keeps its square
     input (``squash``)."""
     if has_attention(net):
         return Resize("squash")
     side = min(net.preprocessing.shape)
-    return Resize("aspect", max(32, int(round(side * 256 / 224 / 32)) * 32))
-
-
-DEFAULT_NORM = "positive"
-"""Localization's default reading of a map: its positive part over its max (the paper's "20 %
-of the max"). On the four sets of BENCHMARKS.md (``switches``) it is the one setting within 2x
-the time per image that beats or matches min-max everywhere; ``norm="minmax"`` (``--norm
-minmax``) gives the previous default."""
+    return Resize("aspect", max(32, int(round(side / 32)) * 32))
 
 
 def has_attention(net: CamNet) -> bool:

@@ -9,6 +9,11 @@ import math
 import numpy as np
 
 NORMS = ("minmax", "positive", "percentile", "meanstd")
+DEFAULT_NORM = "positive"
+"""The default reading of localize and serve: a map's positive part over its max (the paper's "20 %
+of the max"). On the four sets of BENCHMARKS.md (``switches``) it is the one setting within 2x
+the time per image that beats or matches min-max everywhere; ``norm="minmax"`` (``--norm
+minmax``) gives the previous default."""
 """How a signed map is read as a fraction of its peak. Each reading is a floor ``lo`` and a top
 ``hi``; the read map is ``clip((m - lo) / (hi - lo), 0, 1)`` and a threshold ``t`` keeps the
 pixels ``m > lo + t (hi - lo)``:

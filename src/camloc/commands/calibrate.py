@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the views localize will run: flip, scales=S1,S2 or flip,scales=S1,S2 (default: its "
                    "default aspect scale, no flip)")
     p.add_argument("--resize", default=None, metavar="aspect[:S]",
-                   help="the aspect scale localize will run without --tta (default aspect:256 for a 224 net)")
+                   help="the aspect scale localize will run without --tta (default aspect:224 for a 224 net)")
     p.add_argument("--clamp-negative", action="store_true",
                    help="calibrate maps made from the classifier's positive weights only")
     p.add_argument("--norms", default=None, metavar="R1,R2,...",

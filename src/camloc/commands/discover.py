@@ -36,7 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="out", help="output folder (default out/): discover.json and figures/")
     p.add_argument("--batch-size", type=int, default=16, help="images per forward pass (16)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if present)")
-    add_pipeline_arguments(p, "how images meet the net for their maps (default aspect:256 for a 224 net); "
+    add_pipeline_arguments(p, "how images meet the net for their maps (default aspect:224 for a 224 net); "
                            "crops are squashed to the net's input size")
 
 

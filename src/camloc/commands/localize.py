@@ -33,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", default="cam", choices=("cam", "gradcam", "gradcampp", "backprop"),
                    help="map method: cam (one forward pass, default) or a gradient baseline; gradient "
                    "methods also run torchvision nets whose head CAM refuses (VGG, MobileNetV3, ...)")
-    add_pipeline_arguments(p, "how images meet the net: aspect:S (default aspect:256 for a 224 net: the whole "
+    add_pipeline_arguments(p, "how images meet the net: aspect:S (default aspect:224 for a 224 net: the whole "
                            "image, shorter side S, aspect kept), squash (the net's square input, the published "
                            "protocol's geometry)")
     p.add_argument("--all-boxes", action="store_true", help="also list every component's box")
@@ -70,9 +70,9 @@ def check(args: argparse.Namespace) -> None:
 def _reading(args: argparse.Namespace, net, rank: int) -> tuple[float, str, bool, bool, str | None]:
     """``(threshold, norm, clamp_negative, calibrated, views)``: the options given, else the
     calibration file's (``--calibration``, or the model's when there is one; ``views``: what it
-    was calibrated with), else 0.2 and :data:`camloc.localize.DEFAULT_NORM` (positive)."""
+    was calibrated with), else 0.2 and :data:`camloc.readings.DEFAULT_NORM` (positive)."""
     from camloc.calibrate import calibration_path, load_calibration
-    from camloc.localize import DEFAULT_NORM
+    from camloc.readings import DEFAULT_NORM
     from camloc.viz import printable
 
     explicit = args.threshold is not None or args.norm is not None

@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from camloc.errors import ServeError
+from camloc.readings import DEFAULT_NORM
 
 METHODS = ("cam", "gradcam", "gradcampp")  # the map methods the page offers
 MAX_UPLOAD = 20 * 1024 * 1024  # bytes; a larger request gets 413
@@ -39,7 +40,7 @@ class Options:
     threshold: float = 0.2
     method: str = "cam"
     cls: str | None = None
-    norm: str = "minmax"
+    norm: str = DEFAULT_NORM
 
 
 def parse_options(form: dict[str, Any]) -> Options:
@@ -62,7 +63,7 @@ def parse_options(form: dict[str, Any]) -> Options:
     method = str(form.get("method") or "cam")
     if method not in METHODS:
         raise ServeError(400, f"field 'method': unknown map method {method[:40]!r}; expected one of {', '.join(METHODS)}")
-    norm = str(form.get("norm") or "minmax")
+    norm = str(form.get("norm") or DEFAULT_NORM)
     if norm not in ("minmax", "positive"):
         raise ServeError(400, f"field 'norm': expected minmax or positive, got {norm[:40]!r}")
     cls = form.get("class")
