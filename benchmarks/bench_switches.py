@@ -100,7 +100,7 @@ def text() -> dict[str, Any]:
             "reused": False, "val_error": None, "base_scale": _default_scale(net)}
 
 def ilsvrc() -> dict[str, Any] | None:
-    """The grid at localize's default scale (256) on the 20 real ILSVRC val photos, for the
+    """The grid at localize's default scale for Lite0 on the 20 real ILSVRC val photos, for the
     cross-set table (the full grid over scales is the ``ablation`` section)."""
     data = ROOT.parent / "shared" / "data" / "ilsvrc-val-dev"
     if not (data / "metadata" / "image_ids.txt").exists():
@@ -112,10 +112,11 @@ def ilsvrc() -> dict[str, Any] | None:
     net = camloc.load_model()
     split = open_dataset(data / "metadata", "val", image_root=data / "images")
     t0, c0 = time.perf_counter(), time.process_time()
-    rows, skipped = run_grid(net, split, scales=(256,), progress=False)
+    scale = int(_default_scale(net))
+    rows, skipped = run_grid(net, split, scales=(scale,), progress=False)
     return {"name": "ILSVRC val, 20 photos", "rows": rows, "skipped": skipped,
             "command": "camloc ablate --data ../shared/data/ilsvrc-val-dev/metadata "
-                       "--image-root ../shared/data/ilsvrc-val-dev/images --scales 256",
+                       f"--image-root ../shared/data/ilsvrc-val-dev/images --scales {scale}",
             "wall": time.perf_counter() - t0, "cpu": time.process_time() - c0, "train_s": 0.0, "reused": True,
             "val_error": None, "base_scale": _default_scale(net)}
 
@@ -198,8 +199,8 @@ def section(sets: list[dict[str, Any]], load0: tuple[float, ...], load1: tuple[f
                      f"{s['wall']:.0f} s wall / {s['cpu']:.0f} s CPU): `{s['command']}`")
     lines += [
         "",
-        "Each set at `localize`'s own default scale for its net (ILSVRC and Lite0: aspect 256; the Fashion-MNIST "
-        "GAP net: 64; Lite0 with the text probe, whose input is 448: 512). *cost*: the largest, over the sets, "
+        "Each set at `localize`'s default scale for its net when run (" +
+        "; ".join(f"{s['name']}: aspect {s['base_scale']}" for s in sets) + "). *cost*: the largest, over the sets, "
         "of `localize`'s wall time per image with these views over its time with the default views (readings "
         "and clamping cost no forward pass; the mirror is a second view). *mean*: the four metrics averaged, "
         "then averaged over the sets. *no worse*: no metric of any set falls below the default's by more "
