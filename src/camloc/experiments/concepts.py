@@ -17,7 +17,6 @@ Deterministic from the seed; offline, CPU, a few minutes (``camloc experiment co
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from collections import Counter
 from typing import Any
@@ -214,20 +213,9 @@ def markdown(res: dict[str, Any], command: str, machine: str = "this machine") -
 def figure(res: dict[str, Any], path: str) -> None:
     """The paper's concept figure: per concept a test image, its caption, the concept's map and
     box (threshold 0.5) with the object's true box; two concepts a row."""
-    from camloc.cam import normalize_map
-    from camloc.experiments.scenes import small_png
-    from camloc.experiments.vqa_scenes import tile
-    from camloc.viz import GT_COLOR, draw_box, topk_figure
+    from camloc.readings import normalize_map
+    from camloc.viz.grids import examples_figure
 
-    parts = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for i, (concept, exs) in enumerate(res["examples"].items()):
-            if not exs:
-                continue
-            e = exs[0]
-            img = draw_box(np.asarray(Image.open(e["path"]).convert("RGB")), e["target"], GT_COLOR)
-            p = os.path.join(tmp, f"{i}.png")
-            topk_figure(img, [normalize_map(e["map"])], [e["box"]], [concept], p,
-                        title=f"\"{e['caption']}\"", panel_height=160)
-            parts.append(np.asarray(Image.open(p).convert("RGB")))
-    small_png(tile(parts), path)
+    examples_figure([{"image": e["path"], "target": e["target"], "map": normalize_map(e["map"]), "box": e["box"],
+                      "label": concept, "title": f"\"{e['caption']}\""}
+                     for concept, exs in res["examples"].items() if exs for e in exs[:1]], path)

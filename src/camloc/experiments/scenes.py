@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import os
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -348,26 +347,6 @@ def markdown(res: dict[str, Any], command: str, machine: str = "this machine") -
 
 def figure(res: dict[str, Any], path: str) -> None:
     """The ``camloc discover`` figures of every scene class (the tighter threshold), one under the other."""
-    from camloc.viz.grids import class_figure
+    from camloc.viz.grids import classes_figure
 
-    parts = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for i, found in enumerate(res["discovered"][THRESHOLDS[-1]]["figures"]):
-            p = os.path.join(tmp, f"{i}.png")
-            class_figure(found, p)
-            parts.append(np.asarray(Image.open(p).convert("RGB")))
-    width = max(a.shape[1] for a in parts)
-    rows = [np.pad(a, ((0, 8), (0, width - a.shape[1]), (0, 0)), constant_values=255) for a in parts]
-    small_png(np.concatenate(rows, axis=0), path)
-
-
-def small_png(rgb: np.ndarray, path: str, colors: int = 128) -> None:
-    """Write ``rgb`` as a palette PNG (a fifth of the RGB file's size), atomically."""
-    import io
-
-    from camloc.io import atomic_write_bytes
-
-    buf = io.BytesIO()
-    Image.fromarray(rgb).quantize(colors=colors, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
-        buf, format="PNG", optimize=True)
-    atomic_write_bytes(path, buf.getvalue())
+    classes_figure(res["discovered"][THRESHOLDS[-1]]["figures"], path)

@@ -18,7 +18,6 @@ Deterministic from the seed; offline, CPU, a few minutes (``camloc experiment vq
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from typing import Any
 
@@ -241,22 +240,11 @@ def markdown(res: dict[str, Any], command: str, machine: str = "this machine") -
     return "\n".join(lines) + "\n"
 
 
-def tile(parts: list[np.ndarray], columns: int = 2) -> np.ndarray:
-    """Panels padded white to one size, ``columns`` a row."""
-    h, w = max(a.shape[0] for a in parts), max(a.shape[1] for a in parts)
-    parts = [np.pad(a, ((0, h - a.shape[0]), (0, w - a.shape[1]), (0, 0)), constant_values=255) for a in parts]
-    while len(parts) % columns:
-        parts.append(np.full_like(parts[0], 255))
-    rows = [np.concatenate(parts[i:i + columns], axis=1) for i in range(0, len(parts), columns)]
-    return np.concatenate(rows, axis=0)
-
-
 def figure(res: dict[str, Any], path: str) -> None:
     """The paper's VQA figure: image, question, answer and the answer's map, per question kind
     that is about an object a right and a wrong answer (when there is one), in two columns."""
-    from camloc.cam import normalize_map
-    from camloc.experiments.scenes import small_png
-    from camloc.viz import GT_COLOR, draw_box, topk_figure
+    from camloc.readings import normalize_map
+    from camloc.viz.grids import examples_figure
 
     chosen, seen = [], set()
     for e in res["examples"]:
@@ -265,13 +253,6 @@ def figure(res: dict[str, Any], path: str) -> None:
             seen.add(key)
             chosen.append(e)
     chosen.sort(key=lambda e: (KINDS.index(e["kind"]), e["answer"] != e["truth"]))
-    parts = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for i, e in enumerate(chosen):
-            img = draw_box(np.asarray(Image.open(e["path"]).convert("RGB")), e["target"], GT_COLOR)
-            mark = "" if e["answer"] == e["truth"] else f" (truth: {e['truth']})"
-            p = os.path.join(tmp, f"{i}.png")
-            topk_figure(img, [normalize_map(e["map"])], [e["box"]], [f"A: {e['answer']}{mark}"], p,
-                        title=f"Q: {e['question']}", panel_height=160)
-            parts.append(np.asarray(Image.open(p).convert("RGB")))
-    small_png(tile(parts), path)
+    examples_figure([{"image": e["path"], "target": e["target"], "map": normalize_map(e["map"]), "box": e["box"],
+                      "label": f"A: {e['answer']}" + ("" if e["answer"] == e["truth"] else f" (truth: {e['truth']})"),
+                      "title": f"Q: {e['question']}"} for e in chosen], path)

@@ -1,6 +1,7 @@
 """Grids of images: the evaluation's examples, a class's units (rows of best images), a class's
-discovered patterns (rows of crops), the reproduction's example maps, the text benchmark's
-examples. Each takes computed data (maps, boxes, crops) and writes one PNG, atomically."""
+discovered patterns (rows of crops, one class or several stacked), the reproduction's example
+maps, the text benchmark's examples, the generated experiments' example panels. Each takes
+computed data (maps, boxes, crops) and writes one PNG, atomically."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from camloc.viz.panels import _band, draw_box, heat_overlay, save_png
+from camloc.io import atomic_write_bytes
+from camloc.viz.panels import GT_COLOR, _band, draw_box, heat_overlay, save_png, topk_panel
 from camloc.viz.plots import pyplot, save_figure
 
 
@@ -96,9 +98,14 @@ def _square(rgb: np.ndarray, side: int) -> np.ndarray:
 
 
 def class_figure(result: Any, path: str | os.PathLike, side: int = 112) -> None:
+    """:func:`class_panel` written atomically as PNG."""
+    save_png(path, class_panel(result, side))
+
+
+def class_panel(result: Any, side: int = 112) -> np.ndarray:
     """The paper's figure for one class (a :class:`camloc.discover.ClassPatterns`): a title, then
     one row per pattern (its share and most frequent crop labels above its exemplar crops, each
-    crop's label under it)."""
+    crop's label under it) -> RGB."""
     cols = max((len(c) for c in result.exemplar_crops), default=1)
     width = max(cols * (side + 4) + 4, 320)
     rows = [_band(f"{result.label} ({result.num_images} images, {len(result.patterns)} patterns)", width, 15, True)]
@@ -114,7 +121,53 @@ def class_figure(result: Any, path: str | os.PathLike, side: int = 112) -> None:
         rows.append(strip)
     if not result.patterns:
         rows.append(_band("no image counted for this class", width))
-    save_png(path, np.concatenate(rows, axis=0))
+    return np.concatenate(rows, axis=0)
+
+
+def classes_figure(results: Sequence[Any], path: str | os.PathLike, side: int = 112) -> None:
+    """The class figures of several classes (:func:`class_panel`), one under the other, as a
+    palette PNG (:func:`small_png`)."""
+    parts = [class_panel(r, side) for r in results]
+    width = max(a.shape[1] for a in parts)
+    rows = [np.pad(a, ((0, 8), (0, width - a.shape[1]), (0, 0)), constant_values=255) for a in parts]
+    small_png(np.concatenate(rows, axis=0), path)
+
+
+def examples_figure(examples: Sequence[dict[str, Any]], path: str | os.PathLike, columns: int = 2,
+                    panel_height: int = 160) -> None:
+    """One :func:`camloc.viz.panels.topk_panel` per example (``image``: a file; ``target``: its true
+    box, red; ``map``: a ``[0, 1]`` map; ``box``: the map's box, green; ``label`` over the map,
+    ``title`` over the panel), ``columns`` a row, as a palette PNG (:func:`small_png`)."""
+    from PIL import Image
+
+    parts = []
+    for e in examples:
+        img = draw_box(np.asarray(Image.open(e["image"]).convert("RGB")), e["target"], GT_COLOR)
+        parts.append(topk_panel(img, [e["map"]], [e["box"]], [e["label"]], title=e["title"],
+                                panel_height=panel_height))
+    small_png(tile(parts, columns), path)
+
+
+def tile(parts: Sequence[np.ndarray], columns: int = 2) -> np.ndarray:
+    """Panels padded white to one size, ``columns`` a row."""
+    h, w = max(a.shape[0] for a in parts), max(a.shape[1] for a in parts)
+    parts = [np.pad(a, ((0, h - a.shape[0]), (0, w - a.shape[1]), (0, 0)), constant_values=255) for a in parts]
+    while len(parts) % columns:
+        parts.append(np.full_like(parts[0], 255))
+    rows = [np.concatenate(parts[i:i + columns], axis=1) for i in range(0, len(parts), columns)]
+    return np.concatenate(rows, axis=0)
+
+
+def small_png(rgb: np.ndarray, path: str | os.PathLike, colors: int = 128) -> None:
+    """Write ``rgb`` as a palette PNG (a fifth of the RGB file's size), atomically."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(rgb).quantize(colors=colors, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
+        buf, format="PNG", optimize=True)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def _reproduction_panel(gray: np.ndarray, raw: np.ndarray, gt: list[int], tau: float, scale: int = 3) -> np.ndarray:

@@ -64,8 +64,14 @@ def save_png(path: str | os.PathLike, rgb: np.ndarray) -> None:
 
 def topk_figure(image: np.ndarray, maps01: Sequence[np.ndarray], boxes: Sequence[Sequence[int] | None],
                 titles: Sequence[str], path: str | os.PathLike, title: str = "", panel_height: int = 224) -> None:
+    """:func:`topk_panel` written atomically as PNG."""
+    save_png(path, topk_panel(image, maps01, boxes, titles, title, panel_height))
+
+
+def topk_panel(image: np.ndarray, maps01: Sequence[np.ndarray], boxes: Sequence[Sequence[int] | None],
+               titles: Sequence[str], title: str = "", panel_height: int = 224) -> np.ndarray:
     """The paper's panel figure: the photo, then one panel per predicted class (map and box),
-    each under its title, side by side; written atomically as PNG.
+    each under its title, side by side -> RGB.
 
     Composed directly with OpenCV and Pillow: about 10x cheaper than the same panel drawn with
     matplotlib, which cost a ``camloc localize`` run 16x its records-only time (``make bench``,
@@ -84,7 +90,7 @@ def topk_figure(image: np.ndarray, maps01: Sequence[np.ndarray], boxes: Sequence
     row = np.concatenate([x for p in panels for x in (p, gap)][:-1], axis=1)
     if title:
         row = np.concatenate([_band(title, row.shape[1], size=14, center=True), row], axis=0)
-    save_png(path, np.pad(row, ((4, 4), (4, 4), (0, 0)), constant_values=255))
+    return np.pad(row, ((4, 4), (4, 4), (0, 0)), constant_values=255)
 
 
 def scale_box(box: Sequence[int] | None, s: float, w: int, h: int) -> list[int] | None:
