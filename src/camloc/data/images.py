@@ -17,13 +17,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from camloc.errors import ImageError
+from camloc.errors import ImageError, one_line
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
-
-
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
 
 
 _decoder_log = threading.local()
@@ -92,14 +88,14 @@ def decoder_messages() -> Iterator[list[str]]:
             try:
                 yield messages
             finally:
-                messages.extend(_one_line(w.message) for w in caught)
+                messages.extend(one_line(w.message) for w in caught)
     finally:
         _decoder_log.messages = previous
 
 
 def _with_messages(reason: str, messages: list[str]) -> str:
     """``reason``, followed by the first distinct decoder messages, on one line."""
-    extra = [m for m in dict.fromkeys(_one_line(m) for m in messages) if m and m not in reason][:2]
+    extra = [m for m in dict.fromkeys(one_line(m) for m in messages) if m and m not in reason][:2]
     return "; ".join([reason, *extra])[:300]
 
 
@@ -169,9 +165,9 @@ def load_image(path: str | os.PathLike) -> Image.Image:
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not an image (unrecognised format)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise ImageError(f"{name}: over Pillow's decompression-bomb limit ({_one_line(err)})") from None
+        raise ImageError(f"{name}: over Pillow's decompression-bomb limit ({one_line(err)})") from None
     except (OSError, SyntaxError, ValueError, EOFError) as err:
-        raise ImageError(f"{name}: cannot decode ({_with_messages(_one_line(err), messages)})") from None
+        raise ImageError(f"{name}: cannot decode ({_with_messages(one_line(err), messages)})") from None
     if rgb.width < 1 or rgb.height < 1:
         raise ImageError(f"{name}: empty image ({rgb.width}x{rgb.height})")
     return rgb

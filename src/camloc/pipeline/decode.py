@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from camloc.data.images import _with_messages, decoder_messages, to_rgb
-from camloc.errors import ImageError
+from camloc.errors import ImageError, one_line
 from camloc.pipeline.geometry import Resize, scaled_short_side
 
 _TRANSPOSED = (5, 6, 7, 8)  # EXIF orientations that swap width and height
@@ -72,7 +72,7 @@ def _decode_file(path: str, resize: Resize, net_shape: tuple[int, int], display:
     except FileNotFoundError:
         raise ImageError(f"{label}: no such file") from None
     except OSError as err:
-        raise ImageError(f"{label}: cannot read ({_one_line(err.strerror or err)})") from None
+        raise ImageError(f"{label}: cannot read ({one_line(err.strerror or err)})") from None
     if stat.S_ISDIR(st.st_mode):
         raise ImageError(f"{label}: is a directory, not an image")
     if not stat.S_ISREG(st.st_mode):
@@ -91,13 +91,13 @@ def _decode_file(path: str, resize: Resize, net_shape: tuple[int, int], display:
                 rgb.load()
                 full = _original_size(img, rgb)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise ImageError(f"{label}: over Pillow's decompression-bomb limit ({_one_line(err)})") from None
+        raise ImageError(f"{label}: over Pillow's decompression-bomb limit ({one_line(err)})") from None
     except UnidentifiedImageError:
         raise ImageError(f"{label}: not an image (unrecognised format)") from None
     except ImageError as err:
-        raise ImageError(f"{label}: {_one_line(err).split(': ', 1)[-1]}") from None
+        raise ImageError(f"{label}: {one_line(err).split(': ', 1)[-1]}") from None
     except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as err:
-        raise ImageError(_with_messages(f"{label}: cannot decode ({_one_line(err)})", messages)) from None
+        raise ImageError(_with_messages(f"{label}: cannot decode ({one_line(err)})", messages)) from None
     return _fit(rgb, resize, net_shape, display, label, full)
 
 
@@ -182,9 +182,9 @@ def _image_of(source: object, label: str) -> Image.Image:
             rgb = to_rgb(source)
             rgb.load()
     except ImageError as err:
-        raise ImageError(f"{label}: {_one_line(err).split(': ', 1)[-1]}") from None
+        raise ImageError(f"{label}: {one_line(err).split(': ', 1)[-1]}") from None
     except (OSError, SyntaxError, ValueError, EOFError) as err:
-        raise ImageError(f"{label}: cannot decode ({_one_line(err)})") from None
+        raise ImageError(f"{label}: cannot decode ({one_line(err)})") from None
     return rgb
 
 
@@ -226,7 +226,3 @@ def _array_to_uint8(a: np.ndarray, label: str) -> np.ndarray:
     if out.ndim == 2:
         out = np.repeat(out[..., None], 3, axis=2)
     return np.ascontiguousarray(out)
-
-
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
