@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from camloc.data.images import expand_paths, load_image
+from camloc.data.images import load_image
 from camloc.errors import ImageError
 
 
@@ -82,18 +82,6 @@ def test_decompression_bomb_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
     with pytest.raises(ImageError, match="decompression-bomb"):
         load_image(p)
-
-
-def test_expand_paths(tmp_path):
-    (tmp_path / "sub").mkdir()
-    a = _save(Image.new("RGB", (2, 2)), tmp_path / "sub" / "a.png")
-    (tmp_path / "sub" / "notes.txt").write_text("x")
-    (tmp_path / "empty").mkdir()
-    paths, errors = expand_paths([tmp_path / "sub", str(tmp_path / "sub" / "*.png"), tmp_path / "empty",
-                                  tmp_path / "nope.jpg", str(tmp_path / "*.gif")])
-    assert paths == [a]
-    assert [e.split(": ", 1)[1] for e in errors] == ["folder holds no images", "no such file or folder",
-                                                     "pattern matched no files"]
 
 
 # --------------------------------------------------------------------------- 32-bit and float grayscale

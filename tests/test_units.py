@@ -165,3 +165,23 @@ def test_cli_on_real_photos(tmp_path, photo_dir, lite0, capsys):
     capsys.readouterr()
     assert main(["units", *photos, "--class", "Egyptian kat", "--out", str(out)]) == 1
     assert "did you mean 'Egyptian cat'" in capsys.readouterr().err
+
+
+def test_cli_reports_each_input_that_gives_nothing_and_goes_on(tmp_path, photo_dir, capsys):
+    """Inputs stream through the pipeline's discovery: an empty folder or a glob matching
+    nothing is one line, a missing file one skipped line, as in the other commands."""
+    (tmp_path / "empty").mkdir()
+    cat, none, out = f"{photo_dir}/chelsea.png", str(tmp_path / "none.jpg"), tmp_path / "u"
+    rc = main(["units", cat, str(tmp_path / "empty"), none, str(tmp_path / "*.gif"), "--class", "Egyptian cat",
+               "--units", "1", "--per-unit", "1", "--out", str(out)])
+    assert rc == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"camloc units: {tmp_path / 'empty'}: folder holds no images",
+        f"camloc units: {tmp_path / '*.gif'}: pattern matched no files",
+        f"camloc units: skipped {none}: no such file"]
+    rec = json.loads((out / "units.json").read_text())
+    assert rec["images"] == 2 and rec["skipped"] == [f"{none}: no such file"]
+    assert [h["image"] for h in rec["units"][0]["hits"]] == [cat]
+    assert main(["units", str(tmp_path / "empty"), "--class", "0", "--out", str(out)]) == 1
+    assert capsys.readouterr().err.splitlines() == [f"camloc units: {tmp_path / 'empty'}: folder holds no images",
+                                                    "camloc units: error: no images to search"]

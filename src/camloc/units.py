@@ -19,7 +19,7 @@ it most. Here:
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,24 +99,24 @@ def class_units(net: CamNet, cls: int, count: int = 6) -> list[Unit]:
     return [Unit(int(k), float(w[k])) for k in order[:count] if w[k] > 0]
 
 
-def _results(net: CamNet, inputs: Sequence[str | os.PathLike], keep: str, batch_size: int, progress: bool | None,
+def _results(net: CamNet, inputs: Iterable[str | os.PathLike], keep: str, batch_size: int, progress: bool | None,
              desc: str, skipped: list[str], backend: str) -> Iterator[Any]:
     """The pipeline's results (with ``keep``: ``"pooled"`` or ``"features"``) for the readable
-    ``inputs``, squashed to the net's input, one forward pass per batch; unreadable images are
-    listed in ``skipped`` (one line each) and left out."""
+    ``inputs`` (a list or a stream), squashed to the net's input, one forward pass per batch;
+    unreadable images are listed in ``skipped`` (one line each) and left out."""
     from camloc.pipeline.geometry import Resize
     from camloc.pipeline.run import Pipeline
 
     pipe = Pipeline(net, resize=Resize("squash"), backend=backend, topk=0, batch_size=max(1, int(batch_size)),
                     keep=keep, progress=progress, desc=f"{desc} ({net.name})")
-    for res in pipe.run(inputs, total=len(inputs)):
+    for res in pipe.run(inputs, total=len(inputs) if isinstance(inputs, Sequence) else None):
         if res.error is not None:
             skipped.append(res.error)
         else:
             yield res
 
 
-def contributing_units(net: CamNet, cls: int, inputs: Sequence[str | os.PathLike], count: int = 6,
+def contributing_units(net: CamNet, cls: int, inputs: Iterable[str | os.PathLike], count: int = 6,
                        batch_size: int = 16, progress: bool | None = None,
                        backend: str = "auto") -> tuple[list[Unit], list[str]]:
     """The ``count`` units with the largest positive mean contribution ``w_k^c * pool(f_k)`` to
@@ -142,7 +142,7 @@ def contributing_units(net: CamNet, cls: int, inputs: Sequence[str | os.PathLike
     return [Unit(int(k), float(w[k]), contribution=float(share[k])) for k in order[:count] if share[k] > 0], skipped
 
 
-def unit_hits(net: CamNet, inputs: Sequence[str | os.PathLike], units: Sequence[Unit], per_unit: int = 5,
+def unit_hits(net: CamNet, inputs: Iterable[str | os.PathLike], units: Sequence[Unit], per_unit: int = 5,
               batch_size: int = 16, threshold: float = 0.2, progress: bool | None = None,
               backend: str = "auto") -> list[str]:
     """Fill each unit's ``hits`` with its ``per_unit`` best images of ``inputs``: highest peak

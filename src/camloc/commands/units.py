@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 NAME = "units"
@@ -40,10 +42,11 @@ def check(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from camloc.data.images import expand_paths
     from camloc.io import atomic_write_json
     from camloc.models.registry import load_model
+    from camloc.pipeline.inputs import iter_paths
     from camloc.units import class_index, class_units, contributing_units, unit_hits
+    from camloc.viz import printable
     from camloc.viz.grids import units_figure
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -54,30 +57,45 @@ def run(args: argparse.Namespace) -> int:
         net = attach_probe(net, args.probe)
     cls = class_index(net, args.cls)
     label = net.class_names[cls]
-    paths, missing = expand_paths(args.paths)
-    for line in missing:
-        print(f"camloc units: {line}", file=sys.stderr)
-    if not paths:
+    missing: list[str] = []
+
+    def report(line: str) -> None:
+        missing.append(line)
+        print(f"camloc units: {printable(line)}", file=sys.stderr)
+
+    images = 0
+
+    def counted(paths: Iterator[str]) -> Iterator[str]:
+        nonlocal images
+        for path in paths:
+            images += 1
+            yield path
+
+    stream = iter_paths(args.paths, report)
+    first = next(stream, None)
+    if first is None:
         raise ValueError("no images to search")
+    inputs = itertools.chain([first], stream)
     if args.rank == "contribution":
-        units, _ = contributing_units(net, cls, paths, args.units, batch_size=args.batch_size,
-                                      progress=len(paths) > 1)  # unreadable images are reported below
+        units, _ = contributing_units(net, cls, inputs, args.units,
+                                      batch_size=args.batch_size)  # unreadable images are reported below
+        inputs = iter_paths(args.paths)  # the second pass, quietly: missing inputs were reported
     else:
         units = class_units(net, cls, args.units)
     if not units:
         raise ValueError(f"class {label!r} has no unit with a positive {args.rank}")
-    skipped = unit_hits(net, paths, units, per_unit=args.per_unit, batch_size=args.batch_size,
-                        threshold=args.threshold, progress=len(paths) > 1)
+    skipped = unit_hits(net, counted(inputs), units, per_unit=args.per_unit, batch_size=args.batch_size,
+                        threshold=args.threshold)
     for line in skipped:
-        print(f"camloc units: skipped {line}", file=sys.stderr)
+        print(f"camloc units: skipped {printable(line)}", file=sys.stderr)
     out = Path(args.out)
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("_") or f"class_{cls}"
     figure = out / f"units_{stem}.png"
     atomic_write_json(out / "units.json", {"model": net.name, "class_index": cls, "label": label,
-                                           "threshold": args.threshold, "rank": args.rank, "images": len(paths),
+                                           "threshold": args.threshold, "rank": args.rank, "images": images,
                                            "skipped": skipped, "units": [u.to_dict() for u in units]})
     units_figure(units, figure, title=f"{net.name}: units of '{label}' (class {cls}) by {args.rank}, best {args.per_unit} "
-                 f"of {len(paths)} images each")
+                 f"of {images} images each")
     print(f"class {cls} '{label}': {len(units)} units by {args.rank}")
     for u in units:
         best = ", ".join(f"{os.path.basename(h.image)} ({h.peak:.2f})" for h in u.hits[:3])

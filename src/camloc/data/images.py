@@ -10,9 +10,8 @@ import glob
 import os
 import threading
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -171,34 +170,3 @@ def load_image(path: str | os.PathLike) -> Image.Image:
     if rgb.width < 1 or rgb.height < 1:
         raise ImageError(f"{name}: empty image ({rgb.width}x{rgb.height})")
     return rgb
-
-
-def expand_paths(inputs: Iterable[str | os.PathLike]) -> tuple[list[str], list[str]]:
-    """Expand files, folders (recursively, image suffixes only) and globs.
-
-    Returns ``(paths, errors)``: each error is one line naming an input that matched nothing.
-    Explicit files are kept whatever their suffix, so that a bad file is reported, not skipped.
-    """
-    paths: list[str] = []
-    errors: list[str] = []
-    for item in inputs:
-        text = str(item)
-        if os.path.isdir(text):
-            found = sorted(
-                str(p) for p in Path(text).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-            )
-            if not found:
-                errors.append(f"{text}: folder holds no images")
-            paths.extend(found)
-        elif os.path.exists(text):
-            paths.append(text)
-        elif glob.has_magic(text):
-            found = sorted(p for p in glob.glob(text, recursive=True) if os.path.isfile(p))
-            if not found:
-                errors.append(f"{text}: pattern matched no files")
-            paths.extend(found)
-        else:
-            errors.append(f"{text}: no such file or folder")
-    seen: set[str] = set()
-    unique = [p for p in paths if not (p in seen or seen.add(p))]
-    return unique, errors
