@@ -75,17 +75,23 @@ def check_map_options(args: argparse.Namespace) -> None:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
 
 
-def load_net(model: str | None, weights: str | None, device: str, method: str = "cam"):
+def load_net(model: str | None, weights: str | None, device: str, method: str = "cam", probe: str | None = None):
     """The net for ``method``: CAM needs an exact head; a gradient method also takes a torchvision
-    net whose head CAM refuses (VGG, MobileNetV3, ...)."""
+    net whose head CAM refuses (VGG, MobileNetV3, ...). With ``probe`` (a probe file, ``--probe``)
+    the probe's classes replace the net's head."""
     from camloc.errors import HeadError
     from camloc.models.registry import load_model
 
     try:
-        return load_model(model, weights=weights, device=device)
+        net = load_model(model, weights=weights, device=device)
     except HeadError:
         if method == "cam" or model is None:
             raise
         from camloc.models.loading import load_for_gradients
 
-        return load_for_gradients(model, weights).to(device)
+        net = load_for_gradients(model, weights).to(device)
+    if probe:
+        from camloc.probe import attach_probe
+
+        net = attach_probe(net, probe)
+    return net

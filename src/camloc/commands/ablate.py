@@ -64,11 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from camloc.pipeline.distributed import local_device
     from camloc.viz.plots import ablation_plot
 
-    net = load_net(args.model, args.weights, local_device(args.device))
-    if args.probe:
-        from camloc.probe import attach_probe
-
-        net = attach_probe(net, args.probe)
+    net = load_net(args.model, args.weights, local_device(args.device), probe=args.probe)
     split = open_dataset(args.data, args.split, args.format, image_root=args.image_root, strict=args.strict)
     rows, skipped = run_grid(net, split, scales=args.scales, flips=(False,) if args.no_flip else (False, True),
                              clamps=(False,) if args.no_clamp else (False, True), norms=_norms(args.norms),

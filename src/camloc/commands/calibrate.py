@@ -83,11 +83,7 @@ def run(args: argparse.Namespace) -> int:
     from camloc.localize import default_resize
     from camloc.pipeline.distributed import local_device
 
-    net = load_net(args.model, args.weights, local_device(args.device))
-    if args.probe:
-        from camloc.probe import attach_probe
-
-        net = attach_probe(net, args.probe)
+    net = load_net(args.model, args.weights, local_device(args.device), probe=args.probe)
     scales, flip = _views(args, default_resize(net).size)
     split = open_dataset(args.data, args.split, args.format, image_root=args.image_root, strict=args.strict)
     rec = calibrate(net, split, scales, flip, args.clamp_negative, _norms(args.norms), backend=args.backend,

@@ -18,14 +18,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from camloc.commands._common import load_net
     from camloc.export import export_onnx
-    from camloc.models.registry import load_model
 
-    net = load_model(args.model, weights=args.weights, device="cpu")
-    if args.probe:
-        from camloc.probe import attach_probe
-
-        net = attach_probe(net, args.probe)
+    net = load_net(args.model, args.weights, "cpu", probe=args.probe)
     report = export_onnx(net, args.out, topk=args.topk, opset=args.opset)
     h, w = net.preprocessing.shape
     mh, mw = report.map_shape or ("h", "w")

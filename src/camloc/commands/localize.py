@@ -114,12 +114,8 @@ def _localize(args: argparse.Namespace, rank: int, world: int, device: str) -> i
     from camloc.pipeline.run import as_jobs, shard
     from camloc.viz import printable
 
-    net = load_net(args.model, args.weights, device, args.method)
+    net = load_net(args.model, args.weights, device, args.method, args.probe)
     method = None if args.method == "cam" else get_method(args.method)
-    if args.probe:
-        from camloc.probe import attach_probe
-
-        net = attach_probe(net, args.probe)
     resize = parse_resize(args.resize) if args.resize else default_resize(net)
     threshold, norm, clamp, calibrated, views = _reading(args, net, rank)
     tta = None

@@ -41,11 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from camloc.commands._common import load_net
     from camloc.serve.engine import Engine
 
-    net = load_net(args.model, args.weights, args.device or "cpu", "gradcam")
-    if args.probe:
-        from camloc.probe import attach_probe
-
-        net = attach_probe(net, args.probe)
+    net = load_net(args.model, args.weights, args.device or "cpu", "gradcam", args.probe)
     engine = Engine(net, backend=args.backend)
     app = create_app(engine, max_upload=int(args.max_upload_mb * 1024 * 1024))
     if args.host not in ("127.0.0.1", "localhost", "::1"):

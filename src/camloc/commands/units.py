@@ -42,19 +42,15 @@ def check(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from camloc.commands._common import load_net
     from camloc.io import atomic_write_json
-    from camloc.models.registry import load_model
     from camloc.pipeline.inputs import iter_paths
     from camloc.units import class_index, class_units, contributing_units, unit_hits
     from camloc.viz import printable
     from camloc.viz.grids import units_figure
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    net = load_model(args.model, weights=args.weights, device=device)
-    if args.probe:
-        from camloc.probe import attach_probe
-
-        net = attach_probe(net, args.probe)
+    net = load_net(args.model, args.weights, device, probe=args.probe)
     cls = class_index(net, args.cls)
     label = net.class_names[cls]
     missing: list[str] = []
