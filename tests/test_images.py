@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from camloc.data.images import load_image
+from camloc.pipeline.decode import load_image
 from camloc.errors import ImageError
 
 

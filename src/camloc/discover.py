@@ -124,7 +124,7 @@ def _decode_crop(source: Any, resize: Resize, net_shape: tuple[int, int], displa
 
 def open_image(source: Any, name: str):
     """A path, PIL image or array -> the RGB PIL image (EXIF orientation applied)."""
-    from camloc.data.images import load_image
+    from camloc.pipeline.decode import load_image
     from camloc.pipeline.decode import _image_of
 
     if isinstance(source, (str, os.PathLike)):

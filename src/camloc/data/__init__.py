@@ -10,11 +10,10 @@ from camloc.data.cub import read_cub
 from camloc.data.detect import FORMATS, detect_format, open_dataset
 from camloc.data.folder import read_folder
 from camloc.data.ilsvrc import read_ilsvrc
-from camloc.data.images import load_image
 from camloc.errors import ImageError
 from camloc.data.wsol import read_wsol, write_wsol
 
 __all__ = [
-    "FORMATS", "DataError", "ImageError", "Sample", "Split", "detect_format", "load_image",
+    "FORMATS", "DataError", "ImageError", "Sample", "Split", "detect_format",
     "open_dataset", "read_cub", "read_folder", "read_ilsvrc", "read_wsol", "write_wsol",
 ]

@@ -1,7 +1,6 @@
-"""Decode image files into RGB PIL images, robustly.
-
-Every failure raises :class:`ImageError` whose message is one line naming the file
-and the reason, so a batch job can record it and go on with the other images.
+"""What every decoder of camloc shares: any Pillow mode to 8-bit RGB (:func:`to_rgb`), and the
+decoders' own messages (libtiff, Pillow warnings) caught into the one-line error instead of
+stderr (:func:`decoder_messages`). Files are opened in one place, :func:`camloc.pipeline.decode.open_rgb`.
 """
 
 from __future__ import annotations
@@ -14,9 +13,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
-from camloc.errors import ImageError, one_line
+from camloc.errors import one_line
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
@@ -141,32 +140,3 @@ def _gray_to_8bit(img: Image.Image) -> np.ndarray:
             return np.full(arr.shape, 128, np.uint8)
         out = np.where(finite, (arr - lo) / (hi - lo) * 255.0, np.where(arr == np.inf, 255.0, 0.0))
         return np.clip(np.rint(out), 0, 255).astype(np.uint8)
-
-
-def load_image(path: str | os.PathLike) -> Image.Image:
-    """Open ``path`` as an RGB image, applying its EXIF orientation.
-
-    Raises :class:`ImageError` for a missing, unreadable, truncated or non-image file,
-    an empty image, or one over Pillow's decompression-bomb limit.
-    """
-    name = str(path)
-    messages: list[str] = []
-    try:
-        with decoder_messages() as messages, Image.open(name) as img:
-            img.load()
-            img = ImageOps.exif_transpose(img)
-            rgb = to_rgb(img)
-            rgb.load()
-    except FileNotFoundError:
-        raise ImageError(f"{name}: no such file") from None
-    except IsADirectoryError:
-        raise ImageError(f"{name}: is a directory, not an image") from None
-    except UnidentifiedImageError:
-        raise ImageError(f"{name}: not an image (unrecognised format)") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise ImageError(f"{name}: over Pillow's decompression-bomb limit ({one_line(err)})") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as err:
-        raise ImageError(f"{name}: cannot decode ({_with_messages(one_line(err), messages)})") from None
-    if rgb.width < 1 or rgb.height < 1:
-        raise ImageError(f"{name}: empty image ({rgb.width}x{rgb.height})")
-    return rgb

@@ -27,7 +27,7 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from camloc.data.base import Split
-from camloc.data.images import load_image
+from camloc.pipeline.decode import load_image
 from camloc.errors import ImageError
 from camloc.models.net import Preprocessing
 

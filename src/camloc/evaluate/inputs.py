@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from camloc.cam import class_maps, upsample
 from camloc.data.base import Sample, Split
-from camloc.data.images import load_image
+from camloc.pipeline.decode import load_image
 from camloc.errors import ImageError
 from camloc.evaluate.options import EvalOptions
 from camloc.extract import extract

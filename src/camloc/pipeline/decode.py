@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -67,6 +68,30 @@ def decode(source: object, resize: Resize, net_shape: tuple[int, int], display: 
 
 def _decode_file(path: str, resize: Resize, net_shape: tuple[int, int], display: int, label: str,
                  draft: bool) -> Decoded:
+    def reduce(img: Image.Image) -> None:
+        if img.format == "JPEG":
+            _draft(img, resize, net_shape, display)
+
+    rgb, full = open_rgb(path, label, reduce if draft else None)
+    return _fit(rgb, resize, net_shape, display, label, full)
+
+
+def load_image(path: str | os.PathLike) -> Image.Image:
+    """Open ``path`` as an RGB image in full, its EXIF orientation applied (for crops and the
+    evaluation's ten crops; inference goes through :func:`decode`).
+
+    Raises :class:`ImageError` for a missing, unreadable, truncated or non-image file, a
+    directory, a pipe, an empty image, or one over Pillow's decompression-bomb limit.
+    """
+    return open_rgb(os.fspath(path), str(path))[0]
+
+
+def open_rgb(path: str, label: str, prepare: Callable[[Image.Image], None] | None = None
+             ) -> tuple[Image.Image, tuple[int, int]]:
+    """The file ``path`` as RGB with its EXIF orientation applied, and the ``(width, height)`` of
+    the original (upright) image: the one place a file is opened. ``prepare(img)`` runs on the
+    opened image before its pixels are read (reduced-scale JPEG decoding). Every failure is an
+    :class:`ImageError` whose one line names ``label``."""
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -83,8 +108,8 @@ def _decode_file(path: str, resize: Resize, net_shape: tuple[int, int], display:
             with Image.open(path) as img:
                 if img.width * img.height > (Image.MAX_IMAGE_PIXELS or float("inf")):
                     raise Image.DecompressionBombError(f"{img.width}x{img.height} pixels")
-                if draft and img.format == "JPEG":
-                    _draft(img, resize, net_shape, display)
+                if prepare is not None:
+                    prepare(img)
                 img.load()
                 img = ImageOps.exif_transpose(img)
                 rgb = to_rgb(img)
@@ -97,8 +122,10 @@ def _decode_file(path: str, resize: Resize, net_shape: tuple[int, int], display:
     except ImageError as err:
         raise ImageError(f"{label}: {one_line(err).split(': ', 1)[-1]}") from None
     except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as err:
-        raise ImageError(_with_messages(f"{label}: cannot decode ({one_line(err)})", messages)) from None
-    return _fit(rgb, resize, net_shape, display, label, full)
+        raise ImageError(f"{label}: cannot decode ({_with_messages(one_line(err), messages)})") from None
+    if rgb.width < 1 or rgb.height < 1:
+        raise ImageError(f"{label}: empty image ({rgb.width}x{rgb.height})")
+    return rgb, full
 
 
 def _draft(img: Image.Image, resize: Resize, net_shape: tuple[int, int], display: int) -> None:

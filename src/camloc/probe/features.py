@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from camloc.data.base import Sample, Split
-from camloc.data.images import load_image
+from camloc.pipeline.decode import load_image
 from camloc.errors import ImageError, ProbeError, one_line
 from camloc.io import atomic_write_with
 from camloc.models.net import CamNet

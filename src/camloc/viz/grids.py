@@ -55,7 +55,7 @@ def units_figure(units: Sequence[Any], path: str | os.PathLike, title: str = "",
     the unit's map (positive part, scaled to the unit's highest peak over the row so rows compare
     within themselves) and its box; written atomically as PNG."""
     from camloc.cam import upsample
-    from camloc.data.images import load_image
+    from camloc.pipeline.decode import load_image
 
     plt = pyplot()
     rows = [u for u in units if u.hits]
