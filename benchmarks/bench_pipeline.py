@@ -206,7 +206,7 @@ def main() -> str:
         "the 224x224 rate is the price of the aspect mode's larger inputs (see the geometry table).",
         "",
         f"Memory: peak RSS of `camloc localize` over 1,000 inputs {rss1k:.0f} MB, over 20,000 inputs "
-        f"{rss20k:.0f} MB (+{rss20k - rss1k:.0f} MB): inputs are streamed, records written as they are made.",
+        f"{rss20k:.0f} MB ({rss20k - rss1k:+.0f} MB): inputs are streamed, records written as they are made.",
     ])
 
 
