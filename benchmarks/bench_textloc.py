@@ -123,7 +123,7 @@ def examples_figure(res: dict[str, Any], path: str, n: int = 8) -> None:
     """Test images with the `text` CAM overlaid, the word's box (green), the CAM box at the chosen
     threshold (red) and the map's maximum (white cross); the first ``n`` test images with a word
     (drawn by :func:`camloc.viz.grids.word_examples`)."""
-    from camloc.cam import normalize_map, upsample
+    from camloc.readings import normalize_map, upsample
     from camloc.data.images import load_image
     from camloc.experiments.textloc_score import text_maps
     from camloc.viz.grids import word_examples

@@ -18,7 +18,7 @@ from camloc.boxes import (
     iou_matrix,
     mask_from_map,
 )
-from camloc.cam import map_status, normalize_map, upsample
+from camloc.readings import map_status, normalize_map, upsample
 from camloc.metrics._levels import _iou_best
 
 

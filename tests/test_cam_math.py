@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import camloc
-from camloc.cam import class_maps, map_status, normalize_map, scores_from_maps, upsample
+from camloc.cam import class_maps, scores_from_maps
+from camloc.readings import map_status, normalize_map, upsample
 
 
 def test_tiny_gap_maps_written_out(tiny_gap):

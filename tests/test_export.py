@@ -11,7 +11,7 @@ from torch import nn
 import camloc
 from camloc.pipeline import Resize
 from camloc.boxes import boxes_from_map
-from camloc.cam import upsample
+from camloc.readings import upsample
 from camloc.cli import main
 from camloc.models.loading import gradient_net
 from camloc.export import export_onnx, read_metadata

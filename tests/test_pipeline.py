@@ -19,7 +19,7 @@ from torch import nn
 
 import camloc
 from camloc.boxes import box_grid, box_to_original, boxes_from_map
-from camloc.cam import upsample
+from camloc.readings import upsample
 from camloc.errors import ImageError
 from camloc.models.heads import Head
 from camloc.models.net import CamNet, Preprocessing

@@ -13,7 +13,8 @@ from hypothesis.extra.numpy import arrays
 from torch import nn
 
 from camloc.boxes import boxes_from_map, mask_from_map
-from camloc.cam import map_status, norm_bounds, normalize_map, parse_norm, positive_weights, upsample
+from camloc.cam import positive_weights
+from camloc.readings import map_status, norm_bounds, normalize_map, parse_norm, upsample
 from camloc.localize import iter_localize
 from camloc.models.heads import Head
 from camloc.models.net import CamNet, Preprocessing

@@ -12,7 +12,7 @@ from torch import nn
 
 import camloc
 from camloc.boxes import boxes_from_map
-from camloc.cam import upsample
+from camloc.readings import upsample
 from camloc.cli import main
 from camloc.models.heads import Head
 from camloc.models.net import Preprocessing

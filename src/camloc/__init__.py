@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "box_iou": "camloc.boxes", "boxes_from_map": "camloc.boxes",
-    "class_maps": "camloc.cam", "normalize_map": "camloc.cam", "upsample": "camloc.cam",
+    "class_maps": "camloc.cam", "normalize_map": "camloc.readings", "upsample": "camloc.readings",
     "export_onnx": "camloc.export",
     "CamOutput": "camloc.extract", "cam": "camloc.extract", "check_exact": "camloc.extract", "extract": "camloc.extract",
     "localize": "camloc.localize",

@@ -35,7 +35,8 @@ import cv2
 import numpy as np
 
 from camloc.boxes import box_grid, box_to_original, boxes_from_map
-from camloc.cam import NORMS, check_norm, class_maps, normalize_map
+from camloc.cam import class_maps
+from camloc.readings import NORMS, check_norm, normalize_map
 from camloc.data.base import Split
 from camloc.metrics.ilsvrc import IlsvrcLocEvaluator
 from camloc.metrics.maxboxacc import RESIZE, MaxBoxAccEvaluator, best_ious, resize_box

@@ -1,7 +1,7 @@
 """A calibrated box threshold: the reading and threshold of the best MaxBoxAcc on a split with boxes,
 stored beside the model, and what ``localize`` reads back.
 
-:func:`calibrate` scores every reading of :data:`camloc.cam.NORMS` on the split with the views
+:func:`calibrate` scores every reading of :data:`camloc.readings.NORMS` on the split with the views
 ``localize`` will run (its aspect scale, or its TTA), in one pass (:func:`camloc.ablation.run_grid`),
 and keeps the reading and threshold ``tau`` of the best MaxBoxAcc (largest contour, IoU 0.5, the
 CVPR 2020 protocol's threshold sweep); ties go to the reading listed first. ``tau`` is a fraction
@@ -22,7 +22,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from camloc.cam import NORMS, check_norm
+from camloc.readings import NORMS, check_norm
 from camloc.errors import CalibrationError
 
 SUFFIX = ".calibration.json"
@@ -74,7 +74,7 @@ def save_calibration(record: dict[str, Any], path: str | os.PathLike) -> None:
 
 def load_calibration(path: str | os.PathLike) -> dict[str, Any]:
     """A calibration file, checked: ``threshold`` in [0, 1), ``norm`` a reading of
-    :data:`camloc.cam.NORMS`, ``clamp_negative`` a boolean; one-line :class:`CalibrationError`
+    :data:`camloc.readings.NORMS`, ``clamp_negative`` a boolean; one-line :class:`CalibrationError`
     naming the file otherwise."""
     where = os.fspath(path)
     try:

@@ -64,19 +64,6 @@ def scores_from_maps(maps: Tensor, bias: Tensor, classes: Tensor) -> Tensor:
     return maps.mean(dim=(-2, -1)) + bias.to(maps.dtype)[classes]
 
 
-from camloc.readings import (  # noqa: E402,F401  (torch-free, re-exported here)
-    MEANSTD_K,
-    NORMS,
-    PERCENTILE,
-    check_norm,
-    map_status,
-    norm_bounds,
-    normalize_map,
-    parse_norm,
-    upsample,
-)
-
-
 def positive_weights(weight: Tensor | np.ndarray) -> Tensor | np.ndarray:
     """The classifier weight with its negative entries set to 0 (the "negative-weight clamping"
     reading: only features that vote for a class light up its map, none subtracts from it).

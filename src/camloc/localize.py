@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from camloc.boxes import box_grid, boxes_from_raw
-from camloc.cam import check_norm, map_status, normalize_map, upsample
+from camloc.readings import check_norm, map_status, normalize_map, upsample
 from camloc.models.net import CamNet
 from camloc.pipeline.geometry import Resize
 from camloc.readings import DEFAULT_NORM
@@ -80,7 +80,7 @@ def predictions_for(
     Args:
         logits: ``(C,)`` class scores; classes: ``(k,)``; maps: ``(k, h, w)`` raw CAMs;
         size: ``(width, height)`` of the original image; norm: how the map is read for the
-        box (:data:`camloc.cam.NORMS`); box_cap: boxes are found on the map upsampled to the
+        box (:data:`camloc.readings.NORMS`); box_cap: boxes are found on the map upsampled to the
         image, or, for an image whose longer side exceeds ``box_cap > 0``, to the image scaled
         down to that side, then scaled back (within half a step of the full-size result, see
         :func:`camloc.boxes.boxes_from_raw`).
@@ -149,7 +149,7 @@ def iter_localize(
 
     ``method`` (a :class:`camloc.methods.MapMethod`, e.g. Grad-CAM) replaces CAM for the maps;
     the default ``None`` is CAM from the single forward pass. ``norm`` is how maps are read for
-    boxes (:data:`camloc.cam.NORMS`). ``backend`` is ``"auto"`` (ONNX Runtime for CAM on the
+    boxes (:data:`camloc.readings.NORMS`). ``backend`` is ``"auto"`` (ONNX Runtime for CAM on the
     CPU, its graph cached on disk; else PyTorch), ``"torch"`` or ``"onnxruntime"``. ``resize``
     is the geometry (default :func:`default_resize`); ``workers`` the decode threads;
     ``display`` keeps the image for figures (:attr:`Localized.display`); ``isolate`` decodes in
@@ -261,7 +261,7 @@ def localize(
         batch_size: images per forward pass.
         all_boxes: also list every connected component's box (``"boxes"``), largest first.
         method: a map method instead of CAM (``camloc.methods.get_method("gradcam")``).
-        norm: how a signed map is read for its box (:data:`camloc.cam.NORMS`); default
+        norm: how a signed map is read for its box (:data:`camloc.readings.NORMS`); default
             :data:`DEFAULT_NORM` (``"positive"``), ``"minmax"`` the published evaluation code's.
         backend: ``"auto"`` (default), ``"torch"`` or ``"onnxruntime"`` (CPU; CAM only).
         resize: the geometry (:class:`camloc.pipeline.Resize`); default: the whole image, aspect

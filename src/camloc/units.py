@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from camloc.boxes import boxes_from_map
-from camloc.cam import upsample
+from camloc.readings import upsample
 from camloc.models.net import CamNet
 
 

@@ -16,7 +16,7 @@ def add_model_arguments(p: argparse.ArgumentParser, probe: bool = True) -> None:
 
 
 def norm_type(text: str) -> str:
-    """argparse ``type`` of ``--norm``: a reading of ``camloc.cam.NORMS`` (torch-free)."""
+    """argparse ``type`` of ``--norm``: a reading of ``camloc.readings.NORMS`` (torch-free)."""
     from camloc.readings import check_norm
 
     try:
@@ -27,7 +27,7 @@ def norm_type(text: str) -> str:
 
 def add_norm_argument(p: argparse.ArgumentParser, default: str | None = "minmax", clamp: bool = False,
                       shown: str = "minmax") -> None:
-    """``--norm`` (how a signed map is read for its boxes, see ``camloc.cam.NORMS``; ``shown``: the
+    """``--norm`` (how a signed map is read for its boxes, see ``camloc.readings.NORMS``; ``shown``: the
     reading the help names as the default) and, with ``clamp``, ``--clamp-negative`` (maps from the
     classifier's positive weights only)."""
     mark = {n: "default; " if n == shown else "" for n in ("minmax", "positive")}

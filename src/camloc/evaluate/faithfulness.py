@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from camloc.cam import upsample
+from camloc.readings import upsample
 from camloc.data.base import Sample
 from camloc.errors import ImageError
 from camloc.evaluate.options import EvalOptions

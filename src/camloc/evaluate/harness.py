@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from camloc.cam import check_norm, upsample
+from camloc.readings import check_norm, upsample
 from camloc.data.base import Split
 from camloc.pipeline.decode import load_image
 from camloc.evaluate.faithfulness import faithfulness_add, faithfulness_flush

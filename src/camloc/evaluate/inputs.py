@@ -12,7 +12,9 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from camloc.cam import class_maps, upsample
+from camloc.cam import class_maps
+
+from camloc.readings import upsample
 from camloc.data.base import Sample, Split
 from camloc.pipeline.decode import load_image
 from camloc.errors import ImageError

@@ -27,7 +27,7 @@ class EvalOptions:
     multibox: bool = False
     examples: int = 6
     progress: bool | None = None
-    norm: str = "minmax"  # how signed maps are read (camloc.cam.NORMS) for boxes and the protocol
+    norm: str = "minmax"  # how signed maps are read (camloc.readings.NORMS) for boxes and the protocol
     clamp_negative: bool = False  # CAM maps from the classifier's positive weights only
     faithfulness: bool = False  # deletion/insertion AUC, Average Drop/Increase, pointing game
     faithfulness_steps: int = 16  # K: points K + 1 on the deletion and insertion curves

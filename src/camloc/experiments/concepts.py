@@ -96,7 +96,7 @@ def run(root: str, n_train: int = N_TRAIN, n_test: int = N_TEST, size: int = SIZ
     """Generate the captioned images under ``root``, mine the concepts, fit one probe each and
     score each concept's test maps against its object -> the measures and the figure's examples."""
     from camloc.boxes import box_iou
-    from camloc.cam import upsample
+    from camloc.readings import upsample
     from camloc.data.base import Sample, Split
     from camloc.experiments.scenes import area, inside, load_backbone, random_box_hits
     from camloc.localize import predictions_for

@@ -193,7 +193,7 @@ def run(root: str, n_train: int = N_TRAIN, n_test: int = N_TEST, size: int = SIZ
     """Generate the scenes under ``root``, fit the scene probe, score the test maps (and run
     ``camloc discover``'s steps per class) -> the measures and what the report and figure need."""
     from camloc.boxes import box_iou
-    from camloc.cam import upsample
+    from camloc.readings import upsample
     from camloc.localize import predictions_for
     from camloc.pipeline.geometry import Resize
     from camloc.pipeline.run import Job, Pipeline

@@ -106,7 +106,7 @@ def run(root: str, n_train: int = N_TRAIN, n_test: int = N_TEST, size: int = SIZ
     """Generate the scenes and questions under ``root``, fit the answer layer on the training
     pairs and score the test answers and their maps -> the measures and the figure's examples."""
     from camloc.boxes import box_iou, boxes_from_map
-    from camloc.cam import upsample
+    from camloc.readings import upsample
     from camloc.experiments.scenes import area, inside, load_backbone, random_box_hits
     from camloc.experiments.vqa import fit_vqa, region_pool
     from camloc.pipeline.geometry import Resize

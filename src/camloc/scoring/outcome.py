@@ -32,7 +32,7 @@ def protocol_map(raw: np.ndarray, size: int = RESIZE, norm: str = "minmax") -> n
     the positive part over the max instead. float64 in [0, 1]."""
     import cv2
 
-    from camloc.cam import normalize_map
+    from camloc.readings import normalize_map
 
     up = cv2.resize(np.asarray(raw, np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
     return normalize_map(up, norm).astype(np.float64)
@@ -45,7 +45,7 @@ class Scoring:
     ``box_threshold``: the paper's rule (``None``: no paper box, no top-k / GT-known counts);
     ``loc_ks``: the k of the top-k localization errors; ``contours``: per contour rule (``True``
     all contours, ``False`` the largest), the IoU thresholds in % of its BoxAcc; ``norm``: how a
-    signed raw map is read (:data:`camloc.cam.NORMS`).
+    signed raw map is read (:data:`camloc.readings.NORMS`).
     """
 
     box_threshold: float | None = 0.2
@@ -102,7 +102,7 @@ def score(sample: Sample, scoring: Scoring, raw: np.ndarray | None = None, *, pr
 
 def _paper_box(raw: np.ndarray, size: tuple[int, int], scoring: Scoring, full_size: bool) -> Box | None:
     from camloc.boxes import boxes_from_map
-    from camloc.cam import upsample
+    from camloc.readings import upsample
 
     w, h = size
     found = boxes_from_map(raw if full_size else upsample(raw, (h, w)), scoring.box_threshold, largest_only=True,

@@ -54,7 +54,7 @@ def units_figure(units: Sequence[Any], path: str | os.PathLike, title: str = "",
     """One row per unit (a :class:`camloc.units.Unit`: its index and weight), its best images with
     the unit's map (positive part, scaled to the unit's highest peak over the row so rows compare
     within themselves) and its box; written atomically as PNG."""
-    from camloc.cam import upsample
+    from camloc.readings import upsample
     from camloc.pipeline.decode import load_image
 
     plt = pyplot()
@@ -174,7 +174,7 @@ def _reproduction_panel(gray: np.ndarray, raw: np.ndarray, gt: list[int], tau: f
     """A canvas with the map overlaid, the ground truth (red), the 20 %-rule box (green) and the
     box at the method's best threshold (yellow), enlarged ``scale`` times."""
     from camloc.boxes import boxes_from_map
-    from camloc.cam import normalize_map, upsample
+    from camloc.readings import normalize_map, upsample
 
     size = gray.shape[0]
     up = upsample(raw, (size, size))
