@@ -16,7 +16,7 @@ from camloc import testing as fixtures
 from camloc.data.base import Split
 from camloc.data.loader import Normalize, SplitDataset, eval_transform
 from camloc.train import METRIC_COLUMNS, build_net, train
-from camloc.train_config import TrainConfig
+from camloc.train.config import TrainConfig
 from train_fixture import TINY_NET, make_images
 
 

@@ -12,7 +12,7 @@ import torch
 
 from camloc import testing as fixtures
 from camloc.train import build_net, seed_everything, train
-from camloc.train_config import load_config
+from camloc.train.config import load_config
 
 SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
 

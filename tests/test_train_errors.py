@@ -12,7 +12,7 @@ from camloc.data.base import Sample, Split
 from camloc.models.checkpoint import save_checkpoint
 from camloc.train import build_net, train
 from camloc.errors import ConfigError
-from camloc.train_config import TrainConfig, load_config
+from camloc.train.config import TrainConfig, load_config
 from train_fixture import TINY_NET, make_images
 
 

@@ -48,7 +48,7 @@ from camloc.models.checkpoint import read_checkpoint, save_checkpoint
 from camloc.models.net import CamNet, Preprocessing
 from camloc.models.registry import get_builder, load_model
 from camloc.errors import ConfigError
-from camloc.train_config import TrainConfig, apply_overrides, config_from_dict, load_config, model_arg_line
+from camloc.train.config import TrainConfig, apply_overrides, config_from_dict, load_config, model_arg_line
 
 METRIC_COLUMNS = ["epoch", "lr", "train_loss", "train_top1_error", "val_loss", "val_top1_error",
                   "val_top5_error", "images", "skipped", "seconds", "images_per_s"]
