@@ -38,16 +38,16 @@ def _measure(name: str, batch: int, batches: int, repeats: int, split) -> dict[s
     import torch.nn.functional as F
 
     from camloc.data.loader import Normalize
-    from camloc.train import TrainConfig, _Dist, _loaders, _param_groups, build_net, train_epoch
+    from camloc.train import Dist, TrainConfig, build_net, make_loaders, param_groups, train_epoch
 
     cfg = TrainConfig(model=name, batch_size=batch, workers=0, progress=False, max_batches=batches, epochs=1)
     torch.manual_seed(0)
     net = build_net(cfg, split.classes)
     module = net.module.train()
-    opt = torch.optim.SGD(_param_groups(module, cfg), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    opt = torch.optim.SGD(param_groups(module, cfg), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=False)
     device = torch.device("cpu")
-    loader, sampler, dataset, _ = _loaders(cfg, split, None, net.preprocessing, _Dist(), device)
+    loader, sampler, dataset, _ = make_loaders(cfg, split, None, net.preprocessing, Dist(), device)
     x = torch.randn(batch, 3, cfg.crop, cfg.crop)
     y = torch.arange(batch) % len(split.classes)
     epoch = {"n": 0}
@@ -56,7 +56,7 @@ def _measure(name: str, batch: int, batches: int, repeats: int, split) -> dict[s
         sampler.set_epoch(epoch["n"])
         dataset.set_epoch(epoch["n"])
         epoch["n"] += 1
-        tally = train_epoch(module, loader, opt, scaler, cfg, _Dist(), Normalize(net.preprocessing), False, 0)
+        tally = train_epoch(module, loader, opt, scaler, cfg, Dist(), Normalize(net.preprocessing), False, 0)
         assert tally.n == batch * batches
 
     def compute_only() -> None:

@@ -85,10 +85,10 @@ def test_validation_errors_and_best_checkpoint(images, tmp_path):
 
 
 def test_new_layer_lr_multiplier_makes_two_groups(images, tmp_path):
-    from camloc.train import _param_groups
+    from camloc.train import param_groups
 
     net = build_net(TrainConfig(model="test_tiny_gap"), images.classes)
-    groups = _param_groups(net.module, TrainConfig(lr=0.01, new_layer_lr_mult=10))
+    groups = param_groups(net.module, TrainConfig(lr=0.01, new_layer_lr_mult=10))
     assert [g["lr"] for g in groups] == [0.01, pytest.approx(0.1)]
     new = {id(p) for p in groups[1]["params"]}
     assert new == {id(p) for p in [*net.module.extra.parameters(), *net.module.fc.parameters()]}

@@ -23,7 +23,7 @@ from camloc.io import warn_null
 from camloc.models.checkpoint import read_checkpoint, save_checkpoint
 from camloc.models.net import CamNet
 from camloc.models.registry import load_model
-from camloc.train import TrainConfig, _Dist, train_epoch
+from camloc.train import Dist, TrainConfig, train_epoch
 
 
 @dataclass
@@ -137,7 +137,7 @@ def train_net(net_kind: str, train: Images, val: Images, plan: Plan, seed: int,
         flips = torch.rand(len(train), generator=g) < 0.5
         t0 = time.perf_counter()
         tally = train_epoch(module, _Batches(train.gray, labels, order, flips, plan.batch_size), opt, scaler, cfg,
-                            _Dist(), normalize, False, epoch, clip=plan.clip, on_step=sched.step)
+                            Dist(), normalize, False, epoch, clip=plan.clip, on_step=sched.step)
         seconds = time.perf_counter() - t0
         n = tally.n
         loss, err = float(tally.loss) / n, 100.0 * (1 - float(tally.top1) / n)
