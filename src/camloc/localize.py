@@ -17,10 +17,9 @@ import numpy as np
 from PIL import Image
 
 from camloc.boxes import box_grid, boxes_from_raw
-from camloc.readings import check_norm, map_status, normalize_map, upsample
 from camloc.models.net import CamNet
 from camloc.pipeline.geometry import Resize
-from camloc.readings import DEFAULT_NORM
+from camloc.readings import DEFAULT_NORM, check_norm, map_status, normalize_map, upsample
 
 ImageInput = str | os.PathLike | Image.Image | np.ndarray
 BACKENDS = ("auto", "torch", "onnxruntime")  # what runs the CAM forward pass

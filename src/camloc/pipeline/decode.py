@@ -163,8 +163,7 @@ def _original_size(img: Image.Image, rgb: Image.Image) -> tuple[int, int]:
 
 def _fit(rgb: Image.Image, resize: Resize, net_shape: tuple[int, int], display: int, label: str,
          full: tuple[int, int] | None = None) -> Decoded:
-    if rgb.width < 1 or rgb.height < 1:
-        raise ImageError(f"{label}: empty image ({rgb.width}x{rgb.height})")
+    """``rgb`` (not empty: :func:`open_rgb` and :func:`_image_of` refuse that) fitted to the net."""
     size = full or rgb.size
     arr = np.asarray(rgb)
     if resize.mode == "squash":

@@ -54,11 +54,7 @@ def group() -> tuple[int, int]:
 
 def gather_in_order(items: list[tuple[int, object]]) -> list[tuple[int, object]]:
     """Every process's ``(index, value)`` pairs, gathered on every process, sorted by index."""
-    import torch.distributed as dist
-
-    parts: list[list[tuple[int, object]]] = [[] for _ in range(dist.get_world_size())]
-    dist.all_gather_object(parts, items)
-    return sorted((pair for part in parts for pair in part), key=lambda pair: pair[0])
+    return sorted(all_gather_lists(items), key=lambda pair: pair[0])
 
 
 def all_gather_lists(items: list) -> list:
