@@ -295,6 +295,19 @@ def test_onnx_graph_is_cached_checked_once_and_rebuilt_when_the_weights_change(t
         np.testing.assert_allclose(a.logits, b.logits, atol=1e-5)
 
 
+def test_onnx_graph_key_follows_the_structure_not_only_the_weights(tiny_rgb, tmp_path):
+    path, _ = cached_graph(tiny_rgb, tmp_path)
+    key = graph_key(tiny_rgb)
+    tiny_rgb.module.conv.stride = (2, 2)  # same weights, a different net: a cached graph would be stale
+    assert graph_key(tiny_rgb) != key
+    strided, rebuilt = cached_graph(tiny_rgb, tmp_path)
+    assert rebuilt and strided != path
+    image = np.full((32, 32, 3), 200, np.uint8)
+    onnx = next(iter(Pipeline(tiny_rgb, backend="onnxruntime", resize=Resize("aspect", 32, stride=8), topk=1,
+                              progress=False).run([image])))
+    assert onnx.maps.shape[-2:] == (16, 16)
+
+
 def test_auto_backend_is_onnxruntime_for_cam_on_cpu_and_torch_for_gradients(tiny_rgb, tmp_path, monkeypatch):
     from camloc.methods import get_method
 
