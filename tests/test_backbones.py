@@ -49,6 +49,43 @@ def test_lite_classifies_and_localizes_the_cat_photo(lite, photo_dir):
     assert box_iou(top["box"], CHELSEA_CAT) >= 0.7
 
 
+@pytest.mark.parametrize("variant", [0, 1])
+def test_s16_variant_is_the_stride_32_net_made_dense(variant):
+    """The dense net's features on every other row and column (the phase the stride-2 convolution's
+    "same" padding sampled) are the stride-32 net's features, exactly; its logits are the GAP of its
+    own features, so the score is still the map's mean plus the bias."""
+    from camloc.pipeline.backends import make_backend
+
+    plain, dense = camloc.load_model(f"efficientnet_lite{variant}"), camloc.load_model(f"efficientnet_lite{variant}_s16")
+    assert dense.name == f"efficientnet_lite{variant}_s16" and dense.preprocessing == plain.preprocessing
+    pixels = torch.randint(0, 256, (2, 224, 288, 3), generator=torch.Generator().manual_seed(variant),
+                           dtype=torch.uint8).numpy()
+    fp, _ = make_backend(plain, "torch")(pixels)
+    fd, ld = make_backend(dense, "torch")(pixels)
+    assert fp.shape[-2:] == (7, 9) and fd.shape[-2:] == (14, 18)
+    conv = [b._depthwise_conv for b in plain.module._blocks if tuple(b._depthwise_conv.stride) != (1, 1)][-1]
+    phase = conv.kernel_size[0] // 2 - conv.static_padding.padding[0]  # the input row of output row 0
+    torch.testing.assert_close(fd[:, :, phase::2, phase::2], fp, atol=1e-4, rtol=1e-4)
+    other = 1 - phase
+    assert (fd[:, :, other::2, other::2] - fp).abs().max() > 0.1  # the shifted grid is new information
+    w, b = dense.classifier.weight.detach(), dense.classifier.bias.detach()
+    torch.testing.assert_close(torch.einsum("ck,bkhw->bc", w, fd) / (14 * 18) + b, ld, atol=1e-4, rtol=1e-4)
+    fo, lo = make_backend(dense, "onnxruntime")(pixels)  # the exported graph is the dense one
+    torch.testing.assert_close(torch.as_tensor(fo), fd, atol=1e-3, rtol=1e-3)
+
+
+def test_s16_variant_localizes_the_cat_photo(photo_dir):
+    net = camloc.load_model("efficientnet_lite0_s16")
+    rec = camloc.localize(net, [f"{photo_dir}/chelsea.png"], topk=1)[0]
+    assert rec["error"] is None and rec["model"] == "efficientnet_lite0_s16"
+    assert rec["predictions"][0]["class_index"] in CAT_CLASSES
+    assert box_iou(rec["predictions"][0]["box"], CHELSEA_CAT) >= 0.7
+    with pytest.raises(ModelError, match="already dense"):
+        from camloc.models.lite import dense_last_stage
+
+        dense_last_stage(net.module)
+
+
 def test_lite_weights_that_do_not_fit_are_one_line_errors(tmp_path):
     bad = tmp_path / "lite0.pth"
     torch.save(camloc.load_model("efficientnet_lite0").module.state_dict(), bad)
