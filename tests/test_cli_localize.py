@@ -63,6 +63,29 @@ def test_all_good_exit_zero_and_summary(tmp_path, photo_dir, capsys):
     assert _records(out)[0]["predictions"][0]["class_index"] in range(281, 286)
 
 
+def test_default_localizer_is_lite1_at_288_and_a_named_net_keeps_its_own_side(tmp_path, photo_dir, capsys):
+    from camloc.localize import localizer
+    from camloc.pipeline.geometry import Resize
+
+    assert localizer(None) == ("efficientnet_lite1", Resize("aspect", 288))
+    assert localizer("efficientnet_lite0") == ("efficientnet_lite0", None)  # the named net's own side
+    assert localizer(None, probe="text.probe") == (None, None)  # a probe keeps the backbone it was fit on
+    assert localizer(None, weights="w.pth") == (None, None)
+    path = f"{photo_dir}/chelsea.png"
+    recs = {}
+    for name, extra in (("default", []), ("lite0", ["--model", "efficientnet_lite0"])):
+        assert main(["localize", path, "--out", str(tmp_path / name), "--topk", "1", "--no-figures", *extra]) == 0
+        recs[name] = _records(tmp_path / name)[0]
+    assert recs["default"]["model"] == "efficientnet_lite1" and recs["lite0"]["model"] == "efficientnet_lite0"
+    for rec in recs.values():
+        assert rec["predictions"][0]["class_index"] in range(281, 286)
+    net = camloc.load_model("efficientnet_lite1")  # the default's box is Lite1's at shorter side 288
+    again = camloc.localize(net, [path], topk=1, resize=Resize("aspect", 288))[0]
+    assert again["predictions"][0]["box"] == recs["default"]["predictions"][0]["box"]
+    other = camloc.localize(net, [path], topk=1)[0]  # Lite1 named: its own side, 256
+    assert other["predictions"][0]["logit"] != pytest.approx(recs["default"]["predictions"][0]["logit"], abs=1e-3)
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

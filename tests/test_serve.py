@@ -236,9 +236,9 @@ def test_serve_command_listens_on_loopback(tmp_path):
             except httpx.TransportError:
                 assert time.monotonic() < deadline, "camloc serve did not start"
                 time.sleep(0.2)
-        assert info["model"] == "efficientnet_lite0"
+        assert info["model"] == "efficientnet_lite1" and info["resize"] == "aspect:288"  # localize's defaults
         assert httpx.get(f"http://127.0.0.1:{port}/").text.startswith("<!doctype html>")
     finally:
         proc.terminate()
         _, err = proc.communicate(timeout=60)
-    assert f"camloc serve: efficientnet_lite0 on http://127.0.0.1:{port}/" in err
+    assert f"camloc serve: efficientnet_lite1 on http://127.0.0.1:{port}/" in err

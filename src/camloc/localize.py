@@ -27,6 +27,22 @@ BOX_CAP = 512  # boxes of larger images are found on a map of this longer side (
 DISPLAY = 1024  # the longer side of the image kept for figures
 
 
+# The net and shorter side of `camloc localize` and `camloc serve` when no --model (nor --probe or
+# --weights) is named: of every combination measured within twice the time per image of Lite0 at
+# 224, the one no worse on any figure (BENCHMARKS.md, "localize's default").
+LOCALIZE_MODEL = "efficientnet_lite1"
+LOCALIZE_SIDE = 288
+
+
+def localizer(model: str | None, probe: str | None = None, weights: str | None = None) -> tuple[str | None, Resize | None]:
+    """``(model, geometry)`` for the commands that localize: nothing named gives
+    :data:`LOCALIZE_MODEL` at shorter side :data:`LOCALIZE_SIDE`; otherwise ``model`` as given and
+    ``None`` (the named net's :func:`default_resize`; a probe keeps the backbone it was fit on)."""
+    if model is None and probe is None and weights is None:
+        return LOCALIZE_MODEL, Resize("aspect", LOCALIZE_SIDE)
+    return model, None
+
+
 def default_resize(net: CamNet) -> Resize:
     """Localization's default geometry: for a convolutional net, the whole image, aspect kept,
     shorter side ``S`` = the net's own input side rounded to its stride (224 for a 224 net: the

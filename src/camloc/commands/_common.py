@@ -5,10 +5,15 @@ from __future__ import annotations
 import argparse
 
 
-def add_model_arguments(p: argparse.ArgumentParser, probe: bool = True) -> None:
-    """``--model`` and ``--weights`` (and ``--probe``): the net a command reads maps from."""
+LOCALIZER_HELP = "the embedded EfficientNet-Lite1 at shorter side 288; with --probe, the probe's backbone"
+
+
+def add_model_arguments(p: argparse.ArgumentParser, probe: bool = True,
+                        default: str = "the embedded EfficientNet-Lite0") -> None:
+    """``--model`` and ``--weights`` (and ``--probe``): the net a command reads maps from
+    (``default``: what the help says is loaded without ``--model``)."""
     p.add_argument("--model", default=None, help="registered name, torchvision name or checkpoint file "
-                   "(default: the embedded EfficientNet-Lite0)")
+                   f"(default: {default})")
     p.add_argument("--weights", default=None, help="local state-dict file for a torchvision --model")
     if probe:
         p.add_argument("--probe", default=None, help="a probe file (camloc probe fit): the scores and maps of "

@@ -20,9 +20,9 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from camloc.commands._common import add_model_arguments
+    from camloc.commands._common import LOCALIZER_HELP, add_model_arguments
 
-    add_model_arguments(p)
+    add_model_arguments(p, default=LOCALIZER_HELP)
     add_data_arguments(p)
     p.add_argument("--tta", default=None, metavar="SPEC",
                    help="the views localize will run: flip, scales=S1,S2 or flip,scales=S1,S2 (default: its "
@@ -80,11 +80,12 @@ def run(args: argparse.Namespace) -> int:
     from camloc.calibrate import calibrate, calibration_path, save_calibration
     from camloc.commands._common import load_net
     from camloc.data import open_dataset
-    from camloc.localize import default_resize
+    from camloc.localize import default_resize, localizer
     from camloc.pipeline.distributed import local_device
 
-    net = load_net(args.model, args.weights, local_device(args.device), probe=args.probe)
-    scales, flip = _views(args, default_resize(net).size)
+    model, geometry = localizer(args.model, args.probe, args.weights)  # what localize runs when nothing is named
+    net = load_net(model, args.weights, local_device(args.device), probe=args.probe)
+    scales, flip = _views(args, (geometry or default_resize(net)).size)
     split = open_dataset(args.data, args.split, args.format, image_root=args.image_root, strict=args.strict)
     rec = calibrate(net, split, scales, flip, args.clamp_negative, _norms(args.norms), backend=args.backend,
                     batch_size=args.batch_size, workers=args.workers)

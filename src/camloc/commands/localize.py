@@ -13,10 +13,10 @@ HELP = "classify images and localize each top-k class with its CAM box"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from camloc.commands._common import add_model_arguments, add_norm_argument, add_pipeline_arguments
+    from camloc.commands._common import LOCALIZER_HELP, add_model_arguments, add_norm_argument, add_pipeline_arguments
 
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders or globs")
-    add_model_arguments(p)
+    add_model_arguments(p, default=LOCALIZER_HELP)
     p.add_argument("--topk", type=int, default=5, help="classes per image (default 5)")
     p.add_argument("--threshold", type=float, default=None,
                    help="box threshold, fraction of the read map (default: the calibration's, else 0.2)")
@@ -33,9 +33,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", default="cam", choices=("cam", "gradcam", "gradcampp", "backprop"),
                    help="map method: cam (one forward pass, default) or a gradient baseline; gradient "
                    "methods also run torchvision nets whose head CAM refuses (VGG, MobileNetV3, ...)")
-    add_pipeline_arguments(p, "how images meet the net: aspect:S (default aspect:224 for a 224 net: the whole "
-                           "image, shorter side S, aspect kept), squash (the net's square input, the published "
-                           "protocol's geometry)")
+    add_pipeline_arguments(p, "how images meet the net: aspect:S (the whole image, shorter side S, aspect kept; "
+                           "default aspect:288 for the default net, else the net's own side, 224 for a 224 net), "
+                           "squash (the net's square input, the published protocol's geometry)")
     p.add_argument("--all-boxes", action="store_true", help="also list every component's box")
     p.add_argument("--no-figures", action="store_true", help="write results.jsonl only")
 
@@ -106,7 +106,7 @@ def _localize(args: argparse.Namespace, rank: int, world: int, device: str) -> i
     from tqdm.auto import tqdm
 
     from camloc.commands._common import load_net
-    from camloc.localize import default_resize, iter_localize
+    from camloc.localize import default_resize, iter_localize, localizer
     from camloc.methods import get_method
     from camloc.pipeline.geometry import parse_resize
     from camloc.pipeline.inputs import iter_paths
@@ -114,9 +114,10 @@ def _localize(args: argparse.Namespace, rank: int, world: int, device: str) -> i
     from camloc.pipeline.run import as_jobs, shard
     from camloc.viz import printable
 
-    net = load_net(args.model, args.weights, device, args.method, args.probe)
+    model, geometry = localizer(args.model, args.probe, args.weights)
+    net = load_net(model, args.weights, device, args.method, args.probe)
     method = None if args.method == "cam" else get_method(args.method)
-    resize = parse_resize(args.resize) if args.resize else default_resize(net)
+    resize = parse_resize(args.resize) if args.resize else geometry or default_resize(net)
     threshold, norm, clamp, calibrated, views = _reading(args, net, rank)
     tta = None
     if args.tta is not None:

@@ -98,12 +98,12 @@ def sniff(data: bytes, name: str) -> str:
 class Engine:
     """The loaded model and one backend per map method, shared by every request."""
 
-    def __init__(self, net, backend: str = "auto", model_label: str | None = None) -> None:
+    def __init__(self, net, backend: str = "auto", model_label: str | None = None, resize: Any = None) -> None:
         from camloc.localize import BOX_CAP, default_resize
         from camloc.pipeline.backends import make_backend
 
         self.net = net
-        self.resize = default_resize(net)
+        self.resize = resize or default_resize(net)  # localize's geometry for this net
         self.box_cap = BOX_CAP
         self.cam_refused = bool(getattr(net, "cam_refused", False))
         self._backend = None if self.cam_refused else make_backend(net, backend)
