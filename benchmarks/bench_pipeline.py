@@ -3,12 +3,14 @@
 In one run:
 
 - **forward-only**: ONNX Runtime running the embedded EfficientNet-Lite0 (the pipeline's cached
-  graph) on batches of 16 random 224x224 images: the rate no pipeline can beat at 224x224;
-- **whole command**: ``camloc localize --no-figures`` with its defaults, as a user runs it, on
-  the 500 shared real ImageNet photos (each twice) and on 96 JPEGs of 12 MP (the shared photos
-  enlarged to 4000x3000); start-up is removed by taking the marginal rate between a small and a
-  large run (each the fastest of three runs); the same for the next larger aspect size (256), the
-  trade-off of the geometry;
+  graph) on batches of 16 random 224x224 images: the rate no pipeline can beat at 224x224; the
+  same for localize's default net (EfficientNet-Lite1) at its default side, 288x288;
+- **whole command**: ``camloc localize --no-figures --model efficientnet_lite0`` (Lite0 at its
+  own side, 224), as a user runs it, on the 500 shared real ImageNet photos (each twice) and on
+  96 JPEGs of 12 MP (the shared photos enlarged to 4000x3000); start-up is removed by taking the
+  marginal rate between a small and a large run (each the fastest of three runs); the same for
+  the next larger aspect size (256), the trade-off of the geometry, and for ``localize``'s
+  defaults (no ``--model``: Lite1 at 288);
 - **efficiency**: the pipeline in-process against the backend alone on the very batches (same
   input shapes) it formed, so the overhead of decoding, batching, maps and boxes is seen apart
   from the cost of the larger aspect-mode inputs;
@@ -35,12 +37,12 @@ CAMLOC = [sys.executable, "-m", "camloc.cli"]
 BIG = 96  # 12 MP JPEGs: enough that the marginal rate is not lost in start-up noise
 
 
-def forward_only(net, repeats: int = 5) -> float:
-    """Images/s of the cached ONNX graph alone, batch 16 at 224x224."""
+def forward_only(net, repeats: int = 5, side: int = 224) -> float:
+    """Images/s of the cached ONNX graph alone, batch 16 at ``side`` x ``side``."""
     from camloc.pipeline.backends import OnnxBackend
 
     backend = OnnxBackend(net)
-    x = np.random.default_rng(0).integers(0, 256, (16, 224, 224, 3), dtype=np.uint8)
+    x = np.random.default_rng(0).integers(0, 256, (16, side, side, 3), dtype=np.uint8)
     backend(x)
     times = []
     for _ in range(repeats):
@@ -157,33 +159,43 @@ def main() -> str:
 
     if not DATA.is_dir():
         return "## Inference pipeline\n\nskipped: ../shared/data/imagenet-samples is not there."
+    from camloc.localize import LOCALIZE_MODEL, LOCALIZE_SIDE
+
     machine = machine_line()
-    net = camloc.load_model()
+    net = camloc.load_model("efficientnet_lite0")
+    default_net = camloc.load_model(LOCALIZE_MODEL)
     photos = sorted(str(p) for p in DATA.iterdir())
     work = Path(tempfile.mkdtemp(prefix="camloc-bench-"))
+    lite0 = ["--model", "efficientnet_lite0"]
     try:
         fwd = [forward_only(net)]
         twice = photos + photos  # 1,000 inputs: the marginal rate stands clear of start-up noise
-        real_rate, _ = marginal(twice, 100, work)
+        real_rate, _ = marginal(twice, 100, work, lite0)
         fwd.append(forward_only(net))
         big = big_jpegs(photos, BIG, work)
-        big_rate, _ = marginal(big, 12, work)
+        big_rate, _ = marginal(big, 12, work, lite0)
         fwd.append(forward_only(net))
-        larger = ["--resize", "aspect:256"]  # the trade-off: the next larger aspect size
+        larger = [*lite0, "--resize", "aspect:256"]  # the trade-off: the next larger aspect size
         real_256, _ = marginal(twice, 100, work, larger)
         big_256, _ = marginal(big, 12, work, larger)
+        fwd_default = [forward_only(default_net, side=LOCALIZE_SIDE)]
+        real_default, _ = marginal(twice, 100, work)
+        fwd_default.append(forward_only(default_net, side=LOCALIZE_SIDE))
+        big_default, _ = marginal(big, 12, work)
+        fwd_default.append(forward_only(default_net, side=LOCALIZE_SIDE))
         e2e, fwd_same, eff = efficiency(net, photos)
         rss1k, rss20k = memory(work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    f = statistics.median(fwd)
+    f, fd = statistics.median(fwd), statistics.median(fwd_default)
     print(f"forward {fwd}, real {real_rate:.1f}, 12MP {big_rate:.1f}, e2e {e2e:.1f} / {fwd_same:.1f}, "
-          f"rss {rss1k:.0f} {rss20k:.0f}", flush=True)
+          f"default {fwd_default} {real_default:.1f} {big_default:.1f}, rss {rss1k:.0f} {rss20k:.0f}", flush=True)
     return "\n".join([
         "## Inference pipeline: whole command against the forward pass",
         "",
-        f"`camloc localize --no-figures` with its defaults (aspect 224, ONNX Runtime backend, decode threads) "
-        f"and the embedded EfficientNet-Lite0 ({machine}). Command: `.venv/bin/python -m benchmarks pipeline`.",
+        f"`camloc localize --no-figures --model efficientnet_lite0` (aspect 224, the net's own side; ONNX Runtime "
+        f"backend, decode threads), the embedded EfficientNet-Lite0 ({machine}). Command: "
+        "`.venv/bin/python -m benchmarks pipeline`.",
         "",
         "| measure | images/s | ratio to forward-only 224x224 |",
         "|---|---:|---:|",
@@ -198,8 +210,18 @@ def main() -> str:
         "",
         "| `--resize` | real photos | 96 JPEGs of 12 MP |",
         "|---|---:|---:|",
-        f"| aspect:224 (the default) | {real_rate / f:.2f} | {big_rate / f:.2f} |",
+        f"| aspect:224 (Lite0's own side) | {real_rate / f:.2f} | {big_rate / f:.2f} |",
         f"| aspect:256 | {real_256 / f:.2f} | {big_256 / f:.2f} |",
+        "",
+        f"`localize`'s defaults (no `--model`: EfficientNet-Lite1 at aspect {LOCALIZE_SIDE}, the section "
+        "\"localize's default\"), same run, against that net's own forward pass at "
+        f"{LOCALIZE_SIDE}x{LOCALIZE_SIDE} (median of 3: {', '.join(f'{v:.0f}' for v in fwd_default)} images/s):",
+        "",
+        "| measure | images/s | ratio to its forward-only | ratio to Lite0's forward-only 224x224 |",
+        "|---|---:|---:|---:|",
+        f"| whole command, the 500 real photos twice | {real_default:.1f} | {real_default / fd:.2f} | "
+        f"{real_default / f:.2f} |",
+        f"| whole command, {BIG} JPEGs of 12 MP | {big_default:.1f} | {big_default / fd:.2f} | {big_default / f:.2f} |",
         "",
         f"Pipeline efficiency (in-process, the 500 photos): {e2e:.1f} images/s end to end against {fwd_same:.1f} "
         f"for the forward pass alone on the same batches and input shapes: **{eff:.2f}**. The rest of the gap to "

@@ -21,7 +21,10 @@ def main(argv: list[str] | None = None) -> int:
 
     out = (argv or sys.argv[1:] or ["out"])[0]
     paths = demo_photo_paths()
-    print(f"camloc demo: {len(paths)} photos from scikit-image, model efficientnet_lite0 (ImageNet, embedded)")
+    from camloc.localize import LOCALIZE_MODEL, LOCALIZE_SIDE
+
+    print(f"camloc demo: {len(paths)} photos from scikit-image, localize's defaults: model {LOCALIZE_MODEL} "
+          f"(ImageNet, embedded) at shorter side {LOCALIZE_SIDE}")
     code = cli_main(["localize", *paths, "--topk", "5", "--out", out])
     print(f"\nOpen {os.path.join(out, 'figures')}/*_cam.png (top-1 map and box) and *_topk.png "
           f"(one panel per predicted class); records in {os.path.join(out, 'results.jsonl')}.")
