@@ -33,6 +33,7 @@ CANDIDATES = [
     ("efficientnet_lite0", 320, False),
     ("efficientnet_lite0_s16", 224, False),
     ("efficientnet_lite1", 240, False),
+    ("efficientnet_lite1", 256, False),  # what localize runs for --model efficientnet_lite1 (its side, to 32)
     ("efficientnet_lite1", 288, False),
     ("efficientnet_lite2", 260, False),
     ("efficientnet_lite1_s16", 240, False),
