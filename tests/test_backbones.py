@@ -80,10 +80,12 @@ def test_s16_variant_localizes_the_cat_photo(photo_dir):
     assert rec["error"] is None and rec["model"] == "efficientnet_lite0_s16"
     assert rec["predictions"][0]["class_index"] in CAT_CLASSES
     assert box_iou(rec["predictions"][0]["box"], CHELSEA_CAT) >= 0.7
-    with pytest.raises(ModelError, match="already dense"):
-        from camloc.models.lite import dense_last_stage
+    from camloc.models.lite import dense_last_stage
 
+    before = str(net.module)
+    with pytest.raises(ModelError, match="already dense"):
         dense_last_stage(net.module)
+    assert str(net.module) == before  # refused before anything changed
 
 
 def test_lite_weights_that_do_not_fit_are_one_line_errors(tmp_path):

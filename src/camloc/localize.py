@@ -27,8 +27,8 @@ BOX_CAP = 512  # boxes of larger images are found on a map of this longer side (
 DISPLAY = 1024  # the longer side of the image kept for figures
 
 
-# The net and shorter side of `camloc localize` and `camloc serve` when no --model (nor --probe or
-# --weights) is named: of every combination measured within twice the time per image of Lite0 at
+# The net and shorter side of `camloc localize`, `serve` and `calibrate` when no --model (nor
+# --probe or --weights) is named: of every combination measured within twice the time per image of Lite0 at
 # 224, the one no worse on any figure (BENCHMARKS.md, "localize's default").
 LOCALIZE_MODEL = "efficientnet_lite1"
 LOCALIZE_SIDE = 288

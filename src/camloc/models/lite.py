@@ -58,13 +58,13 @@ def dense_last_stage(module: Any) -> Any:
     from torch import nn
 
     blocks = list(module._blocks)
+    if any(tuple(b._depthwise_conv.dilation) != (1, 1) for b in blocks):  # checked before anything changes
+        raise ModelError(f"{type(module).__name__}: its last stage is already dense")
     strided = [i for i, b in enumerate(blocks) if tuple(b._depthwise_conv.stride) != (1, 1)]
     if not strided:
         raise ModelError(f"{type(module).__name__}: no strided block to make dense")
     for i, block in enumerate(blocks[strided[-1]:]):
         conv = block._depthwise_conv
-        if tuple(conv.dilation) != (1, 1):
-            raise ModelError(f"{type(module).__name__}: its last stage is already dense")
         dilation = 1 if i == 0 else 2
         conv.stride, conv.dilation = (1, 1), (dilation, dilation)
         pads = [dilation * (k - 1) // 2 for k in conv.kernel_size]
