@@ -42,17 +42,9 @@ CANDIDATES = [
 ]
 
 
-def _iou(a, b) -> float:
-    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]) + 1)
-    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]) + 1)
-    inter = ix * iy
-    area = lambda x: (x[2] - x[0] + 1) * (x[3] - x[1] + 1)  # noqa: E731
-    return inter / (area(a) + area(b) - inter)
-
-
 def localization(net, split, scale: int, flip: bool) -> dict:
     """Per photo: the true class's box IoU, whether the true class is top-1 / in the top 5."""
-    from camloc.boxes import box_grid, box_to_original, boxes_from_map
+    from camloc.boxes import best_iou, box_grid, box_to_original, boxes_from_map
     from camloc.localize import BOX_CAP
     from camloc.pipeline.run import Job
     from camloc.readings import DEFAULT_NORM
@@ -69,7 +61,7 @@ def localization(net, split, scale: int, flip: bool) -> dict:
         grid = box_grid(size, BOX_CAP)
         found = boxes_from_map(fused_maps(views, weight, np.array([s.label]), grid)[0], 0.2, norm=DEFAULT_NORM)
         box = box_to_original(found[0], grid, size) if found else None
-        ious.append(max(_iou(box, g) for g in s.boxes) if box else 0.0)
+        ious.append(best_iou(box, s.boxes))
         order = np.argsort(-fused_logits(views))
         top1.append(int(order[0]) == s.label)
         top5.append(s.label in order[:5].tolist())
