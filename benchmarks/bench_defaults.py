@@ -123,7 +123,7 @@ def main() -> str:
         f"candidate ({DEFAULT_NORM} reading, 0.2, largest component, the 512-px box grid), the true class's map, on "
         f"the {len(base['iou'])} real ILSVRC 2012 val photos of `../shared/data/ilsvrc-val-dev` (one photo = 5 points; "
         "a smoke set, nothing tuned on it). *mean IoU*: the true class's box against the photo's best-matching "
-        "box, averaged; *vs default*: its paired difference to the first row, with the standard error of that "
+        "box, averaged; *vs default*: its paired difference to the first row (Lite0 at 224, the previous default), with the standard error of that "
         f"difference. *cls*: top-1 on the {len(items)} real photos of `../shared/data/imagenet-samples`. *cost*: "
         "`localize`'s wall time per image (top-5, no figures) on 160 of those photos over the first row's, the "
         "fastest of two interleaved runs. `_s16`: the net's last stage made dense (CAMs at stride 16, the same "
