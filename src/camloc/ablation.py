@@ -142,7 +142,7 @@ def run_grid(net: CamNet, split: Split, scales: Sequence[int] = (256,), flips: S
     if n_read == 0:
         raise ValueError(f"no image of split {split.name or '?'} could be read; first: {skipped[0]}")
     paths = [s.path for s in samples]
-    wall = {g: _localize_ms(net, paths, g, shared, batch_size, workers) for g in groups}
+    wall = {g: localize_ms(net, paths, g, shared, batch_size, workers) for g in groups}
     rows = []
     for k in combos:
         lm, a, b = loc[k].compute(), v1[k].compute(), v2[k].compute()
@@ -159,8 +159,8 @@ def run_grid(net: CamNet, split: Split, scales: Sequence[int] = (256,), flips: S
     return rows, skipped
 
 
-def _localize_ms(net: CamNet, paths: list[str], group: tuple[tuple[int, ...], bool], backend: Any,
-                 batch_size: int, workers: int | None) -> float:
+def localize_ms(net: CamNet, paths: list[str], group: tuple[tuple[int, ...], bool], backend: Any,
+                batch_size: int, workers: int | None) -> float:
     """Wall milliseconds per image of :func:`camloc.localize.iter_localize` with the views of
     ``group`` (one scale without flip: the plain pipeline, as ``localize`` runs it)."""
     from camloc.localize import iter_localize
