@@ -2,6 +2,7 @@
 
     python -m benchmarks            # all of them
     python -m benchmarks cam        # only benchmarks/bench_cam.py
+    python -m benchmarks --quick    # every code path on a few inputs, in seconds; writes nothing
 
 Each section is kept between ``<!-- bench:NAME -->`` markers, so a run replaces its own figures
 and leaves the rest of the file alone.
@@ -16,6 +17,7 @@ import sys
 from pathlib import Path
 
 import benchmarks
+from benchmarks.timing import QUICK_ENV
 from camloc.io import atomic_write_text
 
 DOC = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
@@ -30,20 +32,33 @@ def update_section(text: str, name: str, body: str) -> str:
     return text.rstrip() + "\n\n" + block + "\n"
 
 
+def names() -> list[str]:
+    """Every benchmark: the modules ``benchmarks/bench_NAME.py``."""
+    return sorted(i.name[len("bench_"):] for i in pkgutil.iter_modules(benchmarks.__path__) if i.name.startswith("bench_"))
+
+
 def main(argv: list[str]) -> int:
-    names = sorted(i.name[len("bench_"):] for i in pkgutil.iter_modules(benchmarks.__path__) if i.name.startswith("bench_"))
-    chosen = argv or names
-    unknown = [n for n in chosen if n not in names]
+    import os
+
+    quick = "--quick" in argv
+    argv = [a for a in argv if a != "--quick"]
+    if quick:
+        os.environ[QUICK_ENV] = "1"
+    known = names()
+    chosen = argv or known
+    unknown = [n for n in chosen if n not in known]
     if unknown:
-        print(f"benchmarks: unknown {', '.join(unknown)} (known: {', '.join(names)})", file=sys.stderr)
+        print(f"benchmarks: unknown {', '.join(unknown)} (known: {', '.join(known)})", file=sys.stderr)
         return 2
     for name in chosen:
         print(f"== benchmark {name}", flush=True)
         section = importlib.import_module(f"benchmarks.bench_{name}").main()
         print(section, flush=True)
+        if quick:
+            continue
         text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
         atomic_write_text(DOC, update_section(text, name, section))
-    print(f"figures written to {DOC}")
+    print("quick run: BENCHMARKS.md left as it was" if quick else f"figures written to {DOC}")
     return 0
 
 

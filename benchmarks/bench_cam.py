@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from benchmarks.timing import interleaved, machine_line
+from benchmarks.timing import interleaved, machine_line, pick
 
 BATCH, SIZE, TOPK = 16, 224, 5
 BLOCKS = 3
@@ -51,11 +51,12 @@ def _hooked_two_step(net, x):
 
 
 def main() -> str:
+    batch, n_blocks = pick(BATCH, 2), pick(BLOCKS, 1)
     import camloc
 
     torch.manual_seed(0)
     net = camloc.load_model()
-    x = torch.randn(BATCH, 3, SIZE, SIZE)
+    x = torch.randn(batch, 3, SIZE, SIZE)
 
     def plain():
         with torch.no_grad():
@@ -65,7 +66,7 @@ def main() -> str:
         out = camloc.cam(net, x, topk=TOPK)
         _boxes_for(net, out)
 
-    assert _boxes_for(net, camloc.cam(net, x, topk=TOPK)) == BATCH * TOPK
+    assert _boxes_for(net, camloc.cam(net, x, topk=TOPK)) == batch * TOPK
     machine = machine_line()
     fixed = camloc.cam(net, x, topk=TOPK)
 
@@ -82,7 +83,7 @@ def main() -> str:
            "extra": extra_alone}
     # Three blocks of interleaved repetitions: on a shared machine the ratio moves by a few points
     # from one block to the next, so the figure is the median block and the spread is shown.
-    blocks = [interleaved(fns, repeats=11, warmup=2 if i == 0 else 0) for i in range(BLOCKS)]
+    blocks = [interleaved(fns, repeats=11, warmup=2 if i == 0 else 0) for i in range(n_blocks)]
     ratios = sorted((b["camloc"].wall / b["plain"].wall, i) for i, b in enumerate(blocks))
     t = blocks[ratios[len(ratios) // 2][1]]
     spread = ", ".join(f"{(r - 1) * 100:+.1f} %" for r, _ in ratios)
@@ -99,8 +100,8 @@ def main() -> str:
     return "\n".join([
         "## CAM overhead on the forward pass",
         "",
-        f"EfficientNet-Lite0, batch {BATCH} at {SIZE}x{SIZE}, top-{TOPK} maps and their boxes, CPU ({machine}); "
-        f"medians of 11 interleaved repetitions, the median of {BLOCKS} such blocks. Command: `make bench` "
+        f"EfficientNet-Lite0, batch {batch} at {SIZE}x{SIZE}, top-{TOPK} maps and their boxes, CPU ({machine}); "
+        f"medians of 11 interleaved repetitions, the median of {n_blocks} such blocks. Command: `make bench` "
         "(or `.venv/bin/python -m benchmarks cam`).",
         "",
         "| pipeline | wall ms / batch | wall vs plain | CPU ms / batch | CPU vs plain |",
@@ -112,7 +113,7 @@ def main() -> str:
         "",
         f"Goal: at most +3 %. Measured: the added work alone costs {extra_wall:.1f} % of the plain forward "
         f"({extra_cpu:.1f} % in CPU time); end to end, {over_wall:+.1f} % in wall time and {over_cpu:+.1f} % in "
-        f"process CPU time (the {BLOCKS} blocks, wall: {spread}). The end-to-end figure is the difference of two "
+        f"process CPU time (the {n_blocks} blocks, wall: {spread}). The end-to-end figure is the difference of two "
         "large times and moves by several points between blocks on this shared machine; the added work timed "
         "by itself is the steadier measure.",
     ])

@@ -14,13 +14,15 @@ FIGURE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
 
 
 def main(argv: list[str] | None = None) -> str:
+    from benchmarks.timing import quick, scratch
     from camloc.experiments.common import drive
     from camloc.experiments.scenes import PHOTOS
 
     if not os.path.exists(os.path.join(PHOTOS, "labels.csv")):
         return "## Concept localization in weakly labeled images\n\nskipped: ../shared/data/imagenet-samples is not there.\n"
     with tempfile.TemporaryDirectory(prefix="camloc-bench-concepts-") as out:
-        report = drive("concepts", out, progress="--progress" in (argv or []), figure=FIGURE)
+        report = drive("concepts", out, progress="--progress" in (argv or []), figure=str(scratch(FIGURE)),
+                       quick=quick())
     return report + "\n![Concept localization in weakly labeled images](docs/concepts_examples.png)\n"
 
 

@@ -90,7 +90,7 @@ def ms_per_image(net, paths, scale: int, flip: bool) -> float:
 def main() -> str:
     import camloc
     from benchmarks.bench_geometry import samples
-    from benchmarks.timing import machine_line
+    from benchmarks.timing import machine_line, pick
     from camloc.data.wsol import read_wsol
     from camloc.readings import DEFAULT_NORM
 
@@ -98,17 +98,19 @@ def main() -> str:
         return "## localize's default: net, scale, map stride\n\nskipped: ../shared/data is not there."
     split = read_wsol(DEV / "metadata", DEV / "images")
     items = samples(SHARED / "imagenet-samples")
-    nets = {m: camloc.load_model(m) for m in dict.fromkeys(c[0] for c in CANDIDATES)}
+    candidates = pick(CANDIDATES, CANDIDATES[:2])
+    split.samples, items = split.samples[: pick(len(split.samples), 3)], items[: pick(len(items), 4)]
+    nets = {m: camloc.load_model(m) for m in dict.fromkeys(c[0] for c in candidates)}
     rows = []
-    for model, scale, flip in CANDIDATES:
+    for model, scale, flip in candidates:
         loc = localization(nets[model], split, scale, flip)
         cls = classification(nets[model], items, scale, flip)
         rows.append({"model": model, "scale": scale, "flip": flip, "cls": cls, **loc})
         print(model, scale, flip, f"GT-known {loc['iou'].__ge__(0.5).mean():.2f} cls {cls:.1f}", flush=True)
-    paths = [p for p, _ in items[:160]]
+    paths = [p for p, _ in items[:pick(160, 4)]]
     for r in rows:  # warm: each net's graph exported and cached before timing
         ms_per_image(nets[r["model"]], paths[:8], r["scale"], r["flip"])
-    for _ in range(2):
+    for _ in range(pick(2, 1)):
         for r in rows:
             r.setdefault("ms", []).append(ms_per_image(nets[r["model"]], paths, r["scale"], r["flip"]))
     base = rows[0]

@@ -96,7 +96,7 @@ def big_jpegs(sources: list[str], n: int, work: Path) -> list[str]:
 def efficiency(net, paths: list[str]) -> tuple[float, float, float]:
     """(end-to-end images/s in-process, forward-only images/s on the same batches, ratio)."""
     from camloc.localize import default_resize, iter_localize
-    from camloc.pipeline.decode import decode
+    from camloc.pixels.decode import decode
     from camloc.pipeline.run import Pipeline
 
     resize = default_resize(net)

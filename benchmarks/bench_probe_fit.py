@@ -138,7 +138,11 @@ def main(grid=GRID, path_cell=PATH_CELL) -> str:
     import camloc
     import torch
 
-    from benchmarks.timing import machine_line
+    from benchmarks.timing import machine_line, quick
+
+    global BASELINE_CAP_S
+    if quick():  # a smoke run of the code paths, seconds
+        grid, path_cell, BASELINE_CAP_S = [(3, 300)], (3, 300), 5.0
 
     torch.set_num_threads(1)
     machine = machine_line()
@@ -188,8 +192,6 @@ if __name__ == "__main__":
     import os
 
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    if sys.argv[1:] == ["--quick"]:  # a smoke run of the code paths, seconds
-        BASELINE_CAP_S = 5.0
-        print(main(grid=[(3, 300)], path_cell=(3, 300)))
-    else:
-        print(main())
+    if sys.argv[1:] == ["--quick"]:
+        os.environ["CAMLOC_BENCH_QUICK"] = "1"
+    print(main())

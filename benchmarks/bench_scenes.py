@@ -14,13 +14,15 @@ FIGURE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
 
 
 def main(argv: list[str] | None = None) -> str:
+    from benchmarks.timing import quick, scratch
     from camloc.experiments.common import drive
     from camloc.experiments.scenes import PHOTOS
 
     if not os.path.exists(os.path.join(PHOTOS, "labels.csv")):
         return "## Informative objects in scenes\n\nskipped: ../shared/data/imagenet-samples is not there.\n"
     with tempfile.TemporaryDirectory(prefix="camloc-bench-scenes-") as out:
-        report = drive("scenes", out, progress="--progress" in (argv or []), figure=FIGURE)
+        report = drive("scenes", out, progress="--progress" in (argv or []), figure=str(scratch(FIGURE)),
+                       quick=quick())
     return report + "\n![Informative objects in scenes](docs/scenes_discover.png)\n"
 
 

@@ -124,7 +124,7 @@ def examples_figure(res: dict[str, Any], path: str, n: int = 8) -> None:
     threshold (red) and the map's maximum (white cross); the first ``n`` test images with a word
     (drawn by :func:`camloc.viz.grids.word_examples`)."""
     from camloc.readings import normalize_map, upsample
-    from camloc.data.images import load_image
+    from camloc.pixels.decode import load_image
     from camloc.experiments.textloc_score import text_maps
     from camloc.viz.grids import word_examples
 
@@ -145,8 +145,12 @@ def examples_figure(res: dict[str, Any], path: str, n: int = 8) -> None:
 
 def main(figure: str | None = None) -> str:
     """Run the benchmark in a temporary folder -> Markdown section (and the figure if asked)."""
+    from benchmarks.timing import quick, scratch
+
+    if quick():  # the code paths on a few small images, the figure drawn to a temporary file
+        figure = str(scratch(figure or "textloc_examples.png"))
     with tempfile.TemporaryDirectory(prefix="camloc-textloc-") as tmp:
-        res = run(root=tmp)
+        res = run(root=tmp, **({"n_train": 24, "n_test": 8, "size": 224} if quick() else {}))
         if figure:
             examples_figure(res, figure)
         return markdown(res)

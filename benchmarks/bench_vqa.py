@@ -14,13 +14,15 @@ FIGURE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
 
 
 def main(argv: list[str] | None = None) -> str:
+    from benchmarks.timing import quick, scratch
     from camloc.experiments.common import drive
     from camloc.experiments.scenes import PHOTOS
 
     if not os.path.exists(os.path.join(PHOTOS, "labels.csv")):
         return "## Interpreting VQA\n\nskipped: ../shared/data/imagenet-samples is not there.\n"
     with tempfile.TemporaryDirectory(prefix="camloc-bench-vqa-") as out:
-        report = drive("vqa", out, progress="--progress" in (argv or []), figure=FIGURE)
+        report = drive("vqa", out, progress="--progress" in (argv or []), figure=str(scratch(FIGURE)),
+                       quick=quick())
     return report + "\n![Interpreting VQA](docs/vqa_examples.png)\n"
 
 

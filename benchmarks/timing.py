@@ -10,6 +10,37 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
+QUICK_ENV = "CAMLOC_BENCH_QUICK"
+
+
+def quick() -> bool:
+    """Whether this is a ``--quick`` run: every code path once, on a few inputs, in seconds.
+
+    ``python -m benchmarks --quick`` sets it (and writes nothing to BENCHMARKS.md); the test suite
+    runs every benchmark so, so that a moved name breaks a test, not a release.
+    """
+    import os
+
+    return os.environ.get(QUICK_ENV) == "1"
+
+
+def pick(full: T, small: T) -> T:
+    """``full`` in a real run, ``small`` in a ``--quick`` one."""
+    return small if quick() else full
+
+
+def scratch(path):
+    """Where a figure goes: ``path`` in a real run, a temporary file of the same name when quick
+    (a quick run never overwrites the documented figures)."""
+    import os
+    import tempfile
+
+    if not quick():
+        return path
+    return type(path)(os.path.join(tempfile.mkdtemp(prefix="camloc-bench-quick-"), os.path.basename(str(path))))
 
 
 @dataclass
@@ -19,7 +50,10 @@ class Timing:
 
 
 def interleaved(fns: dict[str, Callable[[], object]], repeats: int = 15, warmup: int = 3) -> dict[str, Timing]:
-    """Median time per call of each function, calls interleaved so machine noise hits all alike."""
+    """Median time per call of each function, calls interleaved so machine noise hits all alike
+    (once each, without warm-up, in a ``--quick`` run)."""
+    if quick():
+        repeats, warmup = 1, 0
     for _ in range(warmup):
         for fn in fns.values():
             fn()

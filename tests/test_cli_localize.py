@@ -65,7 +65,7 @@ def test_all_good_exit_zero_and_summary(tmp_path, photo_dir, capsys):
 
 def test_default_localizer_is_lite1_at_288_and_a_named_net_keeps_its_own_side(tmp_path, photo_dir, capsys):
     from camloc.localize import localizer
-    from camloc.pipeline.geometry import Resize
+    from camloc.pixels.geometry import Resize
 
     assert localizer(None) == ("efficientnet_lite1", Resize("aspect", 288))
     assert localizer("efficientnet_lite0") == ("efficientnet_lite0", None)  # the named net's own side

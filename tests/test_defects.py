@@ -333,8 +333,8 @@ def test_complex_arrays_are_refused_not_cast(recwarn):
     import numpy as np
 
     from camloc.errors import ImageError
-    from camloc.pipeline.decode import decode
-    from camloc.pipeline.geometry import Resize
+    from camloc.pixels.decode import decode
+    from camloc.pixels.geometry import Resize
 
     import pytest
 

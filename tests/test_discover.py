@@ -43,7 +43,7 @@ def scene(obj: np.ndarray | None, rng: np.random.Generator, side: int = 224) -> 
 def made(tmp_path_factory):
     """The image folder with its probe file, and the embedded backbone (no probe attached)."""
     import camloc
-    from camloc.pipeline.geometry import Resize
+    from camloc.pixels.geometry import Resize
     from camloc.pipeline.run import Pipeline
     from camloc.probe.files import save_probe
     from camloc.probe import Probe
@@ -125,7 +125,7 @@ def test_json_validates_and_the_figure_has_a_row_per_pattern(ran):
 
 def test_most_predicted_classes_without_a_probe(made):
     from camloc.discover import discover
-    from camloc.pipeline.geometry import Resize
+    from camloc.pixels.geometry import Resize
 
     root, net = made
     paths = sorted(str(p) for p in (root / "images").iterdir() if "broken" not in p.name)

@@ -203,7 +203,7 @@ def test_positive_reading_through_the_harness(fixture):
 def test_geometry_and_backend_options(fixture, capsys):
     """The harness in the aspect geometry and on both backends: the colour maps are the objects
     whatever the resize, ONNX Runtime gives PyTorch's numbers, and metrics say the geometry."""
-    from camloc.pipeline.geometry import Resize
+    from camloc.pixels.geometry import Resize
 
     net = colour_net()
     on_torch = evaluate(net, fixture.split, EvalOptions(topk=2, backend="torch", progress=False)).metrics

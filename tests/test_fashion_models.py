@@ -60,7 +60,9 @@ def test_bf16_training_autocast_leaves_eval_in_float32():
 
 def test_checkpoint_round_trip(tmp_path):
     torch.manual_seed(0)
-    net = camloc.load_model("fashion_gmp", widths=(4, 8, 8), head_channels=6)
+    from camloc.data.fashion_mnist import CLASSES
+
+    net = camloc.load_model("fashion_gmp", widths=(4, 8, 8), head_channels=6, class_names=CLASSES)
     save_checkpoint(net, tmp_path / "n.pt")
     again = camloc.load_model(tmp_path / "n.pt")
     x = torch.randn(2, 3, 64, 64)

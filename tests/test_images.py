@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from camloc.pipeline.decode import load_image
+from camloc.pixels.decode import load_image
 from camloc.errors import ImageError
 
 
@@ -120,7 +120,7 @@ def test_float_tiff_without_a_finite_value_is_a_one_line_error(tmp_path, capfd):
 
 
 def test_libtiff_messages_go_into_the_one_line_error_not_stderr(tmp_path, capfd):
-    from camloc.data import images
+    from camloc.pixels import formats as images
 
     images._install_tiff_handler()
     if not images._tiff_handler:

@@ -130,3 +130,32 @@ def test_no_import_cycle() -> None:
     assert len(graph) > 50, f"only {len(graph)} camloc modules found under {SRC}"
     found = cycles(graph)
     assert found == [], f"import cycles among camloc's modules: {found}"
+
+
+def folder_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The module graph seen by floor: each module stands for its top-level folder under camloc
+    (``camloc.pipeline.run`` -> ``camloc.pipeline``; a top-level module stands for itself). The
+    package ``camloc`` itself (the public API, lazy re-exports) is left out."""
+    def floor(name: str) -> str:
+        return ".".join(name.split(".")[:2])
+
+    out: dict[str, set[str]] = {}
+    for name, edges in graph.items():
+        if name == PACKAGE:
+            continue
+        out.setdefault(floor(name), set()).update(floor(e) for e in edges if e != PACKAGE and floor(e) != floor(name))
+    return out
+
+
+def test_folder_graph_on_a_written_out_graph() -> None:
+    graph = {"camloc": {"camloc.a.x"}, "camloc.a.x": {"camloc.b.y", "camloc.a.z"}, "camloc.a.z": set(),
+             "camloc.b.y": {"camloc.a.z"}, "camloc.c": {"camloc"}}
+    assert folder_graph(graph) == {"camloc.a": {"camloc.b"}, "camloc.b": {"camloc.a"}, "camloc.c": set()}
+    assert cycles(folder_graph(graph)) == [["camloc.a", "camloc.b"]]
+
+
+def test_no_import_cycle_between_folders() -> None:
+    """Floors only go down: no two folders (or top-level modules) import each other, directly or
+    through others (e.g. ``pipeline`` -> ``data`` -> ``pipeline``)."""
+    found = cycles(folder_graph(import_graph()))
+    assert found == [], f"import cycles among camloc's folders: {found}"

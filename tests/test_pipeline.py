@@ -25,7 +25,7 @@ from camloc.models.heads import Head
 from camloc.models.net import CamNet, Preprocessing
 from camloc.pipeline import Job, Pipeline, Resize, iter_paths, parse_resize
 from camloc.pipeline.backends import cached_graph, graph_key
-from camloc.pipeline.decode import decode
+from camloc.pixels.decode import decode
 from camloc.pipeline.records import JsonlWriter
 
 # --------------------------------------------------------------------------- geometry

@@ -164,7 +164,7 @@ def localize_ms(net: CamNet, paths: list[str], group: tuple[tuple[int, ...], boo
     """Wall milliseconds per image of :func:`camloc.localize.iter_localize` with the views of
     ``group`` (one scale without flip: the plain pipeline, as ``localize`` runs it)."""
     from camloc.localize import iter_localize
-    from camloc.pipeline.geometry import Resize
+    from camloc.pixels.geometry import Resize
 
     scales, flip = group
     one = len(scales) == 1 and not flip

@@ -9,6 +9,7 @@ import sys
 import traceback
 
 import camloc.commands as commands
+from camloc.errors import one_line
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         if args.debug:
             traceback.print_exc()
-        print(f"camloc {args.command}: error: {' '.join(str(err).split())}", file=sys.stderr)
+        print(f"camloc {args.command}: error: {one_line(err)}", file=sys.stderr)
         return 1
 
 if __name__ == "__main__":

@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from camloc.pipeline.geometry import Resize
+from camloc.errors import one_line
+from camloc.pixels.geometry import Resize
 
 THRESHOLD = 0.5  # the box rule's threshold for regions: tighter than the paper's 0.2 (BENCHMARKS.md, scenes)
 K_RANGE = (2, 5)  # the K tried by silhouette when --patterns is not given
@@ -117,15 +118,15 @@ def _decode_crop(source: Any, resize: Resize, net_shape: tuple[int, int], displa
     try:
         img = open_image(src, name)
     except Exception as err:  # noqa: BLE001 - the decoder's one-line reason
-        return f"{name}: {' '.join(str(err).split())}"
+        return f"{name}: {one_line(err)}"
     crop = img.crop((box[0], box[1], box[2] + 1, box[3] + 1))
     return decode_or_error(crop, resize, net_shape, display, name, False)
 
 
 def open_image(source: Any, name: str):
     """A path, PIL image or array -> the RGB PIL image (EXIF orientation applied)."""
-    from camloc.pipeline.decode import load_image
-    from camloc.pipeline.decode import _image_of
+    from camloc.pixels.decode import load_image
+    from camloc.pixels.decode import _image_of
 
     if isinstance(source, (str, os.PathLike)):
         return load_image(source)

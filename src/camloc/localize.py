@@ -18,7 +18,7 @@ from PIL import Image
 
 from camloc.boxes import box_grid, boxes_from_raw
 from camloc.models.net import CamNet
-from camloc.pipeline.geometry import Resize
+from camloc.pixels.geometry import Resize
 from camloc.readings import DEFAULT_NORM, check_norm, map_status, normalize_map, upsample
 
 ImageInput = str | os.PathLike | Image.Image | np.ndarray

@@ -1,7 +1,7 @@
 """Test-time augmentation of CAM maps: horizontal flip and several scales, fused on the image.
 
 Each *view* is the aspect geometry at shorter side ``S``
-(:class:`~camloc.pipeline.geometry.Resize`), on the image or on its mirror, whose features come
+(:class:`~camloc.pixels.geometry.Resize`), on the image or on its mirror, whose features come
 back mirrored so they lie on the original image. Each scale is one pass of the inference
 pipeline over the same inputs; with flip, each batch and its mirror go through one forward pass
 (:class:`Paired`). The scales run side by side, each one chunk ahead, so memory holds a few
@@ -25,7 +25,7 @@ import numpy as np
 
 from camloc.cam import class_maps, positive_weights
 from camloc.models.net import CamNet
-from camloc.pipeline.geometry import Resize
+from camloc.pixels.geometry import Resize
 
 
 @dataclass(frozen=True)

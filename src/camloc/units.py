@@ -104,7 +104,7 @@ def _results(net: CamNet, inputs: Iterable[str | os.PathLike], keep: str, batch_
     """The pipeline's results (with ``keep``: ``"pooled"`` or ``"features"``) for the readable
     ``inputs`` (a list or a stream), squashed to the net's input, one forward pass per batch;
     unreadable images are listed in ``skipped`` (one line each) and left out."""
-    from camloc.pipeline.geometry import Resize
+    from camloc.pixels.geometry import Resize
     from camloc.pipeline.run import Pipeline
 
     pipe = Pipeline(net, resize=Resize("squash"), backend=backend, topk=0, batch_size=max(1, int(batch_size)),

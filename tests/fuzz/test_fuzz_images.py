@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import camloc
-from camloc.pipeline.geometry import parse_resize
+from camloc.pixels.geometry import parse_resize
 from _harness import fuzz_settings, record_problem, run_case, tiny_net
 
 pytestmark = pytest.mark.fuzz

@@ -62,7 +62,7 @@ def add_pipeline_arguments(p: argparse.ArgumentParser, resize_help: str) -> None
 
 def check_pipeline_options(args: argparse.Namespace) -> None:
     """One-line errors for ``--workers`` and ``--resize`` (torch-free)."""
-    from camloc.pipeline.geometry import parse_resize
+    from camloc.pixels.geometry import parse_resize
 
     if args.workers is not None and args.workers < 0:
         raise ValueError(f"--workers must be 0 or more, got {args.workers}")

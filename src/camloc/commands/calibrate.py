@@ -55,7 +55,7 @@ def _norms(text: str | None) -> tuple[str, ...]:
 
 
 def _views(args: argparse.Namespace, default_scale: int) -> tuple[tuple[int, ...], bool]:
-    from camloc.pipeline.geometry import parse_resize
+    from camloc.pixels.geometry import parse_resize
     from camloc.tta import parse_tta
 
     if args.tta is not None and args.resize is not None:

@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     from camloc.discover import discover, parse_classes
     from camloc.io import atomic_write_json
     from camloc.pipeline.distributed import local_device
-    from camloc.pipeline.geometry import parse_resize
+    from camloc.pixels.geometry import parse_resize
     from camloc.pipeline.inputs import iter_paths
     from camloc.viz import printable
     from camloc.viz.grids import class_figure

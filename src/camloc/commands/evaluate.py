@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     from camloc.data import open_dataset
     from camloc.evaluate import EvalOptions, evaluate
     from camloc.pipeline.distributed import init_distributed, local_device
-    from camloc.pipeline.geometry import Resize, parse_resize
+    from camloc.pixels.geometry import Resize, parse_resize
     from camloc.report import markdown_table, write_report
 
     rank, world = init_distributed()

@@ -108,7 +108,7 @@ def _localize(args: argparse.Namespace, rank: int, world: int, device: str) -> i
     from camloc.commands._common import load_net
     from camloc.localize import default_resize, iter_localize, localizer
     from camloc.methods import get_method
-    from camloc.pipeline.geometry import parse_resize
+    from camloc.pixels.geometry import parse_resize
     from camloc.pipeline.inputs import iter_paths
     from camloc.pipeline.records import JsonlWriter
     from camloc.pipeline.run import as_jobs, shard

@@ -9,6 +9,8 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from camloc.errors import one_line
+
 NAME = "probe"
 HELP = "fit a linear classifier on a frozen backbone's GAP features, so that its CAMs localize a new task"
 
@@ -83,7 +85,7 @@ def one_line_warnings(prog: str) -> Iterator[None]:
     """Within the block, warnings print as ``<prog>: warning: <one line>`` on stderr."""
 
     def show(message, category, filename, lineno, file=None, line=None) -> None:
-        print(f"{prog}: warning: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
+        print(f"{prog}: warning: {one_line(message)}", file=sys.stderr, flush=True)
 
     with warnings.catch_warnings():
         warnings.showwarning = show

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import os
 
-from camloc.errors import DataError
+from camloc.errors import DataError, one_line
 
 
 def where(path: str | os.PathLike, line: int | None = None) -> str:
@@ -33,7 +33,7 @@ def read_lines(path: str | os.PathLike) -> list[tuple[int, str]]:
     except IsADirectoryError:
         raise DataError(f"{name}: is a folder, not a file") from None
     except OSError as err:
-        raise DataError(f"{name}: cannot read ({' '.join(str(err).split())})") from None
+        raise DataError(f"{name}: cannot read ({one_line(err)})") from None
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:

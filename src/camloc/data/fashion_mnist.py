@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from camloc.errors import IdxError
+from camloc.errors import IdxError, one_line
 
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 """Where Debian's ``dataset-fashion-mnist`` package installs the IDX files."""
@@ -40,7 +40,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     except FileNotFoundError:
         raise IdxError(f"{name}: no such file") from None
     except (OSError, EOFError) as err:
-        raise IdxError(f"{name}: cannot read ({' '.join(str(err).split())})") from None
+        raise IdxError(f"{name}: cannot read ({one_line(err)})") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
         raise IdxError(f"{name}: not an IDX file (bad magic bytes)")
     code, ndim = raw[2], raw[3]

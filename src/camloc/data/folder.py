@@ -1,7 +1,7 @@
 """An image folder: one subfolder per class, no boxes.
 
 ``root/<class>/**/<image>`` with image suffixes (``.jpg``, ``.png``, ...; see
-:data:`camloc.data.images.IMAGE_SUFFIXES`, case-insensitive). Classes are the subfolder
+:data:`camloc.pixels.formats.IMAGE_SUFFIXES`, case-insensitive). Classes are the subfolder
 names in sorted order (label = position), images are listed recursively in sorted path
 order, hidden files and folders (a leading ``.``) are left out. ``Sample.image_id`` is the
 path relative to ``root`` with ``/`` separators; boxes are empty and sizes ``None``.
@@ -13,7 +13,7 @@ import os
 
 from camloc.data.base import Sample, Split
 from camloc.errors import DataError
-from camloc.data.images import IMAGE_SUFFIXES
+from camloc.pixels.formats import IMAGE_SUFFIXES
 
 __all__ = ["class_folders", "read_folder"]
 

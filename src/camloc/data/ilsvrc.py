@@ -43,8 +43,8 @@ from tqdm import tqdm
 
 from camloc.data._lines import Problems, box_problem, parse_int, read_lines, read_rows, where
 from camloc.data.base import Sample, Split
-from camloc.errors import DataError
-from camloc.data.images import IMAGE_SUFFIXES
+from camloc.errors import DataError, one_line
+from camloc.pixels.formats import IMAGE_SUFFIXES
 
 __all__ = ["find_ilsvrc_images", "read_ilsvrc", "read_val_solution", "read_voc_xml"]
 
@@ -114,7 +114,7 @@ def read_voc_xml(path: str | os.PathLike) -> tuple[tuple[int, int] | None, Objec
     except ET.ParseError as err:
         raise DataError(f"{name}:{err.position[0]}: not well-formed XML") from None
     except OSError as err:
-        raise DataError(f"{name}: cannot read ({' '.join(str(err).split())})") from None
+        raise DataError(f"{name}: cannot read ({one_line(err)})") from None
     top = tree.getroot()
     if top.tag != "annotation":
         raise DataError(f"{name}: root element is <{top.tag}>, expected <annotation>")

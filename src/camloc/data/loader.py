@@ -27,7 +27,7 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from camloc.data.base import Split
-from camloc.pipeline.decode import load_image
+from camloc.pixels.decode import load_image
 from camloc.errors import ImageError
 from camloc.models.net import Preprocessing
 
@@ -63,8 +63,8 @@ class _Squash:
         self.size = tuple(size)
 
     def __call__(self, img: Image.Image) -> Tensor:
-        from camloc.pipeline.decode import decode
-        from camloc.pipeline.geometry import Resize
+        from camloc.pixels.decode import decode
+        from camloc.pixels.geometry import Resize
 
         pixels = decode(img, Resize("squash"), self.size, draft=False).pixels
         return torch.from_numpy(pixels if pixels.flags.writeable else pixels.copy()).permute(2, 0, 1)

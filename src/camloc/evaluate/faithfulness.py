@@ -20,7 +20,7 @@ def faithfulness_add(net: CamNet, opt: EvalOptions, ev: FaithfulnessEvaluator,
                       raw: np.ndarray, skipped: list[str]) -> None:
     """Decode ``s`` again as the pipeline did (same geometry, so the same network input) and queue
     it with its true class's map; a full batch of one input shape is scored at once."""
-    from camloc.pipeline.decode import decode
+    from camloc.pixels.decode import decode
 
     try:
         pixels = decode(s.path, opt.resize, tuple(net.preprocessing.shape), 0, str(s.path), True).pixels

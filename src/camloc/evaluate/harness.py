@@ -10,7 +10,7 @@ import numpy as np
 
 from camloc.readings import check_norm, upsample
 from camloc.data.base import Split
-from camloc.pipeline.decode import load_image
+from camloc.pixels.decode import load_image
 from camloc.evaluate.faithfulness import faithfulness_add, faithfulness_flush
 from camloc.evaluate.inputs import pipeline_scored, ten_crop_scored
 from camloc.evaluate.options import EvalOptions, EvalResult

@@ -16,7 +16,7 @@ from camloc.cam import class_maps
 
 from camloc.readings import upsample
 from camloc.data.base import Sample, Split
-from camloc.pipeline.decode import load_image
+from camloc.pixels.decode import load_image
 from camloc.errors import ImageError
 from camloc.evaluate.options import EvalOptions
 from camloc.extract import extract

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from camloc.pipeline.geometry import Resize
+from camloc.pixels.geometry import Resize
 
 
 @dataclass

@@ -100,7 +100,7 @@ def run(root: str, n_train: int = N_TRAIN, n_test: int = N_TEST, size: int = SIZ
     from camloc.data.base import Sample, Split
     from camloc.experiments.scenes import area, inside, load_backbone, random_box_hits
     from camloc.localize import predictions_for
-    from camloc.pipeline.geometry import Resize
+    from camloc.pixels.geometry import Resize
     from camloc.pipeline.run import Job, Pipeline
     from camloc.probe import Probe, attach_probe, fit_probe
 

@@ -55,7 +55,7 @@ def to_input(gray: torch.Tensor, net: CamNet) -> torch.Tensor:
 
 def read_images(folder: str | os.PathLike) -> Images:
     """Read a generated split back from disk (``read_wsol`` + ``load_image``)."""
-    from camloc.pipeline.decode import load_image
+    from camloc.pixels.decode import load_image
     from camloc.data.wsol import read_wsol
 
     split = read_wsol(folder)

@@ -72,7 +72,9 @@ def category_photos(root: str = PHOTOS, categories: Mapping[str, Sequence[tuple[
 
 def object_crop(path: str, side: int) -> np.ndarray:
     """The photo's central square (0.8 of its short side), resized to ``side``."""
-    img = Image.open(path).convert("RGB")
+    from camloc.pixels.decode import load_image
+
+    img = load_image(path)
     s = int(min(img.size) * 0.8)
     left, top = (img.width - s) // 2, (img.height - s) // 2
     return np.asarray(img.crop((left, top, left + s, top + s)).resize((side, side), Image.BILINEAR))
@@ -195,7 +197,7 @@ def run(root: str, n_train: int = N_TRAIN, n_test: int = N_TEST, size: int = SIZ
     from camloc.boxes import box_iou
     from camloc.readings import upsample
     from camloc.localize import predictions_for
-    from camloc.pipeline.geometry import Resize
+    from camloc.pixels.geometry import Resize
     from camloc.pipeline.run import Job, Pipeline
     from camloc.probe import attach_probe, fit_probe
 
@@ -247,7 +249,7 @@ def discover_scenes(net, probe, test, objects, threshold: float, head_names, see
     """``camloc discover``'s steps on each class's test images: its patterns, each with the
     majority category (by ground truth) of its regions."""
     from camloc.discover import cluster_class, embed_regions, find_regions
-    from camloc.pipeline.geometry import Resize
+    from camloc.pixels.geometry import Resize
 
     per_class = []
     figures = []

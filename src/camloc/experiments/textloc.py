@@ -31,7 +31,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from camloc.data.base import Sample, Split
-from camloc.errors import TextlocError
+from camloc.errors import TextlocError, one_line
 from camloc.io import atomic_write_bytes, atomic_write_json
 
 FORMAT = "camloc-textloc/1"
@@ -212,7 +212,7 @@ def read_textloc(root: str | os.PathLike, split: str) -> Split:
     except FileNotFoundError:
         raise TextlocError(f"{meta_path}: no such file (write the benchmark with make_textloc)") from None
     except (OSError, ValueError) as err:
-        raise TextlocError(f"{meta_path}: unreadable ({' '.join(str(err).split())})") from None
+        raise TextlocError(f"{meta_path}: unreadable ({one_line(err)})") from None
     if meta.get("format") != FORMAT:
         raise TextlocError(f"{meta_path}: not a textloc file (no '{FORMAT}' format tag)")
     if split not in meta.get("splits", {}):

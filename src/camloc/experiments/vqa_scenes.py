@@ -109,7 +109,7 @@ def run(root: str, n_train: int = N_TRAIN, n_test: int = N_TEST, size: int = SIZ
     from camloc.readings import upsample
     from camloc.experiments.scenes import area, inside, load_backbone, random_box_hits
     from camloc.experiments.vqa import fit_vqa, region_pool
-    from camloc.pipeline.geometry import Resize
+    from camloc.pixels.geometry import Resize
     from camloc.pipeline.run import Job, Pipeline
 
     t0, c0 = time.perf_counter(), time.process_time()

@@ -19,7 +19,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from camloc.errors import HeadError, ModelError
+from camloc.errors import HeadError, ModelError, one_line
 from camloc.models.heads import Head
 from camloc.models.net import CamNet, Preprocessing
 from camloc.models.registry import register
@@ -137,7 +137,7 @@ def _build(head: str, name: str, weights: str | None = None, num_classes: int = 
         try:
             module.load_state_dict(state)
         except RuntimeError as err:
-            raise ModelError(f"{weights}: cannot load {name} weights ({' '.join(str(err).split())[:160]})") from None
+            raise ModelError(f"{weights}: cannot load {name} weights ({one_line(err, 160)})") from None
     size = int(kwargs.get("in_size", 64))
     arch_kwargs = {"num_classes": num_classes, **kwargs}
     if head == "fc":
@@ -146,9 +146,7 @@ def _build(head: str, name: str, weights: str | None = None, num_classes: int = 
         head_obj = Head(module.fc, module.classifier, "output", pooling="avg")
     else:
         head_obj = module.camloc_head()
-    from camloc.data.fashion_mnist import CLASSES
-
-    names = list(class_names) if class_names else (list(CLASSES) if num_classes == len(CLASSES) else [])
+    names = list(class_names) if class_names else []  # the caller's labels (a net knows no data set)
     return CamNet(module=module, name=name, class_names=names,
                   preprocessing=Preprocessing(shape=(size, size), mean=FASHION_MEAN, std=FASHION_STD),
                   head=head_obj, arch_kwargs=arch_kwargs)

@@ -22,7 +22,7 @@ import importlib
 import os
 from typing import Any
 
-from camloc.errors import ModelError
+from camloc.errors import ModelError, one_line
 from camloc.models.net import CamNet, Preprocessing
 from camloc.models.registry import register
 from camloc.models.torchvision_models import imagenet_classes
@@ -83,7 +83,7 @@ def _build(variant: int, weights: str | os.PathLike | None, num_classes: int, pr
         try:
             module.load_state_dict(state)
         except RuntimeError as err:
-            reason = " ".join(str(err).split())[:160]
+            reason = one_line(err, 160)
             raise ModelError(f"{path}: cannot load EfficientNet-Lite{variant} weights ({reason})") from None
     if stride == 16:
         dense_last_stage(module)

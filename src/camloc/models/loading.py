@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from camloc.errors import one_line
 from camloc.models.heads import Head
 from camloc.models.net import CamNet, Preprocessing
 from camloc.models.weights import read_state_dict
@@ -49,7 +50,7 @@ def load_for_gradients(spec: str, weights: str | None = None) -> CamNet:
         try:
             module.load_state_dict(state)
         except Exception as err:
-            raise ValueError(f"{weights}: cannot load weights into {spec} ({' '.join(str(err).split())[:160]})") from None
+            raise ValueError(f"{weights}: cannot load weights into {spec} ({one_line(err, 160)})") from None
     return gradient_net(module, spec, class_names=imagenet_classes())
 
 

@@ -57,8 +57,8 @@ class Preprocessing:
     def __call__(self, images: Sequence[Image.Image | np.ndarray | str]) -> Tensor:
         """Images (PIL, arrays or paths) -> ``(B, 3, H, W)``: each decoded and squashed to
         ``shape`` exactly as the inference pipeline's ``squash`` mode does it, then normalized."""
-        from camloc.pipeline.decode import decode
-        from camloc.pipeline.geometry import Resize
+        from camloc.pixels.decode import decode
+        from camloc.pixels.geometry import Resize
 
         squash = Resize("squash")
         arrays = [decode(im, squash, self.shape, draft=False).pixels for im in images]

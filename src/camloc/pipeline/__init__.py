@@ -11,8 +11,8 @@ parts (geometry, input discovery, records) load without torch.
 from camloc._lazy import lazy_exports
 
 _EXPORTS = {
-    "MODES": "camloc.pipeline.geometry", "Resize": "camloc.pipeline.geometry",
-    "parse_resize": "camloc.pipeline.geometry", "iter_paths": "camloc.pipeline.inputs",
+    "MODES": "camloc.pixels.geometry", "Resize": "camloc.pixels.geometry",
+    "parse_resize": "camloc.pixels.geometry", "iter_paths": "camloc.pipeline.inputs",
     "Job": "camloc.pipeline.run", "Pipeline": "camloc.pipeline.run", "Result": "camloc.pipeline.run",
     "as_jobs": "camloc.pipeline.run", "shard": "camloc.pipeline.run",
 }

@@ -16,7 +16,7 @@ import os
 import stat
 from collections.abc import Callable, Iterable, Iterator
 
-from camloc.data.images import IMAGE_SUFFIXES
+from camloc.pixels.formats import IMAGE_SUFFIXES
 
 
 def iter_paths(specs: Iterable[str | os.PathLike], on_error: Callable[[str], None] | None = None) -> Iterator[str]:

@@ -27,8 +27,8 @@ from camloc.cam import class_maps, positive_weights
 from camloc.errors import ImageError
 from camloc.models.net import CamNet
 from camloc.pipeline.backends import as_input, make_backend
-from camloc.pipeline.decode import Decoded, decode, name_of
-from camloc.pipeline.geometry import Resize
+from camloc.pixels.decode import Decoded, decode, name_of
+from camloc.pixels.geometry import Resize
 from camloc.pipeline.workers import ProcessDecoders, ThreadDecoders, default_workers
 
 
@@ -99,7 +99,7 @@ def shard(jobs: Iterable[Job], rank: int = 0, world: int = 1) -> Iterator[Job]:
 
 def decode_or_error(source: Any, resize: Resize, net_shape: tuple[int, int], display: int, name: str,
                     draft: bool) -> Decoded | str:
-    """:func:`~camloc.pipeline.decode.decode`, or the one-line reason it failed (what a decode
+    """:func:`~camloc.pixels.decode.decode`, or the one-line reason it failed (what a decode
     worker returns; module-level so a worker process can run it)."""
     try:
         return decode(source, resize, net_shape, display, name, draft)
@@ -119,7 +119,7 @@ class Pipeline:
 
     Args:
         net: the classifier (:func:`camloc.load_model`).
-        resize: how images are fitted to the net (:class:`~camloc.pipeline.geometry.Resize`).
+        resize: how images are fitted to the net (:class:`~camloc.pixels.geometry.Resize`).
         backend: ``"auto"``, ``"torch"`` or ``"onnxruntime"`` (see
             :func:`~camloc.pipeline.backends.make_backend`), or a ready backend object.
         method: a gradient map method (:mod:`camloc.methods`) instead of CAM, or ``None``.

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from camloc.data.base import Sample, Split
-from camloc.pipeline.decode import load_image
+from camloc.pixels.decode import load_image
 from camloc.errors import ImageError, ProbeError, one_line
 from camloc.io import atomic_write_with
 from camloc.models.net import CamNet
@@ -143,7 +143,7 @@ def compute_features(
     pipeline's (``"auto"``, ``"torch"`` or ``"onnxruntime"``).
     """
     from camloc.pipeline.distributed import gather_in_order, group
-    from camloc.pipeline.geometry import Resize
+    from camloc.pixels.geometry import Resize
     from camloc.pipeline.run import Job, Pipeline, shard
 
     rank, world = group()

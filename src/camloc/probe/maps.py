@@ -52,7 +52,7 @@ def cam_maps(
     """The raw CAM of class ``classes[i]`` on image ``i`` and its scores, through the inference
     pipeline (squashed to the net's input, one forward pass per batch); ``None`` for an
     unreadable image, whose one-line reason is in the second list."""
-    from camloc.pipeline.geometry import Resize
+    from camloc.pixels.geometry import Resize
     from camloc.pipeline.run import Job, Pipeline
 
     if len(classes) != len(samples):

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from camloc.data.base import Sample
+from camloc.errors import one_line
 from camloc.metrics.maxboxacc import RESIZE, check_scoremap
 from camloc.scoring.outcome import Scoring, Tally, score
 from camloc.scoring.parallel import Pool
@@ -46,7 +47,7 @@ def load_map(maps: str, image_id: str, where: str) -> np.ndarray:
     try:
         m = np.load(path, allow_pickle=False)
     except Exception as err:  # numpy raises several kinds for a bad file
-        raise ValueError(f"{path}: cannot read score map ({' '.join(str(err).split())[:120]})") from None
+        raise ValueError(f"{path}: cannot read score map ({one_line(err, 120)})") from None
     m = check_scoremap(m, path)
     if m.shape != (RESIZE, RESIZE):
         raise ValueError(f"{path}: score map is {m.shape[0]}x{m.shape[1]}, the protocol scores {RESIZE}x{RESIZE} maps")

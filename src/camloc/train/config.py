@@ -23,7 +23,7 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
-from camloc.errors import ConfigError
+from camloc.errors import ConfigError, one_line
 
 
 @dataclass
@@ -202,7 +202,7 @@ def load_config(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] 
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{name}: not valid TOML ({' '.join(str(err).split())})") from None
+        raise ConfigError(f"{name}: not valid TOML ({one_line(err)})") from None
     cfg = config_from_dict(data, name, text)
     return apply_overrides(cfg, overrides)
 

@@ -7,7 +7,7 @@ import inspect
 from collections.abc import Sequence
 from typing import Any
 
-from camloc.errors import ConfigError
+from camloc.errors import ConfigError, one_line
 from camloc.models.checkpoint import read_checkpoint
 from camloc.models.net import CamNet, Preprocessing
 from camloc.models.registry import get_builder, load_model
@@ -42,7 +42,7 @@ def build_net(cfg: TrainConfig, classes: Sequence[str], source: str | None = Non
     except TypeError as err:  # e.g. a string where the builder wants a number
         args = ", ".join(f"{k}={v!r}" for k, v in cfg.model_args.items())
         raise ConfigError(f"{source or 'config'}: model '{cfg.model}' cannot be built with {args or 'no options'} "
-                          f"({' '.join(str(err).split())})") from None
+                          f"({one_line(err)})") from None
     net.class_names = list(classes)
     net.preprocessing = Preprocessing(shape=(cfg.crop, cfg.crop), mean=net.preprocessing.mean, std=net.preprocessing.std)
     if cfg.init_from:

@@ -55,7 +55,7 @@ def units_figure(units: Sequence[Any], path: str | os.PathLike, title: str = "",
     the unit's map (positive part, scaled to the unit's highest peak over the row so rows compare
     within themselves) and its box; written atomically as PNG."""
     from camloc.readings import upsample
-    from camloc.pipeline.decode import load_image
+    from camloc.pixels.decode import load_image
 
     plt = pyplot()
     rows = [u for u in units if u.hits]
@@ -138,11 +138,11 @@ def examples_figure(examples: Sequence[dict[str, Any]], path: str | os.PathLike,
     """One :func:`camloc.viz.panels.topk_panel` per example (``image``: a file; ``target``: its true
     box, red; ``map``: a ``[0, 1]`` map; ``box``: the map's box, green; ``label`` over the map,
     ``title`` over the panel), ``columns`` a row, as a palette PNG (:func:`small_png`)."""
-    from PIL import Image
+    from camloc.pixels.decode import load_image
 
     parts = []
     for e in examples:
-        img = draw_box(np.asarray(Image.open(e["image"]).convert("RGB")), e["target"], GT_COLOR)
+        img = draw_box(np.asarray(load_image(e["image"])), e["target"], GT_COLOR)
         parts.append(topk_panel(img, [e["map"]], [e["box"]], [e["label"]], title=e["title"],
                                 panel_height=panel_height))
     small_png(tile(parts, columns), path)

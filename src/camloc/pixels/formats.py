@@ -1,6 +1,6 @@
 """What every decoder of camloc shares: any Pillow mode to 8-bit RGB (:func:`to_rgb`), and the
 decoders' own messages (libtiff, Pillow warnings) caught into the one-line error instead of
-stderr (:func:`decoder_messages`). Files are opened in one place, :func:`camloc.pipeline.decode.open_rgb`.
+stderr (:func:`decoder_messages`). Files are opened in one place, :func:`camloc.pixels.decode.open_rgb`.
 """
 
 from __future__ import annotations

@@ -18,9 +18,9 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from camloc.data.images import _with_messages, decoder_messages, to_rgb
+from camloc.pixels.formats import _with_messages, decoder_messages, to_rgb
 from camloc.errors import ImageError, one_line
-from camloc.pipeline.geometry import Resize, scaled_short_side
+from camloc.pixels.geometry import Resize, scaled_short_side
 
 _TRANSPOSED = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 DRAFT_MARGIN = 2  # reduced JPEG decoding keeps at least this many times the needed resolution
