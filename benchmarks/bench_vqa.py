@@ -10,6 +10,7 @@ import os
 import sys
 import tempfile
 
+QUICK_SIZES = {"n_train": 8, "n_test": 4}  # --quick: the code paths (model, figure, report) on a dozen images
 FIGURE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs/vqa_examples.png")
 
 
@@ -22,7 +23,7 @@ def main(argv: list[str] | None = None) -> str:
         return "## Interpreting VQA\n\nskipped: ../shared/data/imagenet-samples is not there.\n"
     with tempfile.TemporaryDirectory(prefix="camloc-bench-vqa-") as out:
         report = drive("vqa", out, progress="--progress" in (argv or []), figure=str(scratch(FIGURE)),
-                       quick=quick())
+                       quick=quick(), sizes=QUICK_SIZES if quick() else None)
     return report + "\n![Interpreting VQA](docs/vqa_examples.png)\n"
 
 

@@ -150,7 +150,7 @@ def test_benchmark_wrappers_add_the_figure_to_the_commands_report(monkeypatch, p
     calls = []
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1]))  # the benchmarks package
     monkeypatch.setattr(scenes, "PHOTOS", photos)
-    monkeypatch.setattr(common, "drive", lambda n, out, progress, figure, quick=False: calls.append((n, figure)) or "## report\n")
+    monkeypatch.setattr(common, "drive", lambda n, out, progress, figure, quick=False, sizes=None: calls.append((n, figure)) or "## report\n")
     section = importlib.import_module(f"benchmarks.bench_{name}").main([])
     assert calls[0][0] == name and calls[0][1].endswith(figure)
     assert section.startswith("## report\n\n![") and section.endswith(f"]({figure})\n")

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from camloc.experiments.reproduce_plan import Plan
-from camloc.experiments.reproduce_scores import centered_baseline, orderings, score_maps, summarize
-from camloc.experiments.reproduce_train import Images, lr_factor, trained_net
+from camloc.experiments.reproduce.plan import Plan
+from camloc.experiments.reproduce.scores import centered_baseline, orderings, score_maps, summarize
+from camloc.experiments.reproduce.train import Images, lr_factor, trained_net
 
 FMNIST = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
 
@@ -118,9 +118,9 @@ def test_scores_are_those_of_camloc_evaluate(small_test_split, key):
     from camloc.data.wsol import read_wsol
     from camloc.evaluate import EvalOptions, evaluate
     from camloc.models.registry import load_model
-    from camloc.experiments.reproduce_plan import FULL, METHODS
-    from camloc.experiments.reproduce_scores import method_maps
-    from camloc.experiments.reproduce_train import predict, read_images
+    from camloc.experiments.reproduce.plan import FULL, METHODS
+    from camloc.experiments.reproduce.scores import method_maps
+    from camloc.experiments.reproduce.train import predict, read_images
 
     images = read_images(small_test_split)
     torch.manual_seed(0)

@@ -38,9 +38,11 @@ def machine_line() -> str:
 
 
 def drive(name: str, out: str, seed: int | None = None, quick: bool = False, photos: str | None = None,
-          progress: bool = False, figure: str | None = None) -> str:
+          progress: bool = False, figure: str | None = None, sizes: dict[str, int] | None = None) -> str:
     """Run experiment ``name`` -> its report (markdown); writes ``out/NAME.json`` (the numbers),
-    ``out/NAME.md`` (the report) and the figure (``figure``, default ``out/NAME.png``)."""
+    ``out/NAME.md`` (the report) and the figure (``figure``, default ``out/NAME.png``). ``sizes``
+    (e.g. ``{"n_train": 8, "n_test": 4}``) overrides the run's sizes (``quick``: the module's
+    ``QUICK``)."""
     from camloc.experiments.scenes import PHOTOS, check_photos
     from camloc.io import atomic_write_json, atomic_write_text
 
@@ -50,7 +52,8 @@ def drive(name: str, out: str, seed: int | None = None, quick: bool = False, pho
     machine = machine_line()
     os.makedirs(out, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f"camloc-{name}-") as root:
-        res = mod.run(root, seed=seed, photos=photos or PHOTOS, progress=progress, **(mod.QUICK if quick else {}))
+        res = mod.run(root, seed=seed, photos=photos or PHOTOS, progress=progress,
+                      **{**(mod.QUICK if quick else {}), **(sizes or {})})
         mod.figure(res, figure or os.path.join(out, f"{name}.png"))
     report = mod.markdown(res, command_line(name, seed, quick, photos), machine)
     atomic_write_json(os.path.join(out, f"{name}.json"), mod.numbers(res))

@@ -21,7 +21,7 @@ CAM_KEYS = ("cam_gap", "cam_gap_relu", "cam_gmp", "cam_gmp_relu")
 
 
 def pm(stat: dict[str, float], digits: int = 1) -> str:
-    """``mean ± std`` of a :func:`camloc.experiments.reproduce_scores.summarize` record."""
+    """``mean ± std`` of a :func:`camloc.experiments.reproduce.scores.summarize` record."""
     if stat.get("n", 1) > 1:
         return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
     return f"{stat['mean']:.{digits}f}"

@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from camloc.experiments.reproduce_plan import METHODS, Method, Plan
-from camloc.experiments.reproduce_train import Images, logits_of
+from camloc.experiments.reproduce.plan import METHODS, Method, Plan
+from camloc.experiments.reproduce.train import Images, logits_of
 from camloc.models.net import CamNet
 
 

@@ -18,7 +18,7 @@ import torch
 
 from camloc.data.loader import Batch, Normalize
 from camloc.experiments.fashion_loc import REGIMES, write_benchmark
-from camloc.experiments.reproduce_plan import Plan
+from camloc.experiments.reproduce.plan import Plan
 from camloc.io import warn_null
 from camloc.models.checkpoint import read_checkpoint, save_checkpoint
 from camloc.models.net import CamNet

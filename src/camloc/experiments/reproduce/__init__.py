@@ -29,10 +29,10 @@ Everything is deterministic from the seeds. Trained nets are camloc checkpoints
 (``OUT/runs/<regime>/<net>_seed<k>.pt``) that ``camloc localize/evaluate --model FILE`` load;
 a rerun reuses the data and the finished checkpoints of the same plan.
 
-The parts: :mod:`~camloc.experiments.reproduce_plan` (the methods and the plan),
-:mod:`~camloc.experiments.reproduce_train` (data in memory, training),
-:mod:`~camloc.experiments.reproduce_scores` (maps, scores, summaries),
-:mod:`~camloc.experiments.reproduce_report` (tables and figures); this module runs them.
+The parts: :mod:`~camloc.experiments.reproduce.plan` (the methods and the plan),
+:mod:`~camloc.experiments.reproduce.train` (data in memory, training),
+:mod:`~camloc.experiments.reproduce.scores` (maps, scores, summaries),
+:mod:`~camloc.experiments.reproduce.report` (tables and figures); this module runs them.
 """
 
 from __future__ import annotations
@@ -48,9 +48,9 @@ from typing import Any
 import torch
 
 from camloc.experiments.fashion_loc import REGIMES
-from camloc.experiments.reproduce_plan import FULL, METHODS, NETS, QUICK, Plan, plan_from_dict
-from camloc.experiments.reproduce_scores import aggregate, centered_baseline, evaluate_seed, method_maps
-from camloc.experiments.reproduce_train import Images, prepare_data, read_images, trained_net
+from camloc.experiments.reproduce.plan import FULL, METHODS, NETS, QUICK, Plan, plan_from_dict
+from camloc.experiments.reproduce.scores import aggregate, centered_baseline, evaluate_seed, method_maps
+from camloc.experiments.reproduce.train import Images, prepare_data, read_images, trained_net
 from camloc.io import atomic_write_json
 from camloc.models.registry import load_model
 
@@ -66,7 +66,7 @@ def reproduce(out: str | os.PathLike, plan: Plan = FULL, progress: bool = True,
     ``out/reproduce_examples_<regime>.png`` and ``out/reproduce_threshold_curves.png``; with
     ``docs``, the figures are also written there.
     """
-    from camloc.experiments.reproduce_report import write_report
+    from camloc.experiments.reproduce.report import write_report
 
     out = Path(out)
     say = log or (lambda text: print(text, file=sys.stderr, flush=True))
@@ -137,7 +137,7 @@ def _run_regimes(out: Path, plan: Plan, progress: bool, say: Callable[[str], Non
 def rerender(out: str | os.PathLike, docs: str | os.PathLike | None = None) -> list[str]:
     """Write ``report.md`` and the figures again from ``out/results.json`` and the seed's saved
     nets (the example maps are recomputed for the figure's rows only; nothing is trained)."""
-    from camloc.experiments.reproduce_report import FIGURE_METHODS, write_report
+    from camloc.experiments.reproduce.report import FIGURE_METHODS, write_report
 
     out = Path(out)
     path = out / "results.json"
