@@ -16,7 +16,8 @@ from PIL import Image
 
 import camloc
 from camloc.cli import main
-from camloc.pipeline.geometry import MAX_PIXELS, MAX_SIDE, Resize, parse_resize
+from camloc.pipeline import geometry
+from camloc.pipeline.geometry import Resize, parse_resize
 
 
 def _error_line(capsys) -> str:
@@ -50,6 +51,7 @@ def test_sizes_over_the_maximum_are_refused_before_any_work(argv, message, capsy
 
 
 def test_the_maximum_side_and_pixel_count():
+    MAX_SIDE, MAX_PIXELS = geometry.MAX_SIDE, geometry.MAX_PIXELS
     assert parse_resize(f"aspect:{MAX_SIDE}").size == MAX_SIDE  # the maximum itself is allowed
     r = Resize("aspect", MAX_SIDE)
     w, h = r.input_size((10 * MAX_SIDE, MAX_SIDE))  # a panorama: the longer side capped at 3x

@@ -18,8 +18,8 @@ from PIL import Image
 import camloc
 from camloc.cli import main
 from camloc.errors import OutputError
-from camloc.io import atomic_write_bytes, atomic_write_json, output_folder
-from camloc.pipeline.records import JsonlWriter, recorded_inputs
+from camloc.io import atomic_write_bytes, atomic_write_json
+from camloc.pipeline.records import JsonlWriter
 
 
 # --------------------------------------------------------------------------- item 1: the writers
@@ -103,6 +103,8 @@ def test_a_folder_or_socket_is_refused_in_one_line(tmp_path):
     assert stat.S_ISSOCK(os.lstat(sock_path).st_mode)
     afile = tmp_path / "afile"
     afile.write_text("keep")
+    from camloc.io import output_folder
+
     with pytest.raises(OutputError, match=r"afile: cannot create folder \(a file stands there"):
         output_folder(afile)
     assert afile.read_text() == "keep"
@@ -200,6 +202,8 @@ def test_resume_skips_recorded_inputs_and_appends(tmp_path, images, tiny_model, 
 
 
 def test_recorded_inputs_names_a_bad_line(tmp_path):
+    from camloc.pipeline.records import recorded_inputs
+
     path = tmp_path / "results.jsonl"
     path.write_text('{"image": "a.png", "error": null}\nnot json\n')
     with pytest.raises(ValueError, match=r"results\.jsonl:2: not a results record; cannot resume"):
