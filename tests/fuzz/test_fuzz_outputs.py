@@ -266,3 +266,46 @@ def test_serve_answers_its_own_host_only(host):
         return None
 
     run_case("serve: Host", call, check=check)
+
+
+@pytest.fixture(scope="module")
+def probe_bytes(tmp_path_factory):
+    from camloc.probe.files import save_probe
+    from camloc.probe.linear import Probe
+
+    path = tmp_path_factory.mktemp("probe") / "p.pt"
+    save_probe(Probe(backbone="b", feature_dim=4, weight=np.ones((2, 4), np.float32), bias=np.zeros(2, np.float32),
+                     class_names=["3", "7"], classifier="svm", C=1.0, backbone_sha256="", info={},
+                     preprocessing=None), path)
+    return path.read_bytes()
+
+
+@fuzz_settings(scale=1.0)
+@given(cut=st.floats(0, 1), flip=st.one_of(st.none(), st.integers(0, 10 ** 6)))
+def test_cut_or_flipped_probe_files_are_one_short_line(tmp_path_factory, probe_bytes, cut, flip):
+    """A probe file cut short (a full disk, a kill while copying) or with a byte flipped: a short
+    line naming the file, never ``[Errno 22]`` nor PyTorch's weights-only explanation."""
+    from camloc.probe import load_probe
+
+    data = bytearray(probe_bytes[: int(cut * len(probe_bytes))])
+    if flip is not None and data:
+        data[flip % len(data)] ^= 0xFF
+    path = tmp_path_factory.mktemp("cut") / "p.pt"
+    path.write_bytes(bytes(data))
+
+    def call():
+        try:
+            return load_probe(path)
+        except ValueError as err:
+            return err
+
+    def check(result):
+        if not isinstance(result, Exception):
+            return None
+        text = str(result)
+        if not text.startswith(str(path)) or len(text) > len(str(path)) + 160 or "Errno" in text or \
+                "weights_only" in text or not one_line(text):
+            return f"not a short line naming the file: {text[:300]!r}"
+        return None
+
+    run_case("probe files: cut or flipped", call, check=check, failed=lambda r: isinstance(r, Exception))
