@@ -188,15 +188,20 @@ def test_a_second_run_is_refused_and_the_records_kept(tmp_path, images, tiny_mod
 def test_resume_skips_recorded_inputs_and_appends(tmp_path, images, tiny_model, capsys):
     out = tmp_path / "out"
     paths = sorted(str(p) for p in images.iterdir())
-    assert _localize(tiny_model, *paths[:2], "--out", out, "--no-figures") == 0
+    assert _localize(tiny_model, *paths[:2], "--out", out) == 0
     first = (out / "results.jsonl").read_bytes()
+    other = images / "sub"  # another 0.png: its figures must not replace the first run's
+    other.mkdir()
+    Image.fromarray(np.zeros((30, 40, 3), np.uint8)).save(other / "0.png")
+    before = (out / "figures" / "0_cam.png").read_bytes()
     with open(out / "results.jsonl", "ab") as f:  # a kill in the middle of a line
         f.write(b'{"image": "half')
-    assert _localize(tiny_model, *paths, "--out", out, "--no-figures", "--resume") == 0
+    assert _localize(tiny_model, *paths, str(other / "0.png"), "--out", out, "--resume") == 0
     assert "2 inputs already recorded" in capsys.readouterr().err
     data = (out / "results.jsonl").read_bytes()
     assert data.startswith(first)
-    assert [r["image"] for r in _records(out / "results.jsonl")] == paths
+    assert [r["image"] for r in _records(out / "results.jsonl")] == paths + [str(other / "0.png")]
+    assert (out / "figures" / "0_cam.png").read_bytes() == before and (out / "figures" / "0_2_cam.png").is_file()
     assert _localize(tiny_model, *paths, "--out", out, "--no-figures", "--resume") == 0  # nothing left: exit 0
     assert (out / "results.jsonl").read_bytes() == data
 

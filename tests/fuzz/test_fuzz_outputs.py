@@ -1,7 +1,7 @@
 """Issue 28's surfaces, fuzzed: what stands at an output path (a file, links, a dangling link, a
 FIFO, a character device, a folder, a socket) under every writer; a results file a killed run
 left (garbage, half lines) under ``--resume``; option texts for sizes, TTA, ablation scales and
-classes; saved maps of any shape; ``Host`` headers and stalled bodies through serve's app.
+classes; saved maps of any shape; ``Host`` headers through serve's app; probe files cut short.
 
 Each case ends in a result or a one-line error; in addition, a writer never turns a symlink,
 device, FIFO or socket into a regular file, an accepted size is within

@@ -162,17 +162,19 @@ def _localize(args: argparse.Namespace, rank: int, world: int, device: str) -> i
     figures = out / "figures"
     paths = iter_paths(args.paths, report)
     done: set[str] = set()
+    used: set[str] = set()
     if args.resume:
         from camloc.pipeline.records import recorded_inputs
 
         done = recorded_inputs(out / "results.jsonl")
         paths = (p for p in paths if p not in done)
+        if figures.is_dir():  # the earlier run's figures keep their names
+            used.update(f[: -len("_cam.png")] for f in os.listdir(figures) if f.endswith("_cam.png"))
     jobs = shard(as_jobs(paths), rank, world)
     writer = JsonlWriter(out / "results.jsonl", rank, world,
                          mode="append" if args.resume else "replace" if args.overwrite else "new")
     shown: list[dict] = []
     ok = failed = 0
-    used: set[str] = set()
     complete = False
     try:
         for item in iter_localize(net, jobs, topk=args.topk, threshold=threshold, batch_size=args.batch_size,
