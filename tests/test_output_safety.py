@@ -250,3 +250,19 @@ def test_help_documents_resume_and_overwrite(capsys):
 
 if sys.platform != "linux":  # mknod, /dev/full and FIFOs as Linux has them
     pytestmark = pytest.mark.skip(reason="Linux file types")
+
+
+def test_overwrite_through_a_link_stages_beside_the_target(tmp_path):
+    """The new file is staged beside the link's target (a rename across file systems would fail)."""
+    target = tmp_path / "disk2" / "results.jsonl"
+    target.parent.mkdir()
+    target.write_text('{"image": "old", "error": null}\n')
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.jsonl").symlink_to(target)
+    w = JsonlWriter(out / "results.jsonl", mode="replace")
+    w.write(0, {"image": "new", "error": None})
+    assert (tmp_path / "disk2" / "results.jsonl.partial").is_file() and "old" in target.read_text()
+    w.finish_part()
+    assert (out / "results.jsonl").is_symlink() and [r["image"] for r in _records(target)] == ["new"]
+    assert sorted(os.listdir(target.parent)) == ["results.jsonl"]

@@ -50,13 +50,15 @@ class JsonlWriter:
         self.path = Path(path)
         self.rank, self.world, self.mode = rank, world, mode
         self.count = 0
-        _, stream = output_target(self.path)
+        final, stream = output_target(self.path)
         self._staged = world <= 1 and mode == "replace" and not stream
-        target = self.path if world <= 1 else self.part(rank)
+        target = Path(final) if self._staged else self.path if world <= 1 else self.part(rank)
+        # a staged file lies beside the file it replaces (through a symlink: beside its target)
         self._tmp = target.with_name(target.name + ".partial") if world > 1 or self._staged else target
         self._file: IO[str] | None = None
         with naming(self._tmp):
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._tmp.parent.mkdir(parents=True, exist_ok=True)
         if world <= 1 and not self._staged:
             self._file = open_output(self._tmp, "a" if mode == "append" else "w", encoding="utf-8")
         else:
@@ -113,7 +115,8 @@ class JsonlWriter:
         if missing:
             raise RuntimeError(f"cannot merge {self.path}: part {missing[0]} is missing")
         files = [open(p, encoding="utf-8") for p in parts]
-        tmp = self.path.with_name(self.path.name + ".partial")
+        final = Path(output_target(self.path)[0])
+        tmp = final.with_name(final.name + ".partial")
         n = 0
         try:
             if self.mode == "append":  # the merged records follow the earlier run's
