@@ -12,7 +12,6 @@ import time
 
 import numpy as np
 import pytest
-from PIL import Image
 
 import camloc
 from camloc.cli import main
@@ -105,8 +104,9 @@ def test_one_resolver_exact_label_then_hash_index():
     assert resolve_class("2", imagenet_like, "m") == 2  # no numeric label: a bare index still works
     assert resolve_class("egyptian cat", imagenet_like, "m") == 1
     assert resolve_classes("espresso,#0, tabby", imagenet_like, "m") == [2, 0]
-    for bad, why in (("²", "has no class '²'"), ("--5", "has no class '--5'"), ("#9", "class index 9 is out of range"),
-                     ("-1", "class index -1 is out of range"), ("#99999999999999", "out of range")):
+    for bad, why in (("²", "has no class '²'"), ("--5", "has no class '--5'"),
+                     ("#9", "class index 9 is out of range"), ("-1", "class index -1 is out of range"),
+                     ("#99999999999999", "out of range")):
         with pytest.raises(ClassError, match="^class: ") as info:
             resolve_class(bad, imagenet_like, "m")
         assert why in str(info.value) and "\n" not in str(info.value)

@@ -59,7 +59,8 @@ class ClassPatterns:
                 "k_choice": self.k_choice, "silhouette": self.silhouette, "patterns": self.patterns}
 
 
-def parse_classes(text: str, class_names: Sequence[str], where: str = "--classes", model: str = "the model") -> list[int]:
+def parse_classes(text: str, class_names: Sequence[str], where: str = "--classes",
+                  model: str = "the model") -> list[int]:
     """``"tabby,#281"`` -> class indices of ``model``: each item resolved by
     :func:`camloc.classes.resolve_class` (an exact label first, then ``#N``); one-line error
     naming the item and the model otherwise."""
