@@ -154,6 +154,7 @@ def test_resume_reads_any_results_file(tmp_path_factory, lines, tail):
 
 OPTION_TEXT = st.one_of(
     st.text(max_size=12),
+    st.lists(st.one_of(st.integers(0, 5000), st.integers(-5, 10 ** 20)).map(str), min_size=1, max_size=3).map(",".join),
     st.builds(lambda m, n: f"{m}:{n}", st.sampled_from(["aspect", "crop", "squash", "ASPECT", "x"]),
               st.one_of(st.integers(0, 5000).map(str), st.integers(-10, 10 ** 25).map(str), st.text(max_size=6))),
     st.builds(lambda f, ns: ("flip," if f else "") + "scales=" + ",".join(ns), st.booleans(),
