@@ -62,8 +62,8 @@ def command_seconds(paths: list[str], work: Path, extra: list[str] = ()) -> floa
     extra = [*extra, *os.environ.get("CAMLOC_BENCH_ARGS", "").split()]  # e.g. "--resize aspect:224"
     for _ in range(3):  # the fastest of three runs: machine noise only ever adds time
         t0 = time.perf_counter()
-        done = subprocess.run([*CAMLOC, "localize", str(folder), "--no-figures", "--out", str(work / "out"), *extra],
-                              capture_output=True, text=True)
+        done = subprocess.run([*CAMLOC, "localize", str(folder), "--no-figures", "--out", str(work / "out"),
+                               "--overwrite", *extra], capture_output=True, text=True)
         walls.append(time.perf_counter() - t0)
         if done.returncode != 0:
             raise RuntimeError(f"camloc localize failed: {done.stderr.strip()[-300:]}")

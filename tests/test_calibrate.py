@@ -97,7 +97,7 @@ def test_calibrate_stores_the_best_reading_and_localize_uses_it(tmp_path, monkey
     image = split.samples[0].path
     out = tmp_path / "loc"
     common = ["localize", image, "--model", "test_colorcam", "--backend", "torch", "--resize", "aspect:64", "--topk", "1",
-              "--no-figures", "--out", str(out)]
+              "--no-figures", "--out", str(out), "--overwrite"]
     # a calibration saying percentile at 0.3: localize reads it when neither --threshold nor --norm is given
     path.write_text(json.dumps({**cal, "norm": "percentile:20", "threshold": 0.3}))
     assert main(common) == 0

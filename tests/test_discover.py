@@ -156,7 +156,7 @@ def test_choose_k_finds_separated_blobs():
 def test_parse_classes():
     names = ["tabby", "Egyptian cat", "espresso"]
     assert parse_classes("espresso, egyptian cat,0,2", names) == [2, 1, 0]
-    with pytest.raises(ValueError, match="^--classes: 'teapot' is not a class of the model"):
+    with pytest.raises(ValueError, match="^--classes: the model has no class 'teapot'"):
         parse_classes("teapot", names)
     with pytest.raises(ValueError, match="^--classes: class index 3 is out of range"):
         parse_classes("3", names)

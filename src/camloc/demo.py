@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"camloc demo: {len(paths)} photos from scikit-image, localize's defaults: model {LOCALIZE_MODEL} "
           f"(ImageNet, embedded) at shorter side {LOCALIZE_SIDE}")
-    code = cli_main(["localize", *paths, "--topk", "5", "--out", out])
+    code = cli_main(["localize", *paths, "--topk", "5", "--out", out, "--overwrite"])  # a demo replaces its last run
     print(f"\nOpen {os.path.join(out, 'figures')}/*_cam.png (top-1 map and box) and *_topk.png "
           f"(one panel per predicted class); records in {os.path.join(out, 'results.jsonl')}.")
     return code

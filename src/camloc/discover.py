@@ -60,27 +60,14 @@ class ClassPatterns:
                 "k_choice": self.k_choice, "silhouette": self.silhouette, "patterns": self.patterns}
 
 
-def parse_classes(text: str, class_names: Sequence[str], where: str = "--classes") -> list[int]:
-    """``"tabby,281"`` -> class indices: each item a class name of the model (exact, then
-    case-insensitive) or an index; one-line ``ValueError`` naming the item otherwise."""
-    out: list[int] = []
-    lower = {n.lower(): i for i, n in reversed(list(enumerate(class_names)))}
-    exact = {n: i for i, n in reversed(list(enumerate(class_names)))}
-    for item in (t.strip() for t in str(text).split(",")):
-        if not item:
-            raise ValueError(f"{where}: empty class name in {text!r}")
-        if item in exact:
-            out.append(exact[item])
-        elif item.lower() in lower:
-            out.append(lower[item.lower()])
-        elif item.lstrip("-").isdigit():
-            i = int(item)
-            if not 0 <= i < len(class_names):
-                raise ValueError(f"{where}: class index {i} is out of range (the model has {len(class_names)} classes)")
-            out.append(i)
-        else:
-            raise ValueError(f"{where}: {item!r} is not a class of the model (give a class name or index)")
-    return list(dict.fromkeys(out))
+def parse_classes(text: str, class_names: Sequence[str], where: str = "--classes",
+                  model: str = "the model") -> list[int]:
+    """``"tabby,#281"`` -> class indices of ``model``: each item resolved by
+    :func:`camloc.classes.resolve_class` (an exact label first, then ``#N``); one-line error
+    naming the item and the model otherwise."""
+    from camloc.classes import resolve_classes
+
+    return resolve_classes(text, class_names, model, where)
 
 
 def choose_k(x: np.ndarray, patterns: int | None = None, k_range: tuple[int, int] = K_RANGE,

@@ -52,8 +52,9 @@ def default_resize(net: CamNet) -> Resize:
     input (``squash``)."""
     if has_attention(net):
         return Resize("squash")
-    side = min(net.preprocessing.shape)
-    return Resize("aspect", max(32, int(round(side / 32)) * 32))
+    from camloc.pixels.geometry import side_for
+
+    return Resize("aspect", side_for(net.preprocessing.shape))
 
 
 def has_attention(net: CamNet) -> bool:

@@ -27,9 +27,9 @@ def write_report(out: str | os.PathLike, metrics: dict[str, Any], thresholds: Se
     import csv
     import io as _io
 
-    from camloc.io import atomic_write_json, atomic_write_text
+    from camloc.io import atomic_write_json, atomic_write_text, output_folder
 
-    os.makedirs(out, exist_ok=True)
+    output_folder(out)
     written = []
     path = os.path.join(out, "metrics.json")
     atomic_write_json(path, metrics)

@@ -25,7 +25,7 @@ import numpy as np
 
 from camloc.cam import class_maps, positive_weights
 from camloc.models.net import CamNet
-from camloc.pixels.geometry import Resize
+from camloc.pixels.geometry import Resize, check_side, parse_side
 
 
 @dataclass(frozen=True)
@@ -40,8 +40,7 @@ class TTA:
         if not self.scales:
             raise ValueError("TTA needs at least one scale")
         for s in self.scales:
-            if isinstance(s, bool) or not isinstance(s, int) or s < 32:
-                raise ValueError(f"TTA scale must be an integer of at least 32, got {s!r}")
+            check_side(s, "TTA scale")
         if len(set(self.scales)) != len(self.scales):
             raise ValueError(f"TTA scales repeat: {list(self.scales)}")
 
@@ -57,10 +56,13 @@ class TTA:
 def parse_tta(text: str, default_scale: int = 256) -> TTA | None:
     """``--tta``: ``"flip"``, ``"scales=256,320"``, ``"flip,scales=256,320"`` (``scale=`` too), or
     ``"none"`` (no TTA: ``None``). Without ``scales`` the one scale is ``default_scale``. A
-    one-line ``ValueError`` otherwise."""
+    one-line ``ValueError`` otherwise (an empty spec too: write ``none``; a scale over
+    :data:`camloc.pixels.geometry.MAX_SIDE`)."""
     t = str(text).strip().lower()
-    if t in ("", "none", "off"):
+    if t in ("none", "off"):
         return None
+    if not t:
+        raise ValueError("--tta is empty; give flip, scales=S1,S2,... or none")
     flip, scales, in_scales = False, [], False
     for tok in (x.strip() for x in t.split(",")):
         if tok == "flip":
@@ -72,9 +74,9 @@ def parse_tta(text: str, default_scale: int = 256) -> TTA | None:
         elif eq or not in_scales:
             raise ValueError(f"--tta: unknown item {tok!r} in {text!r}; expected flip and/or scales=S1,S2,...")
         try:
-            scales.append(int(tok))
-        except ValueError:
-            raise ValueError(f"--tta: scale {tok!r} is not an integer (in {text!r})") from None
+            scales.append(parse_side(tok, "--tta scale"))
+        except ValueError as err:
+            raise ValueError(f"{err} (in {text!r})") from None
     return TTA(tuple(scales) or (default_scale,), flip)
 
 

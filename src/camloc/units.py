@@ -68,25 +68,12 @@ class Unit:
         return d
 
 
-def class_index(net: CamNet, name: str | int) -> int:
-    """A class of ``net`` by index or by label (exact, then case-insensitive); one-line error
-    naming close labels otherwise."""
-    n = net.num_classes
-    if isinstance(name, int) or (isinstance(name, str) and name.strip().lstrip("-").isdigit()):
-        i = int(name)
-        if not 0 <= i < n:
-            raise ValueError(f"class index {i} is out of range for {net.name} ({n} classes)")
-        return i
-    if name in net.class_names:
-        return net.class_names.index(name)
-    folded = [c.lower() for c in net.class_names]
-    if name.lower() in folded:
-        return folded.index(name.lower())
-    import difflib
+def class_index(net: CamNet, name: str | int, where: str = "class") -> int:
+    """A class of ``net`` by label or index: :func:`camloc.classes.resolve_class` (an exact label
+    first, then ``#N``); one-line :class:`camloc.classes.ClassError` naming the model otherwise."""
+    from camloc.classes import model_label, resolve_class
 
-    close = difflib.get_close_matches(name.lower(), folded, n=3)
-    hint = f"; did you mean {', '.join(repr(net.class_names[folded.index(c)]) for c in close)}?" if close else ""
-    raise ValueError(f"{net.name} has no class {name!r}{hint}")
+    return resolve_class(name, net.class_names, model_label(net), where)
 
 
 def class_units(net: CamNet, cls: int, count: int = 6) -> list[Unit]:

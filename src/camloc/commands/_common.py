@@ -64,10 +64,29 @@ def check_pipeline_options(args: argparse.Namespace) -> None:
     """One-line errors for ``--workers`` and ``--resize`` (torch-free)."""
     from camloc.pixels.geometry import parse_resize
 
-    if args.workers is not None and args.workers < 0:
-        raise ValueError(f"--workers must be 0 or more, got {args.workers}")
+    check_workers(args.workers)
     if args.resize is not None:
         parse_resize(args.resize)
+
+
+def resize_option(text: str | None, net, default=None):
+    """``--resize`` for ``net``: ``text`` parsed, ``aspect`` without a size meaning the default
+    geometry's side when it is an aspect one (``default``, else localize's
+    :func:`camloc.localize.default_resize`), else the net's own side; no ``text``: that default."""
+    from camloc.localize import default_resize
+    from camloc.pixels.geometry import parse_resize, side_for
+
+    default = default or default_resize(net)
+    if text is None:
+        return default
+    side = default.size if default.mode == "aspect" else side_for(net.preprocessing.shape)
+    return parse_resize(text, default_side=side)
+
+
+def check_workers(workers) -> None:
+    """``--workers``: ``None`` (the default) or 0 or more; the one check every command shares."""
+    if workers is not None and workers < 0:
+        raise ValueError(f"--workers must be 0 or more, got {workers}")
 
 
 def check_map_options(args: argparse.Namespace) -> None:

@@ -12,12 +12,15 @@ HELP = ("score every combination of scales, flip, clamping and map reading on a 
 
 
 def _ints(text: str) -> list[int]:
+    """``--scales``: distinct integers in [32, MAX_SIDE] (``camloc.pixels.geometry``)."""
+    from camloc.pixels.geometry import MAX_SIDE, check_side, parse_side
+
     try:
-        out = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    if not out or len(set(out)) != len(out) or min(out) < 32:
-        raise argparse.ArgumentTypeError(f"expected distinct integers of at least 32, got {text!r}")
+        out = [check_side(parse_side(v, "scale"), "scale") for v in text.split(",") if v.strip()]
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"{err}; expected distinct integers in 32..{MAX_SIDE}") from None
+    if not out or len(set(out)) != len(out):
+        raise argparse.ArgumentTypeError(f"expected distinct integers in 32..{MAX_SIDE}, got {text!r}")
     return out
 
 
@@ -44,8 +47,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def check(args: argparse.Namespace) -> None:
+    import os
+
+    from camloc.commands._common import check_workers
     from camloc.commands.calibrate import _norms
 
+    check_workers(args.workers)
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise ValueError(f"--out {args.out}: a file stands there; give a folder for the output")
     if not 0.0 <= args.threshold < 1.0:
         raise ValueError(f"--threshold must be in [0, 1), got {args.threshold}")
     if args.batch_size < 1:
@@ -60,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     from camloc.commands._common import load_net
     from camloc.commands.calibrate import _norms
     from camloc.data import open_dataset
-    from camloc.io import atomic_write_json, atomic_write_text
+    from camloc.io import atomic_write_json, atomic_write_text, output_folder
     from camloc.pipeline.distributed import local_device
     from camloc.viz.plots import ablation_plot
 
@@ -70,8 +79,7 @@ def run(args: argparse.Namespace) -> int:
                              clamps=(False,) if args.no_clamp else (False, True), norms=_norms(args.norms),
                              box_threshold=args.threshold, all_subsets=args.all_subsets, backend=args.backend,
                              batch_size=args.batch_size, workers=args.workers)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(output_folder(args.out))
     table = markdown(rows)
     atomic_write_text(out / "ablation.md", table)
     atomic_write_json(out / "ablation.json", {"model": net.name, "data": str(args.data), "split": args.split,

@@ -61,7 +61,7 @@ def _views(args: argparse.Namespace, default_scale: int) -> tuple[tuple[int, ...
     if args.tta is not None and args.resize is not None:
         raise ValueError("--tta and --resize: give one (TTA runs the aspect geometry at its own scales)")
     if args.resize is not None:
-        r = parse_resize(args.resize)
+        r = parse_resize(args.resize, default_side=default_scale)
         if r.mode != "aspect":
             raise ValueError(f"--resize {args.resize}: calibrate runs the aspect geometry (aspect[:S])")
         return (r.size,), False
@@ -70,6 +70,9 @@ def _views(args: argparse.Namespace, default_scale: int) -> tuple[tuple[int, ...
 
 
 def check(args: argparse.Namespace) -> None:
+    from camloc.commands._common import check_workers
+
+    check_workers(args.workers)
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
     _norms(args.norms)

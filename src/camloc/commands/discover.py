@@ -19,7 +19,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_arguments(p)
     which = p.add_mutually_exclusive_group()
     which.add_argument("--classes", default=None, metavar="C1,C2",
-                       help="the classes to analyse: names or indices of the model's (or the probe's) classes")
+                       help="the classes to analyse: labels of the model's (or the probe's) classes, or indices "
+                       "written #N (a bare number is a label first, an index only when no label is a number)")
     which.add_argument("--topk-classes", type=int, default=3, metavar="N",
                        help="without --classes: the N classes most often predicted top-1 (default 3)")
     p.add_argument("--within", type=int, default=1, metavar="K",
@@ -63,11 +64,10 @@ def check(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check(args)
-    from camloc.commands._common import load_net
+    from camloc.commands._common import load_net, resize_option
     from camloc.discover import discover, parse_classes
     from camloc.io import atomic_write_json
     from camloc.pipeline.distributed import local_device
-    from camloc.pixels.geometry import parse_resize
     from camloc.pipeline.inputs import iter_paths
     from camloc.viz import printable
     from camloc.viz.grids import class_figure
@@ -89,12 +89,14 @@ def run(args: argparse.Namespace) -> int:
         from camloc.probe import attach_probe
 
         net = attach_probe(net, args.probe)
-    classes = parse_classes(args.classes, net.class_names) if args.classes is not None else None
+    from camloc.classes import model_label
+
+    classes = parse_classes(args.classes, net.class_names, model=model_label(net)) if args.classes is not None else None
 
     results, errors, seen = discover(
         net, itertools.chain([first], paths), classes=classes, topk_classes=args.topk_classes,
         patterns=args.patterns, within=args.within, threshold=args.threshold, norm=args.norm,
-        resize=parse_resize(args.resize) if args.resize else None, batch_size=args.batch_size,
+        resize=resize_option(args.resize, net) if args.resize else None, batch_size=args.batch_size,
         workers=args.workers, backend=args.backend, exemplars=args.exemplars, seed=args.seed, progress=None,
         head_names=head_names, isolate=args.isolate)
     for line in errors:

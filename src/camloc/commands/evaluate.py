@@ -57,11 +57,11 @@ def check(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from camloc.commands._common import load_net
+    from camloc.commands._common import load_net, resize_option
     from camloc.data import open_dataset
     from camloc.evaluate import EvalOptions, evaluate
     from camloc.pipeline.distributed import init_distributed, local_device
-    from camloc.pixels.geometry import Resize, parse_resize
+    from camloc.pixels.geometry import Resize
     from camloc.report import markdown_table, write_report
 
     rank, world = init_distributed()
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     opts = EvalOptions(method=args.method, layer=args.layer, topk=args.topk, box_threshold=args.threshold,
                        threshold_step=args.threshold_step, iou_thresholds=tuple(args.iou),
                        batch_size=args.batch_size, ten_crop=args.ten_crop, multibox=args.multibox,
-                       resize=parse_resize(args.resize) if args.resize else Resize("squash"),
+                       resize=resize_option(args.resize, net, Resize("squash")),
                        backend=args.backend, workers=args.workers, isolate=args.isolate,
                        examples=0 if args.no_figures else 6, progress=None, norm=args.norm,
                        clamp_negative=args.clamp_negative, faithfulness=args.faithfulness,

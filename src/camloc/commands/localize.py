@@ -27,7 +27,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calibration", default=None, metavar="FILE|none",
                    help="threshold and reading from this file (camloc calibrate); default: the model's or "
                    "probe's calibration when there is one and neither --threshold nor --norm is given")
-    p.add_argument("--out", default="out", help="output folder (default out/)")
+    p.add_argument("--out", default="out", help="output folder (default out/); an earlier run's records there are "
+                   "kept: give --resume or --overwrite to use the same folder again")
+    again = p.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true",
+                       help="skip the inputs OUT/results.jsonl already holds a record of and append the others")
+    again.add_argument("--overwrite", action="store_true",
+                       help="replace OUT/results.jsonl (the old file stays until the new run completes)")
+    p.add_argument("--strict", action="store_true",
+                   help="under torchrun, exit 1 when an image failed (default: exit 0, the summary and the error "
+                   "records say how many failed; torchrun reads a non-zero exit as a crash)")
     p.add_argument("--batch-size", type=int, default=16, help="images per forward pass (16)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if present)")
     p.add_argument("--method", default="cam", choices=("cam", "gradcam", "gradcampp", "backprop"),
@@ -54,17 +63,33 @@ def _figure_stem(path: str, used: set[str], max_bytes: int = 200) -> str:
 
 
 def check(args: argparse.Namespace) -> None:
-    """``--topk``, ``--threshold`` and ``--batch-size`` out of range: a one-line error before torch loads."""
+    """``--topk``, ``--threshold`` and ``--batch-size`` out of range, an earlier run's records in
+    ``--out`` without ``--resume`` or ``--overwrite``: a one-line error before torch loads."""
     from camloc.commands._common import check_map_options, check_pipeline_options
 
     check_map_options(args)
     check_pipeline_options(args)
+    check_out(args)
     if args.tta is not None:
         from camloc.tta import parse_tta
 
         parse_tta(args.tta)
         if args.resize is not None:
             raise ValueError("--tta and --resize: give one (TTA runs the aspect geometry at its own scales)")
+
+
+def check_out(args: argparse.Namespace) -> None:
+    """Refuse an ``--out`` whose ``results.jsonl`` holds records unless ``--resume`` or
+    ``--overwrite`` says what to do with them (a second run must not destroy the first's)."""
+    from camloc.pipeline.records import count_records
+
+    if getattr(args, "resume", False) or getattr(args, "overwrite", False):
+        return
+    path = Path(args.out) / "results.jsonl"
+    n = count_records(path)
+    if n:
+        raise ValueError(f"{path} holds {n} records of an earlier run; give --resume to skip their inputs and "
+                         "append, --overwrite to replace them, or another --out")
 
 
 def _reading(args: argparse.Namespace, net, rank: int) -> tuple[float, str, bool, bool, str | None]:
@@ -105,10 +130,9 @@ def run(args: argparse.Namespace) -> int:
 def _localize(args: argparse.Namespace, rank: int, world: int, device: str) -> int:
     from tqdm.auto import tqdm
 
-    from camloc.commands._common import load_net
-    from camloc.localize import default_resize, iter_localize, localizer
+    from camloc.commands._common import load_net, resize_option
+    from camloc.localize import iter_localize, localizer
     from camloc.methods import get_method
-    from camloc.pixels.geometry import parse_resize
     from camloc.pipeline.inputs import iter_paths
     from camloc.pipeline.records import JsonlWriter
     from camloc.pipeline.run import as_jobs, shard
@@ -117,7 +141,7 @@ def _localize(args: argparse.Namespace, rank: int, world: int, device: str) -> i
     model, geometry = localizer(args.model, args.probe, args.weights)
     net = load_net(model, args.weights, device, args.method, args.probe)
     method = None if args.method == "cam" else get_method(args.method)
-    resize = parse_resize(args.resize) if args.resize else geometry or default_resize(net)
+    resize = resize_option(args.resize, net, geometry)
     threshold, norm, clamp, calibrated, views = _reading(args, net, rank)
     tta = None
     if args.tta is not None:
@@ -136,11 +160,22 @@ def _localize(args: argparse.Namespace, rank: int, world: int, device: str) -> i
 
     out = Path(args.out)
     figures = out / "figures"
-    jobs = shard(as_jobs(iter_paths(args.paths, report)), rank, world)
-    writer = JsonlWriter(out / "results.jsonl", rank, world)
+    paths = iter_paths(args.paths, report)
+    done: set[str] = set()
+    used: set[str] = set()
+    if args.resume:
+        from camloc.pipeline.records import recorded_inputs
+
+        done = recorded_inputs(out / "results.jsonl")
+        paths = (p for p in paths if p not in done)
+        if figures.is_dir():  # the earlier run's figures keep their names
+            used.update(f[: -len("_cam.png")] for f in os.listdir(figures) if f.endswith("_cam.png"))
+    jobs = shard(as_jobs(paths), rank, world)
+    writer = JsonlWriter(out / "results.jsonl", rank, world,
+                         mode="append" if args.resume else "replace" if args.overwrite else "new")
     shown: list[dict] = []
     ok = failed = 0
-    used: set[str] = set()
+    complete = False
     try:
         for item in iter_localize(net, jobs, topk=args.topk, threshold=threshold, batch_size=args.batch_size,
                                   progress=None if rank == 0 else False, method=method, norm=norm,
@@ -158,8 +193,9 @@ def _localize(args: argparse.Namespace, rank: int, world: int, device: str) -> i
                 shown.append(rec)
             if not args.no_figures:
                 _figures(item, rec, figures, used, norm)
+        complete = True
     finally:
-        writer.finish_part()
+        writer.finish_part(complete)
     if world > 1:
         print(f"rank {rank}/{world}: {ok + failed} images", file=sys.stderr)
         from camloc.pipeline.distributed import barrier
@@ -173,11 +209,17 @@ def _localize(args: argparse.Namespace, rank: int, world: int, device: str) -> i
             writer.merge()
         barrier()
         if rank != 0:
-            return 1 if failed or missing else 0
+            return 1 if args.strict and (failed or missing) else 0
     _summary(shown, ok, failed, out, args.no_figures)
+    if done:
+        print(f"{len(done)} inputs already recorded in {out / 'results.jsonl'}: skipped", file=sys.stderr)
     if ok + failed == 0:
+        if done:
+            return 0
         print("camloc localize: error: no images to process", file=sys.stderr)
         return 1
+    if world > 1 and not args.strict:  # torchrun reads a non-zero exit as a crash; the summary says what failed
+        return 0
     return 1 if failed or missing else 0
 
 

@@ -144,6 +144,10 @@ def _run(args: argparse.Namespace) -> int:
     by_c = ", ".join(f"C={c}: {100 * a:.1f} %" for c, a in info["val_accuracy_by_C"].items())
     if by_c:
         _say(f"validation accuracy: {by_c}; chosen C={probe.C:g}")
+    elif info["n_val"] == 0 and len(args.C or [0, 1]) > 1:
+        print(f"camloc probe: warning: no validation images (a class with one image keeps it for training): "
+              f"C={probe.C:g}, the smallest of the path, was not chosen on data; give --val-split, more images "
+              "per class or one --C", file=sys.stderr)
     _say(f"{args.classifier} refit on training + validation: training accuracy {100 * info['train_accuracy']:.2f} %")
     if args.test_split:
         res = evaluate_probe(net, probe, open_split(args.data, args.test_split), cache_dir=cache,

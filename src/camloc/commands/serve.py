@@ -6,6 +6,7 @@ import argparse
 import sys
 
 NAME = "serve"
+MAX_UPLOAD_MB = 1024  # the largest --max-upload-mb
 HELP = "a local web page to explore maps: drop an image, see classes, maps and boxes"
 
 
@@ -19,14 +20,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cpu)")
     p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime"),
                    help="what runs the CAM forward pass (as for localize)")
-    p.add_argument("--max-upload-mb", type=float, default=20.0, help="largest accepted request, in MB (default 20)")
+    p.add_argument("--max-upload-mb", type=float, default=20.0,
+                   help=f"largest accepted request, in MB (default 20, at most {MAX_UPLOAD_MB})")
+    p.add_argument("--read-timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="an upload that sends nothing for this long is answered 408 and closed (default 30)")
+    p.add_argument("--max-connections", type=int, default=32, metavar="N",
+                   help="connections served at once; more are answered 503 (default 32)")
+    p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                   help="also answer requests whose Host header is NAME (repeatable; by default only the "
+                   "address of --host is answered, localhost for a loopback address, any for 0.0.0.0)")
 
 
 def check(args: argparse.Namespace) -> None:
     if not 0 <= args.port <= 65535:
         raise ValueError(f"--port must be in 0..65535, got {args.port}")
-    if not args.max_upload_mb > 0:
-        raise ValueError(f"--max-upload-mb must be positive, got {args.max_upload_mb}")
+    if not 0 < args.max_upload_mb <= MAX_UPLOAD_MB:
+        raise ValueError(f"--max-upload-mb must be more than 0 and at most {MAX_UPLOAD_MB}, got {args.max_upload_mb}")
+    if not 0 < args.read_timeout <= 3600:
+        raise ValueError(f"--read-timeout must be more than 0 and at most 3600 seconds, got {args.read_timeout}")
+    if not 1 <= args.max_connections <= 10000:
+        raise ValueError(f"--max-connections must be in 1..10000, got {args.max_connections}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,9 +59,15 @@ def run(args: argparse.Namespace) -> int:
     model, geometry = localizer(args.model, args.probe, args.weights)  # localize's net when none is named
     net = load_net(model, args.weights, args.device or "cpu", "gradcam", args.probe)
     engine = Engine(net, backend=args.backend, resize=geometry)
-    app = create_app(engine, max_upload=int(args.max_upload_mb * 1024 * 1024))
+    from camloc.serve.app import host_names
+
+    hosts = host_names(args.host)
+    app = create_app(engine, max_upload=int(args.max_upload_mb * 1024 * 1024), read_timeout=args.read_timeout,
+                     allowed_hosts=None if hosts is None else (*hosts, *args.allowed_host))
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"camloc serve: listening on {args.host}: the page is reachable from other machines", file=sys.stderr)
     print(f"camloc serve: {net.name} on http://{args.host}:{args.port}/ (Ctrl-C stops)", file=sys.stderr)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    # uvicorn answers 503 once the connections, the new one included, reach limit_concurrency
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", limit_concurrency=args.max_connections + 1,
+                timeout_keep_alive=5)
     return 0

@@ -19,7 +19,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders or globs to search")
     p.add_argument("--class", dest="cls", required=True, metavar="C",
-                   help="class label (e.g. 'Egyptian cat') or index")
+                   help="class label (e.g. 'Egyptian cat'), or index written #N (#285); a bare number is a label "
+                   "first, an index only when no label is a number")
     add_model_arguments(p)
     p.add_argument("--rank", choices=("weight", "contribution"), default="weight",
                    help="weight: the class's largest weights (default); contribution: the largest mean share "
@@ -51,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     net = load_net(args.model, args.weights, device, probe=args.probe)
-    cls = class_index(net, args.cls)
+    cls = class_index(net, args.cls, "--class")
     label = net.class_names[cls]
     missing: list[str] = []
 

@@ -46,12 +46,14 @@ def cam_thresholds(step: float = 0.01) -> np.ndarray:
 def check_scoremap(scoremap: np.ndarray, where: str = "score map") -> np.ndarray:
     """The protocol's validity check; returns the map as float64.
 
-    Raises a one-line ``ValueError`` naming ``where`` for a map that is not 2-D, has NaN or
-    inf, or has values outside [0, 1].
+    Raises a one-line ``ValueError`` naming ``where`` for a map that is not 2-D, is empty, has
+    NaN or inf, or has values outside [0, 1].
     """
     m = np.asarray(scoremap)
     if m.ndim != 2:
         raise ValueError(f"{where}: score map must be 2-D, got shape {m.shape}")
+    if m.size == 0:
+        raise ValueError(f"{where}: score map is empty (shape {m.shape[0]}x{m.shape[1]})")
     if not (np.issubdtype(m.dtype, np.floating) or np.issubdtype(m.dtype, np.integer)):
         raise ValueError(f"{where}: score map must be numeric, got dtype {m.dtype}")
     m = m.astype(np.float64)

@@ -33,7 +33,36 @@ def load_torch_file(path: str | os.PathLike, what: str, error: type[CamlocError]
     except IsADirectoryError:
         raise error(f"{name}: is a directory, not {what}") from None
     except Exception as err:  # torch raises many kinds for a file it cannot unpickle
-        raise error(f"{name}: " + unreadable.format(what=what, why=one_line(err, 160))) from None
+        raise error(f"{name}: " + unreadable.format(what=what, why=_why_unreadable(name, err))) from None
+
+
+def _why_unreadable(name: str, err: Exception) -> str:
+    """One short line on why ``torch.load`` failed: an empty, truncated or foreign file, objects a
+    weights-only load refuses, else the error's own text (cut to 160 characters)."""
+    import re
+    import zipfile
+
+    text = " ".join(str(err).split())
+    try:
+        with open(name, "rb") as f:
+            head = f.read(2)
+        size = os.path.getsize(name)
+    except OSError:
+        return one_line(err, 160)
+    if size == 0:
+        return "the file is empty"
+    if head == b"PK" and not zipfile.is_zipfile(name):
+        return "truncated: not a complete torch archive"
+    if head != b"PK" and head[:1] != b"\x80":  # neither a torch archive nor a pickle
+        return "not a torch file"
+    if "Weights only load failed" in text:
+        found = re.search(r"Unsupported global: GLOBAL [\w.]+", text)
+        if found or head == b"PK":
+            return "holds objects a weights-only load refuses" + (f" ({found.group(0)})" if found else "")
+        return "truncated or garbled pickle data"
+    if isinstance(err, EOFError) or not text or "truncated" in text:
+        return "truncated: the data ends early"
+    return one_line(err, 160)
 
 
 def state_dict_problem(obj: Any) -> str | None:

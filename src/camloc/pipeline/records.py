@@ -5,6 +5,12 @@ the parts into one file in input order.
 Each line is written with one ``write`` call and flushed, so a kill leaves whole lines only. A
 record holding a NaN or an infinity is a bug upstream: :func:`dumps` refuses it rather than write
 invalid JSON.
+
+An existing file is never truncated before something can replace it (DESIGN.md, "Output that
+never destroys"): ``mode="append"`` adds to it (a resumed run, :func:`recorded_inputs` says which
+inputs it holds), ``mode="replace"`` streams into ``<name>.partial`` and renames that over the
+file only when the run completes; a symlink is written through, a device or FIFO streamed to
+(:mod:`camloc.io`).
 """
 
 from __future__ import annotations
@@ -16,8 +22,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from camloc.errors import OutputError
-from camloc.io import naming
+from camloc.errors import DataError, OutputError
+from camloc.io import naming, open_output, output_target, replace_file
+
+MODES = ("new", "append", "replace")
 
 
 def dumps(record: dict[str, Any]) -> str:
@@ -29,18 +37,33 @@ class JsonlWriter:
     """Stream records to ``path``; with ``world > 1``, to ``path.rank<R>-of-<W>`` parts merged by
     :meth:`close` on rank 0 (after every rank has closed its part; the caller provides the
     barrier between :meth:`finish_part` and :meth:`merge`).
+
+    ``mode``: ``"new"`` writes ``path`` from the start (the caller has checked that it holds no
+    records), ``"append"`` adds to its records, ``"replace"`` streams into ``<path>.partial``
+    and renames it over ``path`` once the run is complete (:meth:`finish_part` with
+    ``complete=True``), so a killed or failed run leaves the old records.
     """
 
-    def __init__(self, path: str | os.PathLike, rank: int = 0, world: int = 1) -> None:
+    def __init__(self, path: str | os.PathLike, rank: int = 0, world: int = 1, mode: str = "new") -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         self.path = Path(path)
-        self.rank, self.world = rank, world
+        self.rank, self.world, self.mode = rank, world, mode
         self.count = 0
-        target = self.path if world <= 1 else self.part(rank)
-        self._tmp = target.with_name(target.name + ".partial") if world > 1 else target
+        final, stream = output_target(self.path)
+        self._staged = world <= 1 and mode == "replace" and not stream
+        target = Path(final) if self._staged else self.path if world <= 1 else self.part(rank)
+        # a staged file lies beside the file it replaces (through a symlink: beside its target)
+        self._tmp = target.with_name(target.name + ".partial") if world > 1 or self._staged else target
         self._file: IO[str] | None = None
         with naming(self._tmp):
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(self._tmp, "w", encoding="utf-8")
+            self._tmp.parent.mkdir(parents=True, exist_ok=True)
+        if world <= 1 and not self._staged:
+            self._file = open_output(self._tmp, "a" if mode == "append" else "w", encoding="utf-8")
+        else:
+            with naming(self._tmp):
+                self._file = open(self._tmp, "w", encoding="utf-8")
 
     def part(self, rank: int) -> Path:
         return self.path.with_name(f"{self.path.name}.rank{rank}-of-{self.world}")
@@ -66,8 +89,9 @@ class JsonlWriter:
             except OSError:
                 pass
 
-    def finish_part(self) -> None:
-        """Close this process's file (a part is renamed into place only once complete)."""
+    def finish_part(self, complete: bool = True) -> None:
+        """Close this process's file (a part is renamed into place only once complete; with
+        ``mode="replace"``, the new file replaces the old one only when ``complete``)."""
         if self._file is not None:
             try:
                 self._file.close()
@@ -78,6 +102,8 @@ class JsonlWriter:
             if self.world > 1:
                 with naming(self.part(self.rank)):
                     os.replace(self._tmp, self.part(self.rank))
+            elif self._staged and complete:
+                replace_file(self._tmp, self.path)
 
     def merge(self) -> int:
         """Rank 0: merge every complete part into ``path`` in input order, remove the parts.
@@ -89,15 +115,21 @@ class JsonlWriter:
         if missing:
             raise RuntimeError(f"cannot merge {self.path}: part {missing[0]} is missing")
         files = [open(p, encoding="utf-8") for p in parts]
-        tmp = self.path.with_name(self.path.name + ".partial")
+        final = Path(output_target(self.path)[0])
+        tmp = final.with_name(final.name + ".partial")
         n = 0
         try:
-            with naming(self.path), open(tmp, "w", encoding="utf-8") as out:
+            if self.mode == "append":  # the merged records follow the earlier run's
+                out = open_output(self.path, "a", encoding="utf-8")
+            else:
+                with naming(self.path):
+                    out = open(tmp, "w", encoding="utf-8")
+            with naming(self.path), out:
                 for _, record in heapq.merge(*(_indexed(f) for f in files), key=lambda t: t[0]):
                     out.write(dumps(record) + "\n")
                     n += 1
-            with naming(self.path):
-                os.replace(tmp, self.path)
+            if self.mode != "append":
+                replace_file(tmp, self.path)
         finally:
             for f in files:
                 f.close()
@@ -120,3 +152,41 @@ def _indexed(f: IO[str]) -> Iterator[tuple[int, dict[str, Any]]]:
         if line.strip():
             d = json.loads(line)
             yield int(d["index"]), d["record"]
+
+
+def count_records(path: str | os.PathLike) -> int:
+    """The number of lines in the results file ``path`` (0 when it is missing, empty, or a device
+    or FIFO: nothing there to lose)."""
+    target, stream = output_target(path)
+    if stream or not os.path.isfile(target):
+        return 0
+    n = 0
+    with naming(path, "read"), open(target, "rb") as f:
+        for line in f:
+            n += bool(line.strip())
+    return n
+
+
+def recorded_inputs(path: str | os.PathLike) -> set[str]:
+    """The ``"image"`` of every record in ``path`` (error records too: a resumed run does not
+    retry them). A half line at the end (a write cut by a kill) is removed first, so the records
+    appended next start on a line of their own; a line that is not a JSON record is a
+    :class:`DataError` naming the file and line."""
+    target, stream = output_target(path)
+    if stream or not os.path.isfile(target):
+        return set()
+    seen: set[str] = set()
+    with naming(path, "read"), open(target, "rb+") as f:
+        pos = 0
+        for i, line in enumerate(f, start=1):
+            if not line.endswith(b"\n"):  # a half line: not a record
+                f.truncate(pos)
+                break
+            pos += len(line)
+            if not line.strip():
+                continue
+            try:
+                seen.add(str(json.loads(line)["image"]))
+            except (ValueError, KeyError, TypeError):
+                raise DataError(f"{os.fspath(path)}:{i}: not a results record; cannot resume from this file") from None
+    return seen

@@ -15,11 +15,29 @@ All modes map the network input onto the whole original image except ``crop``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
 Mode = Literal["aspect", "squash", "crop"]
 MODES: tuple[str, ...] = ("aspect", "squash", "crop")
+
+#: The largest size ``S`` of a resize option (``--resize aspect:S``, ``crop:S``, TTA and ablation
+#: scales): the shorter side of the network input. 2048 is eight times a 256 net's side.
+MAX_SIDE = 2048
+#: The most pixels of one network input, ``S * S * max_ratio`` for ``aspect`` (2048 x 6144 at the
+#: default ratio 3: about 1.5 GB of float32 activations in a Lite0 forward pass). Larger options
+#: are refused before any work, with one line.
+MAX_PIXELS = MAX_SIDE * MAX_SIDE * 3
+
+
+def check_side(size: object, what: str = "resize size", least: int = 32) -> int:
+    """``size`` as an integer in ``[least, MAX_SIDE]``, else a one-line ``ValueError`` naming ``what``."""
+    if isinstance(size, bool) or not isinstance(size, int) or size < least:
+        raise ValueError(f"{what} must be an integer of at least {least}, got {size!r}")
+    if size > MAX_SIDE:
+        raise ValueError(f"{what} {size} is over the maximum side of {MAX_SIDE} pixels")
+    return size
 
 
 @dataclass(frozen=True)
@@ -42,10 +60,12 @@ class Resize:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"unknown resize mode {self.mode!r}; expected one of {', '.join(MODES)}")
-        if not isinstance(self.size, int) or self.size < self.stride:
-            raise ValueError(f"resize size must be an integer of at least {self.stride}, got {self.size!r}")
+        check_side(self.size, "resize size", self.stride)
         if not self.max_ratio >= 1:
             raise ValueError(f"max_ratio must be at least 1, got {self.max_ratio}")
+        if self.mode != "squash" and self.size * self.size * self.max_ratio > MAX_PIXELS:
+            raise ValueError(f"resize {self.mode}:{self.size} with aspect ratio up to {self.max_ratio:g} makes inputs "
+                             f"over the maximum of {MAX_PIXELS} pixels")
 
     def input_size(self, size: tuple[int, int], net_shape: tuple[int, int] = (224, 224)) -> tuple[int, int]:
         """The network input ``(width, height)`` for an image of ``size = (width, height)``.
@@ -88,21 +108,39 @@ def scaled_short_side(size: tuple[int, int], short: int) -> tuple[int, int]:
     return max(1, round(width * short / height)), short
 
 
+def side_for(shape: tuple[int, int], stride: int = 32) -> int:
+    """A net's own aspect side: the shorter side of its input ``shape`` rounded to ``stride``
+    (what ``--resize aspect`` without a size means)."""
+    return max(stride, int(round(min(shape) / stride)) * stride)
+
+
 def _round_to(value: float, step: int) -> int:
     return max(step, int(round(value / step)) * step)
 
 
-def parse_resize(text: str, stride: int = 32) -> Resize:
+def parse_resize(text: str, stride: int = 32, default_side: int | None = None) -> Resize:
     """``"aspect:256"``, ``"aspect"``, ``"squash"`` or ``"crop:224"`` -> :class:`Resize` (the CLI's
-    ``--resize``); one-line ``ValueError`` otherwise."""
+    ``--resize``); one-line ``ValueError`` otherwise (a size over :data:`MAX_SIDE` too). ``aspect``
+    without a size is ``default_side``: the net's own (:func:`camloc.localize.default_resize`),
+    which the commands pass once the net is loaded; 256 when not given (option checks)."""
     mode, _, size = str(text).partition(":")
     mode = mode.strip().lower()
     if mode not in MODES:
         raise ValueError(f"--resize must be aspect[:S], squash or crop[:S], got {text!r}")
     if not size:
-        return Resize(mode, 256 if mode == "aspect" else 224, stride)  # type: ignore[arg-type]
-    try:
-        s = int(size)
-    except ValueError:
-        raise ValueError(f"--resize size must be an integer, got {size!r}") from None
-    return Resize(mode, s, stride)  # type: ignore[arg-type]
+        side = (default_side or 256) if mode == "aspect" else 224
+        return Resize(mode, side, stride)  # type: ignore[arg-type]
+    return Resize(mode, parse_side(size, "--resize size"), stride)  # type: ignore[arg-type]
+
+
+def parse_side(text: str, what: str) -> int:
+    """An option's integer size (ASCII digits, an optional sign); the caller checks its range
+    (:func:`check_side`). A one-line ``ValueError`` naming ``what`` when it is not an integer or
+    has more than 9 digits."""
+    t = str(text).strip()
+    if not re.fullmatch(r"[+-]?[0-9]+", t):
+        raise ValueError(f"{what} must be an integer, got {text!r}")
+    if len(t.lstrip("+-")) > 9:
+        shown = t if len(t) <= 14 else t[:12] + "..."
+        raise ValueError(f"{what} {shown} is out of range (at most {MAX_SIDE} pixels)")
+    return int(t)

@@ -108,6 +108,7 @@ def attach_probe(net: CamNet, path: str | os.PathLike | Probe, strict: bool = Tr
     check_probe(net, probe, where, strict=strict)
     net.probe = probe.linear().to(net.device)
     net.class_names = list(probe.class_names)
+    net.probe_file = None if isinstance(path, Probe) else where  # how errors name the model (camloc.classes)
     if probe.preprocessing:
         net.preprocessing = Preprocessing.from_dict(probe.preprocessing)
     return net

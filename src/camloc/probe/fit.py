@@ -310,7 +310,10 @@ def fit_probe_on_features(
         "train_accuracy": float(np.mean((x_all @ w.T + b).argmax(1) == y_all)),
         "n_train": int(len(ytr)),
         "n_val": int(len(yva)),
-        "validation": "given split" if xval is not None else f"{val_fraction:g} of the training images",
+        "validation": ("given split" if xval is not None else f"{val_fraction:g} of the training images")
+        if len(yva) else "none: C not chosen on data",
+        "C_choice": "validation accuracy" if len(yva) else
+        ("the only C given" if len(set(float(c) for c in Cs)) == 1 else "no validation images: the smallest C"),
         "classes_without_validation": [classes[c] for c in sorted(set(range(n_classes)) - set(yva.tolist()))],
         "scaling": scaling,
         "solver": "L-BFGS, all classes at once",

@@ -10,12 +10,17 @@ Routes:
 - ``GET /api/samples`` and ``GET /api/samples/{name}``: photos bundled with scikit-image.
 
 Every error is JSON, ``{"error": "<one line>"}``, with a 4xx status. A request body over
-``max_upload`` bytes is refused with 413 before it is parsed.
+``max_upload`` bytes is refused with 413 before it is parsed; an upload that sends nothing for
+``read_timeout`` seconds is answered 408 and its connection closed. With ``allowed_hosts``, a
+request whose ``Host`` header names another host is refused with 400 before any route runs (a
+page on another origin reaching the server through DNS rebinding names its own host).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -48,14 +53,25 @@ def error(status: int, reason: str) -> JSONResponse:
     return JSONResponse({"error": " ".join(str(reason).split())}, status_code=status)
 
 
-async def _read_limited(request: Request, limit: int) -> bytes:
+READ_TIMEOUT = 30.0  # seconds an upload may send nothing before it is answered 408
+
+
+async def _read_limited(request: Request, limit: int, timeout: float = READ_TIMEOUT) -> bytes:
     """The request body, or :class:`ServeError` 413 as soon as it passes ``limit`` bytes (a
-    declared Content-Length over the limit is refused before reading)."""
+    declared Content-Length over the limit is refused before reading), or 408 when no data came
+    for ``timeout`` seconds."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise ServeError(413, f"upload of {int(declared)} bytes is over the limit of {limit} bytes")
     chunks, size = [], 0
-    async for chunk in request.stream():
+    stream = request.stream().__aiter__()
+    while True:
+        try:
+            chunk = await asyncio.wait_for(stream.__anext__(), timeout)
+        except StopAsyncIteration:
+            break
+        except asyncio.TimeoutError:
+            raise ServeError(408, f"upload stalled: no data for {timeout:g} s after {size} bytes") from None
         size += len(chunk)
         if size > limit:
             raise ServeError(413, f"upload is over the limit of {limit} bytes")
@@ -63,8 +79,48 @@ async def _read_limited(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def create_app(engine: Engine, max_upload: int = MAX_UPLOAD) -> Starlette:
-    """The application around a loaded :class:`~camloc.serve.engine.Engine`."""
+def host_names(host: str) -> tuple[str, ...] | None:
+    """The ``Host`` names a server bound to ``host`` answers: a loopback address answers
+    ``localhost`` and its loopback twins, another address itself; ``0.0.0.0`` or ``::`` (every
+    interface) ``None``: no check (the page is open to the network anyway)."""
+    h = host.strip("[]").lower()
+    if h in ("0.0.0.0", "::", ""):
+        return None
+    if h in ("127.0.0.1", "localhost", "::1"):
+        return ("127.0.0.1", "localhost", "::1")
+    return (h,)
+
+
+def _host_of(header: str) -> str:
+    """The host part of a ``Host`` header: ``[::1]:8000`` -> ``::1``, ``a.b:80`` -> ``a.b``."""
+    h = header.strip().lower()
+    if h.startswith("["):
+        return h[1:h.find("]")] if "]" in h else h
+    return h.rsplit(":", 1)[0] if h.count(":") == 1 else h
+
+
+def check_host(app, allowed: Iterable[str]):
+    """ASGI middleware: a request whose ``Host`` is not in ``allowed`` gets a one-line JSON 400."""
+    names = {a.strip("[]").lower() for a in allowed}
+
+    async def guarded(scope, receive, send):
+        if scope["type"] == "http":
+            header = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
+            if _host_of(header) not in names:
+                shown = " ".join(header.split())[:80] or "(none)"
+                await error(400, f"Host header {shown!r} is not this server's; start camloc serve with "
+                            "--allowed-host NAME to answer it")(scope, receive, send)
+                return
+        await app(scope, receive, send)
+
+    return guarded
+
+
+def create_app(engine: Engine, max_upload: int = MAX_UPLOAD, read_timeout: float = READ_TIMEOUT,
+               allowed_hosts: Iterable[str] | None = None):
+    """The application around a loaded :class:`~camloc.serve.engine.Engine`; ``allowed_hosts``:
+    the ``Host`` names it answers (``None``: any, the default for the API; ``camloc serve``
+    passes :func:`host_names` of its address)."""
     samples = sample_paths()
 
     async def index(request: Request) -> Response:
@@ -89,7 +145,7 @@ def create_app(engine: Engine, max_upload: int = MAX_UPLOAD) -> Starlette:
         if not ctype.startswith("multipart/form-data"):
             return error(415, "POST /api/localize takes multipart/form-data with the image in field 'file'")
         try:
-            body = await _read_limited(request, max_upload)
+            body = await _read_limited(request, max_upload, read_timeout)
             replay = Request(request.scope, receive=_replay(body))
             try:
                 form = await replay.form(max_files=1, max_fields=10)
@@ -130,8 +186,9 @@ def create_app(engine: Engine, max_upload: int = MAX_UPLOAD) -> Starlette:
         Route("/api/localize", localize, methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    return Starlette(routes=routes, exception_handlers={HTTPException: not_found, Exception: internal},
-                     middleware=[Middleware(BaseHTTPMiddleware, dispatch=headers)])
+    app = Starlette(routes=routes, exception_handlers={HTTPException: not_found, Exception: internal},
+                    middleware=[Middleware(BaseHTTPMiddleware, dispatch=headers)])
+    return app if allowed_hosts is None else check_host(app, allowed_hosts)
 
 
 def _replay(body: bytes):

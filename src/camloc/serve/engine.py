@@ -152,9 +152,9 @@ class Engine:
         wanted = None
         if opts.cls is not None:
             try:
-                wanted = class_index(self.net, opts.cls)
+                wanted = class_index(self.net, opts.cls, "field 'class'")
             except ValueError as err:
-                raise ServeError(400, f"field 'class': {err}") from None
+                raise ServeError(400, str(err)) from None
         with tempfile.TemporaryDirectory(prefix="camloc-serve-") as tmp:
             path = os.path.join(tmp, "upload." + fmt.lower())
             with open(path, "wb") as f:
