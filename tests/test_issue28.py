@@ -15,7 +15,7 @@ import pytest
 
 import camloc
 from camloc.cli import main
-from camloc.pipeline import geometry
+from camloc.pixels import geometry
 from camloc.pixels.geometry import Resize, parse_resize
 
 
