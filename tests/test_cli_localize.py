@@ -14,12 +14,13 @@ from PIL import Image
 
 import camloc
 from camloc.cli import main
-from camloc.schema import RECORD
+from camloc.schema import HEADER, RECORD
 
 
 def _records(out) -> list[dict]:
     lines = (out / "results.jsonl").read_text().splitlines()
-    recs = [json.loads(line) for line in lines]
+    jsonschema.validate(json.loads(lines[0]), HEADER)  # the run's header line first
+    recs = [json.loads(line) for line in lines[1:]]
     for r in recs:
         jsonschema.validate(r, RECORD)
     return recs

@@ -10,15 +10,15 @@ HELP = "a local web page to explore maps: drop an image, see classes, maps and b
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from camloc.commands._common import LOCALIZER_HELP, add_model_arguments
+    from camloc.commands._common import add_model_arguments
+    from camloc.defaults import add_backend_argument, add_device_argument
 
-    add_model_arguments(p, default=LOCALIZER_HELP)
+    add_model_arguments(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine "
                    "only; another address exposes the page to the network)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cpu)")
-    p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime"),
-                   help="what runs the CAM forward pass (as for localize)")
+    add_device_argument(p, "cpu")
+    add_backend_argument(p, "what runs the CAM forward pass (as for localize)")
     p.add_argument("--max-upload-mb", type=float, default=20.0, help="largest accepted request, in MB (default 20)")
 
 
@@ -41,11 +41,8 @@ def run(args: argparse.Namespace) -> int:
     from camloc.commands._common import load_net
     from camloc.serve.engine import Engine
 
-    from camloc.localize import localizer
-
-    model, geometry = localizer(args.model, args.probe, args.weights)  # localize's net when none is named
-    net = load_net(model, args.weights, args.device or "cpu", "gradcam", args.probe)
-    engine = Engine(net, backend=args.backend, resize=geometry)
+    net = load_net(args.model, args.weights, args.device or "cpu", "gradcam", args.probe)
+    engine = Engine(net, backend=args.backend)  # localize's geometry and scores for this net
     app = create_app(engine, max_upload=int(args.max_upload_mb * 1024 * 1024))
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"camloc serve: listening on {args.host}: the page is reachable from other machines", file=sys.stderr)

@@ -28,12 +28,15 @@ def dumps(record: dict[str, Any]) -> str:
 class JsonlWriter:
     """Stream records to ``path``; with ``world > 1``, to ``path.rank<R>-of-<W>`` parts merged by
     :meth:`close` on rank 0 (after every rank has closed its part; the caller provides the
-    barrier between :meth:`finish_part` and :meth:`merge`).
+    barrier between :meth:`finish_part` and :meth:`merge`). ``header`` (the run's
+    :func:`camloc.provenance.run_header`), when given, is the file's first line.
     """
 
-    def __init__(self, path: str | os.PathLike, rank: int = 0, world: int = 1) -> None:
+    def __init__(self, path: str | os.PathLike, rank: int = 0, world: int = 1,
+                 header: dict[str, Any] | None = None) -> None:
         self.path = Path(path)
         self.rank, self.world = rank, world
+        self.header = header
         self.count = 0
         target = self.path if world <= 1 else self.part(rank)
         self._tmp = target.with_name(target.name + ".partial") if world > 1 else target
@@ -41,6 +44,9 @@ class JsonlWriter:
         with naming(self._tmp):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = open(self._tmp, "w", encoding="utf-8")
+        if header is not None and world <= 1:  # under torchrun, merge() writes it
+            self.write(-1, header)
+            self.count = 0
 
     def part(self, rank: int) -> Path:
         return self.path.with_name(f"{self.path.name}.rank{rank}-of-{self.world}")
@@ -93,6 +99,8 @@ class JsonlWriter:
         n = 0
         try:
             with naming(self.path), open(tmp, "w", encoding="utf-8") as out:
+                if self.header is not None:
+                    out.write(dumps(self.header) + "\n")
                 for _, record in heapq.merge(*(_indexed(f) for f in files), key=lambda t: t[0]):
                     out.write(dumps(record) + "\n")
                     n += 1

@@ -110,4 +110,5 @@ def attach_probe(net: CamNet, path: str | os.PathLike | Probe, strict: bool = Tr
     net.class_names = list(probe.class_names)
     if probe.preprocessing:
         net.preprocessing = Preprocessing.from_dict(probe.preprocessing)
+        net.default_side = None  # the probe's input size sets localize's geometry (camloc.localize.default_resize)
     return net
