@@ -47,14 +47,24 @@ def calibration_path(model: str | None, probe: str | None, weights: str | None) 
 
 def model_digest(net: Any) -> str:
     """SHA-256 of the net's weights (its state dict), and of its probe's when one is attached: what a
-    calibration file names as the model it was made for."""
+    calibration file names as the model it was made for. Remembered on the net until a weight is
+    changed in place or replaced (each tensor's version counter is part of the key)."""
     import hashlib
 
     from camloc.probe.features import weights_digest
 
+    modules = [net.module] + ([net.probe] if getattr(net, "probe", None) is not None else [])
+    key = tuple((id(v), v._version) for m in modules for v in m.state_dict(keep_vars=True).values())
+    memo = getattr(net, "_camloc_digest", None)
+    if memo is not None and memo[0] == key:
+        return memo[1]
     h = weights_digest(net.module)
-    if getattr(net, "probe", None) is not None:
+    if len(modules) > 1:
         h = hashlib.sha256((h + weights_digest(net.probe)).encode()).hexdigest()
+    try:
+        net._camloc_digest = (key, h)
+    except AttributeError:
+        pass
     return h
 
 
@@ -81,15 +91,7 @@ def shipped_temperature(net: Any, views: str) -> tuple[float, str] | None:
     entry = _shipped().get("models", {}).get(getattr(net, "name", ""))
     if not entry or getattr(net, "probe", None) is not None:
         return None
-    digest = getattr(net, "_camloc_digest", None)
-    if digest is None:
-        digest = model_digest(net)
-        try:
-            net._camloc_digest = digest  # the packaged weights do not change under a caller's feet ...
-        except AttributeError:
-            pass
-    if digest != entry.get("weights_sha256"):
-        net._camloc_digest = None  # ... and when they did (training), look again next time
+    if model_digest(net) != entry.get("weights_sha256"):
         return None
     fitted = entry.get("temperatures", {})
     if views in fitted:

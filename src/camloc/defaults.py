@@ -16,8 +16,8 @@ twice the time per image of Lite0 at 224, the one no worse on any figure (BENCHM
 "localize's default")."""
 SIDE = 288
 """The shorter side the default net sees (the whole image, aspect kept) when no geometry is named."""
-MODEL_LABEL = "the embedded EfficientNet-Lite1 at shorter side 288"
-"""How help text names the default net and geometry."""
+MODEL_LABEL = "the embedded EfficientNet-Lite1"
+"""How help text names the default net."""
 
 BACKENDS = ("auto", "torch", "onnxruntime")
 """What runs the forward pass: ``auto`` (ONNX Runtime for CAM on the CPU, else PyTorch), ``torch``,
@@ -28,9 +28,11 @@ THRESHOLD = 0.2  # the paper's box threshold: 20 % of the (read) map's max
 BATCH_SIZE = 16
 
 
-def model_help(probe: bool = True) -> str:
-    """The ``--model`` help's default clause."""
-    return MODEL_LABEL + ("; with --probe, the probe's backbone" if probe else "")
+def model_help(probe: bool = True, geometry: str | None = f"at shorter side {SIDE}") -> str:
+    """The ``--model`` help's default clause: the default net, the geometry the command runs it at
+    (``None``: the command's own, e.g. the net's square input) and, with ``probe``, what ``--probe``
+    changes."""
+    return MODEL_LABEL + (f" {geometry}" if geometry else "") + ("; with --probe, the probe's backbone" if probe else "")
 
 
 def add_device_argument(p: argparse.ArgumentParser, default: str = "cuda if present") -> None:

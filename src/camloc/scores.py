@@ -61,7 +61,8 @@ def ece(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     """The ``T`` in :data:`T_RANGE` minimizing :func:`log_loss` (a bounded scalar search on
     ``log T``; the log loss is convex in ``1/T``). ``ValueError`` for no photos, labels out of range,
-    or a minimum at either end of the range (the logits carry no usable confidence)."""
+    or a minimum at (or a loss flat up to) either end of the range: photos all classified right with
+    room to spare (the loss falls as ``T -> 0``), or logits that carry no usable confidence."""
     from scipy.optimize import minimize_scalar
 
     logits = np.asarray(logits, dtype=np.float64)
@@ -76,7 +77,8 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     res = minimize_scalar(lambda s: log_loss(logits, labels, math.exp(s)), bounds=(lo, hi), method="bounded",
                           options={"xatol": 1e-5})
     t = float(math.exp(res.x))
-    if not T_RANGE[0] * 1.01 < t < T_RANGE[1] / 1.01:
+    best = log_loss(logits, labels, t)
+    if any(log_loss(logits, labels, end) <= best + 1e-12 for end in T_RANGE):  # at, or flat up to, an end
         raise ValueError(f"temperature fit: the best temperature lies at the end of the searched range "
                          f"({T_RANGE[0]:g}..{T_RANGE[1]:g}): the scores carry no usable confidence on these photos")
     return t

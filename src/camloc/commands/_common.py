@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 
 
-def add_model_arguments(p: argparse.ArgumentParser, probe: bool = True, default: str | None = None) -> None:
+def add_model_arguments(p: argparse.ArgumentParser, probe: bool = True, default: str | None = None,
+                        geometry: str | None = "default") -> None:
     """``--model`` and ``--weights`` (and ``--probe``): the net a command reads maps from
     (``default``: what the help says is loaded without ``--model``; by default
-    :func:`camloc.defaults.model_help`)."""
+    :func:`camloc.defaults.model_help` with ``geometry``, the geometry the command runs it at,
+    ``"default"`` for localize's)."""
     from camloc.defaults import model_help
 
     p.add_argument("--model", default=None, help="registered name, torchvision name or checkpoint file "
-                   f"(default: {default or model_help(probe)})")
+                   f"(default: {default or (model_help(probe) if geometry == 'default' else model_help(probe, geometry))})")
     p.add_argument("--weights", default=None, help="local state-dict file for a torchvision --model")
     if probe:
         p.add_argument("--probe", default=None, help="a probe file (camloc probe fit): the scores and maps of "

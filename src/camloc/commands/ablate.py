@@ -26,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from camloc.commands.calibrate import add_data_arguments
     from camloc.defaults import add_backend_argument, add_batch_size_argument, add_device_argument
 
-    add_model_arguments(p)
+    add_model_arguments(p, geometry=None)
     add_data_arguments(p)
     p.add_argument("--scales", type=_ints, default=[256, 320], metavar="S1,S2,...",
                    help="aspect scales (shorter side): each alone and all together (default 256,320)")

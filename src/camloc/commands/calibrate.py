@@ -25,7 +25,7 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from camloc.commands._common import add_model_arguments
-    from camloc.defaults import add_backend_argument, add_batch_size_argument, add_device_argument
+    from camloc.defaults import SIDE, add_backend_argument, add_batch_size_argument, add_device_argument
 
     add_model_arguments(p)
     add_data_arguments(p)
@@ -37,7 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the views localize will run: flip, scales=S1,S2 or flip,scales=S1,S2 (default: its "
                    "default aspect scale, no flip)")
     p.add_argument("--resize", default=None, metavar="aspect[:S]",
-                   help="the aspect scale localize will run without --tta (default: localize's, e.g. aspect:288 for "
+                   help=f"the aspect scale localize will run without --tta (default: localize's, aspect:{SIDE} for "
                    "the default net, aspect:224 for a 224 net); with --scores also squash")
     p.add_argument("--clamp-negative", action="store_true",
                    help="calibrate maps made from the classifier's positive weights only")

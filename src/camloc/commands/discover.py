@@ -14,7 +14,7 @@ HELP = "per class, cluster the regions its CAM is high on into patterns (share, 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from camloc.commands._common import add_model_arguments, add_norm_argument, add_pipeline_arguments
-    from camloc.defaults import add_batch_size_argument, add_device_argument
+    from camloc.defaults import SIDE, add_batch_size_argument, add_device_argument
 
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders or globs")
     add_model_arguments(p)
@@ -37,7 +37,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="out", help="output folder (default out/): discover.json and figures/")
     add_batch_size_argument(p)
     add_device_argument(p)
-    add_pipeline_arguments(p, "how images meet the net for their maps (default aspect:224 for a 224 net); "
+    add_pipeline_arguments(p, f"how images meet the net for their maps (default: localize's, aspect:{SIDE} for the "
+                           "default net, aspect:224 for a 224 net); "
                            "crops are squashed to the net's input size")
 
 

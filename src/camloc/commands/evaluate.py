@@ -13,7 +13,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from camloc.commands._common import add_model_arguments, add_norm_argument, add_pipeline_arguments
     from camloc.defaults import add_batch_size_argument, add_device_argument, add_topk_argument
 
-    add_model_arguments(p, probe=False)
+    add_model_arguments(p, probe=False, geometry="at its square input (squash: the published protocol's "
+                        "geometry, not localize's; see --resize)")
     p.add_argument("--data", required=True, help="dataset root (WSOL metadata, CUB, ILSVRC, class folders)")
     p.add_argument("--split", default="val", help="split to evaluate (default val)")
     p.add_argument("--format", default="auto", help="dataset format (default: detect)")
@@ -84,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     skipped = list(split.skipped) + result.skipped
     metrics = {"model": net.name, "data": str(args.data), "split": args.split, **result.metrics,
+               "geometry_source": "--resize" if args.resize else "the published protocol (squash)",
                "num_skipped": len(skipped), "skipped": skipped, "processes": world}
     for line in skipped[:5]:
         print(f"camloc evaluate: skipped {line}", file=sys.stderr)

@@ -12,7 +12,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from camloc.commands._common import add_model_arguments
     from camloc.defaults import add_topk_argument
 
-    add_model_arguments(p)
+    add_model_arguments(p, geometry="at its square input")
     add_topk_argument(p, "classes mapped per image")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     p.add_argument("--out", required=True, metavar="FILE.onnx", help="where to write the graph")

@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "train and test splits, e.g. train/<class>/ and test/<class>/ folders (no boxes: no "
                         "ground-truth crop or localization figures)")
     parser.add_argument("--backbone", "--model", dest="backbone", default=None, metavar="M",
-                        help=f"registered model name or checkpoint file (default: {model_help(False)})")
+                        help=f"registered model name or checkpoint file (default: {model_help(False, 'at its square input')})")
     parser.add_argument("--classifier", choices=("svm", "logreg"), default="svm")
     parser.add_argument("--scaling", choices=("global", "channel"), default="global",
                         help="feature scaling before the fit, folded into the weights (default global)")

@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          "linear SVM (or logistic regression) with C chosen on a validation split, report "
                          "its accuracy and save one probe file.")
     fit.add_argument("--backbone", default=None, metavar="M",
-                     help=f"registered model name or checkpoint file (default: {model_help(False)})")
+                     help=f"registered model name or checkpoint file (default: {model_help(False, 'at its square input')})")
     _common(fit)
     fit.add_argument("--split", default="train", help="split to fit on (default: train)")
     fit.add_argument("--val-split", default=None, metavar="NAME",

@@ -21,7 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders or globs to search")
     p.add_argument("--class", dest="cls", required=True, metavar="C",
                    help="class label (e.g. 'Egyptian cat') or index")
-    add_model_arguments(p)
+    add_model_arguments(p, geometry="at its square input")
     p.add_argument("--rank", choices=("weight", "contribution"), default="weight",
                    help="weight: the class's largest weights (default); contribution: the largest mean share "
                    "w*pool(f) of the class score over the given images (one more forward pass)")
