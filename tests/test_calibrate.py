@@ -283,3 +283,32 @@ def test_clamping_removes_the_negative_vote_from_the_map(tmp_path):
     c0 = clamped.maps[list(clamped.classes).index(0)]
     assert m0[12, 50] < -0.3 and c0[12, 50] == 0.0  # the green patch
     assert m0[12, 12] == pytest.approx(c0[12, 12]) and c0[12, 12] > 0.3  # the red one
+
+
+def test_a_calibration_beside_your_checkpoint_applies_without_naming_it(tmp_path):
+    """calibrate --scores on a checkpoint with no --out writes <ckpt>.calibration.json; localize on
+    that checkpoint then scores with its temperature and says so in the header; the file does not
+    apply to the same architecture under its registered name."""
+    import camloc
+
+    split = color_split(str(tmp_path / "data"), n_per_class=3, seed=7)
+    folders = tmp_path / "folders"
+    labels = [s.label for s in split.samples]
+    labels[0] = (labels[0] + 1) % 3  # one photo labelled wrong: a finite temperature
+    for i, (s, c) in enumerate(zip(split.samples, labels)):
+        (folders / "val" / ["red", "green", "blue"][c]).mkdir(parents=True, exist_ok=True)
+        os.link(s.path, folders / "val" / ["red", "green", "blue"][c] / f"{i}.png")
+    ckpt = tmp_path / "m.pt"
+    camloc.save_checkpoint(colorcam(), ckpt)
+    assert main(["calibrate", "--scores", "--model", str(ckpt), "--data", str(folders), "--backend", "torch",
+                 "--workers", "0", "--resize", "aspect:64"]) == 0
+    beside = tmp_path / "m.pt.calibration.json"
+    t = json.loads(beside.read_text())["temperature"]
+    out = tmp_path / "loc"
+    common = [split.samples[1].path, "--backend", "torch", "--resize", "aspect:64", "--no-figures", "--out", str(out)]
+    assert main(["localize", "--model", str(ckpt), *common]) == 0
+    header = read_results(out / "results.jsonl")[0]
+    assert (header["temperature"], header["calibration"]) == (t, str(beside))
+    assert main(["localize", "--model", "test_colorcam", *common]) == 0
+    header = read_results(out / "results.jsonl")[0]
+    assert (header["temperature"], header["calibration"]) == (1.0, None)

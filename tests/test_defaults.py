@@ -174,7 +174,7 @@ def test_the_demo_prints_each_photos_top3_with_calibrated_scores(tmp_path):
         for i, r in enumerate(recs):
             w.write(i, r)
     lines = top3_table(str(tmp_path / "results.jsonl")).splitlines()
-    assert lines[0].startswith("top-3 per photo (calibrated probabilities, temperature 0.250;")
+    assert lines[0].startswith("top-3 per photo (calibrated probabilities, temperature 0.25;")
     assert lines[1] == "  rocket.jpg: missile 0.48; projectile 0.41; space shuttle 0.05"
     assert lines[2] == "  bad\\n.png: b/bad.png: not an image"
 

@@ -43,7 +43,7 @@ def top3_table(results: str) -> str:
 
     header, records = read_results(results)
     t = header["temperature"] if header else 1.0
-    lines = [f"top-3 per photo (calibrated probabilities, temperature {t:.3f}; raw logits in {results}):"]
+    lines = [f"top-3 per photo (calibrated probabilities, temperature {t:g}; raw logits in {results}):"]
     for r in records:
         if r.get("error") is not None:
             lines.append(f"  {printable(os.path.basename(r['image']))}: {printable(r['error'])}")

@@ -92,10 +92,12 @@ def check(args: argparse.Namespace) -> None:
                          "localize applies it only with --calibration FILE")
 
 
-def labelled(args: argparse.Namespace) -> tuple[list[tuple[str, int]], int]:
+def labelled(args: argparse.Namespace, class_names: list[str] | None = None) -> tuple[list[tuple[str, int]], int]:
     """``([(image path, class index)], skipped metadata lines)`` of ``--data``: a folder with
     ``labels.csv`` (``file,class_index``; images in ``images/`` or beside it), else any dataset
-    ``open_dataset`` reads."""
+    ``open_dataset`` reads; when every class name of that dataset is one of ``class_names`` (the
+    model's), its labels are the model's indices of those names (class folders are numbered in
+    name order, the model's classes are not)."""
     import csv
     import os
 
@@ -116,6 +118,10 @@ def labelled(args: argparse.Namespace) -> tuple[list[tuple[str, int]], int]:
                                            "class index") from None
         return items, 0
     split = open_dataset(args.data, args.split, args.format, image_root=args.image_root, strict=args.strict)
+    names = list(getattr(split, "classes", None) or [])
+    if class_names and names and set(names) <= set(class_names):
+        index = {n: i for i, n in enumerate(class_names)}
+        return [(s.path, index[names[s.label]]) for s in split.samples], len(split.skipped)
     return [(s.path, s.label) for s in split.samples], len(split.skipped)
 
 
@@ -153,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
 
         resize = parse_resize(args.resize) if args.resize else default_resize(net)
         tta = parse_tta(args.tta, resize.size) if args.tta is not None else None
-        items, skipped = labelled(args)
+        items, skipped = labelled(args, list(net.class_names))
         rec = {"format": FORMAT, "model": net.name, "weights_sha256": model_digest(net),
                **fit_scores(net, items, resize, tta, args.backend, args.batch_size, args.workers),
                "data": str(args.data), "probe": args.probe}
