@@ -23,16 +23,15 @@ from __future__ import annotations
 import json
 import math
 import os
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from camloc.readings import NORMS, check_norm
 from camloc.errors import CalibrationError
+from camloc.scores import SHIPPED, model_digest, shipped_temperature, views_of  # noqa: F401  (re-exported)
 
 SUFFIX = ".calibration.json"
 FORMAT = 2
-SHIPPED = Path(__file__).with_name("temperatures.json")
 
 
 def calibration_path(model: str | None, probe: str | None, weights: str | None) -> Path | None:
@@ -43,74 +42,6 @@ def calibration_path(model: str | None, probe: str | None, weights: str | None) 
         if owner and os.path.isfile(owner):
             return Path(owner + SUFFIX)
     return None
-
-
-def model_digest(net: Any) -> str:
-    """SHA-256 of the net's weights (its state dict), and of its probe's when one is attached: what a
-    calibration file names as the model it was made for. Remembered on the net until a weight is
-    changed in place or replaced (each tensor's version counter is part of the key)."""
-    import hashlib
-
-    from camloc.probe.features import weights_digest
-
-    modules = [net.module] + ([net.probe] if getattr(net, "probe", None) is not None else [])
-    key = tuple((id(v), v._version) for m in modules for v in m.state_dict(keep_vars=True).values())
-    memo = getattr(net, "_camloc_digest", None)
-    if memo is not None and memo[0] == key:
-        return memo[1]
-    h = weights_digest(net.module)
-    if len(modules) > 1:
-        h = hashlib.sha256((h + weights_digest(net.probe)).encode()).hexdigest()
-    try:
-        net._camloc_digest = (key, h)
-    except AttributeError:
-        pass
-    return h
-
-
-def views_of(resize: Any = None, tta: Any = None) -> str:
-    """How images meet the net, as a calibration file and a record header name it:
-    ``"scales=288"`` (aspect geometry), ``"flip,scales=256,320"`` (TTA), ``"squash"``."""
-    if tta is not None:
-        return tta.describe()
-    return f"scales={resize.size}" if resize.mode == "aspect" else "squash"
-
-
-@lru_cache(maxsize=1)
-def _shipped() -> dict[str, Any]:
-    try:
-        return json.loads(SHIPPED.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-
-
-def shipped_temperature(net: Any, views: str) -> tuple[float, str] | None:
-    """``(T, views fitted on)`` for an embedded net with its packaged weights (checked by hash), at
-    ``views`` or, when those were not fitted, the fitted views of the same geometry with the closest
-    scale; ``None`` for any other net."""
-    entry = _shipped().get("models", {}).get(getattr(net, "name", ""))
-    if not entry or getattr(net, "probe", None) is not None:
-        return None
-    if model_digest(net) != entry.get("weights_sha256"):
-        return None
-    fitted = entry.get("temperatures", {})
-    if views in fitted:
-        return float(fitted[views]["temperature"]), views
-    side = _first_scale(views)
-    near = [(abs(_first_scale(k) - side), k) for k in fitted if side is not None and _first_scale(k) is not None]
-    if not near:
-        return None
-    key = min(near)[1]
-    return float(fitted[key]["temperature"]), key
-
-
-def _first_scale(views: str) -> int | None:
-    if "scales=" not in views:
-        return None
-    try:
-        return int(views.split("scales=")[1].split(",")[0])
-    except ValueError:
-        return None
 
 
 def fit_scores(net: Any, items: list[tuple[str, int]], resize: Any = None, tta: Any = None, backend: Any = "auto",

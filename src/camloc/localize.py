@@ -295,8 +295,8 @@ def localize(
 
 def score_temperature(net: CamNet, resize: Resize, tta: Any = None) -> tuple[float, str | None]:
     """``(T, views it was fitted for)``: the shipped temperature of an embedded net with its packaged
-    weights at these views (:func:`camloc.calibrate.shipped_temperature`), else ``(1.0, None)``."""
-    from camloc.calibrate import shipped_temperature, views_of
+    weights at these views (:func:`camloc.scores.shipped_temperature`), else ``(1.0, None)``."""
+    from camloc.scores import shipped_temperature, views_of
 
     found = shipped_temperature(net, views_of(resize, tta))
     return found if found is not None else (1.0, None)

@@ -21,7 +21,7 @@ def run_header(net: Any, resize: Any, tta: Any, backend: str, method: str, norm:
                calibration: str | None, topk: int) -> dict[str, Any]:
     """The header line of a run (see the module docstring)."""
     import camloc
-    from camloc.calibrate import model_digest, views_of
+    from camloc.scores import model_digest, views_of
 
     geometry: dict[str, Any] = ({"mode": "aspect", "side": int(tta.scales[0]), "views": tta.describe()}
                                 if tta is not None else

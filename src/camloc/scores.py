@@ -1,5 +1,7 @@
-"""Scores that mean what they say: temperature scaling (Guo et al., ICML 2017) and the figures that
-measure it. NumPy and SciPy only.
+"""Scores that mean what they say: temperature scaling (Guo et al., ICML 2017), the figures that
+measure it, and the temperatures shipped for the embedded nets (``temperatures.json``, checked
+against the weights' hash, :func:`model_digest`). NumPy and SciPy (torch only inside
+:func:`model_digest`).
 
 A record's ``score`` is ``softmax(logits / T)[c]``: one parameter ``T > 0`` per net and geometry,
 fitted by minimizing the log loss on labelled photos (:func:`fit_temperature`). Dividing every
@@ -8,10 +10,15 @@ logit by one positive number keeps their order, so the top-k classes and their m
 
 from __future__ import annotations
 
+import json
 import math
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+SHIPPED = Path(__file__).with_name("temperatures.json")
 ECE_BINS = 15
 T_RANGE = (1e-3, 1e3)  # the temperatures searched (a fit at either end is refused)
 
@@ -96,3 +103,71 @@ def report(logits: np.ndarray, labels: np.ndarray, temperature: float) -> dict[s
         out[f"ece_{name}"] = ece(softmax(logits, t), labels)
         out[f"log_loss_{name}"] = log_loss(logits, labels, t)
     return out
+
+
+def model_digest(net: Any) -> str:
+    """SHA-256 of the net's weights (its state dict), and of its probe's when one is attached: what a
+    calibration file names as the model it was made for. Remembered on the net until a weight is
+    changed in place or replaced (each tensor's version counter is part of the key)."""
+    import hashlib
+
+    from camloc.probe.features import weights_digest
+
+    modules = [net.module] + ([net.probe] if getattr(net, "probe", None) is not None else [])
+    key = tuple((id(v), v._version) for m in modules for v in m.state_dict(keep_vars=True).values())
+    memo = getattr(net, "_camloc_digest", None)
+    if memo is not None and memo[0] == key:
+        return memo[1]
+    h = weights_digest(net.module)
+    if len(modules) > 1:
+        h = hashlib.sha256((h + weights_digest(net.probe)).encode()).hexdigest()
+    try:
+        net._camloc_digest = (key, h)
+    except AttributeError:
+        pass
+    return h
+
+
+def views_of(resize: Any = None, tta: Any = None) -> str:
+    """How images meet the net, as a calibration file and a record header name it:
+    ``"scales=288"`` (aspect geometry), ``"flip,scales=256,320"`` (TTA), ``"squash"``."""
+    if tta is not None:
+        return tta.describe()
+    return f"scales={resize.size}" if resize.mode == "aspect" else "squash"
+
+
+@lru_cache(maxsize=1)
+def _shipped() -> dict[str, Any]:
+    try:
+        return json.loads(SHIPPED.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def shipped_temperature(net: Any, views: str) -> tuple[float, str] | None:
+    """``(T, views fitted on)`` for an embedded net with its packaged weights (checked by hash), at
+    ``views`` or, when those were not fitted, the fitted views of the same geometry with the closest
+    scale; ``None`` for any other net."""
+    entry = _shipped().get("models", {}).get(getattr(net, "name", ""))
+    if not entry or getattr(net, "probe", None) is not None:
+        return None
+    if model_digest(net) != entry.get("weights_sha256"):
+        return None
+    fitted = entry.get("temperatures", {})
+    if views in fitted:
+        return float(fitted[views]["temperature"]), views
+    side = _first_scale(views)
+    near = [(abs(_first_scale(k) - side), k) for k in fitted if side is not None and _first_scale(k) is not None]
+    if not near:
+        return None
+    key = min(near)[1]
+    return float(fitted[key]["temperature"]), key
+
+
+def _first_scale(views: str) -> int | None:
+    if "scales=" not in views:
+        return None
+    try:
+        return int(views.split("scales=")[1].split(",")[0])
+    except ValueError:
+        return None
