@@ -70,6 +70,16 @@ def check_pipeline_options(args: argparse.Namespace) -> None:
         parse_resize(args.resize)
 
 
+def model_for(model: str | None, weights: str | None, probe: str | None) -> str | None:
+    """The net to load: ``model`` as named; with a probe and neither ``--model`` nor ``--weights``,
+    the backbone the probe was fit on (its registered name); else ``None`` (the default net)."""
+    if probe and model is None and weights is None:
+        from camloc.probe import load_probe
+
+        return load_probe(probe).backbone
+    return model
+
+
 def load_net(model: str | None, weights: str | None, device: str, method: str = "cam", probe: str | None = None):
     """The net for ``method``: CAM needs an exact head; a gradient method also takes a torchvision
     net whose head CAM refuses (VGG, MobileNetV3, ...). With ``probe`` (a probe file, ``--probe``)
@@ -78,10 +88,7 @@ def load_net(model: str | None, weights: str | None, device: str, method: str = 
     from camloc.errors import HeadError
     from camloc.models.registry import load_model
 
-    if probe and model is None and weights is None:
-        from camloc.probe import load_probe
-
-        model = load_probe(probe).backbone
+    model = model_for(model, weights, probe)
     try:
         net = load_model(model, weights=weights, device=device)
     except HeadError:

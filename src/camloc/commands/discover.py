@@ -63,7 +63,7 @@ def check(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check(args)
-    from camloc.commands._common import load_net
+    from camloc.commands._common import load_net, model_for
     from camloc.discover import discover, parse_classes
     from camloc.io import atomic_write_json
     from camloc.pipeline.distributed import local_device
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     if first is None:
         print("camloc discover: error: no images to process", file=sys.stderr)
         return 1
-    net = load_net(args.model, args.weights, local_device(args.device))
+    net = load_net(model_for(args.model, args.weights, args.probe), args.weights, local_device(args.device))
     head_names = list(net.class_names)
     if args.probe:
         from camloc.probe import attach_probe
