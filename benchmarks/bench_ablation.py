@@ -33,7 +33,7 @@ def main() -> str:
     from camloc.data import open_dataset
     from camloc.viz.plots import ablation_plot
 
-    net = camloc.load_model()
+    net = camloc.load_model("efficientnet_lite0")
     split = open_dataset(DATA / "metadata", "val", image_root=DATA / "images")
     load = os.getloadavg()[0]
     t0, c0 = time.perf_counter(), time.process_time()

@@ -22,7 +22,7 @@ def main() -> str:
     import camloc
     from camloc.pipeline.backends import OnnxBackend, TorchBackend
 
-    net = camloc.load_model()
+    net = camloc.load_model("efficientnet_lite0")
     pixels = np.random.default_rng(0).integers(0, 256, (BATCH, SIZE, SIZE, 3), dtype=np.uint8)
     with tempfile.TemporaryDirectory() as cache:
         t0 = time.perf_counter()
