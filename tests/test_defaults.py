@@ -93,7 +93,7 @@ def test_api_and_command_give_the_same_record_with_the_shipped_temperature(tmp_p
     shipped for the default net at its side; the header names how."""
     import os
 
-    from camloc.calibrate import SHIPPED, model_digest
+    from camloc.scores import SHIPPED, model_digest
     from camloc.scores import softmax
 
     photo = os.path.join(photo_dir, "chelsea.png")
@@ -129,7 +129,7 @@ def test_api_and_command_give_the_same_record_with_the_shipped_temperature(tmp_p
 def test_shipped_temperature_applies_only_to_the_packaged_weights():
     import torch
 
-    from camloc.calibrate import shipped_temperature
+    from camloc.scores import shipped_temperature
 
     net = camloc.load_model("efficientnet_lite0")
     found = shipped_temperature(net, "scales=224")

@@ -3,7 +3,6 @@ order with the same records as one process."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys

@@ -15,7 +15,7 @@ made for:
 Where a file applies: only where named (``localize --calibration FILE``) or beside the user's own
 checkpoint, weights or probe file (``<file>.calibration.json``, :func:`calibration_path`). Nothing
 in a cache changes a default. The embedded nets ship their temperatures (``temperatures.json`` in
-the package, fitted on 500 real ImageNet photos, :func:`shipped_temperature`).
+the package, fitted on 500 real ImageNet photos, :func:`camloc.scores.shipped_temperature`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any
 
 from camloc.readings import NORMS, check_norm
 from camloc.errors import CalibrationError
-from camloc.scores import SHIPPED, model_digest, shipped_temperature, views_of  # noqa: F401  (re-exported)
+from camloc.scores import model_digest, views_of
 
 SUFFIX = ".calibration.json"
 FORMAT = 2
