@@ -312,3 +312,25 @@ def test_a_calibration_beside_your_checkpoint_applies_without_naming_it(tmp_path
     assert main(["localize", "--model", "test_colorcam", *common]) == 0
     header = read_results(out / "results.jsonl")[0]
     assert (header["temperature"], header["calibration"]) == (1.0, None)
+
+
+def test_find_calibration_applies_only_what_is_named_or_beside_your_file(tmp_path, monkeypatch):
+    from camloc.calibrate import find_calibration
+
+    monkeypatch.setenv("CAMLOC_CACHE", str(tmp_path / "cache"))
+    net = colorcam()
+    rec = {"format": 2, "model": net.name, "weights_sha256": model_digest(net), "views": "scales=64", "temperature": 3.0}
+    (tmp_path / "cache" / "calibration").mkdir(parents=True)
+    (tmp_path / "cache" / "calibration" / "test_colorcam.json").write_text(json.dumps(rec))  # the old cache place
+    assert find_calibration(net, "scales=64", "test_colorcam", None, None) == (None, None)
+    ckpt = tmp_path / "m.pt"
+    ckpt.write_bytes(b"x")
+    assert find_calibration(net, "scales=64", str(ckpt), None, None) == (None, None)  # nothing beside it yet
+    (tmp_path / "m.pt.calibration.json").write_text(json.dumps(rec))
+    cal, path = find_calibration(net, "scales=64", str(ckpt), None, None)
+    assert cal["temperature"] == 3.0 and path == str(tmp_path / "m.pt.calibration.json")
+    assert find_calibration(net, "scales=64", str(ckpt), None, None, named="none") == (None, None)
+    named, where = find_calibration(net, "scales=64", "test_colorcam", None, None, named=path)
+    assert named["temperature"] == 3.0 and where == path
+    with pytest.raises(CalibrationError, match="made for views scales=64, this run uses squash"):
+        find_calibration(net, "squash", str(ckpt), None, None)

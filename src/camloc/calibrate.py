@@ -112,6 +112,21 @@ def _squash_logits(net, items, resize, backend, batch_size, workers, progress):
     return (np.asarray(rows, dtype=np.float64).reshape(-1, net.num_classes), np.asarray(labels, dtype=np.int64), bad)
 
 
+def find_calibration(net: Any, views: str, model: str | None, probe: str | None, weights: str | None,
+                     named: str | None = None, force: bool = False) -> tuple[dict[str, Any] | None, str | None]:
+    """``(calibration, its file)`` that applies to a run of ``net`` with ``views``: ``named``
+    (``--calibration FILE``; ``"none"``: nothing), else the file beside the user's own probe,
+    weights or checkpoint when there is one, else ``(None, None)``: a calibration is never found in
+    a cache or anywhere else. The file is checked against the model and views (see
+    :func:`load_calibration`, ``force``)."""
+    if named == "none":
+        return None, None
+    path = named or calibration_path(model, probe, weights)
+    if named is None and (path is None or not os.path.exists(path)):
+        return None, None
+    return load_calibration(path, net, views, force=force), str(path)
+
+
 def calibrate(net: Any, split: Any, scales: tuple[int, ...], flip: bool = False, clamp: bool = False,
               norms: tuple[str, ...] = NORMS, **grid: Any) -> dict[str, Any]:
     """The calibration record of ``net`` on ``split``'s images with boxes, for the views

@@ -83,7 +83,7 @@ def _calibration(args: argparse.Namespace, net, views: str, resize, tta, rank: i
     A calibration applies only when named (``--calibration FILE``) or beside the user's own
     checkpoint, weights or probe file; ``--calibration none`` turns both parts off; otherwise the
     scores take the temperature shipped for an embedded net (:func:`camloc.localize.score_temperature`)."""
-    from camloc.calibrate import calibration_path, load_calibration
+    from camloc.calibrate import find_calibration
     from camloc.defaults import THRESHOLD
     from camloc.localize import score_temperature
     from camloc.readings import DEFAULT_NORM
@@ -95,12 +95,12 @@ def _calibration(args: argparse.Namespace, net, views: str, resize, tta, rank: i
            "file": None}
     if args.calibration == "none":
         return out
-    path = args.calibration or calibration_path(args.model, args.probe, args.weights)
-    if args.calibration is None and (path is None or not os.path.exists(path)):
+    cal, path = find_calibration(net, views, args.model, args.probe, args.weights, args.calibration,
+                                 args.calibration_force)
+    if cal is None:
         out["temperature"], out["temperature_views"] = score_temperature(net, resize, tta)
         return out
-    cal = load_calibration(path, net, views, force=args.calibration_force)
-    out["file"] = str(path)
+    out["file"] = path
     said = []
     if "threshold" in cal and not (explicit and args.calibration is None):
         if explicit:

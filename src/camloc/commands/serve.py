@@ -20,6 +20,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_device_argument(p, "cpu")
     add_backend_argument(p, "what runs the CAM forward pass (as for localize)")
     p.add_argument("--max-upload-mb", type=float, default=20.0, help="largest accepted request, in MB (default 20)")
+    p.add_argument("--calibration", default=None, metavar="FILE|none",
+                   help="the scores' temperature from this calibration file (as for localize; default: the file "
+                   "beside your checkpoint, weights or probe, else the temperature shipped for an embedded net; "
+                   "none: raw softmax); the page sets the box threshold and reading per request")
+    p.add_argument("--calibration-force", action="store_true",
+                   help="apply a calibration made for another model (weights hash) or other views")
 
 
 def check(args: argparse.Namespace) -> None:
@@ -41,8 +47,15 @@ def run(args: argparse.Namespace) -> int:
     from camloc.commands._common import load_net
     from camloc.serve.engine import Engine
 
+    from camloc.calibrate import find_calibration, views_of
+    from camloc.localize import default_resize
+
     net = load_net(args.model, args.weights, args.device or "cpu", "gradcam", args.probe)
-    engine = Engine(net, backend=args.backend)  # localize's geometry and scores for this net
+    resize = default_resize(net)  # localize's geometry for this net
+    cal, _ = find_calibration(net, views_of(resize), args.model, args.probe, args.weights, args.calibration,
+                              args.calibration_force)
+    temperature = 1.0 if args.calibration == "none" else cal.get("temperature") if cal else None
+    engine = Engine(net, backend=args.backend, resize=resize, temperature=temperature)  # localize's scores
     app = create_app(engine, max_upload=int(args.max_upload_mb * 1024 * 1024))
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"camloc serve: listening on {args.host}: the page is reachable from other machines", file=sys.stderr)

@@ -98,13 +98,16 @@ def sniff(data: bytes, name: str) -> str:
 class Engine:
     """The loaded model and one backend per map method, shared by every request."""
 
-    def __init__(self, net, backend: str = "auto", model_label: str | None = None, resize: Any = None) -> None:
+    def __init__(self, net, backend: str = "auto", model_label: str | None = None, resize: Any = None,
+                 temperature: float | None = None) -> None:
+        """``temperature``: the scores' (a calibration file's, as ``localize`` finds it); ``None``:
+        the one shipped for an embedded net at this geometry, else 1."""
         from camloc.localize import BOX_CAP, default_resize, score_temperature
         from camloc.pipeline.backends import make_backend
 
         self.net = net
         self.resize = resize or default_resize(net)  # localize's geometry for this net
-        self.temperature = score_temperature(net, self.resize)[0]  # localize's scores for this net
+        self.temperature = float(temperature) if temperature is not None else score_temperature(net, self.resize)[0]
         self.box_cap = BOX_CAP
         self.cam_refused = bool(getattr(net, "cam_refused", False))
         self._backend = None if self.cam_refused else make_backend(net, backend)
