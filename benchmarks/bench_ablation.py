@@ -34,7 +34,7 @@ def main() -> str:
     from benchmarks.timing import pick, scratch
     from camloc.viz.plots import ablation_plot
 
-    net = camloc.load_model()
+    net = camloc.load_model("efficientnet_lite0")
     split = open_dataset(DATA / "metadata", "val", image_root=DATA / "images")
     split = type(split)(split.samples[: pick(len(split.samples), 2)], split.classes, split.name)
     scales = pick(SCALES, (256,))

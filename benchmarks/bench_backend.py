@@ -24,7 +24,7 @@ def main() -> str:
 
     batch = pick(BATCH, 2)
 
-    net = camloc.load_model()
+    net = camloc.load_model("efficientnet_lite0")
     pixels = np.random.default_rng(0).integers(0, 256, (batch, SIZE, SIZE, 3), dtype=np.uint8)
     with tempfile.TemporaryDirectory() as cache:
         t0 = time.perf_counter()

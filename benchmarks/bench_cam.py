@@ -55,7 +55,7 @@ def main() -> str:
     import camloc
 
     torch.manual_seed(0)
-    net = camloc.load_model()
+    net = camloc.load_model("efficientnet_lite0")
     x = torch.randn(batch, 3, SIZE, SIZE)
 
     def plain():

@@ -139,7 +139,7 @@ def main() -> str:
             f"| `{r['model']}` | {r['scale']} | {'yes' if r['flip'] else 'no'} | {100 * (hit & r['top1']).mean():.0f} | "
             f"{100 * (hit & r['top5']).mean():.0f} | {100 * hit.mean():.0f} | {r['iou'].mean():.3f} | "
             f"{d.mean():+.3f} ({se:.3f}) | {r['cls']:.1f} | {min(r['ms']):.1f} | {min(r['ms']) / b_ms:.2f}x |")
-    from camloc.localize import LOCALIZE_MODEL, LOCALIZE_SIDE
+    from camloc.defaults import MODEL as LOCALIZE_MODEL, SIDE as LOCALIZE_SIDE
 
     def figures(r):
         hit = r["iou"] >= 0.5

@@ -28,7 +28,7 @@ def main() -> str:
 
     folder = os.path.join(os.path.dirname(skimage.__file__), "data")
     paths = [os.path.join(folder, n) for n in PHOTOS[: pick(len(PHOTOS), 2)]]
-    net = camloc.load_model()
+    net = camloc.load_model("efficientnet_lite0")
     items = list(iter_localize(net, paths, topk=5, batch_size=8, progress=False, display=True))
     tmp = tempfile.mkdtemp(prefix="camloc-bench-fig-")
 

@@ -50,7 +50,7 @@ def main() -> str:
 
     if not DATA.is_dir():
         return "## Geometry\n\nskipped: ../shared/data/imagenet-samples is not there."
-    net = camloc.load_model()
+    net = camloc.load_model("efficientnet_lite0")
     items = samples()[: pick(None, 4)]
     rows = []
     for mode, size in pick(MODES, MODES[:2]):

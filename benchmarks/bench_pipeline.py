@@ -159,7 +159,7 @@ def main() -> str:
 
     if not DATA.is_dir():
         return "## Inference pipeline\n\nskipped: ../shared/data/imagenet-samples is not there."
-    from camloc.localize import LOCALIZE_MODEL, LOCALIZE_SIDE
+    from camloc.defaults import MODEL as LOCALIZE_MODEL, SIDE as LOCALIZE_SIDE
 
     machine = machine_line()
     net = camloc.load_model("efficientnet_lite0")

@@ -146,7 +146,7 @@ def main(grid=GRID, path_cell=PATH_CELL) -> str:
 
     torch.set_num_threads(1)
     machine = machine_line()
-    net = camloc.load_model()
+    net = camloc.load_model("efficientnet_lite0")
     lines = ["## Probe fit: all classes at once (L-BFGS) against one-vs-rest LinearSVC", "",
              f"Generated features (see `benchmarks/bench_probe_fit.py`); machine: {machine}.", ""]
 

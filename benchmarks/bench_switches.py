@@ -78,14 +78,14 @@ def text() -> dict[str, Any]:
     root = WORK / "textloc"
     t0 = time.perf_counter()
     splits = make_textloc(root, N_TRAIN, N_TEST, seed=SEED, size=SIZE)
-    net = camloc.load_model()
+    net = camloc.load_model("efficientnet_lite0")
     pre = net.preprocessing
     net.preprocessing = camloc.Preprocessing(shape=(SIZE, SIZE), mean=pre.mean, std=pre.std)
     probe = fit_probe(net, splits["train"], classifier="svm", seed=SEED, cache_dir=str(root / "feature-cache"),
                       progress=False)
     probe_path = root / "text.probe"
     save_probe(probe, probe_path)
-    net = attach_probe(camloc.load_model(), probe_path)
+    net = attach_probe(camloc.load_model("efficientnet_lite0"), probe_path)
     worded = Split(samples=[s for s in splits["test"].samples if s.boxes], classes=splits["test"].classes,
                    name="textloc-test-words")
     meta = root / "test-words"
@@ -109,7 +109,7 @@ def ilsvrc(limit: int | None = None) -> dict[str, Any] | None:
     from camloc.ablation import run_grid
     from camloc.data import open_dataset
 
-    net = camloc.load_model()
+    net = camloc.load_model("efficientnet_lite0")
     split = open_dataset(data / "metadata", "val", image_root=data / "images")
     split.samples = split.samples[:limit]
     t0, c0 = time.perf_counter(), time.process_time()

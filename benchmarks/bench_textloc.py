@@ -39,7 +39,7 @@ def run(root: str, n_train: int = N_TRAIN, n_test: int = N_TEST, size: int = SIZ
     clock = _Clock()
     splits = make_textloc(root, n_train, n_test, seed=seed, size=size)
     clock.lap("generate")
-    net = camloc.load_model()
+    net = camloc.load_model("efficientnet_lite0")
     pre = net.preprocessing
     net.preprocessing = camloc.Preprocessing(shape=(size, size), mean=pre.mean, std=pre.std)
     cache = os.path.join(root, "feature-cache")

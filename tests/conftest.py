@@ -46,7 +46,7 @@ def tiny_gap() -> TinyGap:
 def lite0():
     import camloc
 
-    return camloc.load_model()
+    return camloc.load_model("efficientnet_lite0")
 
 
 @pytest.fixture(scope="session")

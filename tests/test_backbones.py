@@ -23,7 +23,7 @@ def lite(request):
 def test_lite_variants_are_registered_with_their_input_sizes():
     models = camloc.available_models()
     assert {"efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"} <= set(models)
-    assert camloc.load_model().name == "efficientnet_lite0"  # Lite0 stays the default
+    assert camloc.load_model().name == "efficientnet_lite1"  # the default (camloc.defaults.MODEL)
 
 
 def test_lite_loads_with_imagenet_weights_and_exact_cam(lite):

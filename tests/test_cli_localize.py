@@ -14,12 +14,13 @@ from PIL import Image
 
 import camloc
 from camloc.cli import main
-from camloc.schema import RECORD
+from camloc.schema import HEADER, RECORD
 
 
 def _records(out) -> list[dict]:
     lines = (out / "results.jsonl").read_text().splitlines()
-    recs = [json.loads(line) for line in lines]
+    jsonschema.validate(json.loads(lines[0]), HEADER)  # the run's header line first
+    recs = [json.loads(line) for line in lines[1:]]
     for r in recs:
         jsonschema.validate(r, RECORD)
     return recs
@@ -64,13 +65,11 @@ def test_all_good_exit_zero_and_summary(tmp_path, photo_dir, capsys):
 
 
 def test_default_localizer_is_lite1_at_288_and_a_named_net_keeps_its_own_side(tmp_path, photo_dir, capsys):
-    from camloc.localize import localizer
+    from camloc.localize import default_resize
     from camloc.pixels.geometry import Resize
 
-    assert localizer(None) == ("efficientnet_lite1", Resize("aspect", 288))
-    assert localizer("efficientnet_lite0") == ("efficientnet_lite0", None)  # the named net's own side
-    assert localizer(None, probe="text.probe") == (None, None)  # a probe keeps the backbone it was fit on
-    assert localizer(None, weights="w.pth") == (None, None)
+    assert default_resize(camloc.load_model()) == Resize("aspect", 288)  # camloc.defaults: the API's and commands'
+    assert default_resize(camloc.load_model("efficientnet_lite0")) == Resize("aspect", 224)  # a named net's own side
     path = f"{photo_dir}/chelsea.png"
     recs = {}
     for name, extra in (("default", []), ("lite0", ["--model", "efficientnet_lite0"])):

@@ -8,6 +8,7 @@ import os
 from PIL import Image
 
 from camloc.cli import main
+from camloc.provenance import read_results
 
 
 def test_odd_file_names_do_not_abort_localize_with_figures(tmp_path, photo_dir):
@@ -21,7 +22,7 @@ def test_odd_file_names_do_not_abort_localize_with_figures(tmp_path, photo_dir):
         photo.save(folder / name)
     out = tmp_path / "out"
     assert main(["localize", str(folder), "--out", str(out), "--topk", "2", "--backend", "torch"]) == 0
-    recs = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    recs = read_results(out / "results.jsonl")[1]
     assert sorted(os.path.basename(r["image"]) for r in recs) == sorted(names)
     assert all(r["error"] is None for r in recs)
     stems = ["new_line", "x" * 200, "é" * 100]  # cut to 200 bytes of UTF-8, whole characters kept
@@ -114,7 +115,7 @@ def test_nan_weights_through_the_cli_give_an_error_not_nan(tmp_path, photo_dir, 
     assert any("finite" in line and "NaN" in line for line in err.splitlines())
     results = out / "results.jsonl"
     if results.exists():  # the streamed writer: one error record for the image
-        recs = [_strict_json(line) for line in results.read_text().splitlines()]
+        recs = [_strict_json(line) for line in results.read_text().splitlines()[1:]]  # after the header line
         assert len(recs) == 1 and "finite" in recs[0]["error"] and "\n" not in recs[0]["error"]
         assert "predictions" not in recs[0] or not recs[0]["predictions"]
 

@@ -57,7 +57,7 @@ def made(tmp_path_factory):
         for kind in KINDS:
             Image.fromarray(scene(objs[kind], rng)).save(folder / f"{kind}_{i}.png")
     (folder / "zz_broken.png").write_bytes(b"not a png")
-    net = camloc.load_model()
+    net = camloc.load_model("efficientnet_lite0")
     fit_on = [scene(objs[k], rng) for k in KINDS] + [scene(None, rng) for _ in range(2)]
     pipe = Pipeline(net, resize=Resize("squash"), backend="torch", topk=0, keep="pooled", workers=0, progress=False)
     f = np.stack([r.pooled for r in pipe.run(fit_on)])

@@ -118,6 +118,8 @@ def test_cli_writes_table_json_csv_and_figures(fixture, checkpoint, tmp_path, ca
     assert "| top1_cls_error |" in printed and "| MaxBoxAccV2 |" in printed
     m = json.loads((out / "metrics.json").read_text())
     assert m["num_images"] == 9 and m["processes"] == 1
+    # evaluate follows the published protocol's geometry, not localize's default, and says so
+    assert m["resize"] == "squash" and m["geometry_source"] == "the published protocol (squash)"
     for k in ("top1_cls_error", "top5_cls_error", "top1_loc_error", "top5_loc_error", "gt_known_loc_acc",
               "MaxBoxAcc", "MaxBoxAccV2", "MaxBoxAccV2@70"):
         assert 0.0 <= m[k] <= 100.0

@@ -90,7 +90,7 @@ def test_cli_export_localizes_the_cat_without_pytorch_in_the_loop(tmp_path, phot
     """The embedded model exported, then run by ONNX Runtime on the cat photo: the same top-1
     class and, with the paper's rule on the upsampled map, the same box as ``camloc localize``."""
     path = tmp_path / "lite0.onnx"
-    assert main(["export", "--topk", "3", "--out", str(path)]) == 0
+    assert main(["export", "--model", "efficientnet_lite0", "--topk", "3", "--out", str(path)]) == 0
     printed = capsys.readouterr().out
     assert "maps (B, 3, 7, 7)" in printed and "ONNX Runtime gives the same top-k classes as camloc (True)" in printed
     photo = f"{photo_dir}/chelsea.png"

@@ -3,12 +3,14 @@ order with the same records as one process."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 
 import pytest
+
+from camloc import defaults
+from camloc.provenance import read_results
 
 pytestmark = pytest.mark.slow
 
@@ -33,8 +35,8 @@ def test_two_cpu_processes_write_the_records_of_one(tmp_path, photo_dir):
     # under torchrun a failed image is not a crash: exit 0, the summary and the error record say it
     assert two.returncode == 0 and "rank 0/2: 3 images" in two.stderr and "rank 1/2: 3 images" in two.stderr, two.stderr
     assert "5 localized, 1 failed" in two.stdout and "ChildFailedError" not in two.stderr
-    a = [json.loads(line) for line in (tmp_path / "one" / "results.jsonl").read_text().splitlines()]
-    b = [json.loads(line) for line in (tmp_path / "two" / "results.jsonl").read_text().splitlines()]
+    (ha, a), (hb, b) = read_results(tmp_path / "one" / "results.jsonl"), read_results(tmp_path / "two" / "results.jsonl")
+    assert ha == hb and ha["model"] == defaults.MODEL  # one header, first, in the merged file too
     assert [r["image"] for r in a] == inputs
     assert [r["image"] for r in b] == inputs and [r["error"] for r in a] == [r["error"] for r in b]
     for ra, rb in zip(a, b):  # other batches, so scores agree to float noise only

@@ -312,13 +312,13 @@ def test_unreadable_image_is_skipped_and_counted(colors, tmp_path):
 def test_embedded_backbone_probe_is_exact_end_to_end(colors, tmp_path):
     """EfficientNet-Lite0 features -> SVM probe -> file -> attach -> exact CAMs, one forward."""
     train, test = colors
-    net = camloc.load_model()
+    net = camloc.load_model("efficientnet_lite0")
     small = type(train)([s for s in train.samples if s.label == 0][:3] + [s for s in train.samples if s.label == 1][:3],
                         ["red", "green"], "train")
     probe = fit_probe(net, small, Cs=[0.1], cache_dir=tmp_path / "cache", batch_size=6, progress=False)
     assert probe.backbone == "efficientnet_lite0" and probe.weight.shape == (2, 1280)
     save_probe(probe, tmp_path / "p.pt")
-    net = attach_probe(camloc.load_model(), tmp_path / "p.pt")
+    net = attach_probe(camloc.load_model("efficientnet_lite0"), tmp_path / "p.pt")
     x = net.preprocess([s.path for s in test.samples[:4]])
     out = camloc.cam(net, x, topk=2)
     with torch.inference_mode():

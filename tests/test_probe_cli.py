@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 import pytest
 from probe_nets import color_split
 
 from camloc.cli import main
+from camloc.provenance import read_results
 from camloc.probe import load_probe
 
 
@@ -52,7 +52,7 @@ def test_fit_then_eval_then_localize(data, tmp_path, capsys):
     rc = main(["localize", "--model", "test_colornet", "--probe", str(out), image, "--out", str(tmp_path / "loc"),
                "--no-figures", "--topk", "1", "--resize", "squash"])  # squash: the geometry of _pooled
     assert rc == 0
-    rec = json.loads((tmp_path / "loc" / "results.jsonl").read_text().splitlines()[0])
+    rec = read_results(tmp_path / "loc" / "results.jsonl")[1][0]
     top = rec["predictions"][0]
     assert top["label"] == "green" and top["class_index"] == 1
     assert top["logit"] == pytest.approx(max(probe.decision(_pooled(image))[0]), abs=1e-4)

@@ -242,3 +242,26 @@ def test_serve_command_listens_on_loopback(tmp_path):
         proc.terminate()
         _, err = proc.communicate(timeout=60)
     assert f"camloc serve: efficientnet_lite1 on http://127.0.0.1:{port}/" in err
+
+
+def test_scores_use_the_temperature_localize_uses(lite0, chelsea):
+    """The page's scores are localize's: the shipped temperature of the embedded net by default, a
+    calibration file's when serve is given one (here 2.0: flatter), and the logits stay raw."""
+    from camloc.localize import score_temperature
+    from camloc.serve.engine import Options
+
+    path, data = chelsea
+    shipped = Engine(lite0)
+    assert shipped.temperature == score_temperature(lite0, shipped.resize)[0] != 1.0
+    assert shipped.info()["temperature"] == shipped.temperature
+    warm = Engine(lite0, temperature=2.0)
+    opts = Options(topk=2)
+    a = shipped.localize(data, "chelsea.png", opts)
+    b = warm.localize(data, "chelsea.png", opts)
+    pa, pb = a["record"]["predictions"], b["record"]["predictions"]
+    assert [p["logit"] for p in pa] == [p["logit"] for p in pb]
+    assert pb[0]["score"] < pa[0]["score"]
+    want = next(iter_localize(lite0, [path], topk=2, progress=False, temperature=2.0)).record["predictions"]
+    assert [p["score"] for p in pb] == [p["score"] for p in want]
+    logits = np.array([p["logit"] for p in pb])
+    assert pb[0]["score"] / pb[1]["score"] == pytest.approx(float(np.exp((logits[0] - logits[1]) / 2.0)), rel=1e-4)

@@ -57,8 +57,8 @@ def test_each_command_help_loads_no_torch(tmp_path, command):
     (["localize", "--topk", "0", "x.jpg"], "camloc localize: error: --topk must be at least 1, got 0"),
     (["localize", "--threshold", "1.5", "x.jpg"], "camloc localize: error: --threshold must be in [0, 1), got 1.5"),
     (["evaluate", "--data", "d", "--batch-size", "0"], "camloc evaluate: error: --batch-size must be at least 1, got 0"),
-    (["units", "--class", "1", "--units", "0", "x.jpg"], "camloc units: error: --units, --per-unit and --batch-size "
-     "must be at least 1"),
+    (["units", "--class", "1", "--units", "0", "x.jpg"], "camloc units: error: --units and --per-unit must be at "
+     "least 1"),
     (["probe", "fit", "--data", "d", "--val-fraction", "1"], "camloc probe: error: --val-fraction must be in (0, 1), got 1.0"),
     (["finegrained", "--data", "d", "--threshold", "-1"], "camloc finegrained: error: --threshold must be in [0, 1), "
      "got -1.0"),

@@ -115,7 +115,7 @@ def test_small_benchmark_localizes_text_well_above_random(tmp_path):
     from camloc.probe import fit_probe
 
     splits = make_textloc(tmp_path, 40, 24, seed=0)
-    net = camloc.load_model()
+    net = camloc.load_model("efficientnet_lite0")
     net.preprocessing = camloc.Preprocessing(shape=(448, 448), mean=net.preprocessing.mean, std=net.preprocessing.std)
     probe = fit_probe(net, splits["train"], progress=False)
     threshold, by_t = choose_threshold(net, probe, splits["train"], max_images=10, progress=False)

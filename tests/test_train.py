@@ -16,6 +16,7 @@ from camloc import testing as fixtures
 from camloc.data.base import Split
 from camloc.data.loader import Normalize, SplitDataset, eval_transform
 from camloc.train import METRIC_COLUMNS, build_net, train
+from camloc.provenance import read_results
 from camloc.train.config import TrainConfig
 from train_fixture import TINY_NET, make_images
 
@@ -181,6 +182,6 @@ def test_cli_trains_resumes_and_checkpoint_localizes(tmp_path, capsys):
     loc = tmp_path / "loc"
     assert cli_main(["localize", "--model", str(tmp_path / "run" / "best.pt"), str(tmp_path / "data" / "val"),
                      "--out", str(loc), "--topk", "2", "--no-figures"]) == 0
-    records = [json.loads(line) for line in (loc / "results.jsonl").read_text().splitlines()]
+    records = read_results(loc / "results.jsonl")[1]
     assert len(records) == 3
     assert all({p["label"] for p in r["predictions"]} <= set(fx.split.classes) for r in records)

@@ -129,7 +129,8 @@ def test_cli_on_real_photos(tmp_path, photo_dir, lite0, capsys):
     out = tmp_path / "u"
     names = ("chelsea.png", "coffee.png", "rocket.jpg", "astronaut.png", "motorcycle_left.png", "horse.png")
     photos = [f"{photo_dir}/{n}" for n in names]
-    rc = main(["units", *photos, "--class", "Egyptian cat", "--units", "3", "--per-unit", "6", "--out", str(out)])
+    rc = main(["units", *photos, "--model", "efficientnet_lite0", "--class", "Egyptian cat", "--units", "3",
+               "--per-unit", "6", "--out", str(out)])
     assert rc == 0
     rec = json.loads((out / "units.json").read_text())
     assert rec["label"] == "Egyptian cat" and rec["class_index"] == 285 and rec["images"] == 6
@@ -155,7 +156,7 @@ def test_cli_on_real_photos(tmp_path, photo_dir, lite0, capsys):
                 assert box == parts[0] and any(b[0] <= x <= b[2] and b[1] <= y <= b[3] for b in parts)
     assert (out / "units_Egyptian_cat.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "unit" in capsys.readouterr().out
-    assert main(["units", *photos, "--class", "285", "--rank", "contribution", "--units", "2",
+    assert main(["units", *photos, "--model", "efficientnet_lite0", "--class", "285", "--rank", "contribution", "--units", "2",
                  "--out", str(tmp_path / "c")]) == 0
     rec = json.loads((tmp_path / "c" / "units.json").read_text())
     pooled = features.mean(dim=(-2, -1)).mean(dim=0)  # the mean GAP features over the photos

@@ -1,7 +1,7 @@
 """camloc: Class Activation Mapping (CAM) — classify and localize in one forward pass.
 
     >>> import camloc
-    >>> net = camloc.load_model()                 # EfficientNet-Lite0, ImageNet, embedded
+    >>> net = camloc.load_model()                 # the default: EfficientNet-Lite1, ImageNet, embedded
     >>> out = camloc.cam(net, net.preprocess([img]), topk=5)
     >>> camloc.boxes_from_map(out.maps[0, 0].numpy())
 

@@ -155,6 +155,7 @@ def run_grid(net: CamNet, split: Split, scales: Sequence[int] = (256,), flips: S
             "MaxBoxAccV2": round(b["MaxBoxAccV2"], 2),
             "ms_per_image": round(wall[(k.scales, k.flip)], 1), "box_ms": round(spent[k] / n_read * 1000, 2),
             "num_images": n_read,
+            "MaxBoxAcc_flat": bool(np.ptp(v1[k].curves()[50]) == 0),  # every threshold scores alike
         })
     return rows, skipped
 

@@ -20,36 +20,24 @@ from camloc.boxes import box_grid, boxes_from_raw
 from camloc.models.net import CamNet
 from camloc.pixels.geometry import Resize
 from camloc.readings import DEFAULT_NORM, check_norm, map_status, normalize_map, upsample
+from camloc.scores import softmax
 
 ImageInput = str | os.PathLike | Image.Image | np.ndarray
-BACKENDS = ("auto", "torch", "onnxruntime")  # what runs the CAM forward pass
 BOX_CAP = 512  # boxes of larger images are found on a map of this longer side (within half its step)
 DISPLAY = 1024  # the longer side of the image kept for figures
 
 
-# The net and shorter side of `camloc localize`, `serve` and `calibrate` when no --model (nor
-# --probe or --weights) is named: of every combination measured within twice the time per image of Lite0 at
-# 224, the one no worse on any figure (BENCHMARKS.md, "localize's default").
-LOCALIZE_MODEL = "efficientnet_lite1"
-LOCALIZE_SIDE = 288
-
-
-def localizer(model: str | None, probe: str | None = None, weights: str | None = None) -> tuple[str | None, Resize | None]:
-    """``(model, geometry)`` for the commands that localize: nothing named gives
-    :data:`LOCALIZE_MODEL` at shorter side :data:`LOCALIZE_SIDE`; otherwise ``model`` as given and
-    ``None`` (the named net's :func:`default_resize`; a probe keeps the backbone it was fit on)."""
-    if model is None and probe is None and weights is None:
-        return LOCALIZE_MODEL, Resize("aspect", LOCALIZE_SIDE)
-    return model, None
-
 
 def default_resize(net: CamNet) -> Resize:
-    """Localization's default geometry: for a convolutional net, the whole image, aspect kept,
+    """Localization's default geometry: the default net (``camloc.load_model()``) at its shorter
+    side :data:`camloc.defaults.SIDE`; for another convolutional net, the whole image, aspect kept,
     shorter side ``S`` = the net's own input side rounded to its stride (224 for a 224 net: the
     aspect sizes 224-288 classify alike on real photos, and 224 is the fastest; see BENCHMARKS.md,
     geometry and pipeline). A net with attention blocks
     (ViT, BEiT, Swin, MaxViT, ...) is usually built for one input size, so it keeps its square
     input (``squash``)."""
+    if getattr(net, "default_side", None):
+        return Resize("aspect", int(net.default_side))
     if has_attention(net):
         return Resize("squash")
     from camloc.pixels.geometry import side_for
@@ -89,6 +77,7 @@ def predictions_for(
     all_boxes: bool = False,
     norm: str = "minmax",
     box_cap: int = 0,
+    temperature: float = 1.0,
 ) -> list[dict[str, Any]]:
     """The record's ``predictions`` for one image; ``ValueError`` ("non-finite scores ...") when a
     logit is NaN or infinite, so that no NaN reaches a record.
@@ -99,13 +88,14 @@ def predictions_for(
         box (:data:`camloc.readings.NORMS`); box_cap: boxes are found on the map upsampled to the
         image, or, for an image whose longer side exceeds ``box_cap > 0``, to the image scaled
         down to that side, then scaled back (within half a step of the full-size result, see
-        :func:`camloc.boxes.boxes_from_raw`).
+        :func:`camloc.boxes.boxes_from_raw`); temperature: ``score`` is ``softmax(logits /
+        temperature)`` (:mod:`camloc.scores`; ``logit`` stays raw).
     """
     if not np.isfinite(logits).all():  # a NaN would reach results.jsonl as "score": NaN, not JSON
         bad = int((~np.isfinite(logits)).sum())
         raise ValueError(f"non-finite scores: {bad} of {logits.size} logits are NaN or infinite "
                          "(NaN or inf in the input or the weights)")
-    probs = _softmax(logits)
+    probs = softmax(logits, temperature)
     width, height = size
     preds = []
     for rank, (c, m) in enumerate(zip(classes.tolist(), maps), start=1):
@@ -134,12 +124,6 @@ def predictions_for(
     return preds
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits.astype(np.float64) - np.max(logits)
-    e = np.exp(z)
-    return e / e.sum()
-
-
 def iter_localize(
     net: CamNet,
     inputs: Iterable[Any],
@@ -160,6 +144,7 @@ def iter_localize(
     tta: Any = None,
     clamp_negative: bool = False,
     calibrated: bool = False,
+    temperature: float | None = None,
 ) -> Iterator[Localized]:
     """Yield a :class:`Localized` per input, in order, one forward pass per batch.
 
@@ -173,12 +158,19 @@ def iter_localize(
     fuses the maps of several scales and the mirror (:mod:`camloc.tta`; the aspect geometry at
     its scales replaces ``resize``); ``clamp_negative`` makes the maps from the classifier's
     positive weights only; ``calibrated`` is what each prediction's ``"calibrated"`` says (the
-    threshold and reading came from a calibration file, :mod:`camloc.calibrate`).
+    threshold and reading came from a calibration file, :mod:`camloc.calibrate`). ``temperature``
+    makes ``score`` ``softmax(logits / T)``; ``None``: :func:`score_temperature` (the shipped one of
+    an embedded net, else 1).
     """
     from camloc.pipeline.run import Pipeline
 
     check_norm(norm)
     _check_options(topk, threshold, batch_size)
+    if temperature is None:
+        temperature = score_temperature(net, resize or default_resize(net), tta)[0]
+    if not (isinstance(temperature, (int, float)) and not isinstance(temperature, bool) and temperature > 0
+            and np.isfinite(temperature)):
+        raise ValueError(f"temperature must be a positive number, got {temperature!r}")
     mark = {"calibrated": bool(calibrated)}
     if clamp_negative:
         mark["clamp_negative"] = True
@@ -188,7 +180,8 @@ def iter_localize(
         if resize is not None and resize.mode != "aspect":
             raise ValueError("TTA runs the aspect geometry at its own scales; leave resize unset")
         yield from _tta_localize(net, inputs, tta, int(topk), threshold, int(batch_size), progress, all_boxes, total,
-                                 norm, backend, workers, display, box_cap, isolate, clamp_negative, mark)
+                                 norm, backend, workers, display, box_cap, isolate, clamp_negative, mark,
+                                 float(temperature))
         return
     pipe = Pipeline(net, resize=resize or default_resize(net), backend=backend, method=method, topk=int(topk),
                     batch_size=int(batch_size), workers=workers, display=DISPLAY if display else 0, isolate=isolate,
@@ -203,7 +196,8 @@ def iter_localize(
             "height": res.size[1],
             "model": net.name,
             "predictions": [{**p, **mark} for p in predictions_for(net, res.logits, res.classes, res.maps, res.size,
-                                                                   threshold, all_boxes, norm, box_cap)],
+                                                                   threshold, all_boxes, norm, box_cap,
+                                                                   float(temperature))],
             "error": None,
         }
         yield Localized(record, res.display, res.maps, res.index)
@@ -212,7 +206,7 @@ def iter_localize(
 def _tta_localize(net: CamNet, inputs: Iterable[Any], tta: Any, topk: int, threshold: float, batch_size: int,
                   progress: bool | None, all_boxes: bool, total: int | None, norm: str, backend: Any,
                   workers: int | None, display: bool, box_cap: int, isolate: bool, clamp_negative: bool,
-                  mark: dict[str, Any]) -> Iterator[Localized]:
+                  mark: dict[str, Any], temperature: float = 1.0) -> Iterator[Localized]:
     """:func:`iter_localize` with test-time augmentation: the fused scores' top-k, their fused
     maps on the box grid (:mod:`camloc.tta`), boxed as usual."""
     from camloc.pipeline.run import _topk
@@ -237,7 +231,7 @@ def _tta_localize(net: CamNet, inputs: Iterable[Any], tta: Any, topk: int, thres
             "model": net.name,
             "tta": tta.describe(),
             "predictions": [{**p, **mark} for p in predictions_for(net, logits, classes, maps, first.size, threshold,
-                                                                   all_boxes, norm, box_cap)],
+                                                                   all_boxes, norm, box_cap, temperature)],
             "error": None,
         }
         yield Localized(record, first.display, maps, first.index)
@@ -265,6 +259,7 @@ def localize(
     norm: str = DEFAULT_NORM,
     backend: Any = "auto",
     resize: Resize | None = None,
+    temperature: float | None = None,
 ) -> list[dict[str, Any]]:
     """Classify and localize images: the records of :func:`iter_localize`.
 
@@ -282,6 +277,9 @@ def localize(
         backend: ``"auto"`` (default), ``"torch"`` or ``"onnxruntime"`` (CPU; CAM only).
         resize: the geometry (:class:`camloc.pipeline.Resize`); default: the whole image, aspect
             kept (:func:`default_resize`); ``Resize("squash")`` for the net's fixed square input.
+        temperature: ``score`` is ``softmax(logits / temperature)``; default: the shipped
+            temperature of an embedded net at this geometry (:func:`score_temperature`), else 1
+            (the raw softmax). ``logit`` is always raw.
 
     Returns:
         One record per input, in order (schema in DESIGN.md).
@@ -292,7 +290,17 @@ def localize(
         ('Egyptian cat', [...])
     """
     return [r.record for r in iter_localize(net, inputs, topk, threshold, batch_size, progress, all_boxes,
-                                            method=method, norm=norm, backend=backend, resize=resize)]
+                                            method=method, norm=norm, backend=backend, resize=resize,
+                                            temperature=temperature)]
+
+
+def score_temperature(net: CamNet, resize: Resize, tta: Any = None) -> tuple[float, str | None]:
+    """``(T, views it was fitted for)``: the shipped temperature of an embedded net with its packaged
+    weights at these views (:func:`camloc.scores.shipped_temperature`), else ``(1.0, None)``."""
+    from camloc.scores import shipped_temperature, views_of
+
+    found = shipped_temperature(net, views_of(resize, tta))
+    return found if found is not None else (1.0, None)
 
 
 def normalized_upsampled(maps: np.ndarray, size: tuple[int, int], norm: str = "minmax") -> np.ndarray:

@@ -1,4 +1,6 @@
-"""JSON Schema of a ``results.jsonl`` record (see DESIGN.md), for validating outputs."""
+"""JSON Schema of the lines of ``results.jsonl`` (see DESIGN.md), for validating outputs: the run's
+header line (:data:`HEADER`, first; :mod:`camloc.provenance`) and one record per image
+(:data:`RECORD`); :data:`LINE` is either."""
 
 from __future__ import annotations
 
@@ -42,6 +44,40 @@ RECORD = {
         {"properties": {"error": {"type": "string"}}, "not": {"required": ["predictions"]}},
     ],
 }
+
+# The first line of a ``results.jsonl``: how its records were made (camloc.provenance.run_header).
+HEADER = {
+    "type": "object",
+    "required": ["camloc_run"],
+    "additionalProperties": False,
+    "properties": {"camloc_run": {
+        "type": "object",
+        "required": ["camloc_version", "model", "weights_sha256", "geometry", "backend", "method", "norm",
+                     "threshold", "temperature"],
+        "properties": {
+            "camloc_version": {"type": "string"},
+            "model": {"type": "string"},
+            "weights_sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+            "num_classes": {"type": "integer", "minimum": 1},
+            "geometry": {"type": "object", "required": ["mode", "side", "views"],
+                         "properties": {"mode": {"enum": ["aspect", "squash"]},
+                                        "side": {"oneOf": [{"type": "integer", "minimum": 1},
+                                                           {"type": "array", "items": {"type": "integer"}}]},
+                                        "views": {"type": "string"}}},
+            "backend": {"enum": ["torch", "onnxruntime"]},
+            "method": {"type": "string"},
+            "norm": PREDICTION["properties"]["norm"],
+            "threshold": {"type": "number", "minimum": 0, "maximum": 1},
+            "clamp_negative": {"type": "boolean"},
+            "temperature": {"type": "number", "exclusiveMinimum": 0},
+            "temperature_views": {"type": ["string", "null"]},
+            "calibration": {"type": ["string", "null"]},
+            "topk": {"type": "integer", "minimum": 1},
+        },
+    }},
+}
+
+LINE = {"oneOf": [HEADER, RECORD]}
 
 # ``discover.json`` (``camloc discover``): per class, its patterns with their shares and exemplars.
 _LABEL_COUNT = {"type": "object", "required": ["label", "count"],

@@ -5,15 +5,16 @@ from __future__ import annotations
 import argparse
 
 
-LOCALIZER_HELP = "the embedded EfficientNet-Lite1 at shorter side 288; with --probe, the probe's backbone"
-
-
-def add_model_arguments(p: argparse.ArgumentParser, probe: bool = True,
-                        default: str = "the embedded EfficientNet-Lite0") -> None:
+def add_model_arguments(p: argparse.ArgumentParser, probe: bool = True, default: str | None = None,
+                        geometry: str | None = "default") -> None:
     """``--model`` and ``--weights`` (and ``--probe``): the net a command reads maps from
-    (``default``: what the help says is loaded without ``--model``)."""
+    (``default``: what the help says is loaded without ``--model``; by default
+    :func:`camloc.defaults.model_help` with ``geometry``, the geometry the command runs it at,
+    ``"default"`` for localize's)."""
+    from camloc.defaults import model_help
+
     p.add_argument("--model", default=None, help="registered name, torchvision name or checkpoint file "
-                   f"(default: {default})")
+                   f"(default: {default or (model_help(probe) if geometry == 'default' else model_help(probe, geometry))})")
     p.add_argument("--weights", default=None, help="local state-dict file for a torchvision --model")
     if probe:
         p.add_argument("--probe", default=None, help="a probe file (camloc probe fit): the scores and maps of "
@@ -48,10 +49,9 @@ def add_norm_argument(p: argparse.ArgumentParser, default: str | None = "minmax"
 
 def add_pipeline_arguments(p: argparse.ArgumentParser, resize_help: str) -> None:
     """``--backend``, ``--resize`` and ``--workers``: how the inference pipeline runs."""
-    p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime"),
-                   help="what runs the forward pass: auto (default: ONNX Runtime for CAM on the CPU, its graph "
-                   "exported once, checked against PyTorch and cached; PyTorch on a GPU and for gradient "
-                   "methods), torch or onnxruntime")
+    from camloc.defaults import add_backend_argument
+
+    add_backend_argument(p)
     p.add_argument("--resize", default=None, metavar="MODE[:S]", help=resize_help)
     p.add_argument("--workers", type=int, default=None,
                    help="decode threads, overlapped with the forward pass (default: the cores, at most 4)")
@@ -89,23 +89,25 @@ def check_workers(workers) -> None:
         raise ValueError(f"--workers must be 0 or more, got {workers}")
 
 
-def check_map_options(args: argparse.Namespace) -> None:
-    """One-line errors for ``--topk``, ``--threshold`` and ``--batch-size`` out of range."""
-    if args.topk < 1:
-        raise ValueError(f"--topk must be at least 1, got {args.topk}")
-    if args.threshold is not None and not 0.0 <= args.threshold < 1.0:
-        raise ValueError(f"--threshold must be in [0, 1), got {args.threshold}")
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+def model_for(model: str | None, weights: str | None, probe: str | None) -> str | None:
+    """The net to load: ``model`` as named; with a probe and neither ``--model`` nor ``--weights``,
+    the backbone the probe was fit on (its registered name); else ``None`` (the default net)."""
+    if probe and model is None and weights is None:
+        from camloc.probe import load_probe
+
+        return load_probe(probe).backbone
+    return model
 
 
 def load_net(model: str | None, weights: str | None, device: str, method: str = "cam", probe: str | None = None):
     """The net for ``method``: CAM needs an exact head; a gradient method also takes a torchvision
     net whose head CAM refuses (VGG, MobileNetV3, ...). With ``probe`` (a probe file, ``--probe``)
-    the probe's classes replace the net's head."""
+    the probe's classes replace the net's head; with a probe and no ``model``, the net is the
+    probe's backbone (the one it was fit on), by its registered name."""
     from camloc.errors import HeadError
     from camloc.models.registry import load_model
 
+    model = model_for(model, weights, probe)
     try:
         net = load_model(model, weights=weights, device=device)
     except HeadError:

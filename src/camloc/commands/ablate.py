@@ -27,8 +27,9 @@ def _ints(text: str) -> list[int]:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from camloc.commands._common import add_model_arguments
     from camloc.commands.calibrate import add_data_arguments
+    from camloc.defaults import add_backend_argument, add_batch_size_argument, add_device_argument
 
-    add_model_arguments(p)
+    add_model_arguments(p, geometry=None)
     add_data_arguments(p)
     p.add_argument("--scales", type=_ints, default=[256, 320], metavar="S1,S2,...",
                    help="aspect scales (shorter side): each alone and all together (default 256,320)")
@@ -40,10 +41,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=float, default=0.2,
                    help="the box threshold of top-1 loc and GT-known, fraction of the read map (0.2)")
     p.add_argument("--out", default="ablation_out", help="output folder (default ablation_out/)")
-    p.add_argument("--batch-size", type=int, default=16, help="images per forward pass (16)")
-    p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime"))
+    add_batch_size_argument(p)
+    add_backend_argument(p)
     p.add_argument("--workers", type=int, default=None, help="decode threads")
-    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if present)")
+    add_device_argument(p)
 
 
 def check(args: argparse.Namespace) -> None:
@@ -55,10 +56,9 @@ def check(args: argparse.Namespace) -> None:
     check_workers(args.workers)
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise ValueError(f"--out {args.out}: a file stands there; give a folder for the output")
-    if not 0.0 <= args.threshold < 1.0:
-        raise ValueError(f"--threshold must be in [0, 1), got {args.threshold}")
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+    from camloc.defaults import check_map_options
+
+    check_map_options(args)
     _norms(args.norms)
 
 

@@ -1,5 +1,6 @@
-"""``camloc calibrate``: choose the box threshold and map reading on a split with boxes and store them
-beside the model (or probe), where ``camloc localize`` finds them."""
+"""``camloc calibrate``: choose the box threshold and map reading on a split with boxes, or (``--scores``)
+fit the temperature of the scores on labelled photos, and store them in one calibration file beside
+the user's own checkpoint or probe (where ``camloc localize`` finds it) or at ``--out``."""
 
 from __future__ import annotations
 
@@ -7,12 +8,15 @@ import argparse
 import sys
 
 NAME = "calibrate"
-HELP = "choose localize's box threshold and map reading on a split with boxes (best MaxBoxAcc) and store them"
+HELP = ("choose localize's box threshold and map reading on a split with boxes (best MaxBoxAcc), or with --scores "
+        "the temperature of its scores on labelled photos, and store them")
 
 
 def add_data_arguments(p: argparse.ArgumentParser) -> None:
     """``--data``, ``--split``, ``--format``, ``--image-root``, ``--strict`` (as ``evaluate`` reads them)."""
-    p.add_argument("--data", required=True, help="dataset root with boxes (WSOL metadata, CUB, ILSVRC)")
+    p.add_argument("--data", required=True, help="dataset root with boxes (WSOL metadata, CUB, ILSVRC); with "
+                   "--scores any labelled set: also class folders, or a folder with labels.csv (file,class_index) "
+                   "and images/")
     p.add_argument("--split", default="val", help="split to use (default val)")
     p.add_argument("--format", default="auto", help="dataset format (default: detect)")
     p.add_argument("--image-root", default=None, help="WSOL metadata only: folder the image ids are relative to")
@@ -20,25 +24,32 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from camloc.commands._common import LOCALIZER_HELP, add_model_arguments
+    from camloc.commands._common import add_model_arguments
+    from camloc.defaults import SIDE, add_backend_argument, add_batch_size_argument, add_device_argument
 
-    add_model_arguments(p, default=LOCALIZER_HELP)
+    add_model_arguments(p)
     add_data_arguments(p)
+    p.add_argument("--scores", action="store_true",
+                   help="fit the temperature of the scores (one parameter, least log loss on the photos' labels) "
+                   "instead of the box threshold; the file keeps the other part when it holds one for the same "
+                   "model and views")
     p.add_argument("--tta", default=None, metavar="SPEC",
                    help="the views localize will run: flip, scales=S1,S2 or flip,scales=S1,S2 (default: its "
                    "default aspect scale, no flip)")
     p.add_argument("--resize", default=None, metavar="aspect[:S]",
-                   help="the aspect scale localize will run without --tta (default aspect:224 for a 224 net)")
+                   help=f"the aspect scale localize will run without --tta (default: localize's, aspect:{SIDE} for "
+                   "the default net, aspect:224 for a 224 net); with --scores also squash")
     p.add_argument("--clamp-negative", action="store_true",
                    help="calibrate maps made from the classifier's positive weights only")
     p.add_argument("--norms", default=None, metavar="R1,R2,...",
                    help="readings to choose from (default: minmax,positive,percentile,meanstd)")
     p.add_argument("--out", default=None, metavar="FILE.json",
-                   help="where to store it (default: beside the probe, checkpoint or weights file, else the cache)")
-    p.add_argument("--batch-size", type=int, default=16, help="images per forward pass (16)")
-    p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime"))
+                   help="where to store it (default: beside the probe, checkpoint or weights file; a built-in "
+                   "model needs --out, and localize applies that file only when named with --calibration)")
+    add_batch_size_argument(p)
+    add_backend_argument(p)
     p.add_argument("--workers", type=int, default=None, help="decode threads")
-    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if present)")
+    add_device_argument(p)
 
 
 def _norms(text: str | None) -> tuple[str, ...]:
@@ -62,7 +73,7 @@ def _views(args: argparse.Namespace, default_scale: int) -> tuple[tuple[int, ...
         raise ValueError("--tta and --resize: give one (TTA runs the aspect geometry at its own scales)")
     if args.resize is not None:
         r = parse_resize(args.resize, default_side=default_scale)
-        if r.mode != "aspect":
+        if r.mode != "aspect" and not args.scores:
             raise ValueError(f"--resize {args.resize}: calibrate runs the aspect geometry (aspect[:S])")
         return (r.size,), False
     tta = parse_tta(args.tta, default_scale) if args.tta is not None else None
@@ -70,30 +81,105 @@ def _views(args: argparse.Namespace, default_scale: int) -> tuple[tuple[int, ...
 
 
 def check(args: argparse.Namespace) -> None:
+    from camloc.calibrate import calibration_path
     from camloc.commands._common import check_workers
+    from camloc.defaults import check_batch_size
 
     check_workers(args.workers)
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+    check_batch_size(args.batch_size)
     _norms(args.norms)
     _views(args, 256)
+    if args.out is None and calibration_path(args.model, args.probe, args.weights) is None:
+        raise ValueError("give --out FILE.json: a built-in model's calibration is stored only where you name it, and "
+                         "localize applies it only with --calibration FILE")
+
+
+def labelled(args: argparse.Namespace, class_names: list[str] | None = None) -> tuple[list[tuple[str, int]], int]:
+    """``([(image path, class index)], skipped metadata lines)`` of ``--data``: a folder with
+    ``labels.csv`` (``file,class_index``; images in ``images/`` or beside it), else any dataset
+    ``open_dataset`` reads; when every class name of that dataset is one of ``class_names`` (the
+    model's), its labels are the model's indices of those names (class folders are numbered in
+    name order, the model's classes are not)."""
+    import csv
+    import os
+
+    from camloc.data import open_dataset
+    from camloc.errors import CalibrationError
+
+    table = os.path.join(args.data, "labels.csv")
+    if os.path.isfile(table):
+        folder = os.path.join(args.data, "images")
+        folder = folder if os.path.isdir(folder) else args.data
+        items = []
+        with open(table, newline="", encoding="utf-8") as f:
+            for n, row in enumerate(csv.DictReader(f), start=2):
+                try:
+                    items.append((os.path.join(folder, row["file"]), int(row["class_index"])))
+                except (KeyError, TypeError, ValueError):
+                    raise CalibrationError(f"{table}:{n}: expected file,class_index columns with an integer "
+                                           "class index") from None
+        return items, 0
+    split = open_dataset(args.data, args.split, args.format, image_root=args.image_root, strict=args.strict)
+    names = list(getattr(split, "classes", None) or [])
+    if class_names and names and set(names) <= set(class_names):
+        index = {n: i for i, n in enumerate(class_names)}
+        return [(s.path, index[names[s.label]]) for s in split.samples], len(split.skipped)
+    return [(s.path, s.label) for s in split.samples], len(split.skipped)
+
+
+def _merged(rec: dict, path, net, views: str) -> dict:
+    """``rec`` with the other part of the file already at ``path`` when that file was made for the
+    same model and views (the box part kept beside a new temperature, or the reverse)."""
+    import os
+
+    from camloc.calibrate import load_calibration
+    from camloc.errors import CalibrationError
+
+    if not os.path.isfile(path):
+        return rec
+    try:
+        old = load_calibration(path, net, views)
+    except CalibrationError:
+        return rec
+    keep = ("temperature", "scores_fit") if "threshold" in rec else \
+        ("threshold", "norm", "clamp_negative", "MaxBoxAcc", "by_norm", "num_images", "num_skipped", "data", "split")
+    return {**{k: old[k] for k in keep if k in old}, **rec}
 
 
 def run(args: argparse.Namespace) -> int:
-    from camloc.calibrate import calibrate, calibration_path, save_calibration
+    from camloc.calibrate import FORMAT, calibrate, calibration_path, fit_scores, model_digest, save_calibration, views_of
     from camloc.commands._common import load_net
     from camloc.data import open_dataset
-    from camloc.localize import default_resize, localizer
+    from camloc.localize import default_resize
     from camloc.pipeline.distributed import local_device
+    from camloc.pixels.geometry import parse_resize
 
-    model, geometry = localizer(args.model, args.probe, args.weights)  # what localize runs when nothing is named
-    net = load_net(model, args.weights, local_device(args.device), probe=args.probe)
-    scales, flip = _views(args, (geometry or default_resize(net)).size)
+    net = load_net(args.model, args.weights, local_device(args.device), probe=args.probe)
+    path = args.out or calibration_path(args.model, args.probe, args.weights)
+    if args.scores:
+        from camloc.tta import parse_tta
+
+        resize = parse_resize(args.resize) if args.resize else default_resize(net)
+        tta = parse_tta(args.tta, resize.size) if args.tta is not None else None
+        items, skipped = labelled(args, list(net.class_names))
+        rec = {"format": FORMAT, "model": net.name, "weights_sha256": model_digest(net),
+               **fit_scores(net, items, resize, tta, args.backend, args.batch_size, args.workers),
+               "data": str(args.data), "probe": args.probe}
+        rec = _merged(rec, path, net, views_of(resize, tta))
+        save_calibration(rec, path)
+        fit = rec["scores_fit"]
+        print(f"temperature {rec['temperature']:.4f} on {fit['num_images']} photos (views {rec['views']}): ECE "
+              f"{fit['ece_before']:.3f} -> {fit['ece_after']:.3f}, log loss {fit['log_loss_before']:.3f} -> "
+              f"{fit['log_loss_after']:.3f} (on the photos fitted on) -> {path}")
+        if skipped or fit["num_skipped"]:
+            print(f"camloc calibrate: {skipped + fit['num_skipped']} images skipped", file=sys.stderr)
+        return 0
+    scales, flip = _views(args, default_resize(net).size)
     split = open_dataset(args.data, args.split, args.format, image_root=args.image_root, strict=args.strict)
     rec = calibrate(net, split, scales, flip, args.clamp_negative, _norms(args.norms), backend=args.backend,
                     batch_size=args.batch_size, workers=args.workers)
     rec.update({"data": str(args.data), "split": args.split, "probe": args.probe})
-    path = args.out or calibration_path(args.model, args.probe, args.weights, net.name)
+    rec = _merged(rec, path, net, rec["views"])
     save_calibration(rec, path)
     for norm, r in rec["by_norm"].items():
         print(f"{norm:<16} MaxBoxAcc {r['MaxBoxAcc']:6.2f}  at threshold {r['threshold']:.2f}")

@@ -14,6 +14,7 @@ HELP = "per class, cluster the regions its CAM is high on into patterns (share, 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from camloc.commands._common import add_model_arguments, add_norm_argument, add_pipeline_arguments
+    from camloc.defaults import SIDE, add_batch_size_argument, add_device_argument
 
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders or globs")
     add_model_arguments(p)
@@ -35,15 +36,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_norm_argument(p)
     p.add_argument("--seed", type=int, default=0, help="k-means seed (default 0)")
     p.add_argument("--out", default="out", help="output folder (default out/): discover.json and figures/")
-    p.add_argument("--batch-size", type=int, default=16, help="images per forward pass (16)")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if present)")
-    add_pipeline_arguments(p, "how images meet the net for their maps (default aspect:224 for a 224 net); "
+    add_batch_size_argument(p)
+    add_device_argument(p)
+    add_pipeline_arguments(p, f"how images meet the net for their maps (default: localize's, aspect:{SIDE} for the "
+                           "default net, aspect:224 for a 224 net); "
                            "crops are squashed to the net's input size")
 
 
 def check(args: argparse.Namespace) -> None:
     """Option errors, one line each, before torch loads."""
     from camloc.commands._common import check_pipeline_options
+    from camloc.defaults import check_map_options
 
     if args.patterns is not None and args.patterns < 1:
         raise ValueError(f"--patterns must be at least 1, got {args.patterns}")
@@ -55,16 +58,13 @@ def check(args: argparse.Namespace) -> None:
         raise ValueError("--classes: no class given")
     if args.exemplars < 1:
         raise ValueError(f"--exemplars must be at least 1, got {args.exemplars}")
-    if not 0.0 <= args.threshold < 1.0:
-        raise ValueError(f"--threshold must be in [0, 1), got {args.threshold}")
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+    check_map_options(args)
     check_pipeline_options(args)
 
 
 def run(args: argparse.Namespace) -> int:
     check(args)
-    from camloc.commands._common import load_net, resize_option
+    from camloc.commands._common import load_net, model_for, resize_option
     from camloc.discover import discover, parse_classes
     from camloc.io import atomic_write_json
     from camloc.pipeline.distributed import local_device
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     if first is None:
         print("camloc discover: error: no images to process", file=sys.stderr)
         return 1
-    net = load_net(args.model, args.weights, local_device(args.device))
+    net = load_net(model_for(args.model, args.weights, args.probe), args.weights, local_device(args.device))
     head_names = list(net.class_names)
     if args.probe:
         from camloc.probe import attach_probe

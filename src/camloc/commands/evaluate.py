@@ -11,8 +11,10 @@ HELP = "evaluate a model's maps on a dataset: classification, the paper's loc er
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from camloc.commands._common import add_model_arguments, add_norm_argument, add_pipeline_arguments
+    from camloc.defaults import add_batch_size_argument, add_device_argument, add_topk_argument
 
-    add_model_arguments(p, probe=False)
+    add_model_arguments(p, probe=False, geometry="at its square input (squash: the published protocol's "
+                        "geometry, not localize's; see --resize)")
     p.add_argument("--data", required=True, help="dataset root (WSOL metadata, CUB, ILSVRC, class folders)")
     p.add_argument("--split", default="val", help="split to evaluate (default val)")
     p.add_argument("--format", default="auto", help="dataset format (default: detect)")
@@ -20,7 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", default="cam", choices=["cam", "backprop", "gradcam", "gradcampp"],
                    help="map method (default cam)")
     p.add_argument("--layer", default=None, help="target layer of the gradient methods (dotted module name)")
-    p.add_argument("--topk", type=int, default=5, help="k of the top-k errors (default 5)")
+    add_topk_argument(p, "k of the top-k errors")
     p.add_argument("--threshold", type=float, default=0.2, help="the paper's box threshold (0.2 of the max)")
     add_norm_argument(p, clamp=True)
     p.add_argument("--threshold-step", type=float, default=0.01, help="CAM threshold step of MaxBoxAcc (0.01)")
@@ -33,11 +35,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="K: deletion/insertion steps, 2(K+1) forward images per photo (default 16)")
     p.add_argument("--faithfulness-substrate", default="blur", choices=["blur", "mean", "zero"],
                    help="what deleted pixels become and insertion starts from (default blur)")
-    p.add_argument("--batch-size", type=int, default=16, help="images per forward pass (16)")
+    add_batch_size_argument(p)
     add_pipeline_arguments(p, "how images meet the net: squash (default: the net's square input, the published "
                            "protocol's geometry, 224x224 maps for a 224 net), or aspect[:S] (the whole image, "
                            "shorter side S, aspect kept); not used by --ten-crop")
-    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if present; per rank under torchrun)")
+    add_device_argument(p, "cuda if present; per rank under torchrun")
     p.add_argument("--strict", action="store_true", help="stop at the first bad metadata line instead of skipping")
     p.add_argument("--out", default="eval_out", help="output folder (default eval_out/)")
     p.add_argument("--no-figures", action="store_true", help="write metrics.json and metrics.csv only")
@@ -46,7 +48,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def check(args: argparse.Namespace) -> None:
     """``--topk``, ``--threshold``, ``--batch-size``, ``--workers`` or ``--resize`` out of range: a
     one-line error before torch loads."""
-    from camloc.commands._common import check_map_options, check_pipeline_options
+    from camloc.commands._common import check_pipeline_options
+    from camloc.defaults import check_map_options
 
     check_map_options(args)
     if args.faithfulness_steps < 1:
@@ -82,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     skipped = list(split.skipped) + result.skipped
     metrics = {"model": net.name, "data": str(args.data), "split": args.split, **result.metrics,
+               "geometry_source": "--resize" if args.resize else "the published protocol (squash)",
                "num_skipped": len(skipped), "skipped": skipped, "processes": world}
     for line in skipped[:5]:
         print(f"camloc evaluate: skipped {line}", file=sys.stderr)

@@ -10,11 +10,18 @@ HELP = "export a model (or a probe on its backbone) to ONNX: scores, top-k class
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from camloc.commands._common import add_model_arguments
+    from camloc.defaults import add_topk_argument
 
-    add_model_arguments(p)
-    p.add_argument("--topk", type=int, default=5, help="classes mapped per image (default 5)")
+    add_model_arguments(p, geometry="at its square input")
+    add_topk_argument(p, "classes mapped per image")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     p.add_argument("--out", required=True, metavar="FILE.onnx", help="where to write the graph")
+
+
+def check(args: argparse.Namespace) -> None:
+    from camloc.defaults import check_topk
+
+    check_topk(args.topk)
 
 
 def run(args: argparse.Namespace) -> int:

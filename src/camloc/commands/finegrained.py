@@ -14,6 +14,7 @@ HELP = ("fine-grained recognition (CUB-200-2011, or train/ and test/ class folde
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from camloc.commands.probe import _floats
     from camloc.commands._common import add_norm_argument
+    from camloc.defaults import add_batch_size_argument, add_device_argument, model_help
     from camloc.probe import default_cache_dir
 
     parser.add_argument("--data", required=True, metavar="DIR",
@@ -21,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "train and test splits, e.g. train/<class>/ and test/<class>/ folders (no boxes: no "
                         "ground-truth crop or localization figures)")
     parser.add_argument("--backbone", "--model", dest="backbone", default=None, metavar="M",
-                        help="registered model name or checkpoint file (default: the embedded EfficientNet-Lite0)")
+                        help=f"registered model name or checkpoint file (default: {model_help(False, 'at its square input')})")
     parser.add_argument("--classifier", choices=("svm", "logreg"), default="svm")
     parser.add_argument("--scaling", choices=("global", "channel"), default="global",
                         help="feature scaling before the fit, folded into the weights (default global)")
@@ -36,8 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "each and report the mean and the range (default 0)")
     parser.add_argument("--cache", default=default_cache_dir(), metavar="DIR")
     parser.add_argument("--no-cache", action="store_true")
-    parser.add_argument("--batch-size", type=int, default=32, metavar="N")
-    parser.add_argument("--device", default=None)
+    add_batch_size_argument(parser, 32)
+    add_device_argument(parser)
     parser.add_argument("--out", default=None, metavar="FILE.json", help="also write the figures as JSON")
 
 
@@ -52,12 +53,11 @@ def _seeds(text: str) -> list[int]:
 
 
 def check(args: argparse.Namespace) -> None:
-    if not 0 <= args.threshold < 1:
-        raise ValueError(f"--threshold must be in [0, 1), got {args.threshold}")
+    from camloc.defaults import check_map_options
+
+    check_map_options(args)
     if not 0 < args.val_fraction < 1:
         raise ValueError(f"--val-fraction must be in (0, 1), got {args.val_fraction}")
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,20 +13,26 @@ HELP = "classify images and localize each top-k class with its CAM box"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from camloc.commands._common import LOCALIZER_HELP, add_model_arguments, add_norm_argument, add_pipeline_arguments
+    from camloc.commands._common import add_model_arguments, add_norm_argument, add_pipeline_arguments
+    from camloc.defaults import THRESHOLD, add_batch_size_argument, add_device_argument, add_topk_argument
 
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders or globs")
-    add_model_arguments(p, default=LOCALIZER_HELP)
-    p.add_argument("--topk", type=int, default=5, help="classes per image (default 5)")
+    add_model_arguments(p)
+    add_topk_argument(p)
     p.add_argument("--threshold", type=float, default=None,
-                   help="box threshold, fraction of the read map (default: the calibration's, else 0.2)")
+                   help=f"box threshold, fraction of the read map (default: the calibration's, else {THRESHOLD})")
     add_norm_argument(p, default=None, clamp=True, shown="positive")
     p.add_argument("--tta", default=None, metavar="SPEC",
                    help="test-time augmentation of CAM maps: flip, scales=S1,S2,... or flip,scales=S1,S2 (maps "
                    "of every view fused on the image; one forward pass per view)")
     p.add_argument("--calibration", default=None, metavar="FILE|none",
-                   help="threshold and reading from this file (camloc calibrate); default: the model's or "
-                   "probe's calibration when there is one and neither --threshold nor --norm is given")
+                   help="box threshold and reading, and the scores' temperature, from this file (camloc "
+                   "calibrate); default: the file beside your checkpoint, weights or probe "
+                   "(<file>.calibration.json) when there is one (its box part only when neither --threshold nor "
+                   "--norm is given), else the temperature shipped for an embedded net; none: raw softmax scores "
+                   "and the default box rule")
+    p.add_argument("--calibration-force", action="store_true",
+                   help="apply a calibration made for another model (weights hash) or other views")
     p.add_argument("--out", default="out", help="output folder (default out/); an earlier run's records there are "
                    "kept: give --resume or --overwrite to use the same folder again")
     again = p.add_mutually_exclusive_group()
@@ -37,13 +43,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strict", action="store_true",
                    help="under torchrun, exit 1 when an image failed (default: exit 0, the summary and the error "
                    "records say how many failed; torchrun reads a non-zero exit as a crash)")
-    p.add_argument("--batch-size", type=int, default=16, help="images per forward pass (16)")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if present)")
+    add_batch_size_argument(p)
+    add_device_argument(p)
     p.add_argument("--method", default="cam", choices=("cam", "gradcam", "gradcampp", "backprop"),
                    help="map method: cam (one forward pass, default) or a gradient baseline; gradient "
                    "methods also run torchvision nets whose head CAM refuses (VGG, MobileNetV3, ...)")
     add_pipeline_arguments(p, "how images meet the net: aspect:S (the whole image, shorter side S, aspect kept; "
-                           "default aspect:288 for the default net, else the net's own side, 224 for a 224 net), "
+                           "default: the default net's side for the default net, else the net's own side, 224 for a "
+                           "224 net), "
                            "squash (the net's square input, the published protocol's geometry)")
     p.add_argument("--all-boxes", action="store_true", help="also list every component's box")
     p.add_argument("--no-figures", action="store_true", help="write results.jsonl only")
@@ -65,7 +72,8 @@ def _figure_stem(path: str, used: set[str], max_bytes: int = 200) -> str:
 def check(args: argparse.Namespace) -> None:
     """``--topk``, ``--threshold`` and ``--batch-size`` out of range, an earlier run's records in
     ``--out`` without ``--resume`` or ``--overwrite``: a one-line error before torch loads."""
-    from camloc.commands._common import check_map_options, check_pipeline_options
+    from camloc.commands._common import check_pipeline_options
+    from camloc.defaults import check_map_options
 
     check_map_options(args)
     check_pipeline_options(args)
@@ -92,31 +100,49 @@ def check_out(args: argparse.Namespace) -> None:
                          "append, --overwrite to replace them, or another --out")
 
 
-def _reading(args: argparse.Namespace, net, rank: int) -> tuple[float, str, bool, bool, str | None]:
-    """``(threshold, norm, clamp_negative, calibrated, views)``: the options given, else the
-    calibration file's (``--calibration``, or the model's when there is one; ``views``: what it
-    was calibrated with), else 0.2 and :data:`camloc.readings.DEFAULT_NORM` (positive)."""
-    from camloc.calibrate import calibration_path, load_calibration
+def _calibration(args: argparse.Namespace, net, views: str, resize, tta, rank: int) -> dict:
+    """What the run's boxes and scores are read with: ``threshold``, ``norm``, ``clamp``,
+    ``calibrated`` (the box part came from a file), ``temperature``, ``temperature_views`` (what it
+    was fitted for) and ``file`` (the calibration file used, or ``None``).
+
+    A calibration applies only when named (``--calibration FILE``) or beside the user's own
+    checkpoint, weights or probe file; ``--calibration none`` turns both parts off; otherwise the
+    scores take the temperature shipped for an embedded net (:func:`camloc.localize.score_temperature`)."""
+    from camloc.calibrate import find_calibration
+    from camloc.defaults import THRESHOLD
+    from camloc.localize import score_temperature
     from camloc.readings import DEFAULT_NORM
     from camloc.viz import printable
 
     explicit = args.threshold is not None or args.norm is not None
-    if args.calibration == "none" or (explicit and args.calibration is None):
-        return (0.2 if args.threshold is None else args.threshold, args.norm or DEFAULT_NORM, args.clamp_negative,
-                False, None)
-    if explicit:
-        raise ValueError("--calibration with --threshold or --norm: the calibrated threshold belongs to its reading; "
-                         "give one or the other")
-    path = args.calibration or calibration_path(args.model, args.probe, args.weights, net.name)
-    if args.calibration is None and not os.path.exists(path):
-        return 0.2, DEFAULT_NORM, args.clamp_negative, False, None
-    cal = load_calibration(path)
-    if rank == 0:
-        print(f"camloc localize: threshold {cal['threshold']:g} and reading {cal['norm']}"
-              f"{' (clamped weights)' if cal.get('clamp_negative') else ''} from {printable(str(path))}",
-              file=sys.stderr)
-    clamp = bool(args.clamp_negative or cal.get("clamp_negative", False))
-    return float(cal["threshold"]), cal["norm"], clamp, True, cal.get("views")
+    out = {"threshold": THRESHOLD if args.threshold is None else args.threshold, "norm": args.norm or DEFAULT_NORM,
+           "clamp": bool(args.clamp_negative), "calibrated": False, "temperature": 1.0, "temperature_views": None,
+           "file": None}
+    if args.calibration == "none":
+        return out
+    cal, path = find_calibration(net, views, args.model, args.probe, args.weights, args.calibration,
+                                 args.calibration_force)
+    if cal is None:
+        out["temperature"], out["temperature_views"] = score_temperature(net, resize, tta)
+        return out
+    out["file"] = path
+    said = []
+    if "threshold" in cal and not (explicit and args.calibration is None):
+        if explicit:
+            raise ValueError("--calibration with --threshold or --norm: the calibrated threshold belongs to its "
+                             "reading; give one or the other")
+        out.update(threshold=float(cal["threshold"]), norm=cal["norm"], calibrated=True,
+                   clamp=bool(args.clamp_negative or cal.get("clamp_negative", False)))
+        said.append(f"threshold {cal['threshold']:g} and reading {cal['norm']}"
+                    f"{' (clamped weights)' if cal.get('clamp_negative') else ''}")
+    if "temperature" in cal:
+        out["temperature"], out["temperature_views"] = float(cal["temperature"]), cal.get("views")
+        said.append(f"temperature {cal['temperature']:g}")
+    else:
+        out["temperature"], out["temperature_views"] = score_temperature(net, resize, tta)
+    if rank == 0 and said:
+        print(f"camloc localize: {' and '.join(said)} from {printable(str(path))}", file=sys.stderr)
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -131,26 +157,32 @@ def _localize(args: argparse.Namespace, rank: int, world: int, device: str) -> i
     from tqdm.auto import tqdm
 
     from camloc.commands._common import load_net, resize_option
-    from camloc.localize import iter_localize, localizer
+    from camloc.calibrate import views_of
+    from camloc.localize import default_resize, iter_localize
     from camloc.methods import get_method
+    from camloc.pipeline.backends import make_backend
+    from camloc.pixels.geometry import parse_resize
     from camloc.pipeline.inputs import iter_paths
     from camloc.pipeline.records import JsonlWriter
     from camloc.pipeline.run import as_jobs, shard
     from camloc.viz import printable
 
-    model, geometry = localizer(args.model, args.probe, args.weights)
-    net = load_net(model, args.weights, device, args.method, args.probe)
+    from camloc.provenance import run_header
+
+    net = load_net(args.model, args.weights, device, args.method, args.probe)
     method = None if args.method == "cam" else get_method(args.method)
-    resize = resize_option(args.resize, net, geometry)
-    threshold, norm, clamp, calibrated, views = _reading(args, net, rank)
+    resize = resize_option(args.resize, net)
     tta = None
     if args.tta is not None:
         from camloc.tta import parse_tta
 
         tta = parse_tta(args.tta, resize.size)
-    running = tta.describe() if tta is not None else f"scales={resize.size}" if resize.mode == "aspect" else "squash"
-    if views is not None and views != running and rank == 0:
-        print(f"camloc localize: note: calibrated with views {views}, running {running}", file=sys.stderr)
+    cal = _calibration(args, net, views_of(resize, tta), resize, tta, rank)
+    threshold, norm, clamp = cal["threshold"], cal["norm"], cal["clamp"]
+    backend = make_backend(net, args.backend) if method is None else args.backend  # gradient methods: PyTorch
+    header = run_header(net, resize, tta, "torch" if method is not None else getattr(backend, "name", "torch"),
+                        args.method, norm, threshold, clamp, cal["temperature"], cal["temperature_views"],
+                        cal["file"], args.topk)
     missing: list[str] = []
 
     def report(line: str) -> None:
@@ -171,7 +203,7 @@ def _localize(args: argparse.Namespace, rank: int, world: int, device: str) -> i
         if figures.is_dir():  # the earlier run's figures keep their names
             used.update(f[: -len("_cam.png")] for f in os.listdir(figures) if f.endswith("_cam.png"))
     jobs = shard(as_jobs(paths), rank, world)
-    writer = JsonlWriter(out / "results.jsonl", rank, world,
+    writer = JsonlWriter(out / "results.jsonl", rank, world, header=header,
                          mode="append" if args.resume else "replace" if args.overwrite else "new")
     shown: list[dict] = []
     ok = failed = 0
@@ -179,9 +211,10 @@ def _localize(args: argparse.Namespace, rank: int, world: int, device: str) -> i
     try:
         for item in iter_localize(net, jobs, topk=args.topk, threshold=threshold, batch_size=args.batch_size,
                                   progress=None if rank == 0 else False, method=method, norm=norm,
-                                  backend=args.backend, resize=None if tta is not None else resize,
+                                  backend=backend, resize=None if tta is not None else resize,
                                   workers=args.workers, display=not args.no_figures, isolate=args.isolate, tta=tta,
-                                  clamp_negative=clamp, calibrated=calibrated):
+                                  clamp_negative=clamp, calibrated=cal["calibrated"],
+                                  temperature=cal["temperature"]):
             rec = item.record
             writer.write(item.index, rec)
             if rec["error"] is not None:

@@ -26,6 +26,7 @@ def _floats(text: str) -> list[float]:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
+    from camloc.defaults import add_batch_size_argument, add_device_argument
     from camloc.probe import default_cache_dir
 
     p.add_argument("--data", required=True, metavar="DATASET", help="dataset root (CUB-200-2011, ILSVRC, "
@@ -33,18 +34,20 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache", default=default_cache_dir(), metavar="DIR",
                    help="feature cache folder (default: %(default)s)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write cached features")
-    p.add_argument("--batch-size", type=int, default=32, metavar="N", help="images per forward pass (default 32)")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    add_batch_size_argument(p, 32)
+    add_device_argument(p)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from camloc.defaults import model_help
+
     sub = parser.add_subparsers(dest="probe_command", metavar="ACTION", required=True)
     fit = sub.add_parser("fit", help="extract features once (cached), fit, report accuracy, save the probe",
                          description="Extract the GAP features of a frozen backbone (cached on disk), fit a "
                          "linear SVM (or logistic regression) with C chosen on a validation split, report "
                          "its accuracy and save one probe file.")
     fit.add_argument("--backbone", default=None, metavar="M",
-                     help="registered model name or checkpoint file (default: the embedded EfficientNet-Lite0)")
+                     help=f"registered model name or checkpoint file (default: {model_help(False, 'at its square input')})")
     _common(fit)
     fit.add_argument("--split", default="train", help="split to fit on (default: train)")
     fit.add_argument("--val-split", default=None, metavar="NAME",
@@ -103,8 +106,9 @@ def _say(text: str) -> None:
 
 
 def check(args: argparse.Namespace) -> None:
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    from camloc.defaults import check_batch_size
+
+    check_batch_size(args.batch_size)
     if args.probe_command == "fit" and not 0 < args.val_fraction < 1:
         raise ValueError(f"--val-fraction must be in (0, 1), got {args.val_fraction}")
 

@@ -11,15 +11,15 @@ HELP = "a local web page to explore maps: drop an image, see classes, maps and b
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from camloc.commands._common import LOCALIZER_HELP, add_model_arguments
+    from camloc.commands._common import add_model_arguments
+    from camloc.defaults import add_backend_argument, add_device_argument
 
-    add_model_arguments(p, default=LOCALIZER_HELP)
+    add_model_arguments(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine "
                    "only; another address exposes the page to the network)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cpu)")
-    p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime"),
-                   help="what runs the CAM forward pass (as for localize)")
+    add_device_argument(p, "cpu")
+    add_backend_argument(p, "what runs the CAM forward pass (as for localize)")
     p.add_argument("--max-upload-mb", type=float, default=20.0,
                    help=f"largest accepted request, in MB (default 20, at most {MAX_UPLOAD_MB})")
     p.add_argument("--read-timeout", type=float, default=30.0, metavar="SECONDS",
@@ -29,6 +29,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
                    help="also answer requests whose Host header is NAME (repeatable; by default only the "
                    "address of --host is answered, localhost for a loopback address, any for 0.0.0.0)")
+    p.add_argument("--calibration", default=None, metavar="FILE|none",
+                   help="the scores' temperature from this calibration file (as for localize; default: the file "
+                   "beside your checkpoint, weights or probe, else the temperature shipped for an embedded net; "
+                   "none: raw softmax); the page sets the box threshold and reading per request")
+    p.add_argument("--calibration-force", action="store_true",
+                   help="apply a calibration made for another model (weights hash) or other views")
 
 
 def check(args: argparse.Namespace) -> None:
@@ -54,11 +60,15 @@ def run(args: argparse.Namespace) -> int:
     from camloc.commands._common import load_net
     from camloc.serve.engine import Engine
 
-    from camloc.localize import localizer
+    from camloc.calibrate import find_calibration, views_of
+    from camloc.localize import default_resize
 
-    model, geometry = localizer(args.model, args.probe, args.weights)  # localize's net when none is named
-    net = load_net(model, args.weights, args.device or "cpu", "gradcam", args.probe)
-    engine = Engine(net, backend=args.backend, resize=geometry)
+    net = load_net(args.model, args.weights, args.device or "cpu", "gradcam", args.probe)
+    resize = default_resize(net)  # localize's geometry for this net
+    cal, _ = find_calibration(net, views_of(resize), args.model, args.probe, args.weights, args.calibration,
+                              args.calibration_force)
+    temperature = 1.0 if args.calibration == "none" else cal.get("temperature") if cal else None
+    engine = Engine(net, backend=args.backend, resize=resize, temperature=temperature)  # localize's scores
     from camloc.serve.app import host_names
 
     hosts = host_names(args.host)

@@ -16,28 +16,30 @@ HELP = "show the class-specific units of a class: its top-weighted feature chann
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from camloc.commands._common import add_model_arguments
+    from camloc.defaults import add_batch_size_argument, add_device_argument
 
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders or globs to search")
     p.add_argument("--class", dest="cls", required=True, metavar="C",
                    help="class label (e.g. 'Egyptian cat'), or index written #N (#285); a bare number is a label "
                    "first, an index only when no label is a number")
-    add_model_arguments(p)
+    add_model_arguments(p, geometry="at its square input")
     p.add_argument("--rank", choices=("weight", "contribution"), default="weight",
                    help="weight: the class's largest weights (default); contribution: the largest mean share "
                    "w*pool(f) of the class score over the given images (one more forward pass)")
     p.add_argument("--units", type=int, default=6, help="units to show, largest weight first (6)")
     p.add_argument("--per-unit", type=int, default=5, help="best images per unit (5)")
     p.add_argument("--threshold", type=float, default=0.2, help="box threshold, fraction of the unit map's max (0.2)")
-    p.add_argument("--batch-size", type=int, default=16, help="images per forward pass (16)")
-    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if present)")
+    add_batch_size_argument(p)
+    add_device_argument(p)
     p.add_argument("--out", default="units_out", help="output folder (default units_out/)")
 
 
 def check(args: argparse.Namespace) -> None:
-    if args.units < 1 or args.per_unit < 1 or args.batch_size < 1:
-        raise ValueError("--units, --per-unit and --batch-size must be at least 1")
-    if not 0.0 <= args.threshold < 1.0:
-        raise ValueError(f"--threshold must be in [0, 1), got {args.threshold}")
+    from camloc.defaults import check_map_options
+
+    if args.units < 1 or args.per_unit < 1:
+        raise ValueError("--units and --per-unit must be at least 1")
+    check_map_options(args)
 
 
 def run(args: argparse.Namespace) -> int:

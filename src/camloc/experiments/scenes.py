@@ -176,13 +176,17 @@ def object_of(box: Sequence[int], objs: list[dict]) -> dict | None:
     return objs[int(np.argmax(ious))] if max(ious) > 0 else None
 
 
+BACKBONE = "efficientnet_lite0"
+
+
 def load_backbone(size: int, net=None):
-    """The embedded backbone (or ``net``), its input squashed to ``size`` x ``size``."""
+    """The experiments' backbone, the embedded EfficientNet-Lite0 (or ``net``), its input squashed to
+    ``size`` x ``size``: the net their documented figures were made with, not camloc's default net."""
     import copy
 
     import camloc
 
-    net = camloc.load_model() if net is None else copy.copy(net)
+    net = camloc.load_model(BACKBONE) if net is None else copy.copy(net)
     pre = net.preprocessing
     net.preprocessing = camloc.Preprocessing(shape=(size, size), mean=pre.mean, std=pre.std)
     return net

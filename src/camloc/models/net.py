@@ -116,6 +116,7 @@ class CamNet:
     head: Head | None = None
     arch_kwargs: dict[str, Any] = field(default_factory=dict)
     probe: nn.Linear | None = None
+    default_side: int | None = None  # the shorter side localize runs when no geometry is named (the default net's)
 
     def __post_init__(self) -> None:
         if self.head is None:

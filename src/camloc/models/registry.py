@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from camloc import defaults
 from camloc.errors import ModelError, one_line
 from camloc.models.checkpoint import is_checkpoint_path, read_checkpoint
 from camloc.models.net import CamNet, Preprocessing, evaluating
@@ -26,7 +27,7 @@ Builder = Callable[..., CamNet]
 _BUILDERS: dict[str, Builder] = {}
 _DESCRIPTIONS: dict[str, str] = {}
 _LOADED = False
-DEFAULT_MODEL = "efficientnet_lite0"
+DEFAULT_MODEL = defaults.MODEL
 
 
 def register(name: str, description: str = "") -> Callable[[Builder], Builder]:
@@ -73,7 +74,8 @@ def load_model(
     """Load a classifier ready for CAM.
 
     Args:
-        model: ``None`` for the embedded default (EfficientNet-Lite0, ImageNet); a registered
+        model: ``None`` for the embedded default (:data:`camloc.defaults.MODEL`, EfficientNet-Lite1,
+            ImageNet, run at shorter side :data:`camloc.defaults.SIDE` by ``localize``); a registered
             name (see :func:`available_models`); a torchvision model name; ``"timm:<name>"``
             (a timm model, the optional ``timm`` extra); a camloc checkpoint file; or an
             ``nn.Module`` (its head is found automatically; timm modules through timm's API).
@@ -101,6 +103,8 @@ def load_model(
         builder = get_builder(spec)
         if builder is not None:
             net = builder(weights=weights, **kwargs) if weights is not None else builder(**kwargs)
+            if model is None and weights is None and not kwargs:
+                net.default_side = defaults.SIDE
         elif is_checkpoint_path(spec):
             net = load_checkpoint(spec)
         else:

@@ -29,9 +29,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from camloc.defaults import BACKENDS
 from camloc.models.net import CamNet, evaluating
 
-BACKENDS = ("auto", "torch", "onnxruntime")
 OPSET = 17
 GRAPH_FORMAT = 2  # bumped whenever the exported graph's inputs or outputs change
 

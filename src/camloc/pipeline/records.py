@@ -26,6 +26,7 @@ from camloc.errors import DataError, OutputError
 from camloc.io import naming, open_output, output_target, replace_file
 
 MODES = ("new", "append", "replace")
+HEADER_PREFIX = b'{"camloc_run"'  # the run's header line (camloc.provenance), not a record
 
 
 def dumps(record: dict[str, Any]) -> str:
@@ -36,7 +37,9 @@ def dumps(record: dict[str, Any]) -> str:
 class JsonlWriter:
     """Stream records to ``path``; with ``world > 1``, to ``path.rank<R>-of-<W>`` parts merged by
     :meth:`close` on rank 0 (after every rank has closed its part; the caller provides the
-    barrier between :meth:`finish_part` and :meth:`merge`).
+    barrier between :meth:`finish_part` and :meth:`merge`). ``header`` (the run's
+    :func:`camloc.provenance.run_header`), when given, is the file's first line (a resumed file
+    keeps the header of the run that began it).
 
     ``mode``: ``"new"`` writes ``path`` from the start (the caller has checked that it holds no
     records), ``"append"`` adds to its records, ``"replace"`` streams into ``<path>.partial``
@@ -44,11 +47,13 @@ class JsonlWriter:
     ``complete=True``), so a killed or failed run leaves the old records.
     """
 
-    def __init__(self, path: str | os.PathLike, rank: int = 0, world: int = 1, mode: str = "new") -> None:
+    def __init__(self, path: str | os.PathLike, rank: int = 0, world: int = 1, mode: str = "new",
+                 header: dict[str, Any] | None = None) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         self.path = Path(path)
         self.rank, self.world, self.mode = rank, world, mode
+        self.header = None if mode == "append" else header
         self.count = 0
         final, stream = output_target(self.path)
         self._staged = world <= 1 and mode == "replace" and not stream
@@ -64,6 +69,9 @@ class JsonlWriter:
         else:
             with naming(self._tmp):
                 self._file = open(self._tmp, "w", encoding="utf-8")
+        if self.header is not None and world <= 1:  # under torchrun, merge() writes it
+            self.write(-1, self.header)
+            self.count = 0
 
     def part(self, rank: int) -> Path:
         return self.path.with_name(f"{self.path.name}.rank{rank}-of-{self.world}")
@@ -125,6 +133,8 @@ class JsonlWriter:
                 with naming(self.path):
                     out = open(tmp, "w", encoding="utf-8")
             with naming(self.path), out:
+                if self.header is not None:
+                    out.write(dumps(self.header) + "\n")
                 for _, record in heapq.merge(*(_indexed(f) for f in files), key=lambda t: t[0]):
                     out.write(dumps(record) + "\n")
                     n += 1
@@ -155,15 +165,15 @@ def _indexed(f: IO[str]) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def count_records(path: str | os.PathLike) -> int:
-    """The number of lines in the results file ``path`` (0 when it is missing, empty, or a device
-    or FIFO: nothing there to lose)."""
+    """The number of records in the results file ``path`` (its lines but the run's header line;
+    0 when it is missing, empty, or a device or FIFO: nothing there to lose)."""
     target, stream = output_target(path)
     if stream or not os.path.isfile(target):
         return 0
     n = 0
     with naming(path, "read"), open(target, "rb") as f:
         for line in f:
-            n += bool(line.strip())
+            n += bool(line.strip()) and not line.startswith(HEADER_PREFIX)
     return n
 
 
@@ -183,7 +193,7 @@ def recorded_inputs(path: str | os.PathLike) -> set[str]:
                 f.truncate(pos)
                 break
             pos += len(line)
-            if not line.strip():
+            if not line.strip() or line.startswith(HEADER_PREFIX):
                 continue
             try:
                 seen.add(str(json.loads(line)["image"]))

@@ -111,4 +111,5 @@ def attach_probe(net: CamNet, path: str | os.PathLike | Probe, strict: bool = Tr
     net.probe_file = None if isinstance(path, Probe) else where  # how errors name the model (camloc.classes)
     if probe.preprocessing:
         net.preprocessing = Preprocessing.from_dict(probe.preprocessing)
+        net.default_side = None  # the probe's input size sets localize's geometry (camloc.localize.default_resize)
     return net

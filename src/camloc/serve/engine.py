@@ -98,12 +98,16 @@ def sniff(data: bytes, name: str) -> str:
 class Engine:
     """The loaded model and one backend per map method, shared by every request."""
 
-    def __init__(self, net, backend: str = "auto", model_label: str | None = None, resize: Any = None) -> None:
-        from camloc.localize import BOX_CAP, default_resize
+    def __init__(self, net, backend: str = "auto", model_label: str | None = None, resize: Any = None,
+                 temperature: float | None = None) -> None:
+        """``temperature``: the scores' (a calibration file's, as ``localize`` finds it); ``None``:
+        the one shipped for an embedded net at this geometry, else 1."""
+        from camloc.localize import BOX_CAP, default_resize, score_temperature
         from camloc.pipeline.backends import make_backend
 
         self.net = net
         self.resize = resize or default_resize(net)  # localize's geometry for this net
+        self.temperature = float(temperature) if temperature is not None else score_temperature(net, self.resize)[0]
         self.box_cap = BOX_CAP
         self.cam_refused = bool(getattr(net, "cam_refused", False))
         self._backend = None if self.cam_refused else make_backend(net, backend)
@@ -122,6 +126,7 @@ class Engine:
             "methods": [m for m in METHODS if not (m == "cam" and self.cam_refused)],
             "backend": "torch" if self._backend is None else getattr(self._backend, "name", "torch"),
             "resize": f"{self.resize.mode}:{self.resize.size}",
+            "temperature": self.temperature,
             "box_cap": self.box_cap,
             "max_upload": MAX_UPLOAD,
             "available": available_models(),
@@ -166,7 +171,7 @@ class Engine:
                     item = next(iter_localize(self.net, [Job(path, 0, name)], topk=opts.topk,
                                               threshold=opts.threshold, batch_size=1, progress=False,
                                               method=method, norm=opts.norm, backend=backend, resize=self.resize,
-                                              workers=0, box_cap=self.box_cap))
+                                              workers=0, box_cap=self.box_cap, temperature=self.temperature))
                 except ValueError as err:
                     raise ServeError(422, f"{name}: {err}") from None
                 record = item.record
@@ -197,7 +202,7 @@ class Engine:
         if res.error is not None:
             raise ServeError(422, res.error)
         sel = predictions_for(self.net, res.logits, np.asarray([cls]), res.extra_maps, res.size, opts.threshold,
-                              norm=opts.norm, box_cap=self.box_cap)[0]
+                              norm=opts.norm, box_cap=self.box_cap, temperature=self.temperature)[0]
         sel["rank"] = int((res.logits > res.logits[cls]).sum()) + 1
         marks = {k: v for k, v in record["predictions"][0].items() if k not in sel} if record["predictions"] else {}
         return {**sel, **marks}, _map_json(cls, res.extra_maps[0])
