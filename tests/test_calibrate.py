@@ -139,7 +139,7 @@ def test_a_calibration_of_another_model_or_views_is_refused(tmp_path, capsys):
     }
     image = color_split(str(tmp_path / "data"), n_per_class=1, seed=3).samples[0].path
     common = ["localize", image, "--model", "test_colorcam", "--backend", "torch", "--resize", "aspect:64",
-              "--topk", "1", "--no-figures", "--out", str(tmp_path / "out")]
+              "--topk", "1", "--no-figures", "--out", str(tmp_path / "out"), "--overwrite"]
     for name, (content, words) in cases.items():
         f = tmp_path / f"{name}.json"
         f.write_text(json.dumps(content))
@@ -215,7 +215,7 @@ def test_calibrate_scores_fits_the_temperature_and_localize_scores_with_it(tmp_p
     out = tmp_path / "loc"
     image = str(root / "images" / "0.png")
     common = ["localize", image, "--model", "test_colorcam", "--backend", "torch", "--resize", "aspect:64",
-              "--topk", "3", "--no-figures", "--out", str(out)]
+              "--topk", "3", "--no-figures", "--out", str(out), "--overwrite"]
     assert main([*common, "--calibration", str(cal)]) == 0
     header, (r,) = read_results(out / "results.jsonl")
     assert header["temperature"] == rec["temperature"] and header["temperature_views"] == "scales=64"
@@ -305,7 +305,8 @@ def test_a_calibration_beside_your_checkpoint_applies_without_naming_it(tmp_path
     beside = tmp_path / "m.pt.calibration.json"
     t = json.loads(beside.read_text())["temperature"]
     out = tmp_path / "loc"
-    common = [split.samples[1].path, "--backend", "torch", "--resize", "aspect:64", "--no-figures", "--out", str(out)]
+    common = [split.samples[1].path, "--backend", "torch", "--resize", "aspect:64", "--no-figures", "--out", str(out),
+              "--overwrite"]
     assert main(["localize", "--model", str(ckpt), *common]) == 0
     header = read_results(out / "results.jsonl")[0]
     assert (header["temperature"], header["calibration"]) == (t, str(beside))

@@ -244,6 +244,12 @@ def test_serve_passes_its_limits_to_uvicorn(monkeypatch, capsys):
     seen = {}
     monkeypatch.setattr(common, "load_net", lambda *a, **k: type("N", (), {"name": "n"})())
     monkeypatch.setattr(engine, "Engine", lambda *a, **k: _Engine())
+    import importlib
+
+    calibrate, localize = (importlib.import_module(f"camloc.{m}") for m in ("calibrate", "localize"))
+    monkeypatch.setattr(localize, "default_resize", lambda net: None)  # the stand-in net has no module
+    monkeypatch.setattr(calibrate, "find_calibration", lambda *a, **k: (None, None))
+    monkeypatch.setattr(calibrate, "views_of", lambda *a, **k: "")
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(kw, app=app))
     assert main(["serve", "--model", "x", "--max-connections", "7", "--allowed-host", "box.lan"]) == 0
     assert seen["limit_concurrency"] == 8 and seen["host"] == "127.0.0.1"  # uvicorn counts the one it refuses

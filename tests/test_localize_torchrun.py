@@ -64,5 +64,5 @@ def test_strict_makes_a_failed_image_fail_the_torchrun_run(tmp_path):
                 "--model", str(model), "--no-figures", "--backend", "torch", "--out", str(tmp_path / "o"), "--strict"],
                tmp_path)
     assert run.returncode != 0 and "1 localized, 1 failed" in run.stdout, run.stderr
-    recs = [json.loads(line) for line in (tmp_path / "o" / "results.jsonl").read_text().splitlines()]
+    recs = read_results(tmp_path / "o" / "results.jsonl")[1]
     assert [r["error"] is None for r in recs] == [True, False]

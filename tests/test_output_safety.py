@@ -133,7 +133,9 @@ def _localize(model, *args):
 
 
 def _records(path):
-    return [json.loads(line) for line in open(path, encoding="utf-8").read().splitlines()]
+    """The records of a results file (its header line, the run's provenance, left out)."""
+    return [r for r in (json.loads(line) for line in open(path, encoding="utf-8").read().splitlines())
+            if "camloc_run" not in r]
 
 
 def test_localize_and_export_write_through_links_and_devices(tmp_path, images, tiny_model):
