@@ -71,6 +71,11 @@ class ServeError(CamlocError):
         self.reason = " ".join(str(reason).split())
 
 
+class MissingExtraError(CamlocError, ImportError):
+    """An optional dependency that is not installed; ``str(err)`` is one line naming the package
+    and the ``pip install 'camloc[EXTRA]'`` that brings it. Also an ``ImportError``."""
+
+
 class OutputError(CamlocError, OSError):
     """A file that cannot be written; ``str(err)`` is one line naming it (``errno`` kept). Also an
     ``OSError``, as the failed write it reports."""
