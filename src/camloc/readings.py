@@ -141,7 +141,12 @@ def map_status(m: np.ndarray, norm: str = "minmax") -> str | None:
 
 
 def upsample(m: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Bilinear resize of a 2-D map to ``shape = (height, width)`` (half-pixel centers)."""
+    """Bilinear resize of a 2-D map to ``shape = (height, width)`` (half-pixel centers).
+
+    Example:
+        >>> upsample(np.array([[0.0, 1.0]]), (1, 4))
+        array([[0.  , 0.25, 0.75, 1.  ]], dtype=float32)
+    """
     import cv2
 
     h, w = shape

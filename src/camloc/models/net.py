@@ -26,7 +26,16 @@ class Preprocessing:
 
     In files (checkpoints, probe files, the ONNX graph's metadata) the shape is stored under the
     key ``"size"``, in the same ``(height, width)`` order: :meth:`to_dict` and :meth:`from_dict`
-    are the only places that know it."""
+    are the only places that know it.
+
+    Example:
+        >>> from PIL import Image
+        >>> p = camloc.Preprocessing(shape=(32, 48))             # (height, width), ImageNet statistics
+        >>> tuple(p([Image.new("RGB", (100, 50))]).shape)
+        (1, 3, 32, 48)
+        >>> p.to_dict()["size"]
+        [32, 48]
+    """
 
     shape: tuple[int, int] = (224, 224)
     mean: tuple[float, float, float] = IMAGENET_MEAN
@@ -107,6 +116,11 @@ class CamNet:
     ``probe``, when set, is a linear classifier trained on the pooled features of this
     (frozen) network: scores and maps then come from it instead of the network's own head, and
     ``class_names`` are the probe's.
+
+    Example:
+        >>> net = camloc.load_model("resnet18", num_classes=10)     # random weights, 10 classes
+        >>> net.name, net.preprocessing.shape, tuple(net(torch.zeros(1, 3, 224, 224)).shape)
+        ('resnet18', (224, 224), (1, 10))
     """
 
     module: nn.Module
