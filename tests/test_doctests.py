@@ -46,3 +46,15 @@ def test_module_examples_run(module: str) -> None:
     tests = doctest.DocTestFinder().find(mod, module, extraglobs={"camloc": camloc})
     failed, attempted, report = _run(tests)
     assert attempted > 0 and failed == 0, report
+
+
+def test_every_public_name_is_in_the_reference() -> None:
+    """docs/api.md (the site's API reference, rendered by mkdocstrings) documents each name of
+    ``camloc.__all__`` from the module that defines it."""
+    from pathlib import Path
+
+    reference = (Path(__file__).resolve().parents[1] / "docs" / "api.md").read_text(encoding="utf-8")
+    directives = {line.split()[1] for line in reference.splitlines() if line.startswith("::: ")}
+    missing = [n for n in camloc.__all__
+               if camloc._EXPORTS[n] not in directives and f"{camloc._EXPORTS[n]}.{n}" not in directives]
+    assert missing == [], f"public names missing from docs/api.md: {missing}"

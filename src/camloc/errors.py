@@ -28,7 +28,7 @@ def one_line(text: object, limit: int | None = None) -> str:
 class ModelError(CamlocError):
     """A model that cannot be loaded; ``str(err)`` is one line.
 
-    Example:
+    Examples:
         >>> import camloc
         >>> try:
         ...     camloc.load_model("no_such_net")
@@ -41,7 +41,7 @@ class ModelError(CamlocError):
 class HeadError(CamlocError):
     """A model whose head does not admit plain CAM; ``str(err)`` is one line with the reason.
 
-    Example:
+    Examples:
         >>> import camloc, torchvision
         >>> try:
         ...     camloc.load_model(torchvision.models.vgg11(num_classes=10))

@@ -81,7 +81,7 @@ def export_onnx(net: CamNet, path: str | os.PathLike, topk: int = 5, opset: int 
         ValueError: a head where CAM is refused, ``topk`` outside ``1..C``, or a graph whose
             outputs do not match camloc's (one line).
 
-    Example:
+    Examples:
         >>> import os, tempfile
         >>> from camloc.testing.nets import colour_net
         >>> report = camloc.export_onnx(colour_net(), os.path.join(tempfile.mkdtemp(), "m.onnx"), topk=2)

@@ -19,7 +19,7 @@ def extract(net: CamNet, x: Tensor) -> tuple[Tensor, Tensor]:
     With a probe attached to ``net``, the logits are the probe's scores on the pooled features.
     The module runs in eval mode; its training flags are restored after.
 
-    Example:
+    Examples:
         >>> from camloc.testing.nets import colour_net
         >>> features, logits = camloc.extract(colour_net(), torch.zeros(2, 3, 64, 64))
         >>> tuple(features.shape), tuple(logits.shape)
@@ -56,7 +56,7 @@ class CamOutput:
             normalization, see :mod:`camloc.models.pooled_norm`).
         features: ``(B, K, h, w)`` the last features.
 
-    Example:
+    Examples:
         >>> from camloc.testing.nets import colour_net
         >>> x = torch.zeros(1, 3, 64, 64); x[0, 2, :8, :8] = 2.0         # a blue corner
         >>> out = camloc.cam(colour_net(), x, topk=1)
@@ -94,7 +94,7 @@ def cam(net: CamNet, x: Tensor, topk: int = 5, classes: Tensor | None = None) ->
             or infinite (NaN or inf in ``x`` or in the weights): the top-k of NaN scores would
             be meaningless classes, so nothing is returned for the batch.
 
-    Example:
+    Examples:
         >>> from camloc.demo import demo_photo_paths
         >>> net = camloc.load_model()                      # EfficientNet-Lite0, 224x224
         >>> out = camloc.cam(net, net.preprocess(demo_photo_paths()[:1]), topk=5)   # the cat
@@ -138,7 +138,7 @@ def check_exact(net: CamNet, x: Tensor | None = None, rtol: float = 1e-4, atol: 
     A head with global max pooling is reported not exact whatever the numbers say. With random
     weights the logits can be tiny; ``ExactReport.scale`` says how large they were.
 
-    Example:
+    Examples:
         >>> from camloc.testing.nets import colour_net
         >>> camloc.check_exact(colour_net("avg")).exact, camloc.check_exact(colour_net("max")).exact
         (True, False)

@@ -36,12 +36,26 @@ import types
 from camloc.errors import MissingExtraError
 
 
+# import names whose distribution is named otherwise
+PACKAGES = {"sklearn": "scikit-learn", "skimage": "scikit-image"}
+
+
+def _missing(top: str, extra: str, what: str) -> MissingExtraError:
+    return MissingExtraError(f"{what}: {PACKAGES.get(top, top)} is not installed (pip install 'camloc[{extra}]')")
+
+
 def need(module: str, extra: str, what: str) -> None:
     """:func:`require` without importing: only whether ``module`` can be found (an early check
-    that costs no import time)."""
+    that costs no import time).
+
+    >>> need("no_such_module_xyz", "discover", "camloc discover")
+    Traceback (most recent call last):
+    ...
+    camloc.errors.MissingExtraError: camloc discover: no_such_module_xyz is not installed (pip install 'camloc[discover]')
+    """
     top = module.split(".")[0]
     if importlib.util.find_spec(top) is None:
-        raise MissingExtraError(f"{what}: {top} is not installed (pip install 'camloc[{extra}]')")
+        raise _missing(top, extra, what)
 
 
 def require(module: str, extra: str, what: str) -> types.ModuleType:
@@ -53,4 +67,4 @@ def require(module: str, extra: str, what: str) -> types.ModuleType:
         top = module.split(".")[0]
         if err.name is not None and err.name.split(".")[0] != top:
             raise  # the package is there but broken: keep the real error
-        raise MissingExtraError(f"{what}: {top} is not installed (pip install 'camloc[{extra}]')") from None
+        raise _missing(top, extra, what) from None

@@ -260,7 +260,7 @@ def localize(
     batch_size: int = 16,
     progress: bool | None = False,
     all_boxes: bool = False,
-    method=None,
+    method: Any = None,
     norm: str = DEFAULT_NORM,
     backend: Any = "auto",
     resize: Resize | None = None,
@@ -285,7 +285,7 @@ def localize(
     Returns:
         One record per input, in order (schema in DESIGN.md).
 
-    Example:
+    Examples:
         >>> from camloc.demo import demo_photo_paths
         >>> recs = camloc.localize(camloc.load_model(), demo_photo_paths()[:1], topk=1)   # the cat
         >>> p = recs[0]["predictions"][0]

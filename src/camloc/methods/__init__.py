@@ -37,7 +37,7 @@ def get_method(name: str, layer: str | nn.Module | None = None, **kwargs: Any) -
     """A method by name (a key of :data:`METHODS`); ``layer`` is the target layer of the gradient
     methods (default: the net's feature layer).
 
-    Example:
+    Examples:
         >>> import camloc
         >>> camloc.get_method("gradcam")              # doctest: +ELLIPSIS
         <camloc.methods.gradcam.GradCAM object at 0x...>

@@ -37,7 +37,7 @@ def checkpoint_dict(net: CamNet, extra: dict[str, Any] | None = None) -> dict[st
 def save_checkpoint(net: CamNet, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> None:
     """Save ``net`` so that ``camloc.load_model(path)`` rebuilds it (atomic write).
 
-    Example:
+    Examples:
         >>> import os, tempfile
         >>> net = camloc.load_model("resnet18", num_classes=10)
         >>> path = os.path.join(tempfile.mkdtemp(), "net.pt")

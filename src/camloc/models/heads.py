@@ -113,7 +113,7 @@ def find_head(model: nn.Module) -> Head:
     Raises:
         HeadError: for heads where CAM is not exact (FC stacks, MobileNetV3, class-token ViT, ...).
 
-    Example:
+    Examples:
         >>> import torchvision
         >>> head = camloc.find_head(torchvision.models.resnet18(num_classes=10))
         >>> type(head.feature_module).__name__, head.capture, head.classifier.out_features, head.pooling

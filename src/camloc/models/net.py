@@ -28,7 +28,7 @@ class Preprocessing:
     key ``"size"``, in the same ``(height, width)`` order: :meth:`to_dict` and :meth:`from_dict`
     are the only places that know it.
 
-    Example:
+    Examples:
         >>> from PIL import Image
         >>> p = camloc.Preprocessing(shape=(32, 48))             # (height, width), ImageNet statistics
         >>> tuple(p([Image.new("RGB", (100, 50))]).shape)
@@ -82,7 +82,7 @@ def evaluating(module: nn.Module) -> Iterator[nn.Module]:
     """``module`` in eval mode inside the block; afterwards every submodule's ``training`` flag is
     what it was (a caller's model in train mode, with some parts frozen in eval mode, stays so).
 
-    Example:
+    Examples:
         >>> with evaluating(net.module):
         ...     logits = net.module(x)
     """
@@ -117,7 +117,7 @@ class CamNet:
     (frozen) network: scores and maps then come from it instead of the network's own head, and
     ``class_names`` are the probe's.
 
-    Example:
+    Examples:
         >>> net = camloc.load_model("resnet18", num_classes=10)     # random weights, 10 classes
         >>> net.name, net.preprocessing.shape, tuple(net(torch.zeros(1, 3, 224, 224)).shape)
         ('resnet18', (224, 224), (1, 10))

@@ -50,7 +50,7 @@ def _load_all() -> None:
 def available_models() -> dict[str, str]:
     """Registered names and one-line descriptions.
 
-    Example:
+    Examples:
         >>> models = camloc.available_models()
         >>> "efficientnet_lite0" in models, models["alexnet_gap"]
         (True, 'AlexNet-GAP: AlexNet to conv5 (13x13 maps), 3x3x1024 conv, GAP, linear')
@@ -92,7 +92,7 @@ def load_model(
         ModelError: unknown name, unreadable checkpoint or weights (one line).
         camloc.models.heads.HeadError: a head where CAM is not exact.
 
-    Example:
+    Examples:
         >>> import torchvision
         >>> net = camloc.load_model(torchvision.models.resnet18(num_classes=10))   # your own module
         >>> net.preprocessing.shape, tuple(camloc.cam(net, torch.zeros(1, 3, 224, 224), topk=3).maps.shape)

@@ -6,9 +6,11 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import Any
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from camloc.io import atomic_write_bytes
 
@@ -29,7 +31,8 @@ def heat_overlay(image: np.ndarray, map01: np.ndarray, alpha: float = 0.5) -> np
 COLORMAPS = ("jet", "turbo", "viridis", "inferno", "magma", "plasma", "hot", "bone", "cividis", "twilight")
 
 
-def overlay(image, map, alpha: float = 0.5, colormap: str = "jet", norm: str = "minmax"):
+def overlay(image: Image.Image | np.ndarray | str | os.PathLike, map: np.ndarray | Any, alpha: float = 0.5,
+            colormap: str = "jet", norm: str = "minmax") -> Image.Image:
     """A map blended over an image as a heat map: a new RGB ``PIL.Image`` of the image's size.
 
     Args:
@@ -41,7 +44,7 @@ def overlay(image, map, alpha: float = 0.5, colormap: str = "jet", norm: str = "
         colormap: one of :data:`COLORMAPS` (OpenCV's colour maps).
         norm: how the map is read into ``[0, 1]``: ``"minmax"``, ``"positive"``, ...
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from PIL import Image
         >>> img = Image.new("RGB", (64, 48), "white")
@@ -54,8 +57,6 @@ def overlay(image, map, alpha: float = 0.5, colormap: str = "jet", norm: str = "
         >>> overlay(img, m, alpha=0.0) == img
         True
     """
-    from PIL import Image
-
     from camloc.readings import normalize_map, upsample
 
     if not 0.0 <= float(alpha) <= 1.0:
