@@ -18,7 +18,8 @@ mkdir "$WORK/src"
 git -C "$REPO" archive --format=tar HEAD | tar -x -C "$WORK/src"
 "$PY" -m build --wheel --outdir "$WORK/dist" "$WORK/src" >"$WORK/build.log" 2>&1 || { cat "$WORK/build.log"; exit 1; }
 WHEEL=$(ls "$WORK"/dist/camloc-*.whl)
-unzip -l "$WHEEL" | grep -q "camloc/py.typed" || { echo "wheel_check: py.typed missing from $WHEEL"; exit 1; }
+"$PY" -c 'import sys, zipfile; names = zipfile.ZipFile(sys.argv[1]).namelist()
+assert "camloc/py.typed" in names and "camloc/serve/static/index.html" in names, "py.typed or the page missing"' "$WHEEL"
 
 step "install $(basename "$WHEEL") beside torch 2.13 into a clean venv"
 "$("$PY" -c 'import sys; print(sys._base_executable)')" -m venv "$WORK/venv"
