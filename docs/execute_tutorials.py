@@ -34,7 +34,7 @@ def execute(source: Path, out: Path | None = None, timeout: int = 600):
     nb = jupytext.read(source)
     with tempfile.TemporaryDirectory(prefix="camloc-tutorial-") as work:
         NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                       resources={"metadata": {"path": work}}).execute()
+                       resources={"metadata": {"path": work}}).execute(env=_kernel_env())
     for cell in nb.cells:  # tqdm's note that ipywidgets is absent is noise on the site
         cell["outputs"] = [o for o in cell.get("outputs", [])
                            if not (o.get("name") == "stderr" and "TqdmWarning" in o.get("text", ""))]
@@ -43,6 +43,18 @@ def execute(source: Path, out: Path | None = None, timeout: int = 600):
     nbformat.write(nb, tmp)
     os.replace(tmp, out)
     return nb
+
+
+def _kernel_env() -> dict[str, str]:
+    """The environment of the kernel: this process's, with the camloc this process imports first
+    on the path (the kernel runs in a temporary directory, where a relative PYTHONPATH would
+    miss it)."""
+    import camloc
+
+    env = dict(os.environ)
+    package_root = str(Path(camloc.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join([package_root, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))])
+    return env
 
 
 def main(argv: list[str] | None = None) -> int:
