@@ -52,7 +52,8 @@ for dist in distributions():
                 os.symlink(source, target)
 PYEOF
   echo "$WORK/torch-site" > "$("$V/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/zz_torch_site.pth"
-  "$V/python" -m pip install -q --disable-pip-version-check "$WHEEL" 2>&1 | grep -v "is ignored" || true
+  # ONNX Runtime at the lowest version pyproject.toml allows
+  "$V/python" -m pip install -q --disable-pip-version-check "onnxruntime==1.30.*" "$WHEEL" 2>&1 | grep -v "is ignored" || true
 fi
 "$V/python" -c "import camloc, torchvision" || { echo "wheel_check: camloc or torchvision does not import in the clean venv"; exit 1; }
 
@@ -78,7 +79,9 @@ assert label == "Egyptian cat", label
 assert camloc.check_exact(net).exact
 image = camloc.overlay(sys.argv[1], out.maps[0, 0], alpha=0.5)
 assert image.size == (451, 300), image.size
-print(f"camloc {camloc.__version__} on torch {torch.__version__}, torchvision {torchvision.__version__}: "
+import onnxruntime
+print(f"camloc {camloc.__version__} on torch {torch.__version__}, torchvision {torchvision.__version__}, "
+      f"onnxruntime {onnxruntime.__version__}: "
       f"{label}, CAM exact, overlay {image.size}")
 PYEOF
 "$V/python" -m camloc --version
