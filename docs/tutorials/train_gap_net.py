@@ -76,18 +76,16 @@ print(f"right class and box IoU >= 0.5 with the painted shape: {hits} of {len(re
 # The maps over the validation images, the CAM box (green) and the painted shape (red):
 
 # %%
-from camloc.viz import draw_box
 from PIL import Image
-import numpy as np
 
 fig, axes = plt.subplots(2, 6, figsize=(12, 4.4))
 for ax, path, record in zip(axes.flat, val.files, records):
     image = Image.open(path).convert("RGB")
     out = camloc.cam(net, net.preprocess([image]), topk=1)
-    picture = np.asarray(camloc.overlay(image, out.maps[0, 0], alpha=0.4, norm="positive"))
-    picture = draw_box(picture, val.extra["boxes"][os.path.relpath(path, os.path.join(data, "val"))][0], color=(255, 0, 0))
-    picture = draw_box(picture, record["predictions"][0]["box"], color=(0, 255, 0))
-    ax.imshow(picture)
+    ax.imshow(camloc.overlay(image, out.maps[0, 0], alpha=0.5, norm="positive"))
+    painted = val.extra["boxes"][os.path.relpath(path, os.path.join(data, "val"))][0]
+    for (x0, y0, x1, y1), colour in ((painted, "red"), (record["predictions"][0]["box"], "lime")):
+        ax.add_patch(plt.Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0 + 1, y1 - y0 + 1, fill=False, color=colour, lw=1.5))
     ax.set_title(record["predictions"][0]["label"])
     ax.set_axis_off()
 fig.tight_layout()
