@@ -1,17 +1,26 @@
 # Every target installs what it needs into .venv/ when it is missing.
 PY := .venv/bin/python
 STAMP := .venv/.camloc-installed
+DOCS_STAMP := .venv/.camloc-docs-installed
+# The exact versions of the repository's environment (pyproject.toml states ranges): pip resolves
+# against the same local wheels and indexes, pinned here. `make lock` rewrites it from .venv.
+CONSTRAINTS := constraints.txt
+PIP := $(PY) -m pip install --disable-pip-version-check -q -c $(CONSTRAINTS)
 FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 CHROMEDRIVER := /usr/bin/chromedriver
 
-.PHONY: install demo test fuzz bench reproduce clean
+.PHONY: install demo test docs lock fuzz bench reproduce clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || python3 -m venv .venv
-	$(PY) -m pip install --disable-pip-version-check -q -e '.[test]'
+	$(PIP) -e '.[test]'
 	touch $(STAMP)
+
+$(DOCS_STAMP): $(STAMP)
+	$(PIP) -e '.[test,docs]'
+	touch $(DOCS_STAMP)
 
 # Debian's Fashion-MNIST (real images for the CPU localization benchmark).
 $(FMNIST):
@@ -50,5 +59,17 @@ bench: $(STAMP) $(FMNIST)
 reproduce: $(STAMP) $(FMNIST)
 	$(PY) -m camloc.cli reproduce --out reproduce_out
 
+# The site (MkDocs + Material + mkdocstrings) into site/, --strict: a broken link or a missing
+# reference fails. The tutorials are executed first when their notebook is missing or older
+# than the source (make test executes and writes them too).
+docs: $(DOCS_STAMP)
+	$(PY) docs/execute_tutorials.py
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
+
+# Rewrite constraints.txt from the working .venv (after adding or upgrading a dependency).
+lock: $(STAMP)
+	{ sed -n '/^#/p' $(CONSTRAINTS); $(PY) -m pip freeze --exclude-editable --disable-pip-version-check | grep -v '^camloc'; } > $(CONSTRAINTS).new
+	mv $(CONSTRAINTS).new $(CONSTRAINTS)
+
 clean:
-	rm -rf out reproduce_out .pytest_cache
+	rm -rf out reproduce_out .pytest_cache site docs/tutorials/*.ipynb

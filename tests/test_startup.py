@@ -96,21 +96,24 @@ def test_evaluate_maps_loads_no_torch(tmp_path, masks):
 
 def test_import_camloc_is_lazy_and_the_api_still_resolves(tmp_path):
     code = """
-import json, sys
+import json, sys, types
 import camloc
 first = [m for m in ("torch", "torchvision") if m in sys.modules]
 import camloc.cam  # the submodule must not hide the function camloc.cam
 from camloc.cam import class_maps
-names = {n: callable(getattr(camloc, n)) for n in camloc.__all__}
+import camloc.methods.gradcam, camloc.evaluate.harness  # nor camloc.evaluate; camloc.methods IS the package
+names = {n: callable(getattr(camloc, n)) or n == "methods" for n in camloc.__all__}
 print(json.dumps({"first": first, "cam": camloc.cam.__module__, "extract": camloc.extract.__module__,
-                  "localize": camloc.localize.__module__, "names": names,
-                  "dir": set(camloc.__all__) <= set(dir(camloc))}))
+                  "localize": camloc.localize.__module__, "evaluate": camloc.evaluate.__module__,
+                  "methods": camloc.methods.__name__, "get_method": camloc.get_method.__module__,
+                  "names": names, "dir": set(camloc.__all__) <= set(dir(camloc))}))
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "PYTHONWARNINGS": "ignore"})
     got = json.loads(proc.stdout)
     assert got["first"] == []
     assert (got["cam"], got["extract"], got["localize"]) == ("camloc.extract", "camloc.extract", "camloc.localize")
+    assert (got["evaluate"], got["methods"], got["get_method"]) == ("camloc.evaluate.api", "camloc.methods", "camloc.methods")
     assert all(got["names"].values()) and got["dir"]
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         import camloc

@@ -15,7 +15,8 @@ from collections.abc import Callable, Mapping
 
 
 class _LazyPackage(types.ModuleType):
-    """A package whose exported names win over its same-named submodules.
+    """A package whose exported names win over its same-named submodules (a submodule without an
+    attribute of its own name, such as ``camloc.methods``, is exported as the module itself).
 
     Importing ``camloc.cam`` (the module) would set the attribute ``camloc.cam``, hiding the
     exported function :func:`camloc.cam`; an exported name is therefore never replaced by the
@@ -24,7 +25,8 @@ class _LazyPackage(types.ModuleType):
 
     def __setattr__(self, name: str, value: object) -> None:
         exports = self.__dict__.get("_LAZY_EXPORTS", {})
-        if name in exports and isinstance(value, types.ModuleType) and value.__name__ == f"{self.__name__}.{name}":
+        if (name in exports and isinstance(value, types.ModuleType) and value.__name__ == f"{self.__name__}.{name}"
+                and not (exports[name] == value.__name__ and not hasattr(value, name))):
             return
         super().__setattr__(name, value)
 
@@ -40,7 +42,13 @@ def lazy_exports(package: str, exports: Mapping[str, str]) -> tuple[Callable[[st
         source = exports.get(name)
         if source is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(source), name)
+        imported = importlib.import_module(source)
+        # a submodule exported under its own name that has no such attribute (camloc.methods) is
+        # the module itself; otherwise the attribute (camloc.cam, the function of camloc.cam)
+        if source == f"{package}.{name}" and not hasattr(imported, name):
+            value = imported
+        else:
+            value = getattr(imported, name)
         module.__dict__[name] = value
         return value
 

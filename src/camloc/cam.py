@@ -32,7 +32,7 @@ def class_maps(features: Tensor | np.ndarray, weight: Tensor | np.ndarray, class
     Returns:
         ``(B, n, h, w)`` raw maps at feature resolution, signed and unnormalized.
 
-    Example:
+    Examples:
         >>> f = torch.ones(1, 2, 2, 2); w = torch.tensor([[1.0, 2.0]])
         >>> class_maps(f, w, torch.tensor([[0]]))[0, 0]
         tensor([[3., 3.],
@@ -69,7 +69,7 @@ def positive_weights(weight: Tensor | np.ndarray) -> Tensor | np.ndarray:
     reading: only features that vote for a class light up its map, none subtracts from it).
     Class scores are not affected: only the maps made from this weight are.
 
-    Example:
+    Examples:
         >>> positive_weights(np.array([[1.0, -2.0], [-0.5, 3.0]]))
         array([[1., 0.],
                [0., 3.]])

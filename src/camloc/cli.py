@@ -12,10 +12,17 @@ import camloc.commands as commands
 from camloc.errors import one_line
 
 
+def _version() -> str:
+    from camloc._version import __version__
+
+    return __version__
+
+
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
     parser = argparse.ArgumentParser(prog="camloc", description="Class Activation Mapping: classify and localize.")
     parser.add_argument("--debug", action="store_true",
                         help="show the traceback of an error, not only its one-line message")
+    parser.add_argument("--version", action="version", version=f"camloc {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     modules: dict[str, object] = {}
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda i: i.name):

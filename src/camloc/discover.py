@@ -75,6 +75,9 @@ def choose_k(x: np.ndarray, patterns: int | None = None, k_range: tuple[int, int
     """Cluster the rows of ``x`` (L2-normalized embeddings): ``(labels, centroids, how K was
     chosen, silhouette)``. ``patterns`` fixes K (capped at the number of distinct rows);
     otherwise K in ``k_range`` maximizing the silhouette; one pattern for fewer than 3 rows."""
+    from camloc.extras import require
+
+    require("sklearn", "discover", "camloc discover's clustering")
     from sklearn.cluster import KMeans
     from sklearn.metrics import silhouette_score
 

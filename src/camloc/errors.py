@@ -26,11 +26,29 @@ def one_line(text: object, limit: int | None = None) -> str:
 
 
 class ModelError(CamlocError):
-    """A model that cannot be loaded; ``str(err)`` is one line."""
+    """A model that cannot be loaded; ``str(err)`` is one line.
+
+    Examples:
+        >>> import camloc
+        >>> try:
+        ...     camloc.load_model("no_such_net")
+        ... except camloc.ModelError as err:
+        ...     print(str(err)[:46])
+        unknown model 'no_such_net': not a file, a reg
+    """
 
 
 class HeadError(CamlocError):
-    """A model whose head does not admit plain CAM; ``str(err)`` is one line with the reason."""
+    """A model whose head does not admit plain CAM; ``str(err)`` is one line with the reason.
+
+    Examples:
+        >>> import camloc, torchvision
+        >>> try:
+        ...     camloc.load_model(torchvision.models.vgg11(num_classes=10))
+        ... except camloc.HeadError as err:
+        ...     print(str(err)[:56])
+        VGG: fully connected stack (Linear-ReLU-Dropout-Linear-R
+    """
 
 
 class ProbeError(CamlocError):
@@ -69,6 +87,11 @@ class ServeError(CamlocError):
         super().__init__(reason)
         self.status = status
         self.reason = " ".join(str(reason).split())
+
+
+class MissingExtraError(CamlocError, ImportError):
+    """An optional dependency that is not installed; ``str(err)`` is one line naming the package
+    and the ``pip install 'camloc[EXTRA]'`` that brings it. Also an ``ImportError``."""
 
 
 class OutputError(CamlocError, OSError):

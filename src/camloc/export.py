@@ -80,6 +80,13 @@ def export_onnx(net: CamNet, path: str | os.PathLike, topk: int = 5, opset: int 
     Raises:
         ValueError: a head where CAM is refused, ``topk`` outside ``1..C``, or a graph whose
             outputs do not match camloc's (one line).
+
+    Examples:
+        >>> import os, tempfile
+        >>> from camloc.testing.nets import colour_net
+        >>> report = camloc.export_onnx(colour_net(), os.path.join(tempfile.mkdtemp(), "m.onnx"), topk=2)
+        >>> report.classes_equal, report.max_map_error < 1e-4
+        (True, True)
     """
     from camloc.io import atomic_write_bytes
 

@@ -18,6 +18,12 @@ def extract(net: CamNet, x: Tensor) -> tuple[Tensor, Tensor]:
 
     With a probe attached to ``net``, the logits are the probe's scores on the pooled features.
     The module runs in eval mode; its training flags are restored after.
+
+    Examples:
+        >>> from camloc.testing.nets import colour_net
+        >>> features, logits = camloc.extract(colour_net(), torch.zeros(2, 3, 64, 64))
+        >>> tuple(features.shape), tuple(logits.shape)
+        ((2, 3, 64, 64), (2, 3))
     """
     with evaluating(net.module), capture(net.head.feature_module, net.head.capture) as store:
         logits = net.module(x)
@@ -49,6 +55,15 @@ class CamOutput:
         bias: ``(C,)`` classifier bias (zeros if it has none; ``W β + b`` after a pooled
             normalization, see :mod:`camloc.models.pooled_norm`).
         features: ``(B, K, h, w)`` the last features.
+
+    Examples:
+        >>> from camloc.testing.nets import colour_net
+        >>> x = torch.zeros(1, 3, 64, 64); x[0, 2, :8, :8] = 2.0         # a blue corner
+        >>> out = camloc.cam(colour_net(), x, topk=1)
+        >>> out.classes.tolist(), tuple(out.maps.shape), out.bias.tolist()
+        ([[2]], (1, 1, 64, 64), [0.0, 0.0, 0.0])
+        >>> torch.allclose(out.maps.mean((-2, -1)) + out.bias[out.classes], out.logits.gather(1, out.classes))
+        True
     """
 
     logits: Tensor
@@ -79,11 +94,12 @@ def cam(net: CamNet, x: Tensor, topk: int = 5, classes: Tensor | None = None) ->
             or infinite (NaN or inf in ``x`` or in the weights): the top-k of NaN scores would
             be meaningless classes, so nothing is returned for the batch.
 
-    Example:
-        >>> net = camloc.load_model()
-        >>> out = camloc.cam(net, net.preprocess([img]), topk=5)
-        >>> out.maps.shape
-        torch.Size([1, 5, 7, 7])
+    Examples:
+        >>> from camloc.demo import demo_photo_paths
+        >>> net = camloc.load_model()                      # EfficientNet-Lite0, 224x224
+        >>> out = camloc.cam(net, net.preprocess(demo_photo_paths()[:1]), topk=5)   # the cat
+        >>> out.maps.shape, net.class_names[int(out.classes[0, 0])]
+        (torch.Size([1, 5, 7, 7]), 'Egyptian cat')
     """
     with evaluating(net.module), torch.no_grad():  # the caller's training flags come back after
         features, logits = extract(net, x)
@@ -121,6 +137,11 @@ def check_exact(net: CamNet, x: Tensor | None = None, rtol: float = 1e-4, atol: 
 
     A head with global max pooling is reported not exact whatever the numbers say. With random
     weights the logits can be tiny; ``ExactReport.scale`` says how large they were.
+
+    Examples:
+        >>> from camloc.testing.nets import colour_net
+        >>> camloc.check_exact(colour_net("avg")).exact, camloc.check_exact(colour_net("max")).exact
+        (True, False)
     """
     if x is None:
         g = torch.Generator().manual_seed(0)

@@ -255,7 +255,7 @@ def localize(
     batch_size: int = 16,
     progress: bool | None = False,
     all_boxes: bool = False,
-    method=None,
+    method: Any = None,
     norm: str = DEFAULT_NORM,
     backend: Any = "auto",
     resize: Resize | None = None,
@@ -284,10 +284,12 @@ def localize(
     Returns:
         One record per input, in order (schema in DESIGN.md).
 
-    Example:
-        >>> recs = camloc.localize(camloc.load_model(), ["chelsea.png"], topk=1)
-        >>> recs[0]["predictions"][0]["label"], recs[0]["predictions"][0]["box"]
-        ('Egyptian cat', [...])
+    Examples:
+        >>> from camloc.demo import demo_photo_paths
+        >>> recs = camloc.localize(camloc.load_model(), demo_photo_paths()[:1], topk=1)   # the cat
+        >>> p = recs[0]["predictions"][0]
+        >>> p["label"], len(p["box"]), (recs[0]["width"], recs[0]["height"])
+        ('Egyptian cat', 4, (451, 300))
     """
     return [r.record for r in iter_localize(net, inputs, topk, threshold, batch_size, progress, all_boxes,
                                             method=method, norm=norm, backend=backend, resize=resize,

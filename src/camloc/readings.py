@@ -74,7 +74,7 @@ def norm_bounds(m: np.ndarray, norm: str = "minmax") -> tuple[float, float] | st
     """The floor and top ``(lo, hi)`` of a map's reading (see :data:`NORMS`), or the reason it has
     none (:func:`map_status`).
 
-    Example:
+    Examples:
         >>> norm_bounds(np.array([[-4.0, 0.0], [1.0, 3.0]]), "percentile")
         (0.5, 3.0)
         >>> norm_bounds(np.array([[0.0, 0.0], [0.0, 4.0]]), "meanstd:1")
@@ -107,7 +107,7 @@ def normalize_map(m: np.ndarray, norm: str = "minmax") -> np.ndarray:
 
     A map with no usable peak (see :func:`map_status`) becomes all zeros.
 
-    Example:
+    Examples:
         >>> normalize_map(np.array([[-1.0, 0.0], [1.0, 3.0]]))
         array([[0.  , 0.25],
                [0.5 , 1.  ]], dtype=float32)
@@ -141,7 +141,12 @@ def map_status(m: np.ndarray, norm: str = "minmax") -> str | None:
 
 
 def upsample(m: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Bilinear resize of a 2-D map to ``shape = (height, width)`` (half-pixel centers)."""
+    """Bilinear resize of a 2-D map to ``shape = (height, width)`` (half-pixel centers).
+
+    Examples:
+        >>> upsample(np.array([[0.0, 1.0]]), (1, 4))
+        array([[0.  , 0.25, 0.75, 1.  ]], dtype=float32)
+    """
     import cv2
 
     h, w = shape

@@ -28,7 +28,7 @@ def iou_coords(ax0, ay0, ax1, ay1, bx0, by0, bx1, by1) -> float:
 def box_iou(a: Sequence[int], b: Sequence[int]) -> float:
     """IoU of two inclusive-corner boxes ``[x0, y0, x1, y1]``, counting pixels (+1 on each side).
 
-    Example:
+    Examples:
         >>> box_iou([0, 0, 9, 9], [5, 0, 14, 9])
         0.3333333333333333
     """

@@ -97,7 +97,7 @@ def boxes_from_map(map2d: np.ndarray, threshold: float = 0.2, largest_only: bool
     Returns an empty list when the map is constant or has a non-finite value, or, with
     ``norm="positive"``, no positive value (see :func:`camloc.readings.map_status` for the reason).
 
-    Example:
+    Examples:
         >>> m = np.zeros((4, 5)); m[1:3, 2:4] = 1.0
         >>> boxes_from_map(m)
         [[2, 1, 3, 2]]

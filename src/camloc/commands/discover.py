@@ -47,6 +47,9 @@ def check(args: argparse.Namespace) -> None:
     """Option errors, one line each, before torch loads."""
     from camloc.commands._common import check_pipeline_options
     from camloc.defaults import check_map_options
+    from camloc.extras import need
+
+    need("sklearn", "discover", "camloc discover's clustering")  # before any image is read
 
     if args.patterns is not None and args.patterns < 1:
         raise ValueError(f"--patterns must be at least 1, got {args.patterns}")

@@ -47,9 +47,10 @@ LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
 @lru_cache(maxsize=None)
 def _photo(name: str) -> np.ndarray:
-    import skimage.data
+    from camloc.extras import require
 
-    a = getattr(skimage.data, name)()
+    data = require("skimage.data", "demo", "the text benchmark's photos (bundled with scikit-image)")
+    a = getattr(data, name)()
     if isinstance(a, tuple):  # stereo pairs
         a = a[0]
     a = np.asarray(a)

@@ -24,6 +24,8 @@ the threshold sweep is shared (see :mod:`camloc.metrics._levels`): identical num
 
 from __future__ import annotations
 
+import functools
+import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -106,6 +108,13 @@ def best_iou_per_threshold(
     return best_ious(scoremap, gt_boxes, thresholds, (multi_contour,))[multi_contour]
 
 
+@functools.cache
+def _note_no_numba() -> None:
+    """Say once per process that the compiled sweep is missing (the numbers are the same)."""
+    warnings.warn("numba is not installed: MaxBoxAcc uses the exact per-level contour search, slower "
+                  "(pip install 'camloc[fast]')", stacklevel=3)
+
+
 def best_ious(
     scoremap: np.ndarray, gt_boxes: np.ndarray, thresholds: np.ndarray, rules: Sequence[bool] = (True, False)
 ) -> dict[bool, np.ndarray]:
@@ -118,6 +127,8 @@ def best_ious(
     levels = threshold_levels(thresholds, int(gray.max()))
     uniq = np.unique(levels)
     if not _levels.HAVE_NUMBA or max(gray.shape) > 32000:  # exact, slower: one search per level
+        if not _levels.HAVE_NUMBA:
+            _note_no_numba()
         out = {}
         for multi in rules:
             table = {int(lv): iou_matrix(contour_boxes(gray, int(lv), multi), gt).max() for lv in uniq}

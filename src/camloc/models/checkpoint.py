@@ -35,7 +35,17 @@ def checkpoint_dict(net: CamNet, extra: dict[str, Any] | None = None) -> dict[st
 
 
 def save_checkpoint(net: CamNet, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> None:
-    """Save ``net`` so that ``camloc.load_model(path)`` rebuilds it (atomic write)."""
+    """Save ``net`` so that ``camloc.load_model(path)`` rebuilds it (atomic write).
+
+    Examples:
+        >>> import os, tempfile
+        >>> net = camloc.load_model("resnet18", num_classes=10)
+        >>> path = os.path.join(tempfile.mkdtemp(), "net.pt")
+        >>> camloc.save_checkpoint(net, path)
+        >>> back = camloc.load_model(path)
+        >>> back.name, back.preprocessing == net.preprocessing, len(back.class_names)
+        ('resnet18', True, 10)
+    """
     data = checkpoint_dict(net, extra)
     atomic_write_with(path, lambda f: torch.save(data, f))
 

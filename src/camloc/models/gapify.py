@@ -90,6 +90,11 @@ def gapify(model: nn.Module | str, num_classes: int = 1000, *, layer: str | None
 
     Returns:
         A :class:`~camloc.models.paper.GapNet` whose ``camloc_head()`` makes CAM exact.
+
+    Examples:
+        >>> gap = camloc.gapify("resnet18", num_classes=4, width=64)   # cut, one 3x3 conv, GAP, linear
+        >>> camloc.check_exact(camloc.load_model(gap)).exact
+        True
     """
     if isinstance(model, str):
         model = build_torchvision(model, weights=backbone_weights).module

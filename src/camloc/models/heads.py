@@ -112,6 +112,12 @@ def find_head(model: nn.Module) -> Head:
 
     Raises:
         HeadError: for heads where CAM is not exact (FC stacks, MobileNetV3, class-token ViT, ...).
+
+    Examples:
+        >>> import torchvision
+        >>> head = camloc.find_head(torchvision.models.resnet18(num_classes=10))
+        >>> type(head.feature_module).__name__, head.capture, head.classifier.out_features, head.pooling
+        ('AdaptiveAvgPool2d', 'input', 10, 'avg')
     """
     if hasattr(model, "camloc_head"):
         return model.camloc_head()

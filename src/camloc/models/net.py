@@ -26,7 +26,16 @@ class Preprocessing:
 
     In files (checkpoints, probe files, the ONNX graph's metadata) the shape is stored under the
     key ``"size"``, in the same ``(height, width)`` order: :meth:`to_dict` and :meth:`from_dict`
-    are the only places that know it."""
+    are the only places that know it.
+
+    Examples:
+        >>> from PIL import Image
+        >>> p = camloc.Preprocessing(shape=(32, 48))             # (height, width), ImageNet statistics
+        >>> tuple(p([Image.new("RGB", (100, 50))]).shape)
+        (1, 3, 32, 48)
+        >>> p.to_dict()["size"]
+        [32, 48]
+    """
 
     shape: tuple[int, int] = (224, 224)
     mean: tuple[float, float, float] = IMAGENET_MEAN
@@ -73,7 +82,7 @@ def evaluating(module: nn.Module) -> Iterator[nn.Module]:
     """``module`` in eval mode inside the block; afterwards every submodule's ``training`` flag is
     what it was (a caller's model in train mode, with some parts frozen in eval mode, stays so).
 
-    Example:
+    Examples:
         >>> with evaluating(net.module):
         ...     logits = net.module(x)
     """
@@ -107,6 +116,11 @@ class CamNet:
     ``probe``, when set, is a linear classifier trained on the pooled features of this
     (frozen) network: scores and maps then come from it instead of the network's own head, and
     ``class_names`` are the probe's.
+
+    Examples:
+        >>> net = camloc.load_model("resnet18", num_classes=10)     # random weights, 10 classes
+        >>> net.name, net.preprocessing.shape, tuple(net(torch.zeros(1, 3, 224, 224)).shape)
+        ('resnet18', (224, 224), (1, 10))
     """
 
     module: nn.Module

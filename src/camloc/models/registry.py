@@ -49,7 +49,13 @@ def _load_all() -> None:
 
 
 def available_models() -> dict[str, str]:
-    """Registered names and one-line descriptions."""
+    """Registered names and one-line descriptions.
+
+    Examples:
+        >>> models = camloc.available_models()
+        >>> "efficientnet_lite0" in models, models["alexnet_gap"]
+        (True, 'AlexNet-GAP: AlexNet to conv5 (13x13 maps), 3x3x1024 conv, GAP, linear')
+    """
     _load_all()
     return dict(sorted(_DESCRIPTIONS.items()))
 
@@ -87,6 +93,14 @@ def load_model(
     Raises:
         ModelError: unknown name, unreadable checkpoint or weights (one line).
         camloc.models.heads.HeadError: a head where CAM is not exact.
+
+    Examples:
+        >>> import torchvision
+        >>> net = camloc.load_model(torchvision.models.resnet18(num_classes=10))   # your own module
+        >>> net.preprocessing.shape, tuple(camloc.cam(net, torch.zeros(1, 3, 224, 224), topk=3).maps.shape)
+        ((224, 224), (1, 3, 7, 7))
+        >>> camloc.load_model().name                                              # the embedded default
+        'efficientnet_lite0'
     """
     if isinstance(model, CamNet):
         net = model

@@ -122,12 +122,12 @@ def graph_key(net: CamNet) -> str:
     """A digest of everything the exported graph depends on: every parameter and buffer (names,
     shapes and bytes) of the net and its probe, the module's structure (its printed form: strides,
     dilations, paddings), the head's reading, camloc's and PyTorch's versions and the opset."""
-    import camloc
+    from camloc._version import __version__
 
     h = hashlib.sha256()
     head = net.head
     post = getattr(head.post, "__qualname__", repr(head.post)) if head.post is not None else ""
-    h.update(json.dumps([GRAPH_FORMAT, camloc.__version__, torch.__version__, OPSET, net.preprocessing.to_dict(), net.name, type(net.module).__name__,
+    h.update(json.dumps([GRAPH_FORMAT, __version__, torch.__version__, OPSET, net.preprocessing.to_dict(), net.name, type(net.module).__name__,
                          head.capture, head.pooling, post, net.num_classes, repr(net.module)]).encode())
     for prefix, module in (("m.", net.module), ("p.", net.probe)):
         if module is None:

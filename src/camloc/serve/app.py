@@ -43,8 +43,10 @@ CSP = "default-src 'self'; img-src 'self' blob: data:; object-src 'none'; base-u
 
 def sample_paths() -> dict[str, str]:
     """The bundled scikit-image photos the page offers, by file name."""
-    import skimage
-
+    try:
+        import skimage
+    except ImportError:  # the sample list is a convenience: empty without scikit-image ([demo])
+        return {}
     folder = os.path.join(os.path.dirname(skimage.__file__), "data")
     return {n: os.path.join(folder, n) for n in SAMPLES if os.path.isfile(os.path.join(folder, n))}
 

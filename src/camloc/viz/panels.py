@@ -6,9 +6,11 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import Any
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from camloc.io import atomic_write_bytes
 
@@ -24,6 +26,61 @@ def heat_overlay(image: np.ndarray, map01: np.ndarray, alpha: float = 0.5) -> np
     heat = cv2.applyColorMap(np.clip(map01 * 255, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)
     heat = cv2.cvtColor(heat, cv2.COLOR_BGR2RGB)
     return cv2.addWeighted(image.astype(np.uint8), 1 - alpha, heat, alpha, 0)
+
+
+COLORMAPS = ("jet", "turbo", "viridis", "inferno", "magma", "plasma", "hot", "bone", "cividis", "twilight")
+
+
+def overlay(image: Image.Image | np.ndarray | str | os.PathLike, map: np.ndarray | Any, alpha: float = 0.5,
+            colormap: str = "jet", norm: str = "minmax") -> Image.Image:
+    """A map blended over an image as a heat map: a new RGB ``PIL.Image`` of the image's size.
+
+    Args:
+        image: a ``PIL.Image``, an ``(H, W, 3)`` or ``(H, W)`` uint8 array, or a file path.
+        map: a 2-D map of any size (numpy array or tensor, e.g. ``out.maps[0, 0]``), raw or in
+            ``[0, 1]``; read with ``norm`` (see :func:`camloc.normalize_map`) and resized
+            bilinearly to the image.
+        alpha: the heat map's weight, in ``[0, 1]`` (0: the image, 1: the heat map alone).
+        colormap: one of :data:`COLORMAPS` (OpenCV's colour maps).
+        norm: how the map is read into ``[0, 1]``: ``"minmax"``, ``"positive"``, ...
+
+    Examples:
+        >>> import numpy as np
+        >>> from PIL import Image
+        >>> img = Image.new("RGB", (64, 48), "white")
+        >>> m = np.array([[0.0, 0.0], [0.0, 1.0]])          # hot in the lower right
+        >>> out = overlay(img, m, alpha=0.6, colormap="jet")
+        >>> out.size, out.mode
+        ((64, 48), 'RGB')
+        >>> np.asarray(out)[47, 63].tolist(), np.asarray(out)[0, 0].tolist()  # dark red vs. dark blue
+        ([179, 102, 102], [102, 102, 179])
+        >>> overlay(img, m, alpha=0.0) == img
+        True
+    """
+    from camloc.readings import normalize_map, upsample
+
+    if not 0.0 <= float(alpha) <= 1.0:
+        raise ValueError(f"overlay: alpha must be in [0, 1], got {alpha}")
+    if colormap not in COLORMAPS:
+        raise ValueError(f"overlay: unknown colormap {colormap!r}; expected one of {', '.join(COLORMAPS)}")
+    if isinstance(image, (str, os.PathLike)):
+        from camloc.pipeline.decode import load_image
+
+        image = load_image(image)
+    rgb = np.asarray(image.convert("RGB")) if isinstance(image, Image.Image) else np.asarray(image)
+    if rgb.ndim == 2:
+        rgb = np.repeat(rgb[..., None], 3, axis=2)
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"overlay: image must be RGB (H, W, 3) or gray (H, W), got shape {rgb.shape}")
+    m = map.detach().cpu().numpy() if hasattr(map, "detach") else np.asarray(map)
+    m = np.squeeze(m)
+    if m.ndim != 2:
+        raise ValueError(f"overlay: map must be 2-D, got shape {tuple(np.shape(map))}")
+    m01 = upsample(normalize_map(m, norm), rgb.shape[:2])
+    code = getattr(cv2, f"COLORMAP_{colormap.upper()}")
+    heat = cv2.cvtColor(cv2.applyColorMap(np.clip(m01 * 255 + 0.5, 0, 255).astype(np.uint8), code), cv2.COLOR_BGR2RGB)
+    mixed = cv2.addWeighted(np.ascontiguousarray(rgb, dtype=np.uint8), 1 - float(alpha), heat, float(alpha), 0)
+    return Image.fromarray(mixed)
 
 
 def draw_box(image: np.ndarray, box: Sequence[int] | None, color=BOX_COLOR, label: str | None = None) -> np.ndarray:

@@ -1,0 +1,3 @@
+"""camloc's version (semantic versioning; CHANGELOG.md says what each release changed)."""
+
+__version__ = "0.2.0"
