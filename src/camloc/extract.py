@@ -96,10 +96,10 @@ def cam(net: CamNet, x: Tensor, topk: int = 5, classes: Tensor | None = None) ->
 
     Examples:
         >>> from camloc.demo import demo_photo_paths
-        >>> net = camloc.load_model()                      # EfficientNet-Lite0, 224x224
+        >>> net = camloc.load_model()                      # EfficientNet-Lite1 (camloc.defaults)
         >>> out = camloc.cam(net, net.preprocess(demo_photo_paths()[:1]), topk=5)   # the cat
         >>> out.maps.shape, net.class_names[int(out.classes[0, 0])]
-        (torch.Size([1, 5, 7, 7]), 'Egyptian cat')
+        (torch.Size([1, 5, 8, 8]), 'Egyptian cat')
     """
     with evaluating(net.module), torch.no_grad():  # the caller's training flags come back after
         features, logits = extract(net, x)

@@ -100,7 +100,7 @@ def load_model(
         >>> net.preprocessing.shape, tuple(camloc.cam(net, torch.zeros(1, 3, 224, 224), topk=3).maps.shape)
         ((224, 224), (1, 3, 7, 7))
         >>> camloc.load_model().name                                              # the embedded default
-        'efficientnet_lite0'
+        'efficientnet_lite1'
     """
     if isinstance(model, CamNet):
         net = model
