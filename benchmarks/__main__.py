@@ -2,6 +2,7 @@
 
     python -m benchmarks            # all of them
     python -m benchmarks cam        # only benchmarks/bench_cam.py
+    python -m benchmarks quality --quick   # a benchmark's smoke run (those whose main takes quick): printed, not written
 
 Each section is kept between ``<!-- bench:NAME -->`` markers, so a run replaces its own figures
 and leaves the rest of the file alone.
@@ -10,6 +11,7 @@ and leaves the rest of the file alone.
 from __future__ import annotations
 
 import importlib
+import inspect
 import pkgutil
 import re
 import sys
@@ -31,6 +33,8 @@ def update_section(text: str, name: str, body: str) -> str:
 
 
 def main(argv: list[str]) -> int:
+    quick = "--quick" in argv
+    argv = [a for a in argv if a != "--quick"]
     names = sorted(i.name[len("bench_"):] for i in pkgutil.iter_modules(benchmarks.__path__) if i.name.startswith("bench_"))
     chosen = argv or names
     unknown = [n for n in chosen if n not in names]
@@ -39,11 +43,19 @@ def main(argv: list[str]) -> int:
         return 2
     for name in chosen:
         print(f"== benchmark {name}", flush=True)
-        section = importlib.import_module(f"benchmarks.bench_{name}").main()
+        module = importlib.import_module(f"benchmarks.bench_{name}")
+        if quick:
+            if "quick" not in inspect.signature(module.main).parameters:
+                print(f"benchmarks: {name} has no --quick run", file=sys.stderr)
+                return 2
+            print(module.main(quick=True), flush=True)
+            continue
+        section = module.main()
         print(section, flush=True)
         text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
         atomic_write_text(DOC, update_section(text, name, section))
-    print(f"figures written to {DOC}")
+    if not quick:
+        print(f"figures written to {DOC}")
     return 0
 
 
