@@ -16,14 +16,13 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from camloc.boxes import box_grid, boxes_from_raw
+from camloc.boxes import BOX_CAP, box_grid, paper_boxes
 from camloc.models.net import CamNet
 from camloc.pixels.geometry import Resize
 from camloc.readings import DEFAULT_NORM, check_norm, map_status, normalize_map, upsample
 from camloc.scores import softmax
 
 ImageInput = str | os.PathLike | Image.Image | np.ndarray
-BOX_CAP = 512  # boxes of larger images are found on a map of this longer side (within half its step)
 DISPLAY = 1024  # the longer side of the image kept for figures
 
 
@@ -109,17 +108,13 @@ def predictions_for(
             "threshold": threshold,
             "norm": norm,
         }
-        problem = map_status(m, norm)
-        if problem is None:
-            boxes = boxes_from_raw(m, size, threshold, largest_only=not all_boxes, norm=norm, cap=box_cap)
-            if not boxes:  # the map varies, but not at the image's (tiny) resolution
-                boxes = [[0, 0, width - 1, height - 1]]
-                pred["warning"] = "map is flat at image resolution: box is the whole image"
+        boxes, warning = paper_boxes(m, size, threshold, norm, box_cap, all_boxes)
+        if boxes:
             pred["box"] = boxes[0]
             if all_boxes:
                 pred["boxes"] = boxes
-        else:
-            pred["warning"] = f"{problem}: no box"
+        if warning is not None:
+            pred["warning"] = warning
         preds.append(pred)
     return preds
 

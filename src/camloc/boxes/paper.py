@@ -6,7 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from camloc.boxes.scale import box_grid, box_to_original
+from camloc.boxes.scale import BOX_CAP, box_grid, box_to_original
 from camloc.readings import check_norm, map_status, norm_bounds, upsample
 
 Box = list[int]
@@ -120,6 +120,43 @@ def boxes_from_checked_map(map2d: np.ndarray, threshold: float = 0.2, largest_on
     return boxes_from_mask(mask, largest_only=largest_only)
 
 
+def mass_union_box(map2d: np.ndarray, threshold: float = 0.2, share: float = 0.1,
+                   norm: str = "minmax") -> list[Box]:
+    """One box around every 8-connected component above ``threshold`` (as :func:`mask_from_map`)
+    that holds at least ``share`` of the read map's mass above the threshold (the sum of the
+    normalized map, :func:`camloc.readings.normalize_map`, over the mask): the union of their
+    boxes, so a second part of the object (two dogs, a head and a tail) joins the box while
+    specks of background stay out. ``share=0`` is the union of every component; a ``share``
+    above the largest component's makes it the heaviest component alone. ``[]`` when the mask is
+    empty (see :func:`boxes_from_map`).
+
+    Example:
+        >>> m = np.zeros((5, 9)); m[1:3, 0:2] = 1.0; m[1:4, 5:8] = 1.0; m[4, 3] = 0.3
+        >>> mass_union_box(m, 0.2, 0.1), mass_union_box(m, 0.2, 0.5)
+        ([[0, 1, 7, 3]], [[5, 1, 7, 3]])
+    """
+    from camloc.readings import normalize_map
+
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"mass share must be in [0, 1], got {share}")
+    m = np.asarray(map2d, dtype=np.float32)
+    if m.ndim != 2:
+        raise ValueError(f"map must be 2-D, got shape {m.shape}")
+    mask = mask_from_map(m, threshold, norm)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8), connectivity=8)
+    if n <= 1:
+        return []
+    mass = np.bincount(labels.ravel(), weights=normalize_map(m, norm).ravel().astype(np.float64), minlength=n)[1:]
+    keep = mass >= share * mass.sum()
+    if not keep.any():  # rounding: share 1 of several equal components
+        keep = mass == mass.max()
+    st = stats[1:][keep]
+    x0, y0 = int(st[:, 0].min()), int(st[:, 1].min())
+    x1 = int((st[:, 0] + st[:, 2]).max()) - 1
+    y1 = int((st[:, 1] + st[:, 3]).max()) - 1
+    return [[x0, y0, x1, y1]]
+
+
 def boxes_from_raw(raw: np.ndarray, size: tuple[int, int], threshold: float = 0.2, largest_only: bool = True,
                    norm: str = "minmax", cap: int = 0) -> list[Box]:
     """The paper's rule on a raw map (feature resolution): upsampled bilinearly to the image,
@@ -136,3 +173,19 @@ def boxes_from_raw(raw: np.ndarray, size: tuple[int, int], threshold: float = 0.
     # The raw map passed the check, so its upsampling is finite: skip the per-pixel check.
     found = boxes_from_checked_map(upsample(raw, (grid[1], grid[0])), threshold, largest_only, norm)
     return [box_to_original(b, grid, size) for b in found]
+
+
+def paper_boxes(raw: np.ndarray, size: tuple[int, int], threshold: float = 0.2, norm: str = "minmax",
+                cap: int = BOX_CAP, all_boxes: bool = False) -> tuple[list[Box], str | None]:
+    """The paper's box of one raw map as ``localize`` writes it and ``evaluate`` scores it (one
+    rule for both): ``(boxes, warning)``. ``boxes`` from :func:`boxes_from_raw` (the largest
+    component's first; every component's with ``all_boxes``); no box and the reason when the map
+    has no usable peak (:func:`camloc.readings.map_status`); the whole image, with a warning,
+    when the map varies but nothing of it survives at the image's (tiny) resolution."""
+    problem = map_status(raw, norm)
+    if problem is not None:
+        return [], f"{problem}: no box"
+    boxes = boxes_from_raw(raw, size, threshold, largest_only=not all_boxes, norm=norm, cap=cap)
+    if not boxes:
+        return [[0, 0, size[0] - 1, size[1] - 1]], "map is flat at image resolution: box is the whole image"
+    return boxes, None

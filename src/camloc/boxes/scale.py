@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import math
 
+BOX_CAP = 512
+"""Boxes of images whose longer side exceeds this are found on the map upsampled to this longer
+side (:func:`box_grid`), within half its step: ``localize``'s and ``evaluate``'s paper box."""
+
 
 def box_to_original(box: list[int], grid: tuple[int, int], size: tuple[int, int]) -> list[int]:
     """An inclusive box found on a map resized to ``grid = (w, h)`` (covering the whole image)

@@ -3,7 +3,8 @@
 :func:`score` reads a sample's map once and returns an :class:`Outcome`: the protocol's map
 (bicubic resize to 224x224, then a reading in [0, 1]), the ground-truth boxes scaled to 224x224
 and the best IoU at every CAM threshold for each contour rule (MaxBoxAcc, MaxBoxAccV2), the
-paper's box (the map upsampled to the image, ``box_threshold`` of the max, largest component),
+paper's box (``localize``'s own rule, :func:`camloc.boxes.paper_boxes`: the map upsampled to the
+image or its 512-px box grid, ``box_threshold`` of the read map, largest component),
 and the PxAP ground truth for a sample with masks. :class:`Tally` adds outcomes into the
 evaluators of :mod:`camloc.metrics`; its state is sums, so tallies of chunks scored in other
 processes (or ranks) merge into the single-process result.
@@ -101,12 +102,15 @@ def score(sample: Sample, scoring: Scoring, raw: np.ndarray | None = None, *, pr
 
 
 def _paper_box(raw: np.ndarray, size: tuple[int, int], scoring: Scoring, full_size: bool) -> Box | None:
-    from camloc.boxes import boxes_from_map
-    from camloc.readings import upsample
+    """The paper's box: a map already at image size (ten-crop) thresholded as it is; a raw map by
+    ``localize``'s own rule (:func:`camloc.boxes.paper_boxes`: the same box grid, the same whole-image
+    box for a map flat at image resolution), so both commands count the same hits."""
+    from camloc.boxes import boxes_from_map, paper_boxes
 
-    w, h = size
-    found = boxes_from_map(raw if full_size else upsample(raw, (h, w)), scoring.box_threshold, largest_only=True,
-                           norm=scoring.norm)
+    if full_size:
+        found = boxes_from_map(raw, scoring.box_threshold, largest_only=True, norm=scoring.norm)
+    else:
+        found = paper_boxes(raw, size, scoring.box_threshold, scoring.norm)[0]
     return found[0] if found else None
 
 
