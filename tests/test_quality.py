@@ -85,7 +85,7 @@ def test_evaluate_and_localize_count_the_same_hits_on_real_photos(lite0):
     from camloc.data.wsol import read_wsol
     from camloc.evaluate import EvalOptions, evaluate
     from camloc.localize import iter_localize
-    from camloc.pipeline.geometry import Resize
+    from camloc.pixels.geometry import Resize
 
     split = read_wsol(SHARED / "ilsvrc-val-dev" / "metadata", SHARED / "ilsvrc-val-dev" / "images")
     geometry = Resize("aspect", 224)
@@ -144,8 +144,9 @@ def test_quick_benchmark_matches_localize_on_its_photos(tmp_path):
     from benchmarks import bench_quality as q
     from camloc.boxes import hit
     from camloc.data.wsol import read_wsol
-    from camloc.localize import LOCALIZE_MODEL, LOCALIZE_SIDE, iter_localize
-    from camloc.pipeline.geometry import Resize
+    from camloc.defaults import MODEL as LOCALIZE_MODEL, SIDE as LOCALIZE_SIDE
+    from camloc.localize import iter_localize
+    from camloc.pixels.geometry import Resize
     from camloc.readings import DEFAULT_NORM
 
     assert q.VIEWS[q.DEFAULT[0]] == (LOCALIZE_MODEL, (LOCALIZE_SIDE,), False)

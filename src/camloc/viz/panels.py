@@ -64,7 +64,7 @@ def overlay(image: Image.Image | np.ndarray | str | os.PathLike, map: np.ndarray
     if colormap not in COLORMAPS:
         raise ValueError(f"overlay: unknown colormap {colormap!r}; expected one of {', '.join(COLORMAPS)}")
     if isinstance(image, (str, os.PathLike)):
-        from camloc.pipeline.decode import load_image
+        from camloc.pixels.decode import load_image
 
         image = load_image(image)
     rgb = np.asarray(image.convert("RGB")) if isinstance(image, Image.Image) else np.asarray(image)
