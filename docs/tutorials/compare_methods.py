@@ -34,7 +34,7 @@ from camloc.demo import demo_photo_paths
 from PIL import Image
 
 photos = [Image.open(p).convert("RGB") for p in demo_photo_paths()[:3]]
-net = camloc.load_model()                                  # EfficientNet-Lite0, ImageNet
+net = camloc.load_model()                                  # EfficientNet-Lite1 (the default), ImageNet
 x = net.preprocess(photos)
 top1 = camloc.cam(net, x, topk=1).classes                 # the class each method explains
 names = ["cam", "backprop", "gradcam", "gradcampp"]

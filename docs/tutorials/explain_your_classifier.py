@@ -51,7 +51,7 @@ print("mean of each map + bias:", scores.tolist())
 
 # %% [markdown]
 # `camloc.localize` does all of this for files, folders, PIL images or arrays, and returns the
-# records `camloc localize` writes (with class names, the softmax scores and boxes):
+# records `camloc localize` writes (with class names, the calibrated scores and boxes):
 
 # %%
 record = camloc.localize(camloc.load_model(), [photo], topk=2)[0]
