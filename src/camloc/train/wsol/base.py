@@ -3,6 +3,7 @@ training), the parts of a GAP net the methods reach into, and the label's normal
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -14,13 +15,14 @@ from camloc.errors import ConfigError
 
 @dataclass
 class GapParts:
-    """A GAP net as ``trunk -> extra -> pool -> dropout -> fc`` (camloc's paper nets and the
-    WSOL backbones are all :class:`camloc.models.paper.GapNet`)."""
+    """A GAP net as ``trunk -> extra -> pool -> head``, ``head`` ending in the linear layer
+    ``fc`` (camloc's paper nets and WSOL backbones, :class:`camloc.models.paper.GapNet`, and the
+    Fashion-MNIST nets, :class:`camloc.models.fashion.FashionNet`)."""
 
     trunk: nn.Module
     extra: nn.Module
     pool: nn.Module
-    dropout: nn.Module
+    head: Callable[[Tensor], Tensor]
     fc: nn.Linear
     trunk_channels: int
 
@@ -28,18 +30,27 @@ class GapParts:
         """``(trunk features, last features, logits)``."""
         t = self.trunk(x)
         f = self.extra(t)
-        return t, f, self.fc(self.dropout(self.pool(f).flatten(1)))
+        return t, f, self.head(self.pool(f))
 
 
 def gap_parts(net: nn.Module, method: str) -> GapParts:
-    """The parts of ``net``; a one-line :class:`ConfigError` when it is not a GapNet."""
-    names = ("trunk", "extra", "pool", "dropout", "fc")
-    if not all(hasattr(net, n) for n in names) or not isinstance(net.fc, nn.Linear):
-        raise ConfigError(f"config: wsol_method '{method}' needs a GAP net built as trunk, added convs, pooling and "
-                          f"a linear classifier (camloc's *_gap nets), not {type(net).__name__}")
+    """The parts of ``net``; a one-line :class:`ConfigError` when it has none."""
+    if not all(hasattr(net, n) for n in ("trunk", "extra", "pool", "fc")):
+        parts = None
+    elif isinstance(getattr(net, "classifier", None), nn.Linear) and not isinstance(net.fc, nn.Linear):
+        parts = (lambda p: net.classifier(net.fc(p)), net.classifier)  # FashionNet: fc = flatten + dropout
+    elif isinstance(net.fc, nn.Linear):
+        drop = getattr(net, "dropout", nn.Identity())
+        parts = (lambda p: net.fc(drop(p.flatten(1))), net.fc)
+    else:
+        parts = None
+    if parts is None or not isinstance(net.pool, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
+        raise ConfigError(f"config: wsol_method '{method}' needs a GAP net built as trunk, added convs, global pooling "
+                          f"and a linear classifier (camloc's *_gap nets), not {type(net).__name__}")
+    head, fc = parts
     convs = [m for m in net.extra.modules() if isinstance(m, nn.Conv2d)]
-    channels = convs[0].in_channels if convs else net.fc.in_features
-    return GapParts(net.trunk, net.extra, net.pool, net.dropout, net.fc, channels)
+    channels = convs[0].in_channels if convs else fc.in_features
+    return GapParts(net.trunk, net.extra, net.pool, head, fc, channels)
 
 
 def label_map(features: Tensor, fc: nn.Linear, labels: Tensor) -> Tensor:

@@ -90,3 +90,29 @@ def resolve(method: str, args: dict[str, Any], where: str = "config",
                 raise ConfigError(f"{where}: wsol_args key 'threshold_{i}l' ({lo}) must not exceed "
                                   f"'threshold_{i}h' ({hi})")
     return out
+
+
+def suggest(trial: Any, method: str) -> dict[str, Any]:
+    """Sample ``method``'s keys for an Optuna ``trial`` from the benchmark's search ranges:
+    HaS grid size among {4, 8, 16, 32} pixels (scaled from the benchmark's 224-pixel images to
+    small canvases as well) and drop rate U[0, 1]; ACoL threshold U[0, 1]; SPG every high
+    threshold U[0, 1] and its low one U[0, high]; ADL drop rate and threshold U[0, 1]; CutMix
+    beta U[0.05, 2] and probability U[0, 1]. Loss weights keep their defaults."""
+    if method == "has":
+        return {"grid_size": trial.suggest_categorical("grid_size", [4, 8, 16, 32]),
+                "drop_rate": trial.suggest_float("drop_rate", 0.0, 1.0)}
+    if method == "acol":
+        return {"threshold": trial.suggest_float("threshold", 0.0, 1.0)}
+    if method == "spg":
+        out: dict[str, Any] = {}
+        for i in (1, 2, 3):
+            hi = trial.suggest_float(f"threshold_{i}h", 0.0, 1.0)
+            out[f"threshold_{i}h"] = hi
+            out[f"threshold_{i}l"] = trial.suggest_float(f"threshold_{i}l", 0.0, 1.0) * hi  # U[0, hi]
+        return out
+    if method == "adl":
+        return {"drop_rate": trial.suggest_float("drop_rate", 0.0, 1.0),
+                "threshold": trial.suggest_float("threshold", 0.0, 1.0)}
+    if method == "cutmix":
+        return {"beta": trial.suggest_float("beta", 0.05, 2.0), "prob": trial.suggest_float("prob", 0.0, 1.0)}
+    return {}
