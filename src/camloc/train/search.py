@@ -231,9 +231,9 @@ class _Search:
         best = study.best_trial
         summary.update({"best_trial": best.number, "best_val": best.user_attrs.get("metrics"),
                         "best_lr": best.params["lr"], "best_wsol_args": best.user_attrs.get("wsol_args")})
-        atomic_write_json(self.out / "trials.json", [
+        atomic_write_json(self.out / "trials.json", _finite([
             {"number": t.number, "state": t.state.name, "value": t.value, "params": t.params,
-             "user_attrs": t.user_attrs} for t in study.trials])
+             "user_attrs": t.user_attrs} for t in study.trials]))
         if test is not None:
             summary["test"] = self.final(best, test)
         atomic_write_json(self.out / "result.json", summary)
@@ -249,6 +249,17 @@ class _Search:
         metrics["fewshot"] = fewshot_baseline(run_dir / "last.pt", self.val, test)
         atomic_write_json(run_dir / "test.json", {"metrics": metrics, "curves": curves})
         return metrics
+
+
+def _finite(obj: Any) -> Any:
+    """``obj`` with NaN and infinite numbers as ``None`` (strict JSON: a diverged trial's losses)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def search(config: str | os.PathLike | TrainConfig, options: SearchOptions, overrides: list[str] | tuple[str, ...] = ()
