@@ -198,15 +198,7 @@ class _Search:
         return float(metrics[SCORE])
 
     def _train(self, run_dir: Path, lr: float, args: dict[str, Any], seed: int) -> list[dict[str, Any]]:
-        from camloc.train import train
-
-        if (run_dir / "last.pt").is_file():
-            result = train(resume=run_dir)  # a retried trial continues its own run
-        else:
-            values = {**self.cfg.to_dict(), "lr": lr, "seed": seed, "wsol_method": self.opt.method, "wsol_args": args,
-                      "val_split": "", "out": str(run_dir)}
-            result = train(TrainConfig(**values).check("search"))
-        return [{k: r[k] for k in ("epoch", "lr", "train_loss", "train_top1_error")} for r in result.metrics]
+        return train_run(self.cfg, self.opt.method, lr, args, seed, run_dir)
 
     # ------------------------------------------------------------------------ the search
     def run(self) -> dict[str, Any]:
@@ -240,15 +232,41 @@ class _Search:
         return summary
 
     def final(self, best: Any, test: Split) -> dict[str, Any]:
-        from camloc.train.fewshot import fewshot_baseline
-
-        run_dir = self.out / "final"
         _log(f"retraining the best configuration (trial {best.number}) once, seed {self.opt.seed}")
-        self._train(run_dir, best.params["lr"], best.user_attrs.get("wsol_args") or {}, self.opt.seed)
-        metrics, curves = evaluate_run(run_dir / "last.pt", test)
-        metrics["fewshot"] = fewshot_baseline(run_dir / "last.pt", self.val, test)
-        atomic_write_json(run_dir / "test.json", {"metrics": metrics, "curves": curves})
-        return metrics
+        return train_and_test(self.cfg, self.opt.method, best.params["lr"], best.user_attrs.get("wsol_args") or {},
+                              self.opt.seed, self.out / "final", self.val, test)
+
+
+def train_run(cfg: TrainConfig, method: str, lr: float, args: dict[str, Any], seed: int, run_dir: Path
+              ) -> list[dict[str, Any]]:
+    """Train ``cfg`` with ``method``'s ``args``, ``lr`` and ``seed`` in ``run_dir`` (continuing its
+    ``last.pt`` when there is one; no validation pass); the per-epoch curves."""
+    from camloc.train import train
+
+    if (run_dir / "last.pt").is_file():
+        result = train(resume=run_dir)
+    else:
+        values = {**cfg.to_dict(), "lr": lr, "seed": seed, "wsol_method": method, "wsol_args": args,
+                  "val_split": "", "out": str(run_dir)}
+        result = train(TrainConfig(**values).check("search"))
+    return [{k: r[k] for k in ("epoch", "lr", "train_loss", "train_top1_error")} for r in result.metrics]
+
+
+def train_and_test(cfg: TrainConfig, method: str, lr: float, args: dict[str, Any], seed: int, run_dir: Path,
+                   val: Split, test: Split) -> dict[str, Any]:
+    """One training run tested once on ``test`` (``test.json`` in ``run_dir``), with the few-shot
+    baseline fitted on ``val``'s box-labelled images over the run's frozen features."""
+    from camloc.train.fewshot import fewshot_baseline
+
+    run_dir = Path(run_dir)
+    rows = train_run(cfg, method, lr, args, seed, run_dir)
+    if not all(math.isfinite(r["train_loss"]) for r in rows):
+        raise Diverged(f"{run_dir}: training loss {rows[-1]['train_loss']} (diverged)")
+    metrics, curves = evaluate_run(run_dir / "last.pt", test)
+    metrics["fewshot"] = fewshot_baseline(run_dir / "last.pt", val, test)
+    metrics["seed"] = seed
+    atomic_write_json(run_dir / "test.json", {"metrics": metrics, "curves": curves})
+    return metrics
 
 
 def _finite(obj: Any) -> Any:
