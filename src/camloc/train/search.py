@@ -23,6 +23,7 @@ import json
 import math
 import os
 import sys
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -127,9 +128,11 @@ class _Search:
         opt = self.opt
         self.out.mkdir(parents=True, exist_ok=True)
         url = opt.storage or f"sqlite:///{(self.out / 'study.db').resolve()}"
-        storage = optuna.storages.RDBStorage(
-            url, heartbeat_interval=opt.heartbeat, grace_period=3 * opt.heartbeat,
-            failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=3))
+        with warnings.catch_warnings():  # heartbeats and retries are marked experimental in Optuna
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            storage = optuna.storages.RDBStorage(
+                url, heartbeat_interval=opt.heartbeat, grace_period=3 * opt.heartbeat,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3))
         name = opt.study or f"wsol-{opt.method}"
         study = optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True,
                                     sampler=self._sampler(0))
@@ -178,7 +181,9 @@ class _Search:
         lr = trial.suggest_float("lr", self.cfg.lr / self.opt.lr_range, self.cfg.lr * self.opt.lr_range, log=True)
         args = suggest(trial, self.opt.method)
         frozen = next(t for t in trial.study.get_trials(deepcopy=False) if t.number == trial.number)
-        retried = optuna.storages.RetryFailedTrialCallback.retried_trial_number(frozen)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            retried = optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(frozen)
         number = trial.number if retried is None else retried
         run_dir = self.out / "trials" / f"{number:04d}"
         trial.set_user_attr("run_dir", str(run_dir))
