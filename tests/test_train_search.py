@@ -156,3 +156,21 @@ def test_fewshot_ridge_recovers_a_linear_box_map_and_iou_by_hand():
     assert lam == 1e-3  # the least ridge wins on noiseless data
     assert box_iou(np.array([0, 0, 2, 2.0]), np.array([1, 1, 3, 3.0])) == pytest.approx(1 / 7)
     assert box_iou(np.array([0, 0, 1, 1.0]), np.array([2, 2, 3, 3.0])) == 0.0
+
+
+def test_search_on_the_cvpr_2020_metadata_layout_fixture(tmp_path):
+    """The layout CUB-200-2011, ILSVRC and OpenImages take in the benchmark (docs/wsol.md): a
+    2-trial ACoL search on its fixture, with a tiny net."""
+    from camloc import testing as fixtures
+    from train_fixture import TINY_NET
+
+    for split in ("train", "val", "test"):
+        fixtures.write_wsol_fixture(tmp_path / "meta", split, num_classes=3, per_class=2)
+    cfg = {**TINY_NET, "data": str(tmp_path / "meta"), "format": "wsol", "epochs": 1, "batch_size": 2}
+    from camloc.train.config import TrainConfig
+
+    out = tmp_path / "s"
+    result = search(TrainConfig(**cfg).check(), SearchOptions(method="acol", trials=2, out=str(out), val_per_class=2))
+    assert result["trials"] == 2 and result["val_images"] == 6 and result["test"]["num_images"] == 6
+    assert 0 <= result["test"]["MaxBoxAccV2"] <= 100 and result["test"]["fewshot"]["train_images"] == 6
+    assert json.loads((out / "trials" / "0001" / "config.json").read_text())["wsol_method"] == "acol"
