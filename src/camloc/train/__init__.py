@@ -18,7 +18,9 @@ one (on CPU). Sampling order and augmentation depend only on ``(seed, epoch, ind
 
 The modules follow what flows through a run: ``config`` (the TOML keys), ``data`` (splits and
 loaders), ``nets`` (the net to train), ``distributed`` (the process group), ``loop`` (one
-epoch), ``random_state`` (what resuming restores) and ``run`` (:func:`train` and its files).
+epoch), ``random_state`` (what resuming restores) and ``run`` (:func:`train` and its files);
+``wsol`` holds the WSOL methods the training step applies (``wsol_method``), ``search`` the
+fair hyperparameter search (``camloc search``, Optuna) and ``fewshot`` its few-shot baseline.
 """
 
 from camloc.train.config import TrainConfig, apply_overrides, config_from_dict, load_config, model_arg_line

@@ -5,8 +5,10 @@
     model = "vgg16_gap"             # any registered name (camloc models)
     epochs = 30
     lr = 0.001
+    wsol_method = "cam"             # or has, acol, spg, adl, cutmix (camloc.train.wsol)
     [model_args]                    # options of the model's builder
     backbone_weights = "vgg16.pth"
+    [wsol_args]                     # the method's keys (defaults: the CVPR 2020 benchmark's)
 
 Every key has a default (the paper's fine-tuning recipe); a key that does not exist, or a value
 of the wrong type, is a one-line :class:`ConfigError` naming the file and line (or the
@@ -56,6 +58,9 @@ class TrainConfig:
         amp: mixed precision (float16 autocast + gradient scaling) on CUDA; ignored on CPU.
         max_batches: stop each epoch after this many batches (0 = the whole split).
         progress: show progress bars (on a terminal).
+        wsol_method: the WSOL method the training step applies (``"cam"``, ``"has"``,
+            ``"acol"``, ``"spg"``, ``"adl"``, ``"cutmix"``); ``wsol_args``: its keys (see
+            :mod:`camloc.train.wsol`; unset keys take the published defaults).
     """
 
     data: str = ""
@@ -86,6 +91,8 @@ class TrainConfig:
     amp: bool = True
     max_batches: int = 0
     progress: bool = True
+    wsol_method: str = "cam"
+    wsol_args: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -111,6 +118,9 @@ class TrainConfig:
         for key, ok, need in rules:
             if not ok:
                 raise ConfigError(f"{where}: config key '{key}' must be {need}, got {getattr(self, key)!r}")
+        from camloc.train.wsol.spec import resolve
+
+        resolve(self.wsol_method, self.wsol_args, where)
         return self
 
 
@@ -170,8 +180,9 @@ def apply_overrides(cfg: TrainConfig, overrides: list[str] | tuple[str, ...]) ->
         where = f"override '{item}'"
         if not sep or not key:
             raise ConfigError(f"{where}: expected key=value")
-        if key.startswith("model_args."):
-            values["model_args"][key.split(".", 1)[1]] = parse_value(text)
+        if key.startswith(("model_args.", "wsol_args.")):
+            table, name = key.split(".", 1)
+            values[table] = {**values[table], name: parse_value(text)}
             continue
         if key not in _FIELDS:
             raise _unknown(key, where)
@@ -188,6 +199,16 @@ def config_from_dict(d: dict[str, Any], where: str = "config", text: str | None 
         if key not in _FIELDS:
             raise _unknown(key, at)
         values[key] = _coerce(key, value, None, at)
+    if text is not None:
+        from camloc.train.wsol.spec import resolve
+
+        def locate(key: str) -> str:
+            line = _line_of(text, key, "wsol_args")
+            return f"{where}:{line}" if line else where
+
+        method = values.get("wsol_method", "cam")
+        line = _line_of(text, "wsol_method")
+        resolve(method, values.get("wsol_args", {}), f"{where}:{line}" if line else where, locate)
     return TrainConfig(**values).check(where)
 
 

@@ -20,10 +20,11 @@ from camloc.train.config import TrainConfig
 from camloc.train.distributed import Dist, all_sum
 
 
-def param_groups(module: nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
-    """The module's parameters at ``lr``, and its new layers' (``module.new_parameters()``) at
-    ``lr * new_layer_lr_mult``."""
+def param_groups(module: nn.Module, cfg: TrainConfig, extra: nn.Module | None = None) -> list[dict[str, Any]]:
+    """The module's parameters at ``lr``, and its new layers' (``module.new_parameters()``, and
+    the parameters of ``extra``: a WSOL method's own layers) at ``lr * new_layer_lr_mult``."""
     new = list(module.new_parameters()) if hasattr(module, "new_parameters") else []
+    new += list(extra.parameters()) if extra is not None else []
     new_ids = {id(p) for p in new}
     base = [p for p in module.parameters() if id(p) not in new_ids]
     groups = [{"params": base, "lr": cfg.lr}] if base else []
@@ -39,6 +40,18 @@ def scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_sc
     if cfg.lr_schedule == "constant":
         return torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=1.0)
     return torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
+
+
+def _forward(model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    """``(logits, loss)``: a WSOL step (:class:`camloc.train.wsol.WsolStep`, maybe inside
+    DistributedDataParallel) computes both; a plain net is scored by cross-entropy."""
+    from camloc.train.wsol import WsolStep
+
+    inner = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+    if isinstance(inner, WsolStep):
+        return model(x, y)
+    logits = model(x)
+    return logits, F.cross_entropy(logits.float(), y)
 
 
 @dataclass
@@ -74,7 +87,8 @@ class Tally:
 def train_epoch(model: nn.Module, loader: Iterable[Batch], opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
                 cfg: TrainConfig, d: Dist, normalize: Normalize, use_amp: bool, epoch: int, *, clip: float = 0.0,
                 on_step: Callable[[], None] | None = None) -> Tally:
-    """One epoch over ``loader``'s batches: forward, cross-entropy, backward, optionally the
+    """One epoch over ``loader``'s batches: forward, loss (cross-entropy, or a WSOL method's step
+    when ``model`` is a :class:`camloc.train.wsol.WsolStep`), backward, optionally the
     gradient norm clipped to ``clip``, the optimizer's step, then ``on_step()`` (a per-step
     schedule). Returns the epoch's running sums (this process's)."""
     device = normalize.device
@@ -96,11 +110,11 @@ def train_epoch(model: nn.Module, loader: Iterable[Batch], opt: torch.optim.Opti
         with autocast:
             if len(batch) == 0:  # every image of this batch failed: take part in the gradient sync with nothing
                 size = cfg.crop
-                logits = model(torch.zeros(1, 3, size, size, device=device))
-                loss = logits.sum() * 0.0
+                logits, loss = _forward(model, torch.zeros(1, 3, size, size, device=device),
+                                        torch.zeros(1, dtype=torch.long, device=device))
+                loss = loss * 0.0
             else:
-                logits = model(x)
-                loss = F.cross_entropy(logits.float(), y)
+                logits, loss = _forward(model, x, y)
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if clip > 0:

@@ -31,6 +31,7 @@ from camloc.train.distributed import Dist, setup_distributed
 from camloc.train.loop import evaluate, param_groups, scheduler, train_epoch
 from camloc.train.nets import arch_of, build_net, check_model
 from camloc.train.random_state import rng_state, seed_everything, set_rng_state
+from camloc.train.wsol import WsolStep, build_method
 
 METRIC_COLUMNS = ["epoch", "lr", "train_loss", "train_top1_error", "val_loss", "val_top1_error",
                   "val_top5_error", "images", "skipped", "seconds", "images_per_s"]
@@ -147,11 +148,13 @@ class _Run:
         module = net.module.to(self.device)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
-        model: nn.Module = module
+        method = build_method(cfg.wsol_method, cfg.wsol_args, module).to(self.device)
+        self.method = method
+        model: nn.Module = WsolStep(module, method)
         if d.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            model = nn.parallel.DistributedDataParallel(module, device_ids=ids)
-        opt = torch.optim.SGD(param_groups(module, cfg), lr=cfg.lr, momentum=cfg.momentum,
+            model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        opt = torch.optim.SGD(param_groups(module, cfg, method), lr=cfg.lr, momentum=cfg.momentum,
                               weight_decay=cfg.weight_decay)
         sched = scheduler(opt, cfg)
         scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
@@ -217,13 +220,14 @@ class _Run:
                     f"{_pct(row['train_top1_error'])}; val top-1 error {_pct(row['val_top1_error'])}, top-5 error "
                     f"{_pct(row['val_top5_error'])}; {row['images_per_s']} images/s"
                     + (f"; {skipped} images skipped" if skipped else ""))
+        method.detach_net()
         return TrainResult(self.run_dir, rows, last, best, total_skipped, best_epoch)
 
     def _save(self, net: CamNet, opt: torch.optim.Optimizer, sched: Any, scaler: torch.amp.GradScaler, epochs: int,
               rows: list[dict[str, Any]], best_key: list[float] | None, improved: bool) -> None:
         state = {"epoch": epochs, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                  "scaler": scaler.state_dict(), "rng": rng_state(), "best": best_key, "metrics": rows,
-                 "config": self.cfg.to_dict()}
+                 "config": self.cfg.to_dict(), "wsol": self.method.state_dict()}
         # best before last: a kill between the two redoes this epoch on resume, rewriting both
         if improved:
             save_checkpoint(net, self.run_dir / "best.pt", extra={"epoch": epochs, "metrics": rows[-1]})
@@ -245,6 +249,8 @@ class _Run:
             first = str(err).strip().splitlines()[0]
             raise ConfigError(f"{path}: weights do not fit architecture '{self.cfg.model}' ({first})") from None
         net.module.to(self.device)
+        if self.cfg.wsol_method != "cam" or state.get("wsol"):
+            self.method.load_state_dict(state.get("wsol") or {})
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
