@@ -60,7 +60,7 @@ def check(args: argparse.Namespace) -> None:
     check_map_options(args)
     check_pipeline_options(args)
     if args.tta is not None:
-        from camloc.tta import parse_tta
+        from camloc.pipeline.views import parse_tta
 
         parse_tta(args.tta)
         if args.resize is not None:
@@ -106,7 +106,7 @@ def _localize(args: argparse.Namespace, rank: int, world: int, device: str) -> i
     from tqdm.auto import tqdm
 
     from camloc.commands._common import load_net
-    from camloc.localize import default_resize, iter_localize, localizer
+    from camloc.localize import LocalizeOptions, default_resize, iter_localize, localizer
     from camloc.methods import get_method
     from camloc.pipeline.geometry import parse_resize
     from camloc.pipeline.inputs import iter_paths
@@ -121,7 +121,7 @@ def _localize(args: argparse.Namespace, rank: int, world: int, device: str) -> i
     threshold, norm, clamp, calibrated, views = _reading(args, net, rank)
     tta = None
     if args.tta is not None:
-        from camloc.tta import parse_tta
+        from camloc.pipeline.views import parse_tta
 
         tta = parse_tta(args.tta, resize.size)
     running = tta.describe() if tta is not None else f"scales={resize.size}" if resize.mode == "aspect" else "squash"
@@ -142,11 +142,12 @@ def _localize(args: argparse.Namespace, rank: int, world: int, device: str) -> i
     ok = failed = 0
     used: set[str] = set()
     try:
-        for item in iter_localize(net, jobs, topk=args.topk, threshold=threshold, batch_size=args.batch_size,
-                                  progress=None if rank == 0 else False, method=method, norm=norm,
-                                  backend=args.backend, resize=None if tta is not None else resize,
-                                  workers=args.workers, display=not args.no_figures, isolate=args.isolate, tta=tta,
-                                  clamp_negative=clamp, calibrated=calibrated):
+        opts = LocalizeOptions(topk=args.topk, threshold=threshold, norm=norm, clamp_negative=clamp, tta=tta,
+                               method=method, all_boxes=args.all_boxes, calibrated=calibrated)
+        for item in iter_localize(net, jobs, opts, batch_size=args.batch_size, backend=args.backend,
+                                  resize=None if tta is not None else resize, workers=args.workers,
+                                  isolate=args.isolate, display=not args.no_figures,
+                                  progress=None if rank == 0 else False):
             rec = item.record
             writer.write(item.index, rec)
             if rec["error"] is not None:

@@ -240,10 +240,10 @@ class Pipeline:
             features, logits = self.backend(pixels)
         else:
             x = as_input(self.net, pixels)
-            features, logits = _gradient_forward(self.net, x)
+            features, logits = gradient_forward(self.net, x)
         logits_np = logits.float().cpu().numpy()
         k = min(self.topk, logits_np.shape[1])
-        top_np = _topk(logits_np, k)
+        top_np = top_classes(logits_np, k)
         extra = _extra_classes(batch, logits_np.shape[1])
         wanted = np.concatenate([top_np, extra], axis=1) if extra is not None else top_np
         if wanted.shape[1] == 0:
@@ -274,7 +274,7 @@ class Pipeline:
         return out
 
 
-def _topk(logits: np.ndarray, k: int) -> np.ndarray:
+def top_classes(logits: np.ndarray, k: int) -> np.ndarray:
     """``(B, k)`` indices of the ``k`` largest scores per row, best first (ties: lower index)."""
     if k == 0:
         return np.zeros((logits.shape[0], 0), np.int64)
@@ -282,7 +282,7 @@ def _topk(logits: np.ndarray, k: int) -> np.ndarray:
     return order[:, :k].astype(np.int64)
 
 
-def _gradient_forward(net: CamNet, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def gradient_forward(net: CamNet, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Scores for a gradient method's batch (no maps: the method makes its own)."""
     from camloc.extract import extract
     from camloc.models.net import evaluating
