@@ -270,6 +270,10 @@ def main(quick: bool = False) -> str:
         f"photos, 8 -> {BIG} JPEGs), the best of two rounds.",
         "",
     ]
+    if max(loads) > 2.5:
+        lines += [f"**The machine was loaded** (load average up to {max(loads):.0f} on 2 cores, other jobs running): "
+                  "the reference and the command were measured minutes apart under different loads, so the ratios "
+                  "below do not tell whether the goals are met; rerun on an idle machine.", ""]
     if rows:
         lines += ["| net | inputs | images/s | ratio to its reference | goal |", "|---|---|---:|---:|---|"]
         for net_name, inputs, rate, ref in rows:
