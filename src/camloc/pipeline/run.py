@@ -190,14 +190,14 @@ class Pipeline:
             decoders = ThreadDecoders(self.decoder, workers)
         pending: deque[list[tuple[Job, tuple, Any]]] = deque()
 
-        def submit() -> None:
-            part = list(islice(jobs, chunk))
+        def submit(size: int = chunk) -> None:
+            part = list(islice(jobs, size))
             if part:
                 args = [self._args(j) for j in part]
                 pending.append([(j, a, decoders.submit(*a)) for j, a in zip(part, args)])
 
         try:
-            submit()
+            submit(min(chunk, max(32, 4 * self.batch_size)))  # a small first window: the net starts early
             submit()
             while pending:
                 part = pending.popleft()
