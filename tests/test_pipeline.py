@@ -259,7 +259,13 @@ def test_the_input_is_consumed_as_a_stream(tiny_rgb):
     pipe = Pipeline(tiny_rgb, resize=Resize("squash"), backend="torch", topk=1, batch_size=4, progress=False)
     first = list(itertools.islice(pipe.run(endless()), 5))
     assert [r.index for r in first] == [0, 1, 2, 3, 4]
-    assert len(pulled) <= 3 * 32  # at most the chunks in flight, never the whole input
+    assert pipe.default_window() == 64  # 16 batches of 4: nothing but the network's pixels is kept
+    assert len(pulled) <= 3 * 64  # at most the windows in flight, never the whole input
+    pulled.clear()
+    windowed = Pipeline(tiny_rgb, resize=Resize("squash"), backend="torch", topk=1, batch_size=4, progress=False,
+                        window=8)
+    assert [r.index for r in itertools.islice(windowed.run(endless()), 5)] == [0, 1, 2, 3, 4]
+    assert len(pulled) <= 3 * 8
 
 
 def test_non_finite_scores_are_an_error_record(tiny_rgb):

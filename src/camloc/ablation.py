@@ -3,8 +3,8 @@ clamping and the map readings, each combination scored with the paper's metrics 
 CVPR 2020 protocol's.
 
 The views (each scale, each mirrored when flip is in the grid) run once per image through the
-inference pipeline (:func:`camloc.tta.iter_views`); every combination is a subset of those views,
-fused (:mod:`camloc.tta`), and read in every way asked for. So a grid of 4 readings x 2 clampings x
+inference pipeline (:func:`camloc.pipeline.views.iter_views`); every combination is a subset of those views,
+fused (:mod:`camloc.pipeline.views`), and read in every way asked for. So a grid of 4 readings x 2 clampings x
 2 flips x ``s`` scales costs ``2 s`` forward passes per image, not ``16 s``.
 
 Per combination:
@@ -41,7 +41,7 @@ from camloc.data.base import Split
 from camloc.metrics.ilsvrc import IlsvrcLocEvaluator
 from camloc.metrics.maxboxacc import RESIZE, MaxBoxAccEvaluator, best_ious, resize_box
 from camloc.models.net import CamNet
-from camloc.tta import TTA, iter_views, map_weight
+from camloc.pipeline.views import TTA, iter_views, map_weight
 
 COLUMNS = ("scales", "flip", "clamp", "norm", "top1_loc", "top5_loc", "gt_known", "MaxBoxAcc", "MaxBoxAcc_tau",
            "MaxBoxAccV2", "ms_per_image", "box_ms")
@@ -79,7 +79,7 @@ def run_grid(net: CamNet, split: Split, scales: Sequence[int] = (256,), flips: S
     :data:`COLUMNS`, plus ``num_images``) and the one-line reasons of the images that could not
     be read."""
     from camloc.pipeline.backends import make_backend
-    from camloc.pipeline.run import Job, _topk
+    from camloc.pipeline.run import Job, top_classes
 
     for n in norms:
         check_norm(n)
@@ -121,7 +121,7 @@ def run_grid(net: CamNet, split: Split, scales: Sequence[int] = (256,), flips: S
         for (ss, f) in groups:
             idx = members[(ss, f)]
             logits = np.mean([results[i].logits for i in idx], axis=0)
-            top = [int(c) for c in _topk(logits[None], max(ks))[0]]
+            top = [int(c) for c in top_classes(logits[None], max(ks))[0]]
             for c in weights:
                 t0 = time.perf_counter()
                 fused = np.mean([cv2.resize(raw[c][i], grid, interpolation=cv2.INTER_LINEAR) for i in idx], axis=0)

@@ -130,7 +130,7 @@ def find_calibration(net: Any, views: str, model: str | None, probe: str | None,
 def calibrate(net: Any, split: Any, scales: tuple[int, ...], flip: bool = False, clamp: bool = False,
               norms: tuple[str, ...] = NORMS, **grid: Any) -> dict[str, Any]:
     """The calibration record of ``net`` on ``split``'s images with boxes, for the views
-    ``scales`` (aspect geometry) and ``flip`` (see :mod:`camloc.tta`) and the clamping ``clamp``."""
+    ``scales`` (aspect geometry) and ``flip`` (see :mod:`camloc.pipeline.views`) and the clamping ``clamp``."""
     from camloc.ablation import run_grid
 
     rows, skipped = run_grid(net, split, scales=scales, flips=(flip,), clamps=(clamp,), norms=norms, **grid)

@@ -116,11 +116,11 @@ def _decode_crop(source: Any, resize: Resize, net_shape: tuple[int, int], displa
 def open_image(source: Any, name: str):
     """A path, PIL image or array -> the RGB PIL image (EXIF orientation applied)."""
     from camloc.pixels.decode import load_image
-    from camloc.pixels.decode import _image_of
+    from camloc.pixels.decode import image_of
 
     if isinstance(source, (str, os.PathLike)):
         return load_image(source)
-    return _image_of(source, name)
+    return image_of(source, name)
 
 
 def crop_of(region: Region, side: int = 112) -> np.ndarray:

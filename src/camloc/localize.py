@@ -119,127 +119,112 @@ def predictions_for(
     return preds
 
 
-def iter_localize(
-    net: CamNet,
-    inputs: Iterable[Any],
-    topk: int = 5,
-    threshold: float = 0.2,
-    batch_size: int = 16,
-    progress: bool | None = None,
-    all_boxes: bool = False,
-    total: int | None = None,
-    method=None,
-    norm: str = DEFAULT_NORM,
-    backend: Any = "auto",
-    resize: Resize | None = None,
-    workers: int | None = None,
-    display: bool = False,
-    box_cap: int = BOX_CAP,
-    isolate: bool = False,
-    tta: Any = None,
-    clamp_negative: bool = False,
-    calibrated: bool = False,
-    temperature: float | None = None,
-) -> Iterator[Localized]:
+@dataclass(frozen=True)
+class LocalizeOptions:
+    """How a pass's scores and maps become a record's predictions: one object for
+    :func:`iter_localize`, the command and the server.
+
+    Attributes:
+        topk: classes per image, best first, each with its own map and box.
+        threshold: the box rule's fraction of the read map (the paper's 0.2).
+        norm: how a map is read for its box (:data:`camloc.readings.NORMS`).
+        box_cap: boxes are found on the map upsampled to the image, or for a larger image to a
+            grid of this longer side (:func:`camloc.boxes.box_grid`; 0: the image itself).
+        clamp_negative: maps from the classifier's positive weights only.
+        tta: the views (:class:`camloc.pipeline.views.TTA`: scales, flip), fused; ``None``: one view.
+        method: a gradient map method (:mod:`camloc.methods`) instead of CAM.
+        all_boxes: also list every component's box (``"boxes"``), largest first.
+        calibrated: what each prediction's ``"calibrated"`` says (the threshold and reading came
+            from a calibration file, :mod:`camloc.calibrate`).
+        temperature: ``score`` is ``softmax(logits / T)``; ``None``: :func:`score_temperature`
+            (the shipped one of an embedded net at the run's views, else 1). ``logit`` stays raw.
+    """
+
+    topk: int = 5
+    threshold: float = 0.2
+    norm: str = DEFAULT_NORM
+    box_cap: int = BOX_CAP
+    clamp_negative: bool = False
+    tta: Any = None
+    method: Any = None
+    all_boxes: bool = False
+    calibrated: bool = False
+    temperature: float | None = None
+
+    def __post_init__(self) -> None:
+        check_norm(self.norm)
+        topk, threshold = self.topk, self.threshold
+        if isinstance(topk, bool) or not isinstance(topk, (int, np.integer)) or topk < 1:
+            raise ValueError(f"topk must be an integer of at least 1, got {topk!r}")
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold < 1.0:
+            raise ValueError(f"threshold must be a number in [0, 1), got {threshold!r}")
+        t = self.temperature
+        if t is not None and not (isinstance(t, (int, float)) and not isinstance(t, bool) and t > 0 and np.isfinite(t)):
+            raise ValueError(f"temperature must be a positive number, got {t!r}")
+        if self.tta is not None and self.method is not None:
+            raise ValueError("TTA fuses CAM maps; it does not run with a gradient method")
+
+    def mark(self) -> dict[str, Any]:
+        """The keys every prediction carries besides its numbers."""
+        return {"calibrated": bool(self.calibrated), **({"clamp_negative": True} if self.clamp_negative else {})}
+
+
+def iter_localize(net: CamNet, inputs: Iterable[Any], options: LocalizeOptions | None = None, *,
+                  batch_size: int = 16, backend: Any = "auto", resize: Resize | None = None,
+                  workers: int | None = None, isolate: bool = False, display: bool = False,
+                  progress: bool | None = None, total: int | None = None, **fields: Any) -> Iterator[Localized]:
     """Yield a :class:`Localized` per input, in order, one forward pass per batch.
 
-    ``method`` (a :class:`camloc.methods.MapMethod`, e.g. Grad-CAM) replaces CAM for the maps;
-    the default ``None`` is CAM from the single forward pass. ``norm`` is how maps are read for
-    boxes (:data:`camloc.readings.NORMS`). ``backend`` is ``"auto"`` (ONNX Runtime for CAM on the
-    CPU, its graph cached on disk; else PyTorch), ``"torch"`` or ``"onnxruntime"``. ``resize``
-    is the geometry (default :func:`default_resize`); ``workers`` the decode threads;
-    ``display`` keeps the image for figures (:attr:`Localized.display`); ``isolate`` decodes in
-    worker processes (a decoder crash costs its image only). ``tta`` (a :class:`camloc.tta.TTA`)
-    fuses the maps of several scales and the mirror (:mod:`camloc.tta`; the aspect geometry at
-    its scales replaces ``resize``); ``clamp_negative`` makes the maps from the classifier's
-    positive weights only; ``calibrated`` is what each prediction's ``"calibrated"`` says (the
-    threshold and reading came from a calibration file, :mod:`camloc.calibrate`). ``temperature``
-    makes ``score`` ``softmax(logits / T)``; ``None``: :func:`score_temperature` (the shipped one of
-    an embedded net, else 1).
+    ``options`` (:class:`LocalizeOptions`) says how scores and maps become predictions; any of
+    its fields may also be given by name (``topk=3``, ``tta=TTA((256,), True)``), over
+    ``options``. The rest is how the pass runs: ``backend`` is ``"auto"`` (ONNX Runtime for CAM
+    on the CPU, its graph cached on disk; else PyTorch), ``"torch"`` or ``"onnxruntime"``;
+    ``resize`` the geometry (default :func:`default_resize`; with views, the aspect geometry at
+    their scales replaces it); ``workers`` the decode threads; ``isolate`` decodes in worker
+    processes (a decoder crash costs its image only); ``display`` keeps the image for figures
+    (:attr:`Localized.display`).
     """
+    from dataclasses import replace
+
     from camloc.pipeline.run import Pipeline
 
-    check_norm(norm)
-    _check_options(topk, threshold, batch_size)
-    if temperature is None:
-        temperature = score_temperature(net, resize or default_resize(net), tta)[0]
-    if not (isinstance(temperature, (int, float)) and not isinstance(temperature, bool) and temperature > 0
-            and np.isfinite(temperature)):
-        raise ValueError(f"temperature must be a positive number, got {temperature!r}")
-    mark = {"calibrated": bool(calibrated)}
-    if clamp_negative:
-        mark["clamp_negative"] = True
-    if tta is not None:
-        if method is not None:
-            raise ValueError("TTA fuses CAM maps; it does not run with a gradient method")
-        if resize is not None and resize.mode != "aspect":
-            raise ValueError("TTA runs the aspect geometry at its own scales; leave resize unset")
-        yield from _tta_localize(net, inputs, tta, int(topk), threshold, int(batch_size), progress, all_boxes, total,
-                                 norm, backend, workers, display, box_cap, isolate, clamp_negative, mark,
-                                 float(temperature))
-        return
-    pipe = Pipeline(net, resize=resize or default_resize(net), backend=backend, method=method, topk=int(topk),
-                    batch_size=int(batch_size), workers=workers, display=DISPLAY if display else 0, isolate=isolate,
-                    progress=progress, desc=f"localize ({net.name})", clamp_negative=clamp_negative)
-    for res in pipe.run(inputs, total=total):
-        if res.error is not None:
-            yield Localized({"image": res.name, "error": res.error}, index=res.index)
-            continue
-        record = {
-            "image": res.name,
-            "width": res.size[0],
-            "height": res.size[1],
-            "model": net.name,
-            "predictions": [{**p, **mark} for p in predictions_for(net, res.logits, res.classes, res.maps, res.size,
-                                                                   threshold, all_boxes, norm, box_cap,
-                                                                   float(temperature))],
-            "error": None,
-        }
-        yield Localized(record, res.display, res.maps, res.index)
-
-
-def _tta_localize(net: CamNet, inputs: Iterable[Any], tta: Any, topk: int, threshold: float, batch_size: int,
-                  progress: bool | None, all_boxes: bool, total: int | None, norm: str, backend: Any,
-                  workers: int | None, display: bool, box_cap: int, isolate: bool, clamp_negative: bool,
-                  mark: dict[str, Any], temperature: float = 1.0) -> Iterator[Localized]:
-    """:func:`iter_localize` with test-time augmentation: the fused scores' top-k, their fused
-    maps on the box grid (:mod:`camloc.tta`), boxed as usual."""
-    from camloc.pipeline.run import _topk
-    from camloc.tta import fused_logits, fused_maps, iter_views, map_weight
-
-    weight = map_weight(net, clamp_negative)
-    for views in iter_views(net, inputs, tta, backend, batch_size, workers, isolate, progress,
-                            DISPLAY if display else 0, total):
-        first = views[0]
-        bad = next((v for v in views if v.error is not None), None)
-        if bad is not None:
-            yield Localized({"image": first.name, "error": bad.error}, index=first.index)
-            continue
-        logits = fused_logits(views)
-        classes = _topk(logits[None], min(topk, logits.shape[0]))[0]
-        grid = box_grid(first.size, box_cap)
-        maps = fused_maps(views, weight, classes, grid)
-        record = {
-            "image": first.name,
-            "width": first.size[0],
-            "height": first.size[1],
-            "model": net.name,
-            "tta": tta.describe(),
-            "predictions": [{**p, **mark} for p in predictions_for(net, logits, classes, maps, first.size, threshold,
-                                                                   all_boxes, norm, box_cap, temperature)],
-            "error": None,
-        }
-        yield Localized(record, first.display, maps, first.index)
-
-
-def _check_options(topk: Any, threshold: Any, batch_size: Any) -> None:
-    """The API's options checked as the CLI checks them (one-line ``ValueError``)."""
-    if isinstance(topk, bool) or not isinstance(topk, (int, np.integer)) or topk < 1:
-        raise ValueError(f"topk must be an integer of at least 1, got {topk!r}")
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold < 1.0:
-        raise ValueError(f"threshold must be a number in [0, 1), got {threshold!r}")
+    opts = replace(options or LocalizeOptions(), **fields) if fields else options or LocalizeOptions()
+    if opts.temperature is None:
+        opts = replace(opts, temperature=score_temperature(net, resize or default_resize(net), opts.tta)[0])
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer of at least 1, got {batch_size!r}")
+    shown = DISPLAY if display else 0
+    if opts.tta is not None:
+        from camloc.pipeline.views import run_views
+
+        if resize is not None and resize.mode != "aspect":
+            raise ValueError("TTA runs the aspect geometry at its own scales; leave resize unset")
+        results = run_views(net, inputs, opts.tta, int(opts.topk), opts.box_cap, opts.clamp_negative, backend,
+                            int(batch_size), workers, isolate, progress, shown, total)
+    else:
+        pipe = Pipeline(net, resize=resize or default_resize(net), backend=backend, method=opts.method,
+                        topk=int(opts.topk), batch_size=int(batch_size), workers=workers, display=shown,
+                        isolate=isolate, progress=progress, desc=f"localize ({net.name})",
+                        clamp_negative=opts.clamp_negative)
+        results = pipe.run(inputs, total=total)
+    for res in results:
+        yield localized(net, res, opts)
+
+
+def localized(net: CamNet, res: Any, opts: LocalizeOptions) -> Localized:
+    """One pipeline :class:`~camloc.pipeline.run.Result` -> its :class:`Localized`: the one
+    record builder (schema in DESIGN.md)."""
+    if res.error is not None:
+        return Localized({"image": res.name, "error": res.error}, index=res.index)
+    mark = opts.mark()
+    record: dict[str, Any] = {"image": res.name, "width": res.size[0], "height": res.size[1], "model": net.name}
+    if opts.tta is not None:
+        record["tta"] = opts.tta.describe()
+    record["predictions"] = [{**p, **mark} for p in predictions_for(
+        net, res.logits, res.classes, res.maps, res.size, opts.threshold, opts.all_boxes, opts.norm, opts.box_cap,
+        1.0 if opts.temperature is None else float(opts.temperature))]
+    record["error"] = None
+    return Localized(record, res.display, res.maps, res.index)
 
 
 def localize(
@@ -286,9 +271,10 @@ def localize(
         >>> p["label"], len(p["box"]), (recs[0]["width"], recs[0]["height"])
         ('Egyptian cat', 4, (451, 300))
     """
-    return [r.record for r in iter_localize(net, inputs, topk, threshold, batch_size, progress, all_boxes,
-                                            method=method, norm=norm, backend=backend, resize=resize,
-                                            temperature=temperature)]
+    opts = LocalizeOptions(topk=topk, threshold=threshold, norm=norm, method=method, all_boxes=all_boxes,
+                           temperature=temperature)
+    return [r.record for r in iter_localize(net, inputs, opts, batch_size=batch_size, progress=progress,
+                                            backend=backend, resize=resize)]
 
 
 def score_temperature(net: CamNet, resize: Resize, tta: Any = None) -> tuple[float, str | None]:

@@ -71,18 +71,47 @@ def boxes_from_mask(mask: np.ndarray, largest_only: bool = True) -> list[Box]:
 
 def _largest_box(mask: np.ndarray) -> list[Box]:
     """The box of the largest 8-connected component of a 0/1 uint8 mask (first in raster order
-    on a tie): labels without statistics, then one bounding rectangle — about 4x cheaper than
-    the statistics of every component, and most CAM masks hold a single component."""
-    n, labels = cv2.connectedComponents(mask, connectivity=8)
-    if n <= 1:
+    on a tie).
+
+    Each component has one outer border (OpenCV's border following, 8-connected like the
+    components), whose bounding rectangle is the component's box. Most CAM masks hold a single
+    component: its border gives the box without labelling the mask. With several, each one's
+    pixels are counted inside its filled border (within its rectangle); when a component lies in
+    another's hole, or the two largest counts are close (a tie is decided by OpenCV's label
+    order), the mask is labelled.
+    """
+    borders, hierarchy = cv2.findContours(mask, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)
+    if not borders:
         return []
-    if n == 2:
-        x, y, w, h = cv2.boundingRect(mask)
-    else:
-        areas = np.bincount(labels.ravel(), minlength=n)
-        areas[0] = -1  # the background
-        x, y, w, h = cv2.boundingRect((labels == int(areas.argmax())).view(np.uint8))
+    links = hierarchy[0]
+    outer = [i for i, link in enumerate(links) if link[3] < 0]
+    nested = any(links[p, 3] >= 0 for p in links[:, 3] if p >= 0)  # a component inside a hole
+    if len(outer) > 1 or nested:
+        areas = None if nested else [_area(mask, borders[i]) for i in outer]
+        if areas is not None and _clear_winner(areas):
+            outer = [outer[int(np.argmax(areas))]]
+        else:
+            _, labels = cv2.connectedComponents(mask, connectivity=8)
+            counts = np.bincount(labels.ravel())
+            counts[0] = -1  # the background
+            x, y, w, h = cv2.boundingRect((labels == int(counts.argmax())).view(np.uint8))
+            return [[x, y, x + w - 1, y + h - 1]]
+    x, y, w, h = cv2.boundingRect(borders[outer[0]])
     return [[x, y, x + w - 1, y + h - 1]]
+
+
+def _area(mask: np.ndarray, border: np.ndarray) -> int:
+    """Pixels of ``mask`` inside the filled ``border`` (its component, when no other lies in its holes)."""
+    x, y, w, h = cv2.boundingRect(border)
+    inside = np.zeros((h, w), np.uint8)
+    cv2.drawContours(inside, [border], 0, 1, thickness=cv2.FILLED, offset=(-x, -y))
+    return int(cv2.countNonZero(inside & mask[y:y + h, x:x + w]))
+
+
+def _clear_winner(areas: list[int]) -> bool:
+    """Whether the largest count leads the next by more than the filling could be off."""
+    top, second = sorted(areas)[-2:][::-1]
+    return top > second * 1.02 + 2
 
 
 def boxes_from_map(map2d: np.ndarray, threshold: float = 0.2, largest_only: bool = True,

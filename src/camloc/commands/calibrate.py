@@ -67,7 +67,7 @@ def _norms(text: str | None) -> tuple[str, ...]:
 
 def _views(args: argparse.Namespace, default_scale: int) -> tuple[tuple[int, ...], bool]:
     from camloc.pixels.geometry import parse_resize
-    from camloc.tta import parse_tta
+    from camloc.pipeline.views import parse_tta
 
     if args.tta is not None and args.resize is not None:
         raise ValueError("--tta and --resize: give one (TTA runs the aspect geometry at its own scales)")

@@ -79,7 +79,7 @@ def check(args: argparse.Namespace) -> None:
     check_pipeline_options(args)
     check_out(args)
     if args.tta is not None:
-        from camloc.tta import parse_tta
+        from camloc.pipeline.views import parse_tta
 
         parse_tta(args.tta)
         if args.resize is not None:
@@ -158,7 +158,7 @@ def _localize(args: argparse.Namespace, rank: int, world: int, device: str) -> i
 
     from camloc.commands._common import load_net, resize_option
     from camloc.calibrate import views_of
-    from camloc.localize import default_resize, iter_localize
+    from camloc.localize import LocalizeOptions, iter_localize
     from camloc.methods import get_method
     from camloc.pipeline.backends import make_backend
     from camloc.pixels.geometry import parse_resize
@@ -174,7 +174,7 @@ def _localize(args: argparse.Namespace, rank: int, world: int, device: str) -> i
     resize = resize_option(args.resize, net)
     tta = None
     if args.tta is not None:
-        from camloc.tta import parse_tta
+        from camloc.pipeline.views import parse_tta
 
         tta = parse_tta(args.tta, resize.size)
     cal = _calibration(args, net, views_of(resize, tta), resize, tta, rank)
@@ -209,12 +209,13 @@ def _localize(args: argparse.Namespace, rank: int, world: int, device: str) -> i
     ok = failed = 0
     complete = False
     try:
-        for item in iter_localize(net, jobs, topk=args.topk, threshold=threshold, batch_size=args.batch_size,
-                                  progress=None if rank == 0 else False, method=method, norm=norm,
-                                  backend=backend, resize=None if tta is not None else resize,
-                                  workers=args.workers, display=not args.no_figures, isolate=args.isolate, tta=tta,
-                                  clamp_negative=clamp, calibrated=cal["calibrated"],
-                                  temperature=cal["temperature"]):
+        opts = LocalizeOptions(topk=args.topk, threshold=threshold, norm=norm, clamp_negative=clamp, tta=tta,
+                               method=method, all_boxes=args.all_boxes, calibrated=cal["calibrated"],
+                               temperature=cal["temperature"])
+        for item in iter_localize(net, jobs, opts, batch_size=args.batch_size, backend=backend,
+                                  resize=None if tta is not None else resize, workers=args.workers,
+                                  isolate=args.isolate, display=not args.no_figures,
+                                  progress=None if rank == 0 else False):
             rec = item.record
             writer.write(item.index, rec)
             if rec["error"] is not None:

@@ -38,14 +38,14 @@ def faithfulness_flush(net: CamNet, opt: EvalOptions, ev: FaithfulnessEvaluator,
     """Score a batch of one input shape: the ``K + 1`` deletion and insertion images and the
     masked image of each, a few forward passes of the net's own scores."""
     from camloc.pipeline.backends import as_input
-    from camloc.pipeline.run import _gradient_forward
+    from camloc.pipeline.run import gradient_forward
 
     x = as_input(net, np.stack([b[0] for b in batch]))
     maps = torch.from_numpy(np.stack([b[1] for b in batch]))
     classes = torch.tensor([b[2] for b in batch])
 
     def scores(v: torch.Tensor) -> torch.Tensor:
-        return _gradient_forward(net, v)[1]
+        return gradient_forward(net, v)[1]
 
     chunk = 4 * max(1, opt.batch_size)
     dele, ins = perturbation_curves(scores, x, maps, classes, opt.faithfulness_steps, opt.faithfulness_substrate,

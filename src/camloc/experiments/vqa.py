@@ -161,7 +161,7 @@ def fit_vqa(pooled: np.ndarray, questions: Sequence[str], answers: Sequence[str]
     back into the weights: the model reads raw pooled features and its maps stay exact."""
     import torch
 
-    from camloc.probe.solver import _cpu_threads
+    from camloc.probe.solver import cpu_threads
 
     p = np.asarray(pooled, np.float64)
     if p.ndim != 2 or len(p) != len(questions) or len(p) != len(answers):
@@ -185,7 +185,7 @@ def fit_vqa(pooled: np.ndarray, questions: Sequence[str], answers: Sequence[str]
     U = torch.zeros(a, v, requires_grad=True)
     b = torch.zeros(a, requires_grad=True)
     opt = torch.optim.Adam([W, M, U, b], lr=lr)
-    with _cpu_threads(torch.device("cpu")):  # small kernels: one thread, as the probe solver
+    with cpu_threads(torch.device("cpu")):  # small kernels: one thread, as the probe solver
         for _ in range(steps):
             opt.zero_grad()
             bil = ((z @ M.permute(1, 0, 2).reshape(k, a * v)).reshape(-1, a, v) * qt[:, None, :]).sum(-1)

@@ -63,7 +63,7 @@ def decode(source: object, resize: Resize, net_shape: tuple[int, int], display: 
     label = name if name is not None else name_of(source, 0)
     if isinstance(source, (str, os.PathLike)):
         return _decode_file(os.fspath(source), resize, net_shape, display, label, draft)
-    return _fit(_image_of(source, label), resize, net_shape, display, label)
+    return _fit(image_of(source, label), resize, net_shape, display, label)
 
 
 def _decode_file(path: str, resize: Resize, net_shape: tuple[int, int], display: int, label: str,
@@ -163,7 +163,7 @@ def _original_size(img: Image.Image, rgb: Image.Image) -> tuple[int, int]:
 
 def _fit(rgb: Image.Image, resize: Resize, net_shape: tuple[int, int], display: int, label: str,
          full: tuple[int, int] | None = None) -> Decoded:
-    """``rgb`` (not empty: :func:`open_rgb` and :func:`_image_of` refuse that) fitted to the net."""
+    """``rgb`` (not empty: :func:`open_rgb` and :func:`image_of` refuse that) fitted to the net."""
     size = full or rgb.size
     arr = np.asarray(rgb)
     if resize.mode == "squash":
@@ -194,7 +194,7 @@ def _resized(arr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(arr, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
-def _image_of(source: object, label: str) -> Image.Image:
+def image_of(source: object, label: str) -> Image.Image:
     """A PIL image or an array -> RGB PIL image, or a one-line :class:`ImageError`."""
     if isinstance(source, np.ndarray):
         return Image.fromarray(_array_to_uint8(source, label), "RGB")

@@ -40,7 +40,7 @@ CPU_THREADS = 1
 
 
 @contextmanager
-def _cpu_threads(device: torch.device):
+def cpu_threads(device: torch.device):
     if device.type != "cpu":
         yield
         return
@@ -125,7 +125,7 @@ def solve(
         value.backward()
         return value
 
-    with _cpu_threads(x.device):
+    with cpu_threads(x.device):
         done, converged = _run(opt, closure, C, max_iter, progress)
     with torch.no_grad():
         value = float(objective(x, y, n_classes, classifier, C, coef, intercept))
