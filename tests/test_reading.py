@@ -232,7 +232,7 @@ def test_parse_tta():
     assert parse_tta("scales=256,320") == TTA((256, 320), False)
     assert parse_tta("flip,scales=256,320,448") == TTA((256, 320, 448), True)
     assert parse_tta("scales=320,flip") == TTA((320,), True)
-    for bad, words in [("mirror", "unknown item"), ("scales=25x", "not an integer"), ("flip,320", "unknown item"),
+    for bad, words in [("mirror", "unknown item"), ("scales=25x", "must be an integer"), ("flip,320", "unknown item"),
                        ("scales=16", "at least 32"), ("scales=256,256", "repeat")]:
         with pytest.raises(ValueError, match=words):
             parse_tta(bad)
