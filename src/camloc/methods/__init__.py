@@ -1,38 +1,60 @@
 """Map methods compared in the same harness, one small file each.
 
-A method is called ``method(net, x, classes) -> (B, k, h, w)`` maps:
-
-- ``cam`` -- :class:`CAM`, the paper's class activation maps (one forward, GAP/GMP heads);
-- ``backprop`` -- :class:`Backprop`, vanilla gradient saliency (the paper's baseline);
-- ``gradcam`` -- :class:`GradCAM`; ``gradcampp`` -- :class:`GradCAMpp` (any ``nn.Module``, a
-  chosen target layer).
+A method is called ``method(net, x, classes) -> (B, k, h, w)`` maps. The registry
+:data:`METHODS` (name -> class) is built from the tuple of classes :data:`_CLASSES`; a new method
+adds its class there and its name to :mod:`camloc.method_names` (torch-free, read by the command
+line). :func:`get_method` builds one by name with its options (``layer``, ``layers``, ``n``,
+``sigma``, ...: the parameters of the class's ``__init__``). docs/methods.md lists every method.
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
-from torch import nn
-
+from camloc.errors import MethodError
+from camloc.method_names import close_names
 from camloc.methods.backprop import Backprop
 from camloc.methods.base import MapMethod
 from camloc.methods.cam import CAM
 from camloc.methods.gradcam import GradCAM
 from camloc.methods.gradcampp import GradCAMpp
 
-METHODS: dict[str, type[MapMethod]] = {m.name: m for m in (CAM, Backprop, GradCAM, GradCAMpp)}
+# The registry, one tuple of classes; each class's ``name`` is its registry name.
+_CLASSES: tuple[type[MapMethod], ...] = (
+    CAM, Backprop, GradCAM, GradCAMpp,
+)
+
+METHODS: dict[str, type[MapMethod]] = {m.name: m for m in _CLASSES}
 
 
-def get_method(name: str, layer: str | nn.Module | None = None, **kwargs: Any) -> MapMethod:
-    """A method by name; ``layer`` is the target layer of the gradient methods."""
-    if name not in METHODS:
-        raise ValueError(f"unknown map method {name!r}; expected one of {', '.join(METHODS)}")
-    cls = METHODS[name]
-    if issubclass(cls, GradCAM):
-        return cls(layer=layer, **kwargs)
-    if layer is not None:
-        raise ValueError(f"method {name!r} takes no target layer")
-    return cls(**kwargs)
+def method_options(cls: type[MapMethod]) -> tuple[str, ...]:
+    """The options a method takes: the keyword parameters of its ``__init__``."""
+    params = inspect.signature(cls.__init__).parameters
+    return tuple(p for p in params if p != "self" and params[p].kind in (params[p].POSITIONAL_OR_KEYWORD, params[p].KEYWORD_ONLY))
 
 
-__all__ = ["CAM", "METHODS", "Backprop", "GradCAM", "GradCAMpp", "MapMethod", "get_method"]
+def get_method(name: str, **options: Any) -> MapMethod:
+    """The method registered as ``name``, built with ``options`` (``None`` values mean the
+    default). Unknown names and options are one-line :class:`MethodError` s."""
+    cls = METHODS.get(name)
+    if cls is None:
+        raise MethodError(f"unknown map method {str(name)[:60]!r}{close_names(name, METHODS)}; "
+                          f"expected one of {', '.join(METHODS)}")
+    accepted = method_options(cls)
+    given = {k: v for k, v in options.items() if v is not None}
+    for key in given:
+        if key not in accepted:
+            if key == "layer":
+                raise MethodError(f"method {name!r} takes no target layer")
+            raise MethodError(f"method {name!r}: unknown option {str(key)[:40]!r}{close_names(key, accepted)}; "
+                              f"it takes {', '.join(accepted) or 'no options'}")
+    try:
+        return cls(**given)
+    except (TypeError, ValueError) as err:
+        if isinstance(err, MethodError):
+            raise
+        raise MethodError(f"method {name!r}: {' '.join(str(err).split())}") from None
+
+
+__all__ = ["CAM", "METHODS", "Backprop", "GradCAM", "GradCAMpp", "MapMethod", "get_method", "method_options"]
