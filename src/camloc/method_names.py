@@ -12,10 +12,11 @@ import difflib
 
 # one line per family; the same names as the classes in camloc.methods._CLASSES
 BASE = ("cam", "backprop", "gradcam", "gradcampp")
-GRADIENT: tuple[str, ...] = ()
+GRADIENT = ("xgradcam", "hirescam", "gradcam_elementwise", "layercam", "smoothgradcampp", "shapleycam", "finercam",
+            "refinecam", "fullgrad", "legrad")
 PERTURBATION: tuple[str, ...] = ()  # scorecam, sscam, iscam, ablationcam
-DECOMPOSITION: tuple[str, ...] = ()
-BASELINES: tuple[str, ...] = ()
+DECOMPOSITION = ("eigencam", "eigengradcam", "kpcacam")
+BASELINES = ("random", "center")
 NAMES: tuple[str, ...] = BASE + GRADIENT + PERTURBATION + DECOMPOSITION + BASELINES
 
 

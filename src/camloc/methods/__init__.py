@@ -16,13 +16,34 @@ from camloc.errors import MethodError
 from camloc.method_names import close_names
 from camloc.methods.backprop import Backprop
 from camloc.methods.base import MapMethod
+from camloc.methods.baselines import CenterGaussian, RandomMap
 from camloc.methods.cam import CAM
+from camloc.methods.eigencam import EigenCAM
+from camloc.methods.eigengradcam import EigenGradCAM
+from camloc.methods.finercam import FinerCAM
+from camloc.methods.fullgrad import FullGrad
 from camloc.methods.gradcam import GradCAM
+from camloc.methods.gradcam_elementwise import GradCAMElementWise
 from camloc.methods.gradcampp import GradCAMpp
+from camloc.methods.hirescam import HiResCAM
+from camloc.methods.kpcacam import KPCACAM
+from camloc.methods.layercam import LayerCAM
+from camloc.methods.legrad import LeGrad
+from camloc.methods.refinecam import RefineCAM
+from camloc.methods.shapleycam import ShapleyCAM
+from camloc.methods.smoothgradcampp import SmoothGradCAMpp
+from camloc.methods.xgradcam import XGradCAM
 
 # The registry, one tuple of classes; each class's ``name`` is its registry name.
 _CLASSES: tuple[type[MapMethod], ...] = (
     CAM, Backprop, GradCAM, GradCAMpp,
+    # gradient family
+    XGradCAM, HiResCAM, GradCAMElementWise, LayerCAM, SmoothGradCAMpp, ShapleyCAM, FinerCAM, RefineCAM, FullGrad, LeGrad,
+    # perturbation family
+    # decomposition family
+    EigenCAM, EigenGradCAM, KPCACAM,
+    # baselines
+    RandomMap, CenterGaussian,
 )
 
 METHODS: dict[str, type[MapMethod]] = {m.name: m for m in _CLASSES}
@@ -57,4 +78,6 @@ def get_method(name: str, **options: Any) -> MapMethod:
         raise MethodError(f"method {name!r}: {' '.join(str(err).split())}") from None
 
 
-__all__ = ["CAM", "METHODS", "Backprop", "GradCAM", "GradCAMpp", "MapMethod", "get_method", "method_options"]
+__all__ = ["CAM", "METHODS", "Backprop", "CenterGaussian", "EigenCAM", "EigenGradCAM", "FinerCAM", "FullGrad", "GradCAM",
+           "GradCAMElementWise", "GradCAMpp", "HiResCAM", "KPCACAM", "LayerCAM", "LeGrad", "MapMethod", "RandomMap",
+           "RefineCAM", "ShapleyCAM", "SmoothGradCAMpp", "XGradCAM", "get_method", "method_options"]
