@@ -30,9 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="out", help="output folder (default out/)")
     p.add_argument("--batch-size", type=int, default=16, help="images per forward pass (16)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if present)")
-    p.add_argument("--method", default="cam", choices=("cam", "gradcam", "gradcampp", "backprop"),
-                   help="map method: cam (one forward pass, default) or a gradient baseline; gradient "
-                   "methods also run torchvision nets whose head CAM refuses (VGG, MobileNetV3, ...)")
+    from camloc.commands._method_args import add_method_arguments
+
+    add_method_arguments(p)
     add_pipeline_arguments(p, "how images meet the net: aspect:S (the whole image, shorter side S, aspect kept; "
                            "default aspect:288 for the default net, else the net's own side, 224 for a 224 net), "
                            "squash (the net's square input, the published protocol's geometry)")
@@ -57,8 +57,11 @@ def check(args: argparse.Namespace) -> None:
     """``--topk``, ``--threshold`` and ``--batch-size`` out of range: a one-line error before torch loads."""
     from camloc.commands._common import check_map_options, check_pipeline_options
 
+    from camloc.commands._method_args import check_method_arguments
+
     check_map_options(args)
     check_pipeline_options(args)
+    check_method_arguments(args, "localize")
     if args.tta is not None:
         from camloc.tta import parse_tta
 
@@ -116,7 +119,7 @@ def _localize(args: argparse.Namespace, rank: int, world: int, device: str) -> i
 
     model, geometry = localizer(args.model, args.probe, args.weights)
     net = load_net(model, args.weights, device, args.method, args.probe)
-    method = None if args.method == "cam" else get_method(args.method)
+    method = None if args.method == "cam" else get_method(args.method, **args.method_options)
     resize = parse_resize(args.resize) if args.resize else geometry or default_resize(net)
     threshold, norm, clamp, calibrated, views = _reading(args, net, rank)
     tta = None

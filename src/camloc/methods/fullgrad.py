@@ -33,6 +33,8 @@ LINEAR_PIECES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.Hardtanh, nn.MaxP
                  nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Dropout, nn.Dropout2d, nn.Identity, nn.Flatten,
                  nn.Linear, nn.Conv2d, nn.BatchNorm2d, nn.BatchNorm1d, nn.Sequential, nn.ModuleList, nn.ZeroPad2d)
 
+PASS_THROUGH = ("Identity", "ZeroPad2d", "ConstantPad2d", "Conv2dStaticSamePadding", "Conv2dDynamicSamePadding")
+
 
 def _psi(t: Tensor, shape: tuple[int, int]) -> Tensor:
     t = t.abs().flatten(1)
@@ -55,7 +57,7 @@ def check_exact(model: nn.Module) -> list[nn.Module]:
     """The bias layers; a one-line refusal where completeness does not hold."""
     for name, m in model.named_modules():
         leaf = not any(True for _ in m.children())
-        if leaf and not isinstance(m, LINEAR_PIECES):
+        if leaf and not isinstance(m, LINEAR_PIECES) and type(m).__name__ not in PASS_THROUGH:
             raise MethodError(f"fullgrad: {type(model).__name__} has {type(m).__name__} at {name or 'the top'!r}, not "
                               "piecewise linear, so the full-gradient is not complete (not exact); use gradcam or hirescam")
         if isinstance(m, nn.BatchNorm2d) and m.track_running_stats is False:
