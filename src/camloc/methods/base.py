@@ -66,6 +66,10 @@ def resolve_layer(net: Net, layer: str | nn.Module | None) -> tuple[nn.Module, s
     model = module_of(net)
     if isinstance(layer, nn.Module):
         return layer, "output"
+    if layer is not None and not isinstance(layer, str):
+        from camloc.errors import MethodError
+
+        raise MethodError(f"target layer must be a module or its dotted name, got {type(layer).__name__} {str(layer)[:40]!r}")
     if isinstance(layer, str):
         modules = dict(model.named_modules())
         if layer not in modules:

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from camloc.errors import MethodError
+from camloc.methods._checks import seed as seed_check
 from camloc.methods.base import MapMethod, Net
 
 
@@ -24,7 +25,7 @@ class RandomMap(MapMethod):
     def __init__(self, seed: int = 0, stride: int = 32) -> None:
         if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
             raise MethodError(f"random: stride must be an integer >= 1, got {stride!r}")
-        self.seed, self.stride = int(seed), stride
+        self.seed, self.stride = seed_check("random: seed", seed), stride
 
     def maps(self, net: Net, x: Tensor, classes: Tensor) -> Tensor:
         H, W = x.shape[-2:]

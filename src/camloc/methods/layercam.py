@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from camloc.methods._checks import finite
 from camloc.methods.base import Net
 from camloc.methods.fusion import minmax, stack_layers
 from camloc.methods.gradcam import GradCAM
@@ -28,7 +29,7 @@ class LayerCAM(GradCAM):
                  target: Target | str | None = None, closed_form: bool = True) -> None:
         super().__init__(layer, target, closed_form)
         self.layers = layer_list(layer, layers)
-        self.gamma = float(gamma)
+        self.gamma = finite("layercam: gamma", gamma, 0, strict=True)
 
     def cam_image(self, a: Tensor, g: Tensor) -> Tensor:
         return (g.clamp_min(0) * a).sum(dim=1).clamp_min(0)

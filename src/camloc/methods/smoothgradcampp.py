@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from camloc.errors import MethodError
+from camloc.methods._checks import seed as seed_check
 from camloc.methods.base import Net
 from camloc.methods.gradcam import GradCAM
 from camloc.methods.gradients import layer_gradients
@@ -35,7 +36,7 @@ class SmoothGradCAMpp(GradCAM):
             raise MethodError(f"smoothgradcampp: n must be an integer in [1, 4096], got {n!r}")
         if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not 0 <= sigma < float("inf"):
             raise MethodError(f"smoothgradcampp: sigma must be a finite number >= 0, got {sigma!r}")
-        self.n, self.sigma, self.seed = n, float(sigma), int(seed)
+        self.n, self.sigma, self.seed = n, float(sigma), seed_check("smoothgradcampp: seed", seed)
 
     def noise(self, x: Tensor) -> Tensor:
         """``(n, *x.shape)`` Gaussian noise, the same for the same seed."""

@@ -58,6 +58,12 @@ class ContrastTarget(Target):
     def reference_classes(self, logits: Tensor, classes: Tensor) -> Tensor:
         """``(B, r)``: the classes each image's score is compared with."""
         if self.compare is not None:
+            from camloc.errors import MethodError
+
+            bad = [c for c in self.compare if not 0 <= c < logits.shape[1]]
+            if bad or not self.compare:
+                raise MethodError(f"contrast target: compare classes {bad or self.compare} are not among the model's "
+                                  f"{logits.shape[1]} classes")
             return torch.tensor(self.compare, device=logits.device).expand(logits.shape[0], -1)
         s = logits.detach()
         dist = (s - s.gather(1, classes.view(-1, 1))).abs()
