@@ -44,3 +44,14 @@ def test_method_option_parsing():
         {"n": 8, "sigma": 0.25, "layers": ["a", "b"], "relu": False, "x": "abc"}
     with pytest.raises(MethodError, match="expected KEY=VALUE"):
         parse_method_options(["n8"])
+
+
+def test_unknown_target_layer_lists_the_closest_names():
+    import torch
+    from torchvision.models import resnet18
+
+    net = resnet18(num_classes=3).eval()
+    with pytest.raises(MethodError, match=r"ResNet: no layer named 'layer5' \(did you mean 'layer4', 'layer3', 'layer2'\?\)"):
+        get_method("xgradcam", layer="layer5")(net, torch.zeros(1, 3, 32, 32), torch.tensor([0]))
+    with pytest.raises(MethodError, match="target layer must be a module or its dotted name, got int"):
+        get_method("hirescam", layer=4)(net, torch.zeros(1, 3, 32, 32), torch.tensor([0]))

@@ -1,4 +1,4 @@
-"""Eigen-CAM (Muhammad & Yeasin, IJCNN 2020): the layer's activations projected on their first
+"""Eigen-CAM ("Eigen-CAM: Class Activation Map using Principal Components", IJCNN 2020): the layer's activations projected on their first
 principal component, no gradient and no class:
 
     X = [A(x, y)]_{cells} - mean (h w x K),  X = U S V^T,  M = ReLU(X v_1)   (reshaped to h x w)

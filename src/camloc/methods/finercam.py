@@ -1,4 +1,4 @@
-"""Finer-CAM (Zhang et al., CVPR 2025, "Spotting the Difference Reveals Finer Details for Visual
+"""Finer-CAM (CVPR 2025, "Spotting the Difference Reveals Finer Details for Visual
 Explanation"): a gradient map of the class's score *against the classes it is most confused
 with*, so the map shows what sets it apart (fine-grained classes, e.g. CUB birds):
 

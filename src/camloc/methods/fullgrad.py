@@ -1,4 +1,4 @@
-"""FullGrad (Srinivas & Fleuret, NeurIPS 2019, "Full-Gradient Representation for Neural Network
+"""FullGrad (NeurIPS 2019, "Full-Gradient Representation for Neural Network
 Visualization"): the input-gradient plus every layer's bias-gradient,
 
     S_c(x) = grad_x S_c . x + sum_l grad_{b_l} S_c . b_l                         (completeness)

@@ -1,7 +1,7 @@
 """Grad-CAM: the target layer's activations weighted by their spatially averaged gradients.
 
 ``alpha_k^c = mean_xy d S_c / d A_k(x, y)``, ``M_c = ReLU(sum_k alpha_k^c A_k)`` at the target
-layer's resolution (Selvaraju et al., ICCV 2017). For a GAP + linear head at the last features,
+layer's resolution ("Grad-CAM: Visual Explanations from Deep Networks via Gradient-based Localization", ICCV 2017). For a GAP + linear head at the last features,
 ``alpha_k^c = w_k^c / (h w)``, so Grad-CAM is ReLU(CAM) / (h w), with no backward pass
 (:mod:`camloc.methods.gradients`).
 

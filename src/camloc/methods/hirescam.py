@@ -1,4 +1,4 @@
-"""HiResCAM (Draelos & Carin, 2020, "Use HiResCAM instead of Grad-CAM for faithful explanations"):
+"""HiResCAM ("Use HiResCAM instead of Grad-CAM for faithful explanations", 2020):
 the gradient multiplies the activations cell by cell instead of being averaged first,
 
     M_c(x, y) = ReLU(sum_k dS_c/dA_k(x, y) A_k(x, y)).

@@ -1,4 +1,4 @@
-"""KPCA-CAM (Karmani et al., 2024): Eigen-CAM with kernel PCA, the first principal component in
+"""KPCA-CAM ("KPCA-CAM: Visual Explainability of Deep Computer Vision Models using Kernel PCA", 2024): Eigen-CAM with kernel PCA, the first principal component in
 a kernel's feature space:
 
     K_ij = k(X_i, X_j),  K~ = centred K (double centring),  K~ u = lambda u,  M = ReLU(sqrt(lambda) u)

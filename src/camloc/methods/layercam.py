@@ -1,4 +1,4 @@
-"""Layer-CAM (Jiang et al., IEEE TIP 2021): each cell's activations weighted by the positive part
+"""Layer-CAM ("LayerCAM: Exploring Hierarchical Class Activation Maps for Localization", IEEE TIP 2021): each cell's activations weighted by the positive part
 of their own gradient,
 
     M_c(x, y) = ReLU(sum_k ReLU(dS_c/dA_k(x, y)) A_k(x, y)),

@@ -1,4 +1,4 @@
-"""LeGrad (Bousselham et al., 2024, "An Explainability Method for Vision Transformers via Feature
+"""LeGrad (arXiv 2024, "LeGrad: An Explainability Method for Vision Transformers via Feature
 Formation Sensitivity"), for class-token vision transformers (timm's ViT/DeiT):
 
     s^l   = head(norm(Z^l))_c          (block l's tokens read by the final norm and head)

@@ -1,4 +1,4 @@
-"""Shapley-CAM (Cai, 2024, "CAMs as Shapley value-based explainers"): Grad-CAM's channel weights
+"""Shapley-CAM ("CAMs as Shapley Value-based Explainers", arXiv 2025): Grad-CAM's channel weights
 from a second-order estimate of each channel's Shapley value,
 
     w_k^c = mean_xy (g - 1/2 H A)_k(x, y),   g = dS_c/dA,  H A = d(g . A)/dA (a Hessian-vector product),

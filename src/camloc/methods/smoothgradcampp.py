@@ -1,5 +1,5 @@
-"""Smooth Grad-CAM++ (Omeiza et al., 2019): Grad-CAM++ with the gradients averaged over ``n``
-noisy copies of the input (SmoothGrad, Smilkov et al. 2017), ``x + N(0, sigma^2)`` on the
+"""Smooth Grad-CAM++ ("Smooth Grad-CAM++", arXiv 2019): Grad-CAM++ with the gradients averaged over ``n``
+noisy copies of the input ("SmoothGrad: removing noise by adding noise", 2017), ``x + N(0, sigma^2)`` on the
 preprocessed input:
 
     D_p = 1/n sum_i (dS_c/dA (x + e_i))^p,   p = 1, 2, 3

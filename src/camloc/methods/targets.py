@@ -43,7 +43,7 @@ class ClassTarget(Target):
 
 class ContrastTarget(Target):
     """``S_c - alpha * mean_{d in D} S_d``, ``D`` the ``references`` classes whose logits are
-    closest to ``S_c`` (or the ``compare`` classes given). Finer-CAM (Zhang et al., CVPR 2025)."""
+    closest to ``S_c`` (or the ``compare`` classes given). Finer-CAM (CVPR 2025)."""
 
     def __init__(self, alpha: float = 0.6, references: int = 3, compare: list[int] | None = None) -> None:
         from camloc.errors import MethodError

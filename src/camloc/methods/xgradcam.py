@@ -1,4 +1,4 @@
-"""XGrad-CAM (Fu et al., BMVC 2020, "Axiom-based Grad-CAM"): channel weights that satisfy the
+"""XGrad-CAM ("Axiom-based Grad-CAM", BMVC 2020): channel weights that satisfy the
 sensitivity and conservation axioms,
 
     alpha_k^c = sum_xy (A_k(x, y) / sum_ab A_k(a, b)) dS_c / dA_k(x, y),   M_c = ReLU(sum_k alpha_k^c A_k)
