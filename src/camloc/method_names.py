@@ -14,7 +14,7 @@ import difflib
 BASE = ("cam", "backprop", "gradcam", "gradcampp")
 GRADIENT = ("xgradcam", "hirescam", "gradcam_elementwise", "layercam", "smoothgradcampp", "shapleycam", "finercam",
             "refinecam", "fullgrad", "legrad")
-PERTURBATION: tuple[str, ...] = ()  # scorecam, sscam, iscam, ablationcam
+PERTURBATION: tuple[str, ...] = ("scorecam", "sscam", "iscam", "ablationcam")
 DECOMPOSITION = ("eigencam", "eigengradcam", "kpcacam")
 BASELINES = ("random", "center")
 NAMES: tuple[str, ...] = BASE + GRADIENT + PERTURBATION + DECOMPOSITION + BASELINES

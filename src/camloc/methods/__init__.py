@@ -14,6 +14,7 @@ from typing import Any
 
 from camloc.errors import MethodError
 from camloc.method_names import close_names
+from camloc.methods.ablationcam import AblationCAM
 from camloc.methods.backprop import Backprop
 from camloc.methods.base import MapMethod
 from camloc.methods.baselines import CenterGaussian, RandomMap
@@ -26,12 +27,15 @@ from camloc.methods.gradcam import GradCAM
 from camloc.methods.gradcam_elementwise import GradCAMElementWise
 from camloc.methods.gradcampp import GradCAMpp
 from camloc.methods.hirescam import HiResCAM
+from camloc.methods.iscam import ISCAM
 from camloc.methods.kpcacam import KPCACAM
 from camloc.methods.layercam import LayerCAM
 from camloc.methods.legrad import LeGrad
 from camloc.methods.refinecam import RefineCAM
+from camloc.methods.scorecam import ScoreCAM
 from camloc.methods.shapleycam import ShapleyCAM
 from camloc.methods.smoothgradcampp import SmoothGradCAMpp
+from camloc.methods.sscam import SSCAM
 from camloc.methods.xgradcam import XGradCAM
 
 # The registry, one tuple of classes; each class's ``name`` is its registry name.
@@ -40,6 +44,7 @@ _CLASSES: tuple[type[MapMethod], ...] = (
     # gradient family
     XGradCAM, HiResCAM, GradCAMElementWise, LayerCAM, SmoothGradCAMpp, ShapleyCAM, FinerCAM, RefineCAM, FullGrad, LeGrad,
     # perturbation family
+    ScoreCAM, SSCAM, ISCAM, AblationCAM,
     # decomposition family
     EigenCAM, EigenGradCAM, KPCACAM,
     # baselines
@@ -78,6 +83,6 @@ def get_method(name: str, **options: Any) -> MapMethod:
         raise MethodError(f"method {name!r}: {' '.join(str(err).split())}") from None
 
 
-__all__ = ["CAM", "METHODS", "Backprop", "CenterGaussian", "EigenCAM", "EigenGradCAM", "FinerCAM", "FullGrad", "GradCAM",
+__all__ = ["AblationCAM", "CAM", "ISCAM", "SSCAM", "ScoreCAM", "METHODS", "Backprop", "CenterGaussian", "EigenCAM", "EigenGradCAM", "FinerCAM", "FullGrad", "GradCAM",
            "GradCAMElementWise", "GradCAMpp", "HiResCAM", "KPCACAM", "LayerCAM", "LeGrad", "MapMethod", "RandomMap",
            "RefineCAM", "ShapleyCAM", "SmoothGradCAMpp", "XGradCAM", "get_method", "method_options"]
