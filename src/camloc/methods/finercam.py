@@ -24,12 +24,14 @@ class FinerCAM(GradCAM):
 
     def __init__(self, layer: str | nn.Module | None = None, alpha: float = 0.6, references: int = 3,
                  compare: list[int] | int | None = None, base: str = "gradcam") -> None:
-        from camloc.methods import get_method
+        from camloc.methods.gradcampp import GradCAMpp
+        from camloc.methods.layercam import LayerCAM
 
         super().__init__(layer, ContrastTarget(alpha, references, compare))
-        if base not in ("gradcam", "gradcampp", "layercam"):
+        bases = {"gradcam": GradCAM, "gradcampp": GradCAMpp, "layercam": LayerCAM}
+        if base not in bases:
             raise MethodError(f"finercam: base must be gradcam, gradcampp or layercam, got {str(base)[:40]!r}")
-        self.base = get_method(base)
+        self.base = bases[base]()
 
     def cam_image(self, a: Tensor, g: Tensor) -> Tensor:
         return self.base.cam_image(a, g)

@@ -6,7 +6,8 @@ multiplied cell by cell and normalized again,
 
 so a cell stays bright only where every layer agrees: deep layers locate, shallow layers sharpen.
 Options: ``layers`` (two or more target layers, required), ``base`` (a registry name of a
-one-layer gradient method; default ``gradcampp``, as both reference implementations use).
+one-layer gradient method: gradcam, gradcampp, xgradcam, hirescam,
+gradcam_elementwise, layercam; default ``gradcampp``, as both reference implementations use).
 """
 
 from __future__ import annotations
@@ -26,15 +27,20 @@ class RefineCAM(MapMethod):
     family = "gradient"
 
     def __init__(self, layers: list | str | None = None, base: str = "gradcampp", target: Target | str | None = None) -> None:
-        from camloc.methods import get_method
         from camloc.methods.gradcam import GradCAM
+        from camloc.methods.gradcam_elementwise import GradCAMElementWise
+        from camloc.methods.gradcampp import GradCAMpp
+        from camloc.methods.hirescam import HiResCAM
+        from camloc.methods.layercam import LayerCAM
+        from camloc.methods.xgradcam import XGradCAM
 
         self.layers = layer_list(None, layers)
         if self.layers is not None and len(self.layers) < 2:
             raise MethodError(f"refinecam: needs two or more layers, got {len(self.layers)}")
-        self.base = get_method(base)
-        if not isinstance(self.base, GradCAM):
-            raise MethodError(f"refinecam: base {base!r} is not a one-layer gradient method")
+        bases = {c.name: c for c in (GradCAM, GradCAMpp, XGradCAM, HiResCAM, GradCAMElementWise, LayerCAM)}
+        if base not in bases:
+            raise MethodError(f"refinecam: base must be one of {', '.join(bases)}, got {str(base)[:40]!r}")
+        self.base = bases[base]()
         self.target = make_target(target)
 
     def maps(self, net: Net, x: Tensor, classes: Tensor) -> Tensor:
