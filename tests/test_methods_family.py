@@ -323,5 +323,9 @@ def test_legrad_on_a_tiny_vit_and_refusal():
     expected = g.clamp_min(0).mean(dim=(1, 2))[:, 1:].view(2, 1, 2, 2)
     torch.testing.assert_close(get_method("legrad", blocks=1)(vit, x, torch.tensor([[1], [3]])), expected)
     assert vit.blocks[-1].attn.fused_attn  # restored
+    # the one-layer methods read the patch-token grid by default on a class-token ViT
+    for name in ("xgradcam", "hirescam", "layercam", "eigencam"):
+        got = get_method(name)(vit, x, torch.tensor([[1], [3]]))
+        assert got.shape == (2, 1, 2, 2) and torch.isfinite(got).all(), name
     with pytest.raises(MethodError, match="not a timm vision transformer"):
         get_method("legrad")(FlatHead().eval(), X, torch.tensor([0]))
