@@ -108,3 +108,13 @@ def test_compare_and_sanity_commands(wsol, tmp_path, monkeypatch, capsys):
     assert "| center | 1.000 | 1.000 | yes |" in capsys.readouterr().out
     assert main(["compare", "--data", str(wsol), "--methods", "scorecamm"]) == 1
     assert "did you mean 'scorecam'" in capsys.readouterr().err
+
+
+def test_compare_refuses_a_split_without_boxes(wsol):
+    from dataclasses import replace
+
+    from camloc.data import open_dataset
+
+    samples = [replace(s, boxes=[]) for s in open_dataset(str(wsol), "test").samples]
+    with pytest.raises(ValueError, match="no boxes or masks"):
+        compare(small_net(), samples, {"center": get_method("center")}, progress=False)

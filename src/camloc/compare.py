@@ -78,6 +78,9 @@ def compare(net: Any, samples: Sequence[Any], methods: dict[str, Any], limit: in
 
     samples = list(samples)[:limit] if limit else list(samples)
     masks = any(s.masks or s.mask for s in samples)
+    if not samples or not (masks or any(s.boxes for s in samples)):
+        raise ValueError("compare: the split has no boxes or masks to score maps against (for WSOL metadata, "
+                         "--split names the folder of metadata files and --image-root the images)")
     scoring = Scoring(box_threshold=0.2, loc_ks=(1,), contours=((True, (30, 50, 70)), (False, (50,))))
     acc = {name: _Acc(Tally(scoring, masks=masks)) for name in methods}
     model = module_of(net)
@@ -145,7 +148,8 @@ def _row(name: str, a: _Acc, method: Any, net: Any, sanity_x: list[torch.Tensor]
         row[f"MaxBoxAccV2@{d}"] = v2[f"MaxBoxAcc@{d}"]
         row[f"MaxBoxAccV2@{d}_se"] = _se_rate(v2[f"MaxBoxAcc@{d}"], n_box)
     row["MaxBoxAccV2_se"] = float(np.mean([row[f"MaxBoxAccV2@{d}_se"] for d in (30, 50, 70)]))
-    loc = a.tally.loc.compute()
+    loc = a.tally.loc.compute() if int(a.tally.loc.state()["count"][0]) else {"top1_loc_error": float("nan"),
+                                                                              "gt_known_loc_acc": float("nan")}
     for key, value in (("top1_loc", 100.0 - loc["top1_loc_error"]), ("gt_known", loc["gt_known_loc_acc"])):
         row[key], row[f"{key}_se"] = float(value), _se_rate(float(value), n_box)
     if a.tally.pxap is not None and int(a.tally.pxap.state()["count"][0]):

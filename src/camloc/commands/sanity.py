@@ -19,6 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="an option of the method(s), e.g. n=8 (repeatable; a method that lacks it refuses)")
     p.add_argument("--data", default=None, help="a dataset root (WSOL metadata, CUB, ILSVRC) to take images from")
     p.add_argument("--split", default="val", help="split of --data (default val)")
+    p.add_argument("--image-root", default=None, help="WSOL metadata only: folder the image ids are relative to")
     p.add_argument("images", nargs="*", help="image files (instead of, or beside, --data)")
     p.add_argument("--limit", type=int, default=8, help="images used (default 8: the first of the split)")
     p.add_argument("--depth", type=int, default=3,
@@ -72,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     if args.data:
         from camloc.data import open_dataset
 
-        paths += [s.path for s in open_dataset(args.data, args.split).samples]
+        paths += [s.path for s in open_dataset(args.data, args.split, image_root=args.image_root).samples]
     paths = paths[: args.limit]
     x = net.preprocess(paths).to(net.device)
     results, failed = [], 0
