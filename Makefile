@@ -15,7 +15,14 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || python3 -m venv .venv
-	$(PIP) -e '.[test]'
+	$(PIP) -e '.[test,peers]'
+	@# One OpenCV: grad-cam and quantus require opencv-python, camloc the headless build of the same
+	@# cv2 package (both install cv2/). Drop the GUI build and reinstall the headless one's files.
+	@if $(PY) -m pip show -q opencv-python >/dev/null 2>&1; then \
+	  $(PY) -m pip uninstall --disable-pip-version-check -y -q opencv-python && \
+	  $(PY) -m pip install --disable-pip-version-check -q --force-reinstall --no-deps \
+	    "opencv-python-headless==$$($(PY) -c 'import importlib.metadata as m; print(m.version("opencv-python-headless"))')"; \
+	fi
 	touch $(STAMP)
 
 $(DOCS_STAMP): $(STAMP)

@@ -92,7 +92,7 @@ def test_a_class_outside_the_topk(client, chelsea):
 def test_gradient_methods(client, chelsea):
     _, data = chelsea
     cam = post(client, data, topk=2).json()
-    for method in ("gradcam", "gradcampp"):
+    for method in ("gradcam", "gradcampp", "ablationcam"):  # ablationcam: the exact pooled-vector path
         out = post(client, data, topk=2, method=method).json()
         assert out["method"] == method
         assert [p["class_index"] for p in out["record"]["predictions"]] == [p["class_index"] for p in cam["record"]["predictions"]]
@@ -121,7 +121,9 @@ def test_models_and_samples(client):
     info = client.get("/api/models").json()
     assert info["model"] == "efficientnet_lite0" and info["num_classes"] == 1000
     assert info["class_names"][285] == "Egyptian cat"
-    assert info["methods"] == ["cam", "gradcam", "gradcampp"]
+    from camloc.method_names import NAMES
+
+    assert info["methods"] == list(NAMES)  # every registered method (CAM: this head is exact)
     assert info["max_upload"] == 20 * 1024 * 1024 and info["box_cap"] == 512
     samples = client.get("/api/samples").json()["samples"]
     assert "chelsea.png" in samples

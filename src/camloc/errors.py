@@ -25,6 +25,11 @@ def one_line(text: object, limit: int | None = None) -> str:
     return " ".join(str(text).split())[:limit]
 
 
+class MethodError(CamlocError):
+    """A map method that cannot run as asked (unknown name or option, a net it cannot explain
+    exactly, a target layer that is not there); ``str(err)`` is one line with the reason."""
+
+
 class ModelError(CamlocError):
     """A model that cannot be loaded; ``str(err)`` is one line.
 

@@ -19,8 +19,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default="val", help="split to evaluate (default val)")
     p.add_argument("--format", default="auto", help="dataset format (default: detect)")
     p.add_argument("--image-root", default=None, help="WSOL metadata only: folder the image ids are relative to")
-    p.add_argument("--method", default="cam", choices=["cam", "backprop", "gradcam", "gradcampp"],
-                   help="map method (default cam)")
+    from camloc.commands._method_args import add_method_arguments
+
+    add_method_arguments(p)
     p.add_argument("--layer", default=None, help="target layer of the gradient methods (dotted module name)")
     add_topk_argument(p, "k of the top-k errors")
     p.add_argument("--threshold", type=float, default=0.2, help="the paper's box threshold (0.2 of the max)")
@@ -51,7 +52,10 @@ def check(args: argparse.Namespace) -> None:
     from camloc.commands._common import check_pipeline_options
     from camloc.defaults import check_map_options
 
+    from camloc.commands._method_args import check_method_arguments
+
     check_map_options(args)
+    check_method_arguments(args, "evaluate")
     if args.faithfulness_steps < 1:
         raise ValueError(f"--faithfulness-steps must be a positive integer, got {args.faithfulness_steps}")
     if args.faithfulness and args.ten_crop:
@@ -71,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     device = local_device(args.device)
     split = open_dataset(args.data, args.split, args.format, image_root=args.image_root, strict=args.strict)
     net = load_net(args.model, args.weights, device, args.method)
-    opts = EvalOptions(method=args.method, layer=args.layer, topk=args.topk, box_threshold=args.threshold,
+    opts = EvalOptions(method=args.method, layer=args.layer, method_options=args.method_options, topk=args.topk, box_threshold=args.threshold,
                        threshold_step=args.threshold_step, iou_thresholds=tuple(args.iou),
                        batch_size=args.batch_size, ten_crop=args.ten_crop, multibox=args.multibox,
                        resize=resize_option(args.resize, net, Resize("squash")),

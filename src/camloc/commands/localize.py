@@ -45,9 +45,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "records say how many failed; torchrun reads a non-zero exit as a crash)")
     add_batch_size_argument(p)
     add_device_argument(p)
-    p.add_argument("--method", default="cam", choices=("cam", "gradcam", "gradcampp", "backprop"),
-                   help="map method: cam (one forward pass, default) or a gradient baseline; gradient "
-                   "methods also run torchvision nets whose head CAM refuses (VGG, MobileNetV3, ...)")
+    from camloc.commands._method_args import add_method_arguments
+
+    add_method_arguments(p)
     add_pipeline_arguments(p, "how images meet the net: aspect:S (the whole image, shorter side S, aspect kept; "
                            "default: the default net's side for the default net, else the net's own side, 224 for a "
                            "224 net), "
@@ -75,9 +75,12 @@ def check(args: argparse.Namespace) -> None:
     from camloc.commands._common import check_pipeline_options
     from camloc.defaults import check_map_options
 
+    from camloc.commands._method_args import check_method_arguments
+
     check_map_options(args)
     check_pipeline_options(args)
     check_out(args)
+    check_method_arguments(args, "localize")
     if args.tta is not None:
         from camloc.pipeline.views import parse_tta
 
@@ -170,7 +173,7 @@ def _localize(args: argparse.Namespace, rank: int, world: int, device: str) -> i
     from camloc.provenance import run_header
 
     net = load_net(args.model, args.weights, device, args.method, args.probe)
-    method = None if args.method == "cam" else get_method(args.method)
+    method = None if args.method == "cam" else get_method(args.method, **args.method_options)
     resize = resize_option(args.resize, net)
     tta = None
     if args.tta is not None:

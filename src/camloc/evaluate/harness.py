@@ -57,7 +57,7 @@ def evaluate(net: CamNet, split: Split, options: EvalOptions | None = None, rank
     if opt.method != "cam":
         from camloc.methods import get_method
 
-        method = get_method(opt.method, layer=opt.layer)
+        method = get_method(opt.method, **{"layer": opt.layer, **opt.method_options})
     ks = (1, opt.topk) if opt.topk != 1 else (1,)
     scoring = Scoring(box_threshold=opt.box_threshold, loc_ks=ks,
                       contours=((True, tuple(opt.iou_thresholds)), (False, (50,))),

@@ -14,6 +14,7 @@ class EvalOptions:
 
     method: str = "cam"
     layer: str | None = None
+    method_options: dict[str, Any] = field(default_factory=dict)  # the method's options (camloc.methods.get_method)
     topk: int = 5
     box_threshold: float = 0.2
     threshold_step: float = 0.01

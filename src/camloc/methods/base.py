@@ -35,7 +35,7 @@ class MapMethod(ABC):
         if classes.dim() == 1:
             classes = classes.unsqueeze(0).expand(x.shape[0], -1)
         if classes.shape[0] != x.shape[0]:
-            raise ValueError(f"{self.name}: classes for {classes.shape[0]} images, got {x.shape[0]} images")
+            raise MethodError(f"{self.name}: classes for {classes.shape[0]} images, got {x.shape[0]} images")
         return self.maps(net, x, classes)
 
     @abstractmethod
@@ -66,10 +66,19 @@ def resolve_layer(net: Net, layer: str | nn.Module | None) -> tuple[nn.Module, s
     model = module_of(net)
     if isinstance(layer, nn.Module):
         return layer, "output"
+    if layer is not None and not isinstance(layer, str):
+        from camloc.errors import MethodError
+
+        raise MethodError(f"target layer must be a module or its dotted name, got {type(layer).__name__} {str(layer)[:40]!r}")
     if isinstance(layer, str):
         modules = dict(model.named_modules())
         if layer not in modules:
-            raise ValueError(f"{type(model).__name__}: no layer named {layer!r}")
+            from camloc.errors import MethodError
+            from camloc.method_names import close_names
+
+            names = [n for n in modules if n]
+            raise MethodError(f"{type(model).__name__}: no layer named {layer[:80]!r}{close_names(layer, names)}"
+                              f" ({len(names)} named modules, e.g. {', '.join(names[-3:])})")
         return modules[layer], "output"
     head = default_head(net)
     if head is not None:
@@ -80,7 +89,7 @@ def resolve_layer(net: Net, layer: str | nn.Module | None) -> tuple[nn.Module, s
     return convs[-1], "output"
 
 
-def scores_and_activations(net: Net, x: Tensor, layer: str | nn.Module | None) -> tuple[Tensor, Tensor]:
+def scores_and_activations(net: Net, x: Tensor, layer: str | nn.Module | None, grad: bool = True) -> tuple[Tensor, Tensor]:
     """One forward with gradients on: ``(logits (B, C), activations A (B, K, h, w))``, the logits
     a function of ``A`` in the graph.
 
@@ -91,18 +100,19 @@ def scores_and_activations(net: Net, x: Tensor, layer: str | nn.Module | None) -
     GMP + linear head, so ``dS/dA`` is the gradient at what the head pools, not at the value
     before a function the network applies again. Without ``post`` or a probe the model's own
     logits are read (the same scores; also right for a stand-in head that only names the layer).
+    ``grad=False`` runs the same forward without a graph (the closed forms need no backward).
     """
     model = module_of(net)
     head = default_head(net) if layer is None else None
     grid = token_grid(model) if layer is None and (head is None or getattr(net, "cam_refused", False)) else None
     if grid is not None:  # a class-token transformer: the patch tokens its last block reads
-        with evaluating(model), torch.enable_grad(), grid.capture(x) as store:
+        with evaluating(model), torch.set_grad_enabled(grad), grid.capture(x) as store:
             out = logits_of(model(x))
         if "value" not in store:
             raise RuntimeError(f"{type(model).__name__}: the last block was not run by the forward pass")
         return out, store["value"]
     target, where = (head.feature_module, head.capture) if head is not None else resolve_layer(net, layer)
-    with evaluating(model), torch.enable_grad(), capture(target, where) as store:
+    with evaluating(model), torch.set_grad_enabled(grad), capture(target, where) as store:
         out = logits_of(model(x))
         if "value" not in store:
             raise RuntimeError(f"{type(model).__name__}: the target layer was not run by the forward pass")

@@ -239,7 +239,8 @@ def make_backend(net: CamNet, backend: str = "auto", gradient: bool = False,
     refused = getattr(net, "cam_refused", False)
     if backend == "onnxruntime":
         if gradient:
-            raise ValueError("the onnxruntime backend runs CAM only; use the torch backend for gradient methods")
+            raise ValueError("the onnxruntime backend runs CAM only; the other map methods need PyTorch: use the torch "
+                             "backend (auto picks it)")
         if refused:
             raise ValueError(f"{net.name}: CAM is refused for this head, so the onnxruntime backend has nothing to run")
         return OnnxBackend(net, cache_dir)

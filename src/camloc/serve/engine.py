@@ -26,7 +26,7 @@ from PIL import Image, UnidentifiedImageError
 from camloc.errors import ServeError
 from camloc.readings import DEFAULT_NORM
 
-METHODS = ("cam", "gradcam", "gradcampp")  # the map methods the page offers
+from camloc.method_names import NAMES as METHODS  # the map methods the page offers: every registered one
 MAX_UPLOAD = 20 * 1024 * 1024  # bytes; a larger request gets 413
 MAX_TOPK = 20
 
@@ -140,7 +140,10 @@ class Engine:
         if name not in self._methods:
             from camloc.methods import get_method
 
-            self._methods[name] = get_method(name)
+            try:
+                self._methods[name] = get_method(name)
+            except ValueError as err:  # e.g. a method that needs an option the page does not send
+                raise ServeError(400, f"field 'method': {' '.join(str(err).split())}") from None
         return self._methods[name]
 
     def localize(self, data: bytes, name: str, opts: Options) -> dict[str, Any]:

@@ -13,7 +13,10 @@ async function init() {
   const info = await (await fetch("/api/models")).json();
   state.info = info;
   $("model").textContent = `${info.model} (${info.num_classes} classes, ${info.backend})`;
-  for (const m of info.methods) $("method").add(new Option({ cam: "CAM", gradcam: "Grad-CAM", gradcampp: "Grad-CAM++" }[m] || m, m));
+  for (const m of info.methods) {
+    $("method").add(new Option(methodLabel(m), m));
+    $("compare").add(new Option(methodLabel(m), m));
+  }
   const list = $("classes");
   info.class_names.forEach((name, i) => { const o = document.createElement("option"); o.value = name; o.label = `${i}`; list.appendChild(o); });
   const samples = (await (await fetch("/api/samples")).json()).samples;
@@ -27,6 +30,57 @@ async function init() {
     $("samples").appendChild(b);
   }
   setStatus("Pick or drop an image.");
+}
+
+function methodLabel(m) {
+  return { cam: "CAM", gradcam: "Grad-CAM", gradcampp: "Grad-CAM++", scorecam: "Score-CAM", sscam: "SS-CAM", iscam: "IS-CAM",
+    ablationcam: "Ablation-CAM", xgradcam: "XGrad-CAM", hirescam: "HiResCAM", layercam: "Layer-CAM", eigencam: "Eigen-CAM" }[m] || m;
+}
+
+// Side by side: the top-1 map of each chosen method for the current photo (one request per method,
+// the same /api/localize the main view uses), each over the photo with its box.
+async function sideBySide() {
+  const chosen = Array.from($("compare").selectedOptions).map((o) => o.value);
+  const side = $("side");
+  side.innerHTML = "";
+  if (!state.file || !chosen.length) { setStatus("Pick an image and one or more methods.", true); return; }
+  for (const m of chosen) {
+    const form = new FormData();
+    form.append("file", state.file, state.file.name);
+    form.append("topk", "1");
+    form.append("threshold", $("threshold").value);
+    form.append("method", m);
+    setStatus(`Side by side: ${m}…`);
+    const fig = document.createElement("figure");
+    fig.dataset.method = m;
+    const cap = document.createElement("figcaption");
+    side.appendChild(fig);
+    let out;
+    try {
+      const resp = await fetch("/api/localize", { method: "POST", body: form });
+      out = await resp.json();
+      if (!resp.ok) { cap.textContent = `${methodLabel(m)}: ${out.error}`; fig.appendChild(cap); continue; }
+    } catch (err) { cap.textContent = `${methodLabel(m)}: ${err}`; fig.appendChild(cap); continue; }
+    const r = out.record, pred = r.predictions[0], map = out.maps[0];
+    const img = state.image || await new Promise((ok) => { const i = new Image(); i.onload = () => ok(i); i.src = URL.createObjectURL(state.file); });
+    const scale = Math.min(1, 320 / r.width), canvas = document.createElement("canvas");
+    canvas.width = Math.round(r.width * scale); canvas.height = Math.round(r.height * scale);
+    const ctx = canvas.getContext("2d");
+    ctx.drawImage(img, 0, 0, canvas.width, canvas.height);
+    ctx.globalAlpha = parseFloat($("opacity").value);
+    ctx.drawImage(heatOf(map, pred.norm || "minmax", r), 0, 0, canvas.width, canvas.height);
+    ctx.globalAlpha = 1;
+    const { box } = camlocBox.boxFromMap(map, r.width, r.height, parseFloat($("threshold").value), pred.norm || "minmax", state.info.box_cap);
+    if (box) {
+      ctx.lineWidth = 2; ctx.strokeStyle = "#00ff44";
+      ctx.strokeRect(box[0] * scale, box[1] * scale, (box[2] - box[0] + 1) * scale, (box[3] - box[1] + 1) * scale);
+    }
+    fig.dataset.box = JSON.stringify(box);
+    cap.textContent = `${methodLabel(m)}: ${pred.label} ${pred.score.toFixed(2)}`;
+    fig.appendChild(canvas); fig.appendChild(cap);
+  }
+  setStatus(`Side by side: ${chosen.length} methods.`);
+  document.body.dataset.side = String(Date.now());
 }
 
 function useFile(file) { state.file = file; $("class").value = ""; request(); }
@@ -95,9 +149,9 @@ function jet(v) {
 
 // The map in colour on a canvas of at most 512 pixels (drawn scaled over the image), made once per map.
 const heats = new WeakMap();
-function heatOf(map, normName) {
+function heatOf(map, normName, record = null) {
   if (heats.has(map)) return heats.get(map);
-  const r = state.result.record, grid = camlocBox.boxGrid(r.width, r.height, Math.min(state.info.box_cap, 512));
+  const r = record || state.result.record, grid = camlocBox.boxGrid(r.width, r.height, Math.min(state.info.box_cap, 512));
   const norm = camlocBox.normalized(map, grid[1], grid[0], normName);
   const heat = document.createElement("canvas");
   heat.width = grid[0]; heat.height = grid[1];
@@ -163,6 +217,7 @@ $("download-png").addEventListener("click", () => $("canvas").toBlob((b) => save
 $("threshold").addEventListener("input", () => { $("threshold-value").textContent = parseFloat($("threshold").value).toFixed(2); draw(); });
 $("opacity").addEventListener("input", () => { $("opacity-value").textContent = parseFloat($("opacity").value).toFixed(2); draw(); });
 $("method").addEventListener("change", () => request($("class").value));
+$("compare-run").addEventListener("click", () => sideBySide());
 $("topk").addEventListener("change", () => request($("class").value));
 $("show-class").addEventListener("click", () => request($("class").value));
 $("class").addEventListener("keydown", (ev) => { if (ev.key === "Enter") request($("class").value); });

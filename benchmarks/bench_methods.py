@@ -1,0 +1,201 @@
+"""Map methods: time per image, camloc against pytorch-grad-cam and TorchCAM in the same process.
+
+    python -m benchmarks methods            # the recorded configuration
+    python -m benchmarks.bench_methods --small   # smaller nets and inputs (a shared 2-core machine)
+    python -m benchmarks.bench_methods --quick   # a smoke run (what the test runs)
+
+For every method a peer shares, the three libraries map the same top-1 classes of the same
+random-weight torchvision net (seeded) at its last block (``layer4``), calls interleaved, the
+median of ``repeats`` runs after a warm-up (:func:`benchmarks.timing.interleaved`). Gradient and
+decomposition methods run at batch ``GRAD_BATCH`` on ResNet-50; the perturbation methods (one
+forward pass per channel and sample) at batch 1 and ``PERT_BATCH`` on ResNet-18 at ``PERT_SIDE``
+pixels, with SS-CAM and IS-CAM at ``n = PERT_N`` samples in every library. Peers get the same
+chunk of masked inputs as camloc's cap gives (their ``batch_size``). Memory: the peak resident
+memory above the start of a call (sampled every 2 ms), camloc at batch 1 and at the larger batch.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+os.environ.setdefault("TQDM_DISABLE", "1")  # the peers' progress bars
+
+import torch  # noqa: E402
+
+from benchmarks.timing import interleaved, load_average, machine_line  # noqa: E402
+
+GRADIENT = {  # camloc name: (pytorch-grad-cam class, TorchCAM class)
+    "gradcam": ("GradCAM", "GradCAM"), "gradcampp": ("GradCAMPlusPlus", "GradCAMpp"),
+    "xgradcam": ("XGradCAM", "XGradCAM"), "hirescam": ("HiResCAM", None),
+    "gradcam_elementwise": ("GradCAMElementWise", None), "layercam": ("LayerCAM", "LayerCAM"),
+    "eigencam": ("EigenCAM", None), "eigengradcam": ("EigenGradCAM", None),
+}
+PERTURBATION = {"scorecam": ("ScoreCAM", "ScoreCAM"), "ablationcam": ("AblationCAM", None),
+                "sscam": (None, "SSCAM"), "iscam": (None, "ISCAM")}
+FULL = {"grad_arch": "resnet50", "grad_side": 224, "grad_batch": 16, "pert_arch": "resnet18", "pert_side": 112,
+        "pert_batches": (1, 4), "pert_n": 2, "repeats": 5, "gradient": tuple(GRADIENT), "perturbation": tuple(PERTURBATION)}
+QUICK = {"grad_arch": "resnet18", "grad_side": 32, "grad_batch": 2, "pert_arch": "resnet18", "pert_side": 32,
+         "pert_batches": (1,), "pert_n": 1, "repeats": 1, "gradient": ("gradcam",), "perturbation": ("ablationcam",)}
+SMALL = {"grad_arch": "resnet18", "grad_side": 112, "grad_batch": 4, "pert_arch": "resnet18", "pert_side": 32,
+         "pert_batches": (1, 2), "pert_n": 1, "repeats": 3, "gradient": tuple(GRADIENT), "perturbation": tuple(PERTURBATION)}
+"""What a shared 2-core machine can run in minutes (``--small``): the same methods, smaller nets and inputs."""
+MAX_MB = 256.0
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def peak_mb(fn: Callable[[], object]) -> float:
+    """Peak resident memory above the start while ``fn`` runs (sampled every 2 ms)."""
+    start, peak, done = _rss_mb(), [0.0], threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss_mb())
+            time.sleep(0.002)
+
+    t = threading.Thread(target=sample, daemon=True)
+    t.start()
+    try:
+        fn()
+    finally:
+        done.set()
+        t.join()
+    return max(0.0, peak[0] - start)
+
+
+def _net(arch: str) -> torch.nn.Module:
+    import torchvision
+
+    torch.manual_seed(0)
+    return getattr(torchvision.models, arch)(num_classes=1000).eval()
+
+
+def _options(name: str, n: int) -> dict[str, Any]:
+    if name in ("sscam", "iscam"):
+        return {"n": n}
+    return {}
+
+
+def _runners(name: str, net: torch.nn.Module, x: torch.Tensor, classes: torch.Tensor, n: int, chunk: int,
+             peers: tuple[str | None, str | None]) -> dict[str, Callable[[], object]]:
+    from camloc.methods import get_method
+
+    out: dict[str, Callable[[], object]] = {}
+    method = get_method(name, **_options(name, n), **({"max_mb": MAX_MB} if name in PERTURBATION else {}))
+    out["camloc"] = lambda: method(net, x, classes[:, None])
+    gc_name, tc_name = peers
+    if gc_name:
+        import pytorch_grad_cam
+        from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+        kwargs = {"batch_size": chunk} if gc_name == "AblationCAM" else {}
+        cam = getattr(pytorch_grad_cam, gc_name)(model=net, target_layers=[net.layer4], **kwargs)
+        if gc_name == "ScoreCAM":
+            cam.batch_size = chunk
+        targets = [ClassifierOutputTarget(int(c)) for c in classes]
+        out["grad-cam"] = lambda: cam(input_tensor=x, targets=targets)
+    if tc_name:
+        import torchcam.methods as tcm
+
+        kwargs = {"batch_size": chunk} if name in PERTURBATION else {}
+        if name in ("sscam", "iscam"):
+            kwargs["num_samples"] = n
+        ext = getattr(tcm, tc_name)(net, target_layer="layer4", input_shape=tuple(x.shape[1:]), **kwargs)
+        idx = [int(c) for c in classes]
+
+        def torchcam_run() -> object:
+            with torch.set_grad_enabled(name not in PERTURBATION):
+                scores = net(x)
+                return ext(class_idx=idx, scores=scores)
+
+        out["torchcam"] = torchcam_run
+    return out
+
+
+def _rows(cfg: dict[str, Any]) -> list[dict[str, Any]]:
+    import warnings
+
+    from camloc.methods.perturbation import chunk_size
+
+    warnings.filterwarnings("ignore")
+    logging_off()
+    rows = []
+    for family, names in (("gradient", cfg["gradient"]), ("perturbation", cfg["perturbation"])):
+        arch = cfg["grad_arch"] if family == "gradient" else cfg["pert_arch"]
+        side = cfg["grad_side"] if family == "gradient" else cfg["pert_side"]
+        batches = (cfg["grad_batch"],) if family == "gradient" else cfg["pert_batches"]
+        net = _net(arch)
+        for b in batches:
+            x = torch.randn(b, 3, side, side, generator=torch.Generator().manual_seed(1))
+            with torch.no_grad():
+                classes = net(x).argmax(1)
+            chunk = chunk_size(net, x[:1], MAX_MB)
+            for name in names:
+                peers = (GRADIENT | PERTURBATION)[name]
+                fns = _runners(name, net, x, classes, cfg["pert_n"], chunk, peers)
+                load = load_average()
+                t = interleaved(fns, repeats=cfg["repeats"], warmup=1)
+                row = {"method": name, "family": family, "net": arch, "side": side, "batch": b, "load": load,
+                       **{f"{k}_ms": 1000 * v.wall / b for k, v in t.items()}}
+                peer = [row[f"{k}_ms"] for k in ("grad-cam", "torchcam") if f"{k}_ms" in row]
+                row["speedup"] = min(peer) / row["camloc_ms"] if peer else None
+                if family == "perturbation":
+                    row["camloc_peak_mb"] = peak_mb(fns["camloc"])
+                rows.append(row)
+                print(row, file=sys.stderr, flush=True)
+    return rows
+
+
+def logging_off() -> None:
+    import logging
+
+    logging.getLogger().setLevel(logging.ERROR)
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    lines = ["| method | net | side | batch | camloc ms/img | grad-cam ms/img | torchcam ms/img | faster peer / camloc | "
+             "camloc peak MB | load |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+
+    def f(v: Any, fmt: str = "{:.1f}") -> str:
+        return "-" if v is None else fmt.format(v)
+
+    for r in rows:
+        lines.append(f"| {r['method']} | {r['net']} | {r['side']} | {r['batch']} | {f(r['camloc_ms'])} | "
+                     f"{f(r.get('grad-cam_ms'))} | {f(r.get('torchcam_ms'))} | {f(r['speedup'], '{:.2f}x')} | "
+                     f"{f(r.get('camloc_peak_mb'), '{:.0f}')} | {r['load']:.1f} |")
+    return "\n".join(lines)
+
+
+def main(quick: bool = False, small: bool = False) -> str:
+    cfg = QUICK if quick else SMALL if small else FULL
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one thread: on a shared, oversubscribed machine two threads spin (10x slower)
+    try:
+        rows = _rows(cfg)
+    finally:
+        torch.set_num_threads(threads)
+    return "\n".join([
+        "## Map methods against pytorch-grad-cam and TorchCAM (time per image, same process)", "",
+        f"`python -m benchmarks.bench_methods{' --quick' if quick else ' --small' if small else ''}`: {machine_line()}; random-weight torchvision "
+        f"nets (seed 0), target `layer4`, top-1 class, median of {cfg['repeats']} interleaved runs after a warm-up. "
+        f"Gradient/decomposition: {cfg['grad_arch']} at {cfg['grad_side']}², batch {cfg['grad_batch']}. Perturbation: "
+        f"{cfg['pert_arch']} at {cfg['pert_side']}², batch {' and '.join(map(str, cfg['pert_batches']))}, SS-CAM/IS-CAM "
+        f"n = {cfg['pert_n']}, chunks under {MAX_MB:.0f} MB (peers get the same chunk). 'faster peer / camloc' > 1 means "
+        "camloc is faster.", "", table(rows), "",
+        f"Load average at the end: {load_average():.1f}.",
+    ])
+
+
+if __name__ == "__main__":
+    print(main(quick="--quick" in sys.argv[1:], small="--small" in sys.argv[1:]))

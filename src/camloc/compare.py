@@ -1,0 +1,235 @@
+"""Many map methods over one split with boxes, scored alike: one table and one figure grid.
+
+Images outer, methods inner: each photo is decoded and preprocessed once (squash to the net's
+input, the protocol's geometry) and every method maps its true class from the same input.
+Every map goes through the one scorer (:func:`camloc.scoring.score` into a
+:class:`~camloc.scoring.Tally`: MaxBoxAccV2 at IoU 30/50/70, top-1 loc and GT-known with the 20 %
+rule, PxAP where the split has masks) and the faithfulness metrics of
+:mod:`camloc.metrics.faithfulness` (deletion / insertion AUC, Average Drop / Increase, pointing
+game), plus the sanity check's rank correlation (:mod:`camloc.sanity`, classifier and top block
+randomised, on the first ``sanity_images`` photos) and the time per image of the map alone.
+
+Each row says how many photos it used: the perturbation methods (hundreds of forward passes per
+photo) run on the first ``subset`` photos. Standard errors are over photos: of the per-photo
+values for the AUCs and the drop, ``sqrt(p (1 - p) / n)`` for the rates.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+PERTURBATION = ("scorecam", "sscam", "iscam", "ablationcam")
+COLUMNS = (("MaxBoxAccV2", "MaxBoxAccV2"), ("IoU30", "MaxBoxAccV2@30"), ("IoU50", "MaxBoxAccV2@50"),
+           ("IoU70", "MaxBoxAccV2@70"), ("top-1 loc", "top1_loc"), ("GT-known", "gt_known"), ("PxAP", "PxAP"),
+           ("deletion", "deletion_auc"), ("insertion", "insertion_auc"), ("avg drop", "average_drop"),
+           ("increase", "increase_in_confidence"), ("pointing", "pointing_game"), ("sanity r", "sanity_r"),
+           ("ms/img", "ms_per_image"))
+LOWER_IS_BETTER = {"deletion_auc", "average_drop", "sanity_r", "ms_per_image"}
+
+
+@dataclass
+class _Acc:
+    """One method's running sums."""
+
+    tally: Any
+    n: int = 0
+    seconds: float = 0.0
+    deletion: list[float] = field(default_factory=list)
+    insertion: list[float] = field(default_factory=list)
+    drop: list[float] = field(default_factory=list)
+    increase: list[float] = field(default_factory=list)
+    pointing: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def _se_rate(p: float, n: int) -> float:
+    return float(np.sqrt(max(p * (100 - p), 0.0) / n)) if n else float("nan")
+
+
+def _mean_se(values: Sequence[float], scale: float = 1.0) -> tuple[float, float]:
+    v = np.asarray(values, np.float64) * scale
+    if not len(v):
+        return float("nan"), float("nan")
+    return float(v.mean()), float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0
+
+
+def compare(net: Any, samples: Sequence[Any], methods: dict[str, Any], limit: int | None = None, subset: int = 100,
+            steps: int = 8, substrate: str = "blur", sanity_images: int = 4, examples: int = 4,
+            progress: bool = True) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Rows (one per method, metrics with their standard errors and image counts) and the figure's
+    data (``images``: the first ``examples`` photos at 224x224; ``maps[name]``: their protocol
+    maps; ``boxes``: their ground truth)."""
+    from tqdm.auto import tqdm
+
+    from camloc.errors import ImageError
+    from camloc.metrics.faithfulness import auc, confidence_change, perturbation_curves, pointing_hit
+    from camloc.metrics.maxboxacc import RESIZE
+    from camloc.methods.base import logits_of, module_of
+    from camloc.models.net import evaluating
+    from camloc.pixels.decode import load_image
+    from camloc.readings import upsample
+    from camloc.scoring import Scoring, Tally, score
+
+    samples = list(samples)[:limit] if limit else list(samples)
+    masks = any(s.masks or s.mask for s in samples)
+    if not samples or not (masks or any(s.boxes for s in samples)):
+        raise ValueError("compare: the split has no boxes or masks to score maps against (for WSOL metadata, "
+                         "--split names the folder of metadata files and --image-root the images)")
+    scoring = Scoring(box_threshold=0.2, loc_ks=(1,), contours=((True, (30, 50, 70)), (False, (50,))))
+    acc = {name: _Acc(Tally(scoring, masks=masks)) for name in methods}
+    model = module_of(net)
+    figure: dict[str, Any] = {"images": [], "boxes": [], "maps": {name: [] for name in methods}}
+    sanity_x: list[torch.Tensor] = []
+
+    def scores(v: torch.Tensor) -> torch.Tensor:
+        with evaluating(model), torch.no_grad():
+            return logits_of(model(v))
+
+    for i, s in enumerate(tqdm(samples, desc="compare", unit="img", disable=not progress)):
+        try:
+            image = load_image(s.path)
+        except ImageError as err:
+            for a in acc.values():
+                a.errors.append(str(err))
+            continue
+        x = net.preprocess([image]).to(net.device if hasattr(net, "device") else "cpu")
+        logits = scores(x)[0]
+        top = logits.topk(min(5, logits.shape[0])).indices.cpu().numpy()
+        if len(sanity_x) < sanity_images:
+            sanity_x.append(x)
+        if i < examples:
+            figure["images"].append(np.asarray(image.convert("RGB").resize((RESIZE, RESIZE))))
+        for name, method in methods.items():
+            a = acc[name]
+            if name in PERTURBATION and i >= subset:
+                continue
+            t0 = time.perf_counter()
+            try:
+                raw = method(net, x, torch.tensor([[s.label]], device=x.device))[0, 0].detach().float().cpu().numpy()
+            except (ValueError, RuntimeError) as err:
+                a.errors.append(f"{s.image_id}: {' '.join(str(err).split())[:200]}")
+                continue
+            a.seconds += time.perf_counter() - t0
+            a.n += 1
+            out = score(s, scoring, raw, image_size=image.size)
+            a.tally.add(s, out, top[:1])
+            if i < examples:
+                figure["maps"][name].append(out.protocol)
+                if name == next(iter(methods)):
+                    figure["boxes"].append(out.gt)
+            if out.gt:
+                a.pointing.append(100.0 * pointing_hit(out.protocol, out.gt))
+            m = torch.from_numpy(np.nan_to_num(upsample(raw, tuple(x.shape[-2:])))).to(x.device)[None]
+            cls = torch.tensor([s.label], device=x.device)
+            dele, ins = perturbation_curves(scores, x, m, cls, steps, substrate)
+            p, pm = confidence_change(scores, x, m, cls)
+            a.deletion.append(float(auc(dele)[0]))
+            a.insertion.append(float(auc(ins)[0]))
+            a.drop.append(float(100 * max(0.0, p[0] - pm[0]) / max(p[0], 1e-12)))
+            a.increase.append(100.0 * float(pm[0] > p[0]))
+    rows = [_row(name, acc[name], methods[name], net, sanity_x) for name in methods]
+    return rows, figure
+
+
+def _row(name: str, a: _Acc, method: Any, net: Any, sanity_x: list[torch.Tensor]) -> dict[str, Any]:
+    row: dict[str, Any] = {"method": name, "num_images": a.n, "errors": a.errors[:5], "num_errors": len(a.errors)}
+    if not a.n:
+        return row
+    v2 = a.tally.boxacc[True].compute()
+    n_box = int(v2["num_images"])
+    row["MaxBoxAccV2"] = v2["MaxBoxAccV2"]
+    for d in (30, 50, 70):
+        row[f"MaxBoxAccV2@{d}"] = v2[f"MaxBoxAcc@{d}"]
+        row[f"MaxBoxAccV2@{d}_se"] = _se_rate(v2[f"MaxBoxAcc@{d}"], n_box)
+    row["MaxBoxAccV2_se"] = float(np.mean([row[f"MaxBoxAccV2@{d}_se"] for d in (30, 50, 70)]))
+    loc = a.tally.loc.compute() if int(a.tally.loc.state()["count"][0]) else {"top1_loc_error": float("nan"),
+                                                                              "gt_known_loc_acc": float("nan")}
+    for key, value in (("top1_loc", 100.0 - loc["top1_loc_error"]), ("gt_known", loc["gt_known_loc_acc"])):
+        row[key], row[f"{key}_se"] = float(value), _se_rate(float(value), n_box)
+    if a.tally.pxap is not None and int(a.tally.pxap.state()["count"][0]):
+        row["PxAP"] = a.tally.pxap.compute()["PxAP"]
+    for key, values, scale in (("deletion_auc", a.deletion, 1.0), ("insertion_auc", a.insertion, 1.0),
+                               ("average_drop", a.drop, 1.0), ("increase_in_confidence", a.increase, 1.0),
+                               ("pointing_game", a.pointing, 1.0)):
+        if values:
+            row[key], row[f"{key}_se"] = _mean_se(values, scale)
+    row["ms_per_image"] = 1000 * a.seconds / a.n
+    if sanity_x:
+        from camloc.sanity import sanity
+
+        try:
+            r = sanity(net, method, torch.cat(sanity_x), depth=2)
+            row["sanity_r"], row["sanity_r_se"] = r.top_block_correlation, r.steps[-1]["se"]
+            row["sanity_images"] = r.num_images
+            row["sanity_flagged"] = r.flagged
+        except (ValueError, RuntimeError) as err:
+            row["sanity_error"] = " ".join(str(err).split())[:200]
+    return row
+
+
+def markdown(rows: Sequence[dict[str, Any]]) -> str:
+    """The table: each value with its standard error over photos, and the images each row used."""
+    head = "| method | images | " + " | ".join(c for c, _ in COLUMNS) + " |"
+    lines = [head, "|---|---:|" + "---:|" * len(COLUMNS)]
+    for r in rows:
+        cells = []
+        for _, key in COLUMNS:
+            v = r.get(key)
+            if v is None or (isinstance(v, float) and np.isnan(v)):
+                cells.append("-")
+                continue
+            fmt = "{:.3f}" if key in ("deletion_auc", "insertion_auc", "sanity_r") else "{:.1f}"
+            se = r.get(f"{key}_se")
+            cells.append(fmt.format(v) + (f" ± {fmt.format(se)}" if se is not None and key != "MaxBoxAccV2" else ""))
+        lines.append(f"| {r['method']} | {r.get('num_images', 0)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def winners(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Per column: the best method, its margin over the runner-up and that margin in standard errors
+    (the larger of the two rows' standard errors)."""
+    out = []
+    for label, key in COLUMNS:
+        have = [r for r in rows if isinstance(r.get(key), (int, float)) and not np.isnan(r[key])
+                and r["method"] not in ("random", "center")]
+        if len(have) < 2:
+            continue
+        best = sorted(have, key=lambda r: r[key], reverse=key not in LOWER_IS_BETTER)
+        a, b = best[0], best[1]
+        margin = abs(a[key] - b[key])
+        se = max(a.get(f"{key}_se") or 0.0, b.get(f"{key}_se") or 0.0)
+        spread = f", {margin / se:.1f} s.e." if se > 0 else ""
+        out.append(f"{label}: {a['method']} ({a[key]:.3g}) over {b['method']} ({b[key]:.3g}) by {margin:.3g}{spread}")
+    return out
+
+
+def figure_grid(figure: dict[str, Any], path: str, side: int = 112) -> None:
+    """Methods (rows) x photos (columns): each map over the photo with its ground-truth box."""
+    import cv2
+
+    from camloc.viz.panels import GT_COLOR, _band, draw_box, heat_overlay, save_png
+
+    images = figure["images"]
+    if not images:
+        return
+    rows = []
+    for name, maps in figure["maps"].items():
+        cells = []
+        for j, img in enumerate(images):
+            if j < len(maps):
+                panel = heat_overlay(img, np.clip(maps[j], 0, 1))
+                for b in figure["boxes"][j] if j < len(figure["boxes"]) else []:
+                    panel = draw_box(panel, b, GT_COLOR)
+            else:
+                panel = np.full_like(img, 255)
+            cells.append(cv2.resize(panel, (side, side), interpolation=cv2.INTER_AREA))
+        label = _band(name, 90)
+        label = np.concatenate([label, np.full((side - label.shape[0], 90, 3), 255, np.uint8)])
+        rows.append(np.concatenate([label, *cells], axis=1))
+    save_png(path, np.concatenate(rows, axis=0))

@@ -1,0 +1,25 @@
+"""The methods benchmark's smoke run (``python -m benchmarks.bench_methods --quick``): camloc and
+the peers map the same classes in one process and the table reports each."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def test_bench_methods_quick():
+    pytest.importorskip("pytorch_grad_cam")
+    pytest.importorskip("torchcam")
+    from benchmarks import bench_methods
+
+    text = bench_methods.main(quick=True)
+    rows = [line for line in text.splitlines() if line.startswith("| gradcam |") or line.startswith("| ablationcam |")]
+    assert len(rows) == 2
+    gradcam = [c.strip() for c in rows[0].split("|")]
+    assert all(float(gradcam[i]) > 0 for i in (5, 6, 7))  # camloc, grad-cam, torchcam ms per image
+    ablation = [c.strip() for c in rows[1].split("|")]
+    assert ablation[7] == "-" and float(ablation[6]) > 0 and ablation[8].endswith("x")  # no TorchCAM Ablation-CAM

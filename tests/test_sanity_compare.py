@@ -1,0 +1,120 @@
+"""The randomisation sanity check (camloc.sanity, camloc sanity) and the comparison harness
+(camloc.compare, camloc compare) on tiny nets and a WSOL fixture."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from camloc.cli import main
+from camloc.compare import compare, markdown, winners
+from camloc.methods import get_method
+from camloc.models.net import CamNet, Preprocessing
+from camloc.sanity import blocks, randomize, sanity, spearman
+
+
+def small_net(classes: int = 3) -> CamNet:
+    torch.manual_seed(0)
+    return CamNet(torchvision.models.resnet18(num_classes=classes).eval(), "resnet18-random", [f"c{i}" for i in range(classes)],
+                  Preprocessing(shape=(64, 64)))
+
+
+def test_blocks_top_down_and_randomize_is_seeded():
+    net = torchvision.models.resnet18(num_classes=3)
+    names = [n for n, _ in blocks(net)]
+    assert names[:4] == ["fc", "layer4.1", "layer4.0", "layer3.1"]
+    assert names[-2:] == ["bn1", "conv1"]
+    a, b = torchvision.models.resnet18(num_classes=3), torchvision.models.resnet18(num_classes=3)
+    randomize(a.fc, 7)
+    randomize(b.fc, 7)
+    assert torch.equal(a.fc.weight, b.fc.weight)
+    before = a.layer4[1].bn2.running_mean.clone().fill_(3.0)
+    a.layer4[1].bn2.running_mean.copy_(before)
+    randomize(a.layer4, 1)
+    assert torch.all(a.layer4[1].bn2.running_mean == 0)
+
+
+def test_spearman_values():
+    a = np.arange(12.0).reshape(3, 4)
+    assert spearman(a, a ** 3) == pytest.approx(1.0)
+    assert spearman(a, -a) == pytest.approx(-1.0)
+    assert spearman(a, np.ones_like(a)) == 0.0  # a constant map has no ranks
+
+
+def test_sanity_flags_a_map_that_ignores_the_weights_and_passes_cam():
+    net = small_net()
+    x = torch.randn(3, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    center = sanity(net, get_method("center"), x, depth=2)
+    assert center.flagged and center.steps[0]["mean"] == pytest.approx(1.0)
+    cam = sanity(net, get_method("cam"), x, depth=2)
+    assert [s["block"] for s in cam.steps] == ["fc", "layer4.1"]
+    assert not cam.flagged and cam.top_block_correlation < 0.5
+    # the original net is untouched
+    assert torch.equal(get_method("cam")(net, x, torch.tensor([0])), get_method("cam")(net, x, torch.tensor([0])))
+    assert "FLAGGED" in center.markdown() and "passes" in cam.markdown()
+
+
+@pytest.fixture(scope="module")
+def wsol(tmp_path_factory):
+    from camloc.testing.formats import write_wsol_fixture
+
+    root = tmp_path_factory.mktemp("wsol")
+    write_wsol_fixture(root, "test", num_classes=3, per_class=2)
+    return root
+
+
+def test_compare_rows_counts_and_table(wsol):
+    from camloc.data import open_dataset
+
+    net = small_net()
+    split = open_dataset(str(wsol), "test")
+    methods = {n: get_method(n) for n in ("cam", "gradcam", "center", "ablationcam")}
+    rows, figure = compare(net, split.samples, methods, subset=2, steps=4, sanity_images=2, examples=2, progress=False)
+    by = {r["method"]: r for r in rows}
+    assert by["cam"]["num_images"] == 6 and by["ablationcam"]["num_images"] == 2  # the stated subset
+    for r in rows:
+        assert 0 <= r["MaxBoxAccV2@50"] <= 100 and 0 <= r["deletion_auc"] <= 1 and r["ms_per_image"] > 0
+        assert r["MaxBoxAccV2@30"] >= r["MaxBoxAccV2@50"] >= r["MaxBoxAccV2@70"]
+    # Grad-CAM at the GAP + linear feature layer is ReLU(CAM) / (h w): the same boxes (min-max of a
+    # positive part differs from the CAM's only where the CAM is negative), and the same pointing game
+    assert by["gradcam"]["pointing_game"] == by["cam"]["pointing_game"]
+    assert by["center"]["sanity_flagged"] and not by["cam"]["sanity_flagged"]
+    table = markdown(rows)
+    assert table.count("\n") == 2 + len(rows) and "| ablationcam | 2 |" in table
+    assert all(" over " in w for w in winners(rows))
+    assert len(figure["images"]) == 2 and len(figure["maps"]["ablationcam"]) == 2
+
+
+def test_compare_and_sanity_commands(wsol, tmp_path, monkeypatch, capsys):
+    import camloc.commands._common as common
+
+    monkeypatch.setattr(common, "load_net", lambda *a, **k: small_net())
+    out = tmp_path / "cmp"
+    rc = main(["compare", "--data", str(wsol), "--split", "test", "--methods", "cam,center,ablationcam", "--subset", "1",
+               "--steps", "2", "--sanity-images", "1", "--examples", "2", "--out", str(out)])
+    assert rc == 0
+    data = json.loads((out / "compare.json").read_text())
+    assert [r["method"] for r in data["rows"]] == ["cam", "center", "ablationcam"]
+    assert data["rows"][2]["num_images"] == 1 and data["rows"][0]["num_images"] == 6
+    assert (out / "compare.png").stat().st_size > 0 and "| ablationcam | 1 |" in (out / "compare.md").read_text()
+    rc = main(["sanity", "--data", str(wsol), "--split", "test", "--method", "center", "--limit", "2", "--depth", "1",
+               "--out", str(tmp_path / "s")])
+    assert rc == 0
+    assert "| center | 1.000 | 1.000 | yes |" in capsys.readouterr().out
+    assert main(["compare", "--data", str(wsol), "--methods", "scorecamm"]) == 1
+    assert "did you mean 'scorecam'" in capsys.readouterr().err
+
+
+def test_compare_refuses_a_split_without_boxes(wsol):
+    from dataclasses import replace
+
+    from camloc.data import open_dataset
+
+    samples = [replace(s, boxes=[]) for s in open_dataset(str(wsol), "test").samples]
+    with pytest.raises(ValueError, match="no boxes or masks"):
+        compare(small_net(), samples, {"center": get_method("center")}, progress=False)
