@@ -109,15 +109,18 @@ def table(rows: list[dict]) -> list[str]:
     return lines
 
 
-def main(quick: bool = False) -> str:
+def main(quick: bool | None = None) -> str:
     from benchmarks.timing import machine_line
+    from benchmarks.timing import quick as quick_run
+
+    quick = quick_run() if quick is None else quick
 
     if not DATA.is_dir():
         return "## Calibrated scores\n\nskipped: ../shared/data/imagenet-samples is not there."
     items = samples()
     if quick:
         rows = measure([("efficientnet_lite0", "aspect:224")], items[:40])
-        return "\n".join(table(rows))
+        return "\n".join(["## Calibrated scores (quick run: 40 photos, figures meaningless)", "", *table(rows)])
     rows = measure(CONFIGS, items, progress=None)
     from camloc.io import atomic_write_text
 

@@ -177,7 +177,10 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def main(quick: bool = False, small: bool = False) -> str:
+def main(quick: bool | None = None, small: bool = False) -> str:
+    from benchmarks.timing import quick as quick_run
+
+    quick = quick_run() if quick is None else quick
     cfg = QUICK if quick else SMALL if small else FULL
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one thread: on a shared, oversubscribed machine two threads spin (10x slower)

@@ -53,7 +53,7 @@ def test_camloc_error_classes_share_one_base():
 
     classes = (errors.DataError, errors.ImageError, errors.HeadError, errors.ModelError, errors.ProbeError,
                errors.ConfigError, errors.IdxError, errors.TextlocError, errors.CalibrationError, errors.ServeError,
-               errors.MissingExtraError, OutputError)
+               errors.MissingExtraError, errors.MethodError, OutputError)
     for cls in classes:
         assert issubclass(cls, CamlocError) and issubclass(cls, ValueError)  # old `except ValueError` still works
     assert issubclass(OutputError, OSError)  # a failed write, as before
