@@ -32,11 +32,17 @@ def test_quick_mode_shrinks_the_work(monkeypatch):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", names())
 def test_benchmark_runs_quick(name, monkeypatch):
+    import torch
+
     monkeypatch.setenv(QUICK_ENV, "1")
+    threads = torch.get_num_threads()  # a benchmark may pin one thread; later tests compare exact numbers
     doc = ROOT / "BENCHMARKS.md"
     before = doc.read_bytes()
     docs_before = {p: p.stat().st_mtime_ns for p in (ROOT / "docs").glob("*.png")}
-    section = importlib.import_module(f"benchmarks.bench_{name}").main()
+    try:
+        section = importlib.import_module(f"benchmarks.bench_{name}").main()
+    finally:
+        torch.set_num_threads(threads)
     assert isinstance(section, str) and section.startswith("## "), section[:200]
     assert "|" in section or "skipped" in section  # a table, or a one-line reason why not
     assert doc.read_bytes() == before  # a quick run documents nothing

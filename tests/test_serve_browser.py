@@ -207,8 +207,11 @@ def test_page_file_input_method_picker_and_errors(browser, server, tmp_path, pho
 
     browser.get(server + "/")
     WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#method option"))
+    from camloc.method_names import NAMES
+
     assert [o.get_attribute("value") for o in Select(browser.find_element(By.ID, "method")).options] == \
-        ["cam", "gradcam", "gradcampp"]
+        list(NAMES)  # every registered map method
+    assert len(NAMES) == 23
     browser.find_element(By.ID, "file").send_keys(os.path.join(photo_dir, "coffee.png"))
     _wait_new(browser, "")
     assert _shown(browser)[1] == "espresso"
