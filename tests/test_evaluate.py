@@ -17,38 +17,10 @@ from torch import nn
 import camloc
 from camloc.cli import main
 from camloc.testing import write_wsol_fixture
+from camloc.testing.nets import ColourNet, colour_net  # identity colour detectors: each class's map is its objects
 from camloc.evaluate import EvalOptions, evaluate
 from camloc.scoring import protocol_map
-from camloc.models.heads import Head
 from camloc.models.net import Preprocessing
-
-
-class ColourNet(nn.Module):
-    """Features ``f_c = ReLU(x_c - 0.5)`` on the normalized colour channel c (red, green, blue):
-    each fixture class paints its objects in one strong colour on a dark background, so the map
-    of class c is its objects and nothing else; identity classifier, no bias."""
-
-    def __init__(self, pooling: str = "avg") -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(3, 3, 1)
-        self.pool = nn.AdaptiveAvgPool2d(1) if pooling == "avg" else nn.AdaptiveMaxPool2d(1)
-        self.fc = nn.Linear(3, 3)
-        self.pooling = pooling
-        with torch.no_grad():
-            self.conv.weight.copy_(torch.eye(3).view(3, 3, 1, 1))
-            self.conv.bias.fill_(-0.5)
-            self.fc.weight.copy_(torch.eye(3))
-            self.fc.bias.zero_()
-
-    def forward(self, x):
-        return self.fc(torch.flatten(self.pool(torch.relu(self.conv(x))), 1))
-
-    def camloc_head(self) -> Head:
-        return Head(self.pool, self.fc, "input", pooling=self.pooling)
-
-
-def colour_net(pooling: str = "avg"):
-    return camloc.load_model(ColourNet(pooling).eval(), preprocessing=Preprocessing(shape=(64, 64)))
 
 
 @pytest.fixture(scope="module")

@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from camloc.boxes import BOX_CAP, box_grid, paper_boxes
+from camloc.boxes import BOX_CAP, paper_boxes
 from camloc.models.net import CamNet
 from camloc.pixels.geometry import Resize
-from camloc.readings import DEFAULT_NORM, check_norm, map_status, normalize_map, upsample
+from camloc.readings import DEFAULT_NORM, check_norm, normalize_map, upsample
 from camloc.scores import softmax
 
 ImageInput = str | os.PathLike | Image.Image | np.ndarray
