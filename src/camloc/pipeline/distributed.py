@@ -3,6 +3,7 @@ GPUs), and the device it should use."""
 
 from __future__ import annotations
 
+import atexit
 import os
 
 
@@ -17,7 +18,17 @@ def init_distributed() -> tuple[int, int]:
 
     if not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        # Leave the group before the interpreter ends: a group left joined keeps the backend's
+        # threads alive at exit, and the C++ runtime then aborts the process (SIGABRT).
+        atexit.register(_leave)
     return dist.get_rank(), dist.get_world_size()
+
+
+def _leave() -> None:
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def local_device(requested: str | None = None) -> str:
