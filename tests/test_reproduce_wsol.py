@@ -24,12 +24,13 @@ def test_quick_reproduction_reports_six_methods_and_the_fewshot_baseline(tmp_pat
         v2 = [s[f"MaxBoxAccV2@{d}"][0] for d in (30, 50, 70)]
         assert v2[0] >= v2[1] >= v2[2] and s["MaxBoxAccV2"][0] == pytest.approx(sum(v2) / 3)
         assert 0 <= s["gt_known"][0] <= 100 and 0 <= s["cls_error"][0] <= 100
+        assert 0 < s["PxAP"][0] <= 100  # the benchmark has masks
         assert r["beats_cam"] is None  # one seed: no spread, no verdict
         trials = json.loads((tmp_path / "clean" / method / "search" / "trials.json").read_text())
         assert len(trials) == 1 and trials[0]["user_attrs"]["run_dir"].endswith("trials/0000")
     assert 0 <= res["fewshot"]["BoxAcc@50"][0] <= 100
     text = (tmp_path / "report.md").read_text()
-    assert "| spg |" in text and "few-shot box regressor" in text and "n/a (1 seed)" in text
+    assert "| spg |" in text and "few-shot box regressor" in text and "n/a (1 seed)" in text and "| PxAP |" in text
     # done work is kept: a second call runs nothing new and reports the same figures
     first = res["methods"]["has"]["summary"]
     assert main(["--out", str(tmp_path), "--quick", "--methods", "cam,has"]) == 0

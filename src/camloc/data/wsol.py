@@ -9,6 +9,10 @@ One folder per split holds plain comma-separated text files, one record per line
                      or <image_id>,<mask>,<ignore>      mask datasets; one line per mask,
                                                         the ignore path on the first line only
     class_names.txt     <name>                          optional camloc extension, line i = class i
+    masks.txt           <image_id>,<mask>,<ignore>      optional camloc extension: the masks of a BOX
+                                                        dataset (the mask lines of localization.txt,
+                                                        which holds the boxes), so that one split
+                                                        carries both (the Fashion-MNIST benchmark)
 
 ``image_id`` is a path relative to the image root, e.g.
 ``001.Black_footed_Albatross/Black_Footed_Albatross_0046_18.jpg`` or
@@ -68,7 +72,7 @@ def read_wsol(
     meta = os.fspath(metadata_dir)
     root = os.fspath(image_root) if image_root is not None else meta
     masks_at = os.fspath(mask_root) if mask_root is not None else root
-    files = {name: os.path.join(meta, name) for name in (*WSOL_FILES, "class_names.txt")}
+    files = {name: os.path.join(meta, name) for name in (*WSOL_FILES, "class_names.txt", "masks.txt")}
     problems = Problems(strict)
 
     ids, where_id = _read_ids(files["image_ids.txt"], problems)
@@ -110,8 +114,18 @@ def read_wsol(
                 problems.image(image_id, f"{where(path, line)}: second, different size for {image_id!r}")
 
     boxes: dict[str, list[list[int]]] | None = None
-    masks: dict[str, list[str]] | None = None
+    mask_lines: dict[str, list[str]] = {}
+    mask_file: str | None = None  # the file the masks come from
     ignores: dict[str, str] = {}
+
+    def add_mask(path: str, line: int, fields: list[str]) -> None:
+        image_id, mask, ignore = fields
+        if not mask.strip():
+            problems.image(image_id, f"{where(path, line)}: empty mask path")
+        mask_lines.setdefault(image_id, []).append(mask)
+        if ignore and ignores.setdefault(image_id, ignore) != ignore:
+            problems.image(image_id, f"{where(path, line)}: second, different ignore path")
+
     path = files["localization.txt"]
     rows = read_rows(path, (3, 5)) if os.path.exists(path) else []
     if rows:  # an empty localization.txt means "no localization", as a missing one does
@@ -119,7 +133,7 @@ def read_wsol(
         if kind == 5:
             boxes = {}
         else:
-            masks = {}
+            mask_file = "localization.txt"
         for line, fields in rows:
             if len(fields) != kind:
                 raise DataError(f"{where(path, line)}: expected {kind} fields like line {rows[0][0]}, got {len(fields)}")
@@ -132,16 +146,18 @@ def read_wsol(
                 if why:
                     problems.image(image_id, f"{where(path, line)}: {why}")
                 boxes.setdefault(image_id, []).append(box)
-            else:
-                if unknown(path, line, image_id):
-                    continue
-                mask, ignore = fields[1], fields[2]
-                if not mask.strip():
-                    problems.image(image_id, f"{where(path, line)}: empty mask path")
-                masks.setdefault(image_id, []).append(mask)
-                if ignore:
-                    if ignores.setdefault(image_id, ignore) != ignore:
-                        problems.image(image_id, f"{where(path, line)}: second, different ignore path")
+            elif not unknown(path, line, image_id):
+                add_mask(path, line, fields)
+    path = files["masks.txt"]
+    extra = read_rows(path, 3) if os.path.exists(path) else []
+    if extra:
+        if mask_file is not None:
+            raise DataError(f"{path}: localization.txt already holds masks; masks.txt is for box datasets")
+        mask_file = "masks.txt"
+        for line, fields in extra:
+            if not unknown(path, line, fields[0]):
+                add_mask(path, line, fields)
+    masks = mask_lines if mask_file is not None else None
 
     classes = names
     if classes is None:
@@ -151,7 +167,7 @@ def read_wsol(
     samples = []
     for image_id in ids:
         for name, table in (("class_labels.txt", labels), ("image_sizes.txt", sizes),
-                            ("localization.txt", boxes if boxes is not None else masks)):
+                            ("localization.txt", boxes), (mask_file or "masks.txt", masks)):
             if table is not None and image_id not in table:
                 problems.image(image_id, f"{files[name]}: no line for image id {image_id!r} "
                                          f"(image_ids.txt:{where_id[image_id]})")
@@ -218,7 +234,8 @@ def write_wsol(
 
     Writes ``image_ids.txt``, ``class_labels.txt``, ``class_names.txt``, ``image_sizes.txt``
     (when every sample has a size) and ``localization.txt`` (boxes when the samples have
-    boxes, mask lines when they have masks). Mask paths are written relative to
+    boxes, mask lines when they have masks; samples with both get their boxes there and their
+    mask lines in ``masks.txt``). Mask paths are written relative to
     ``mask_root``; by default to each sample's image root (``Sample.path`` minus the trailing
     ``image_id``), so that ``read_wsol(dir, image_root)`` reads back the same samples.
 
@@ -234,6 +251,7 @@ def write_wsol(
     labels: list[str] = []
     sizes: list[str] = []
     loc: list[str] = []
+    mask_loc: list[str] = []
     have_sizes = [s.size is not None for s in split.samples]
     have_masks = [bool(s.masks or s.mask) for s in split.samples]
     have_boxes = [bool(s.boxes) for s in split.samples]
@@ -260,8 +278,8 @@ def write_wsol(
             base = os.fspath(mask_root) if mask_root is not None else _image_root(s, meta)
             for j, m in enumerate(all_masks):
                 ignore = _relative(s.ignore, base) if (j == 0 and s.ignore) else ""
-                loc.append(f"{s.image_id},{_relative(m, base)},{ignore}")
-        elif any(have_boxes):
+                mask_loc.append(f"{s.image_id},{_relative(m, base)},{ignore}")
+        if any(have_boxes):
             if not s.boxes:
                 raise DataError(f"{at}: no box while other samples have boxes")
             for box in s.boxes:
@@ -278,7 +296,9 @@ def write_wsol(
         "class_names.txt": split.classes,
         "class_labels.txt": labels,
         "image_sizes.txt": sizes if all(have_sizes) else None,
-        "localization.txt": loc if loc else None,
+        # boxes and masks: the boxes in localization.txt, the masks in masks.txt (camloc's extension)
+        "localization.txt": (loc or mask_loc) or None,
+        "masks.txt": mask_loc if (loc and mask_loc) else None,
         "image_ids.txt": ids,
     }
     written = []

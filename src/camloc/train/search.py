@@ -38,7 +38,7 @@ from camloc.train.wsol.spec import METHODS, suggest
 VAL_PER_CLASS = 5  # the benchmark's full-supervision validation size for CUB (ImageNet: 10, OpenImages: 25)
 SCORE = "MaxBoxAccV2"
 REPORTED = ("MaxBoxAccV2", "MaxBoxAccV2@30", "MaxBoxAccV2@50", "MaxBoxAccV2@70", "top1_loc_error", "gt_known_loc_acc",
-            "top1_cls_error", "num_images")
+            "top1_cls_error", "PxAP", "num_images")  # PxAP: only on a split with masks
 
 
 class Diverged(RuntimeError):
@@ -103,7 +103,8 @@ def box_subset(split: Split, k: int, where: str) -> Split:
 
 
 def evaluate_run(checkpoint: str | os.PathLike, split: Split) -> tuple[dict[str, Any], dict[str, list[float]]]:
-    """The CAM metrics of a run's checkpoint on ``split`` (the evaluator every figure uses)."""
+    """The CAM metrics of a run's checkpoint on ``split`` (the evaluator every figure uses); PxAP
+    among them when the split's samples carry masks."""
     from camloc.evaluate import EvalOptions, evaluate
     from camloc.models import load_model
 

@@ -1,0 +1,62 @@
+"""``reproduce_wsol --rescore``: a quick run made without masks (as an earlier camloc made it)
+gains PxAP from its checkpoints without retraining, equal to what a direct evaluation gives."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+import pytest
+
+from camloc.data.fashion_mnist import FASHION_DIR
+
+
+@pytest.mark.skipif(not os.path.exists(os.path.join(FASHION_DIR, "t10k-images-idx3-ubyte.gz")),
+                    reason="Debian's dataset-fashion-mnist is not installed")
+def test_rescore_adds_pxap_to_a_finished_quick_run(tmp_path, monkeypatch, capsys):
+    import camloc.experiments.fashion_loc as fashion_loc
+    from camloc.data.wsol import read_wsol
+    from camloc.experiments.reproduce_wsol import QUICK, main
+    from camloc.train.search import evaluate_run
+
+    # The run as an earlier camloc made it: a benchmark without masks, test.json without PxAP.
+    data = tmp_path / "data" / "clean"
+    fashion_loc.write_benchmark(data, "clean", {"train": QUICK.train, "val": QUICK.val, "test": QUICK.test}, seed=0,
+                                progress=False, masks=False)
+    with monkeypatch.context() as m:
+        m.setattr(fashion_loc, "has_masks", lambda folder: True)  # the earlier camloc never added masks
+        assert main(["--out", str(tmp_path), "--quick", "--methods", "cam"]) == 0
+    seed0 = tmp_path / "clean" / "cam" / "seed0"
+    before = json.loads((seed0 / "test.json").read_text())["metrics"]
+    assert "PxAP" not in before and "PxAP" not in (tmp_path / "report.md").read_text()
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert "PxAP" not in report["results"]["clean"]["methods"]["cam"]["summary"]
+
+    def digest(path):
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
+    kept = {p: digest(p) for p in tmp_path.rglob("*.pt")}
+    assert "training fashion_gap" in capsys.readouterr().err  # what a training run says
+    assert main(["--out", str(tmp_path), "--rescore"]) == 0
+    assert "training fashion_gap" not in capsys.readouterr().err  # nothing retrained
+    assert {p: digest(p) for p in tmp_path.rglob("*.pt")} == kept  # checkpoints untouched, none added
+
+    after = json.loads((seed0 / "test.json").read_text())["metrics"]
+    assert {k: v for k, v in after.items() if k != "PxAP"} == before  # the other figures are kept
+    direct, _ = evaluate_run(seed0 / "last.pt", read_wsol(data / "test"))
+    assert after["PxAP"] == direct["PxAP"] and 0 < direct["PxAP"] <= 100
+    assert direct["MaxBoxAccV2"] == before["MaxBoxAccV2"]  # the checkpoint tested is the one rescored
+    again = json.loads((tmp_path / "report.json").read_text())
+    cam = again["results"]["clean"]["methods"]["cam"]
+    assert cam["summary"]["PxAP"] == [direct["PxAP"], 0.0]
+    assert cam["summary"]["MaxBoxAccV2"] == report["results"]["clean"]["methods"]["cam"]["summary"]["MaxBoxAccV2"]
+    assert again["plan"] == report["plan"] and again["minutes"] == report["minutes"]
+    assert cam["minutes"] == report["results"]["clean"]["methods"]["cam"]["minutes"]
+    text = (tmp_path / "report.md").read_text()
+    assert "| PxAP |" in text and f"| {direct['PxAP']:.1f} ± 0.0 |" in text
+    # a second rescore finds nothing missing and reports the same
+    assert main(["--out", str(tmp_path), "--rescore"]) == 0
+    assert json.loads((tmp_path / "report.json").read_text())["results"] == again["results"]
+    assert main(["--out", str(tmp_path / "nothing"), "--rescore"]) == 1
+    assert "no benchmark under data/ to rescore" in capsys.readouterr().err
