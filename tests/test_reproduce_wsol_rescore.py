@@ -53,6 +53,16 @@ def test_rescore_adds_pxap_to_a_finished_quick_run(tmp_path, monkeypatch, capsys
     assert cam["summary"]["MaxBoxAccV2"] == report["results"]["clean"]["methods"]["cam"]["summary"]["MaxBoxAccV2"]
     assert again["plan"] == report["plan"] and again["minutes"] == report["minutes"]
     assert cam["minutes"] == report["results"]["clean"]["methods"]["cam"]["minutes"]
+    # the report's floor: the PxAP of a constant map on the test masks
+    import numpy as np
+
+    from camloc.metrics.pxap import PxAPEvaluator, ground_truth
+
+    ev = PxAPEvaluator()
+    gts = [ground_truth(s.masks, s.ignore) for s in read_wsol(data / "test").samples]
+    ev.accumulate([np.full((224, 224), 0.5, np.float32)] * len(gts), gts)
+    assert again["results"]["clean"]["pxap_constant_map"] == pytest.approx(ev.compute()["PxAP"])
+    assert report["results"]["clean"]["pxap_constant_map"] is None  # the run without masks had none
     text = (tmp_path / "report.md").read_text()
     assert "| PxAP |" in text and f"| {direct['PxAP']:.1f} ± 0.0 |" in text
     # a second rescore finds nothing missing and reports the same
@@ -60,3 +70,24 @@ def test_rescore_adds_pxap_to_a_finished_quick_run(tmp_path, monkeypatch, capsys
     assert json.loads((tmp_path / "report.json").read_text())["results"] == again["results"]
     assert main(["--out", str(tmp_path / "nothing"), "--rescore"]) == 1
     assert "no benchmark under data/ to rescore" in capsys.readouterr().err
+
+
+def test_rescore_refuses_a_benchmark_that_is_not_the_regenerated_one(tmp_path, capsys):
+    import cv2
+
+    from camloc.data.wsol import read_wsol
+    from camloc.experiments.fashion_loc import has_masks, write_benchmark
+    from camloc.experiments.reproduce_wsol import main
+    from test_fashion_loc_masks import _fake_source
+
+    src = _fake_source(tmp_path / "src")
+    data = tmp_path / "out" / "data" / "clean"
+    write_benchmark(data, "clean", {"train": 4, "val": 2, "test": 3}, seed=0, root=src, progress=False, masks=False)
+    path = read_wsol(data / "val").samples[0].path
+    image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    cv2.imwrite(path, 255 - image)
+    assert main(["--out", str(tmp_path / "out"), "--rescore"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == f"reproduce-wsol: error: {path}: differs from the regenerated image (regenerated with seed 0, " \
+                      "regime 'clean'; no mask written)"
+    assert not has_masks(data) and not any(data.rglob("masks.txt"))
