@@ -242,9 +242,10 @@ def rescore_regime(regime: str, out: Path, log: Any, before: dict[str, Any] | No
     return result
 
 
-def rescore(out: Path, plan: Plan, log: Any) -> tuple[Plan, dict[str, Any], float]:
+def rescore(out: Path, plan: Plan, log: Any) -> tuple[Plan, dict[str, Any], float | None]:
     """Every regime with a benchmark under ``out/data`` rescored (:func:`rescore_regime`); the plan
-    and minutes are the earlier report's when ``out/report.json`` exists, else ``plan`` and 0."""
+    and minutes are the earlier report's when ``out/report.json`` exists, else ``plan`` (the flags
+    given: the run's own) and ``None`` (not recorded)."""
     earlier: dict[str, Any] = {}
     if (out / "report.json").is_file():
         earlier = json.loads((out / "report.json").read_text())
@@ -258,14 +259,15 @@ def rescore(out: Path, plan: Plan, log: Any) -> tuple[Plan, dict[str, Any], floa
     results = {}
     for regime in regimes:
         results[regime] = rescore_regime(regime, out, log, earlier.get("results", {}).get(regime))
-    return plan, results, float(earlier.get("minutes", 0.0))
+    return plan, results, earlier.get("minutes")
 
 
-def report_markdown(plan: Plan, results: dict[str, Any], minutes: float) -> str:
+def report_markdown(plan: Plan, results: dict[str, Any], minutes: float | None) -> str:
+    took = "time not recorded" if minutes is None else f"{minutes:.1f} minutes in all"
     lines = [f"Plan: {plan.train} train / {plan.val} val ({plan.val_per_class} box-labelled per class used) / "
              f"{plan.test} test canvases per regime; fashion_gap widths {list(plan.widths)}, head "
              f"{plan.head_channels}; {plan.epochs} epochs; {plan.trials} random-search trials per method; seeds "
-             f"{list(plan.seeds)}; {minutes:.1f} minutes in all.", ""]
+             f"{list(plan.seeds)}; {took}.", ""]
     titles = {"MaxBoxAccV2@30": "MaxBoxAccV2@30", "MaxBoxAccV2@50": "@50", "MaxBoxAccV2@70": "@70",
               "MaxBoxAccV2": "mean", "top1_loc": "top-1 loc", "gt_known": "GT-known", "PxAP": "PxAP",
               "cls_error": "cls error"}
@@ -304,7 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", help="comma-separated subset of " + ",".join(METHODS))
     parser.add_argument("--rescore", action="store_true",
                         help="train nothing: add the benchmark's masks if missing, compute the pixel figures "
-                             "(PxAP) of every finished seed run from its checkpoint, rewrite the report")
+                             "(PxAP) of every finished seed run from its checkpoint, rewrite the report (the plan "
+                             "of DIR/report.json; without one, give the run's own plan flags)")
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     for key in ("train", "val", "test", "epochs", "trials"):
