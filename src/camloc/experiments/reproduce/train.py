@@ -84,7 +84,8 @@ def prepare_data(out: Path, regime: str, plan: Plan, progress: bool) -> Path:
                 and {k: v.get("images") for k, v in info.get("splits", {}).items()} == sizes)
         if same:
             return folder
-    write_benchmark(folder, regime, sizes, seed=plan.data_seed, progress=progress)
+    # the paper's figures are box figures: no masks (camloc data fashion-loc --add-masks adds them)
+    write_benchmark(folder, regime, sizes, seed=plan.data_seed, progress=progress, masks=False)
     return folder
 
 
