@@ -137,3 +137,24 @@ def test_compare_refuses_a_split_without_boxes(wsol):
     samples = [replace(s, boxes=[]) for s in open_dataset(str(wsol), "test").samples]
     with pytest.raises(ValueError, match="no boxes or masks"):
         compare(small_net(), samples, {"center": get_method("center")}, progress=False)
+
+
+def test_compare_says_which_maps_were_not_finite_and_scores_them_as_misses(wsol):
+    from camloc.data import open_dataset
+    from camloc.methods import MapMethod
+
+    class NaNMaps(MapMethod):
+        name = "nan"
+
+        def maps(self, net, x, classes):
+            m = torch.ones(x.shape[0], classes.shape[1], 7, 7)
+            m[:, :, 3, 3] = float("nan")
+            return m
+
+    rows, figure = compare(small_net(), open_dataset(str(wsol), "test").samples[:2], {"nan": NaNMaps()}, steps=2,
+                           sanity_images=0, examples=1, road_images=1, road_fractions=(0.5,), progress=False)
+    (row,) = rows
+    assert row["num_nonfinite_maps"] == 2 and "2 of 2 maps not finite" in row["warning"]
+    assert row["MaxBoxAccV2"] == 0.0 and row["gt_known"] == 0.0 and row["pointing_game"] == 0.0
+    assert np.isfinite(row["deletion_auc"]) and np.isfinite(row["road_morf"])
+    assert "\n" not in row["warning"]

@@ -59,6 +59,7 @@ class _Acc:
     road_morf: list[float] = field(default_factory=list)
     road_lerf: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    nonfinite: int = 0
 
 
 def _se_rate(p: float, n: int) -> float:
@@ -137,6 +138,8 @@ def compare(net: Any, samples: Sequence[Any], methods: dict[str, Any], limit: in
         for name, raw in raws.items():
             a = acc[name]
             a.n += 1
+            if not np.isfinite(raw).all():  # scored as a map without a box (a miss); said in the row
+                a.nonfinite += 1
             out = score(s, scoring, raw, image_size=image.size)
             a.tally.add(s, out, top[:1])
             if i < examples:
@@ -163,6 +166,10 @@ def compare(net: Any, samples: Sequence[Any], methods: dict[str, Any], limit: in
 
 def _row(name: str, a: _Acc, method: Any, net: Any, sanity_x: list[torch.Tensor]) -> dict[str, Any]:
     row: dict[str, Any] = {"method": name, "num_images": a.n, "errors": a.errors[:5], "num_errors": len(a.errors)}
+    if a.nonfinite:
+        row["num_nonfinite_maps"] = a.nonfinite
+        row["warning"] = (f"{a.nonfinite} of {a.n} maps not finite (NaN or inf): no box, scored as misses; "
+                          "faithfulness reads them with NaN as 0")
     if not a.n:
         return row
     v2 = a.tally.boxacc[True].compute()

@@ -5,6 +5,7 @@ JSON) and one figure grid (methods x photos)."""
 from __future__ import annotations
 
 import argparse
+import sys
 
 NAME = "compare"
 HELP = ("compare map methods on a split with boxes: MaxBoxAccV2, top-1 loc, GT-known, PxAP, deletion/insertion AUC, "
@@ -124,4 +125,7 @@ def run(args: argparse.Namespace) -> int:
     figure_grid(figure, str(out / "compare.png"))
     print(table)
     print("\n".join(wins))
+    for r in rows:
+        if r.get("warning"):
+            print(f"camloc compare: {r['method']}: {r['warning']}", file=sys.stderr)
     return 0 if any(r.get("num_images") for r in rows) else 1
