@@ -12,9 +12,9 @@ from camloc.methods import get_method
 from camloc.methods.shared import shared_passes
 from camloc.models.net import CamNet, Preprocessing
 
-CLOSED = ("gradcam", "xgradcam", "hirescam", "gradcam_elementwise", "layercam", "gradcampp", "eigengradcam",
+CLOSED = ("cam", "gradcam", "xgradcam", "hirescam", "gradcam_elementwise", "layercam", "gradcampp", "eigengradcam",
           "eigencam", "kpcacam")
-OTHERS = ("cam", "finercam", "center")  # not shared: each gives its own map inside the block too
+OTHERS = ("finercam", "center")  # not shared: each gives its own map inside the block too
 
 
 @pytest.fixture(scope="module")
@@ -48,11 +48,12 @@ def test_shared_maps_equal_each_method_alone(resnet, layer):
         together.update({n: m(resnet, x, classes) for n, m in methods.items() if n not in CLOSED})
     for n in names:
         assert torch.allclose(together[n], alone[n], atol=1e-5, rtol=1e-5), n
-    # the closed form: one forward without a graph for all nine; at layer3 one forward with a graph
+    # the closed form: one forward without a graph for CAM and the nine others; at layer3 one forward with a graph
     # for the seven gradient methods (their backward passes ride on it) and one without for the two
     # decomposition methods
     assert shared_forwards == (1 if layer is None else 2)
-    assert store["misses"] == (2 if layer is None else 2) and store["hits"] == len(CLOSED) - 2 + (layer is None)
+    closed = [n for n in CLOSED if n in methods]  # cam takes no layer
+    assert store["misses"] == 2 and store["hits"] == len(closed) - 2 + (layer is None)
 
 
 def test_nothing_is_shared_for_another_input_or_outside_the_block(resnet):
@@ -72,3 +73,12 @@ def test_nothing_is_shared_for_another_input_or_outside_the_block(resnet):
         hook.remove()
     assert count["n"] == 5 and store["misses"] == 2 and store["hits"] == 0
     assert torch.allclose(changed, m(resnet, x, [0]), atol=1e-6)
+
+
+def test_the_shared_passes_benchmark_runs_quick():
+    from benchmarks import compare_shared
+
+    threads = torch.get_num_threads()
+    text = compare_shared.main(quick_run=True)
+    assert torch.get_num_threads() == threads
+    assert "ms/photo" in text and "x** wall" in text and "cam, gradcam, xgradcam" in text

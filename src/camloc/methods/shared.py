@@ -4,9 +4,9 @@ Inside ``with shared_passes(x):`` the passes that several methods would each run
 input ``x`` (the very tensor) run once:
 
 - the forward pass without a graph at a layer (:func:`camloc.methods.base.scores_and_activations`
-  with ``grad=False``): the closed forms of a GAP + linear head (Grad-CAM, XGrad-CAM, HiResCAM,
-  Grad-CAM element-wise, Layer-CAM, Grad-CAM++, Eigen-Grad-CAM) and the decomposition methods
-  (Eigen-CAM, KPCA-CAM) at the same layer read one forward;
+  with ``grad=False``): CAM, the closed forms of a GAP + linear head (Grad-CAM, XGrad-CAM,
+  HiResCAM, Grad-CAM element-wise, Layer-CAM, Grad-CAM++, Eigen-Grad-CAM) and the decomposition
+  methods (Eigen-CAM, KPCA-CAM) at the same layer read one forward;
 - the forward pass and the backward pass per class column of the gradient methods
   (:func:`camloc.methods.gradients.layer_gradients`) at the same layers, for the class target
   and the same classes: Grad-CAM, XGrad-CAM, HiResCAM, Grad-CAM element-wise, Layer-CAM,
