@@ -31,15 +31,12 @@ def _inputs(net, n: int) -> list[torch.Tensor]:
     return [net.preprocess([p]) for p in paths]
 
 
-def main(quick_run: bool | None = None, photos: int = 8, layer: str | None = None) -> str:
-    from camloc.methods import get_method
-    from camloc.methods.shared import shared_passes
-    from camloc.models.registry import load_model
+LAYERED = ("gradcam", "xgradcam", "hirescam", "gradcam_elementwise", "layercam", "gradcampp", "eigencam",
+           "eigengradcam", "kpcacam")
 
-    quick_run = quick() if quick_run is None else quick_run
-    net = load_model("efficientnet_lite0")
-    xs = _inputs(net, 2 if quick_run else photos)
-    methods = {n: get_method(n) for n in (METHODS[:3] if quick_run else METHODS)}
+
+def _measure(net, xs: list[torch.Tensor], methods: dict, quick_run: bool) -> tuple[float, float, float, float]:
+    from camloc.methods.shared import shared_passes
 
     def each_alone() -> None:
         for x in xs:
@@ -52,17 +49,31 @@ def main(quick_run: bool | None = None, photos: int = 8, layer: str | None = Non
                 for m in methods.values():
                     m(net, x, [[0]])
 
-    machine = machine_line()
     t = interleaved({"alone": each_alone, "shared": shared}, repeats=1 if quick_run else 5, warmup=0 if quick_run else 1)
-    end = load_average()
-    per = {k: 1000 * v.wall / len(xs) for k, v in t.items()}
-    cpu = {k: 1000 * v.cpu / len(xs) for k, v in t.items()}
-    return (f"`python -m benchmarks.compare_shared`: {machine}, {end:.1f} at the end; "
-            f"embedded EfficientNet-Lite0, {len(xs)} `ilsvrc-val-227` photos at 224², class 0, the {len(methods)} methods "
-            f"{', '.join(methods)} on each photo, median of {1 if quick_run else 5} interleaved runs: "
-            f"each alone {per['alone']:.0f} ms/photo (CPU {cpu['alone']:.0f} ms), shared passes {per['shared']:.0f} ms/photo "
-            f"(CPU {cpu['shared']:.0f} ms): **{per['alone'] / per['shared']:.2f}x** wall, "
-            f"{cpu['alone'] / max(cpu['shared'], 1e-9):.2f}x CPU.")
+    n = len(xs)
+    return 1000 * t["alone"].wall / n, 1000 * t["shared"].wall / n, 1000 * t["alone"].cpu / n, 1000 * t["shared"].cpu / n
+
+
+def main(quick_run: bool | None = None, photos: int = 8) -> str:
+    from camloc.methods import get_method
+    from camloc.models.registry import load_model
+
+    quick_run = quick() if quick_run is None else quick_run
+    net = load_model("efficientnet_lite0")
+    xs = _inputs(net, 2 if quick_run else photos)
+    machine = machine_line()
+    lines = []
+    for label, layer, names in (("the default layer (the closed form, no backward)", None, METHODS),
+                                ("layer `_blocks.15` (autograd: one forward + one backward shared)", "_blocks.15", LAYERED)):
+        names = names[:3] if quick_run else names
+        methods = {n: get_method(n, **({} if layer is None else {"layer": layer})) for n in names}
+        a, s, ca, cs = _measure(net, xs, methods, quick_run)
+        lines.append(f"- {label}, the {len(methods)} methods {', '.join(methods)}: each alone {a:.0f} ms/photo "
+                     f"(CPU {ca:.0f} ms), shared {s:.0f} ms/photo (CPU {cs:.0f} ms): **{a / s:.2f}x** wall, "
+                     f"{ca / max(cs, 1e-9):.2f}x CPU")
+    return (f"`python -m benchmarks.compare_shared`: {machine}, {load_average():.1f} at the end; embedded "
+            f"EfficientNet-Lite0, {len(xs)} `ilsvrc-val-227` photos at 224², class 0, every method on each photo, median "
+            f"of {1 if quick_run else 5} interleaved runs after a warm-up:\n" + "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -81,4 +81,4 @@ def test_the_shared_passes_benchmark_runs_quick():
     threads = torch.get_num_threads()
     text = compare_shared.main(quick_run=True)
     assert torch.get_num_threads() == threads
-    assert "ms/photo" in text and "x** wall" in text and "cam, gradcam, xgradcam" in text
+    assert text.count("x** wall") == 2 and "cam, gradcam, xgradcam" in text and "_blocks.15" in text
