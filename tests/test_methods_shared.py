@@ -82,3 +82,13 @@ def test_the_shared_passes_benchmark_runs_quick():
     text = compare_shared.main(quick_run=True)
     assert torch.get_num_threads() == threads
     assert text.count("x** wall") == 2 and "cam, gradcam, xgradcam" in text and "_blocks.15" in text
+
+
+def test_an_inference_mode_input_is_shared_too():
+    from camloc.methods.shared import memo
+
+    with torch.inference_mode():
+        x = torch.ones(2)
+    with shared_passes(x) as store:
+        assert memo(x, ("k",), lambda: 1) == 1 and memo(x, ("k",), lambda: 2) == 1
+    assert store["hits"] == 1 and memo(x, ("k",), lambda: 3) == 3  # outside the block: computed

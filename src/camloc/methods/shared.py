@@ -66,7 +66,7 @@ def memo(x: Tensor, key: tuple, compute: Callable[[], T]) -> T:
     if state is None or state[0] is not x:
         return compute()
     store = state[1]
-    full = (key, x._version)
+    full = (key, _version(x))
     if full in store:
         store["hits"] += 1
         return store[full]
@@ -74,3 +74,11 @@ def memo(x: Tensor, key: tuple, compute: Callable[[], T]) -> T:
     value = compute()
     store[full] = value
     return value
+
+
+def _version(x: Tensor) -> int:
+    """``x``'s in-place version counter (an inference-mode tensor keeps none: 0)."""
+    try:
+        return x._version
+    except RuntimeError:
+        return 0
