@@ -60,12 +60,12 @@ def main(quick_run: bool | None = None, photos: int = 8) -> str:
 
     quick_run = quick() if quick_run is None else quick_run
     net = load_model("efficientnet_lite0")
-    xs = _inputs(net, 2 if quick_run else photos)
+    xs = _inputs(net, 1 if quick_run else photos)
     machine = machine_line()
     lines = []
     for label, layer, names in (("the default layer (the closed form, no backward)", None, METHODS),
                                 ("layer `_blocks.15` (autograd: one forward + one backward shared)", "_blocks.15", LAYERED)):
-        names = names[:3] if quick_run else names
+        names = names[:2] if quick_run else names
         methods = {n: get_method(n, **({} if layer is None else {"layer": layer})) for n in names}
         a, s, ca, cs = _measure(net, xs, methods, quick_run)
         lines.append(f"- {label}, the {len(methods)} methods {', '.join(methods)}: each alone {a:.0f} ms/photo "
