@@ -57,3 +57,25 @@ def test_ablate_method_command_and_one_line_refusals(tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1, err
     assert not (tmp_path / "x").exists()
+
+
+def test_a_method_with_nan_maps_scores_misses_and_says_how_many(tmp_path):
+    import torch
+
+    from camloc.methods import MapMethod
+
+    class NaNMaps(MapMethod):
+        name = "nan"
+
+        def maps(self, net, x, classes):
+            m = torch.ones(x.shape[0], classes.shape[1], 7, 7)
+            m[:, :, 3, 3] = float("nan")
+            return m
+
+    split = color_split(str(tmp_path), n_per_class=1, seed=5)
+    rows, _ = run_grid(colorcam(), split, scales=(64,), norms=("minmax", "positive"), backend="torch", workers=0,
+                       progress=False, method=NaNMaps())
+    assert [(r["num_nonfinite_maps"], r["gt_known"], r["MaxBoxAccV2"]) for r in rows] == [(3, 0.0, 0.0)] * 2
+    good, _ = run_grid(colorcam(), split, scales=(64,), norms=("minmax",), backend="torch", workers=0, progress=False)
+    assert good[0]["num_nonfinite_maps"] == 0 and good[0]["gt_known"] == 100.0
+

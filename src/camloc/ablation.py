@@ -85,7 +85,8 @@ def run_grid(net: CamNet, split: Split, scales: Sequence[int] = (256,), flips: S
     """Score every combination of ``scale_sets(scales) x flips x clamps x norms`` on the samples
     of ``split`` that have boxes. Returns ``(rows, skipped)``: one row per combination (keys
     :data:`COLUMNS`, plus ``num_images``) and the one-line reasons of the images that could not
-    be read. ``method``: a map method instead of CAM (flips and clamps then drop to ``(False,)``)."""
+    be read. ``method``: a map method instead of CAM (flips and clamps then drop to ``(False,)``).
+    ``num_nonfinite_maps``: images with a NaN or infinite map in some view (no box there: a miss)."""
     from camloc.pipeline.backends import make_backend
     from camloc.pipeline.run import Job, top_classes
 
@@ -117,6 +118,7 @@ def run_grid(net: CamNet, split: Split, scales: Sequence[int] = (256,), flips: S
     shared = make_backend(net, backend, gradient=method is not None) if isinstance(backend, str) else backend
     jobs = (Job(s.path, i, s.path, tag=s, classes=(s.label,) if method is not None else ()) for i, s in enumerate(samples))
     thresholds = v1[combos[0]].thresholds
+    nonfinite = 0
     stream = (iter_views(net, jobs, tta, shared, batch_size, workers, progress=progress, total=len(samples)) if method is None
               else iter_method_views(net, jobs, tta.scales, method, shared, batch_size, workers, progress, len(samples)))
     for results in stream:
@@ -130,6 +132,7 @@ def run_grid(net: CamNet, split: Split, scales: Sequence[int] = (256,), flips: S
         gt224 = np.asarray([resize_box(b, s.size or first.size) for b in s.boxes])
         raw = {c: [class_maps(r.features[None], w, np.array([[s.label]]))[0, 0] if method is None else r.extra_maps[0]
                    for r in results] for c, w in weights.items()}
+        nonfinite += any(not np.isfinite(m).all() for maps in raw.values() for m in maps)  # no box: a miss
         for (ss, f) in groups:
             idx = members[(ss, f)]
             logits = np.mean([results[i].logits for i in idx], axis=0)
@@ -166,7 +169,7 @@ def run_grid(net: CamNet, split: Split, scales: Sequence[int] = (256,), flips: S
             "MaxBoxAcc": round(a["MaxBoxAcc@50"], 2), "MaxBoxAcc_tau": round(a["best_threshold"]["50"], 4),
             "MaxBoxAccV2": round(b["MaxBoxAccV2"], 2),
             "ms_per_image": None if wall[(k.scales, k.flip)] is None else round(wall[(k.scales, k.flip)], 1), "box_ms": round(spent[k] / n_read * 1000, 2),
-            "num_images": n_read,
+            "num_images": n_read, "num_nonfinite_maps": nonfinite,
             "MaxBoxAcc_flat": bool(np.ptp(v1[k].curves()[50]) == 0),  # every threshold scores alike
         })
     return rows, skipped

@@ -98,6 +98,9 @@ def run(args: argparse.Namespace) -> int:
                                               "threshold": args.threshold, "rows": rows, "skipped": skipped})
     ablation_plot(rows, str(out / "ablation.png"))
     print(table)
+    if rows[0].get("num_nonfinite_maps"):
+        print(f"camloc ablate: {rows[0]['num_nonfinite_maps']} images had a non-finite map (NaN or inf): no box there, "
+              "scored as misses", file=sys.stderr)
     for line in skipped[:5]:
         print(f"camloc ablate: skipped {line}", file=sys.stderr)
     print(f"{rows[0]['num_images']} images, {len(rows)} combinations -> {out}/ablation.md, ablation.json, ablation.png")
