@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from camloc.hooks import capture
 from camloc.methods.shared import layer_key, memo
-from camloc.errors import HeadError
+from camloc.errors import HeadError, MethodError
 from camloc.models.heads import Head, find_head
 from camloc.models.net import CamNet, evaluating
 from camloc.models.token_grid import token_grid
@@ -68,13 +68,10 @@ def resolve_layer(net: Net, layer: str | nn.Module | None) -> tuple[nn.Module, s
     if isinstance(layer, nn.Module):
         return layer, "output"
     if layer is not None and not isinstance(layer, str):
-        from camloc.errors import MethodError
-
         raise MethodError(f"target layer must be a module or its dotted name, got {type(layer).__name__} {str(layer)[:40]!r}")
     if isinstance(layer, str):
         modules = dict(model.named_modules())
         if layer not in modules:
-            from camloc.errors import MethodError
             from camloc.method_names import close_names
 
             names = [n for n in modules if n]
