@@ -55,3 +55,12 @@ def test_unknown_target_layer_lists_the_closest_names():
         get_method("xgradcam", layer="layer5")(net, torch.zeros(1, 3, 32, 32), torch.tensor([0]))
     with pytest.raises(MethodError, match="target layer must be a module or its dotted name, got int"):
         get_method("hirescam", layer=4)(net, torch.zeros(1, 3, 32, 32), torch.tensor([0]))
+
+
+def test_classes_for_another_number_of_images_is_a_method_error():
+    import torch
+
+    from camloc.testing.nets import colour_net
+
+    with pytest.raises(MethodError, match=r"gradcam: classes for 3 images, got 2 images"):
+        get_method("gradcam")(colour_net(), torch.zeros(2, 3, 16, 16), torch.zeros(3, 1, dtype=torch.long))

@@ -74,8 +74,21 @@ def test_compare_rows_counts_and_table(wsol):
     net = small_net()
     split = open_dataset(str(wsol), "test")
     methods = {n: get_method(n) for n in ("cam", "gradcam", "center", "ablationcam")}
-    rows, figure = compare(net, split.samples, methods, subset=2, steps=4, sanity_images=2, examples=2, progress=False)
+    rows, figure = compare(net, split.samples, methods, subset=2, steps=4, sanity_images=2, examples=2, road_images=2,
+                           road_fractions=(0.5,), progress=False)
     by = {r["method"]: r for r in rows}
+    for r in rows:  # ROAD on the first two photos: probabilities, and the gap is LeRF - MoRF
+        assert r["num_road_images"] == 2 and 0 <= r["road_morf"] <= 1 and 0 <= r["road_lerf"] <= 1
+        assert r["road_gap"] == pytest.approx(r["road_lerf"] - r["road_morf"])
+    # the shared passes change no map: the same rows without them (times aside)
+    two = {n: methods[n] for n in ("gradcam", "cam")}
+    kw = {"limit": 2, "steps": 2, "sanity_images": 0, "examples": 0, "road_images": 1, "road_fractions": (0.5,),
+          "progress": False}
+    alone, _ = compare(net, split.samples, two, share=False, **kw)
+    together, _ = compare(net, split.samples, two, **kw)
+    for r, t in zip(alone, together):
+        for key in ("MaxBoxAccV2", "deletion_auc", "insertion_auc", "pointing_game", "road_morf", "road_lerf"):
+            assert r[key] == pytest.approx(t[key], abs=1e-9), (r["method"], key)
     assert by["cam"]["num_images"] == 6 and by["ablationcam"]["num_images"] == 2  # the stated subset
     for r in rows:
         assert 0 <= r["MaxBoxAccV2@50"] <= 100 and 0 <= r["deletion_auc"] <= 1 and r["ms_per_image"] > 0
@@ -86,6 +99,7 @@ def test_compare_rows_counts_and_table(wsol):
     assert by["center"]["sanity_flagged"] and not by["cam"]["sanity_flagged"]
     table = markdown(rows)
     assert table.count("\n") == 2 + len(rows) and "| ablationcam | 2 |" in table
+    assert "ROAD MoRF" in table and "ROAD LeRF" in table
     assert all(" over " in w for w in winners(rows))
     assert len(figure["images"]) == 2 and len(figure["maps"]["ablationcam"]) == 2
 
@@ -96,16 +110,21 @@ def test_compare_and_sanity_commands(wsol, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(common, "load_net", lambda *a, **k: small_net())
     out = tmp_path / "cmp"
     rc = main(["compare", "--data", str(wsol), "--split", "test", "--methods", "cam,center,ablationcam", "--subset", "1",
-               "--steps", "2", "--sanity-images", "1", "--examples", "2", "--out", str(out)])
+               "--steps", "2", "--sanity-images", "1", "--examples", "2", "--road-images", "1", "--road-fractions", "0.5",
+               "--out", str(out)])
     assert rc == 0
     data = json.loads((out / "compare.json").read_text())
     assert [r["method"] for r in data["rows"]] == ["cam", "center", "ablationcam"]
     assert data["rows"][2]["num_images"] == 1 and data["rows"][0]["num_images"] == 6
+    assert data["road_fractions"] == [0.5] and data["rows"][0]["num_road_images"] == 1 and data["shared_passes"]
     assert (out / "compare.png").stat().st_size > 0 and "| ablationcam | 1 |" in (out / "compare.md").read_text()
     rc = main(["sanity", "--data", str(wsol), "--split", "test", "--method", "center", "--limit", "2", "--depth", "1",
                "--out", str(tmp_path / "s")])
     assert rc == 0
     assert "| center | 1.000 | 1.000 | yes |" in capsys.readouterr().out
+    for bad in ("0.5,0.5", "1.5", "x", ""):
+        assert main(["compare", "--data", str(wsol), "--methods", "cam", "--road-fractions", bad]) in (1, 2)
+        assert "--road-fractions" in capsys.readouterr().err
     assert main(["compare", "--data", str(wsol), "--methods", "scorecamm"]) == 1
     assert "did you mean 'scorecam'" in capsys.readouterr().err
 
@@ -118,3 +137,24 @@ def test_compare_refuses_a_split_without_boxes(wsol):
     samples = [replace(s, boxes=[]) for s in open_dataset(str(wsol), "test").samples]
     with pytest.raises(ValueError, match="no boxes or masks"):
         compare(small_net(), samples, {"center": get_method("center")}, progress=False)
+
+
+def test_compare_says_which_maps_were_not_finite_and_scores_them_as_misses(wsol):
+    from camloc.data import open_dataset
+    from camloc.methods import MapMethod
+
+    class NaNMaps(MapMethod):
+        name = "nan"
+
+        def maps(self, net, x, classes):
+            m = torch.ones(x.shape[0], classes.shape[1], 7, 7)
+            m[:, :, 3, 3] = float("nan")
+            return m
+
+    rows, figure = compare(small_net(), open_dataset(str(wsol), "test").samples[:2], {"nan": NaNMaps()}, steps=2,
+                           sanity_images=0, examples=1, road_images=1, road_fractions=(0.5,), progress=False)
+    (row,) = rows
+    assert row["num_nonfinite_maps"] == 2 and "2 of 2 maps not finite" in row["warning"]
+    assert row["MaxBoxAccV2"] == 0.0 and row["gt_known"] == 0.0 and row["pointing_game"] == 0.0
+    assert np.isfinite(row["deletion_auc"]) and np.isfinite(row["road_morf"])
+    assert "\n" not in row["warning"]

@@ -21,6 +21,13 @@ Per combination:
   minmax, no figures), measured in a separate run per view set after the grid pass (so the
   disk cache is warm for every set); ``box_ms``: the reading's own fusion and box time per image,
   measured in the grid pass (what the readings and clamping add or save).
+
+With another map ``method`` than CAM (:mod:`camloc.methods`, ``camloc ablate --method NAME``)
+each scale's view runs the method on the true class (one pipeline per scale, PyTorch), the
+scales and readings make the grid as for CAM, and the two switches that read CAM's features
+drop out: the mirror (the pipeline mirrors CAM's features, not a method's input) and
+negative-weight clamping (CAM's classifier weights). ``ms_per_image`` is then measured for a
+single scale only (localize's TTA fuses CAM maps).
 """
 
 from __future__ import annotations
@@ -73,11 +80,13 @@ def scale_sets(scales: Sequence[int], all_subsets: bool = False) -> list[tuple[i
 def run_grid(net: CamNet, split: Split, scales: Sequence[int] = (256,), flips: Sequence[bool] = (False, True),
              clamps: Sequence[bool] = (False, True), norms: Sequence[str] = NORMS, box_threshold: float = 0.2,
              threshold_step: float = 0.01, all_subsets: bool = False, backend: Any = "auto", batch_size: int = 16,
-             workers: int | None = None, progress: bool | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+             workers: int | None = None, progress: bool | None = None,
+             method: Any = None) -> tuple[list[dict[str, Any]], list[str]]:
     """Score every combination of ``scale_sets(scales) x flips x clamps x norms`` on the samples
     of ``split`` that have boxes. Returns ``(rows, skipped)``: one row per combination (keys
     :data:`COLUMNS`, plus ``num_images``) and the one-line reasons of the images that could not
-    be read."""
+    be read. ``method``: a map method instead of CAM (flips and clamps then drop to ``(False,)``).
+    ``num_nonfinite_maps``: images with a NaN or infinite map in some view (no box there: a miss)."""
     from camloc.pipeline.backends import make_backend
     from camloc.pipeline.run import Job, top_classes
 
@@ -92,11 +101,13 @@ def run_grid(net: CamNet, split: Split, scales: Sequence[int] = (256,), flips: S
     if bad is not None:
         raise ValueError(f"{bad.image_id}: class index {bad.label} is out of range for a model with "
                          f"{net.num_classes} classes")
+    if method is not None:
+        flips, clamps = (False,), (False,)
     tta = TTA(tuple(int(s) for s in scales), flip=any(flips))
     views = tta.views()
     groups = [(ss, f) for ss in scale_sets(tta.scales, all_subsets) for f in dict.fromkeys(flips)]
     members = {g: [i for i, (s, m) in enumerate(views) if s in g[0] and (g[1] or not m)] for g in groups}
-    weights = {c: map_weight(net, c) for c in dict.fromkeys(clamps)}
+    weights = {c: map_weight(net, c) if method is None else None for c in dict.fromkeys(clamps)}
     combos = [Combo(ss, f, c, n) for (ss, f) in groups for c in weights for n in norms]
     ks = (1, 5) if net.num_classes >= 5 else (1,)
     loc = {k: IlsvrcLocEvaluator(ks) for k in combos}
@@ -104,10 +115,13 @@ def run_grid(net: CamNet, split: Split, scales: Sequence[int] = (256,), flips: S
     v2 = {k: MaxBoxAccEvaluator((30, 50, 70), threshold_step, multi_contour=True) for k in combos}
     spent = {k: 0.0 for k in combos}
     skipped: list[str] = []
-    shared = make_backend(net, backend) if isinstance(backend, str) else backend
-    jobs = (Job(s.path, i, s.path, tag=s) for i, s in enumerate(samples))
+    shared = make_backend(net, backend, gradient=method is not None) if isinstance(backend, str) else backend
+    jobs = (Job(s.path, i, s.path, tag=s, classes=(s.label,) if method is not None else ()) for i, s in enumerate(samples))
     thresholds = v1[combos[0]].thresholds
-    for results in iter_views(net, jobs, tta, shared, batch_size, workers, progress=progress, total=len(samples)):
+    nonfinite = 0
+    stream = (iter_views(net, jobs, tta, shared, batch_size, workers, progress=progress, total=len(samples)) if method is None
+              else iter_method_views(net, jobs, tta.scales, method, shared, batch_size, workers, progress, len(samples)))
+    for results in stream:
         first = results[0]
         err = next((r.error for r in results if r.error is not None), None)
         if err is not None:
@@ -116,8 +130,9 @@ def run_grid(net: CamNet, split: Split, scales: Sequence[int] = (256,), flips: S
         s = first.job.tag
         grid = box_grid(first.size, 1024)
         gt224 = np.asarray([resize_box(b, s.size or first.size) for b in s.boxes])
-        raw = {c: [class_maps(r.features[None], w, np.array([[s.label]]))[0, 0] for r in results]
-               for c, w in weights.items()}
+        raw = {c: [class_maps(r.features[None], w, np.array([[s.label]]))[0, 0] if method is None else r.extra_maps[0]
+                   for r in results] for c, w in weights.items()}
+        nonfinite += any(not np.isfinite(m).all() for maps in raw.values() for m in maps)  # no box: a miss
         for (ss, f) in groups:
             idx = members[(ss, f)]
             logits = np.mean([results[i].logits for i in idx], axis=0)
@@ -142,7 +157,7 @@ def run_grid(net: CamNet, split: Split, scales: Sequence[int] = (256,), flips: S
     if n_read == 0:
         raise ValueError(f"no image of split {split.name or '?'} could be read; first: {skipped[0]}")
     paths = [s.path for s in samples]
-    wall = {g: localize_ms(net, paths, g, shared, batch_size, workers) for g in groups}
+    wall = {g: localize_ms(net, paths, g, shared, batch_size, workers, method) for g in groups}
     rows = []
     for k in combos:
         lm, a, b = loc[k].compute(), v1[k].compute(), v2[k].compute()
@@ -153,23 +168,45 @@ def run_grid(net: CamNet, split: Split, scales: Sequence[int] = (256,), flips: S
             "gt_known": round(lm["gt_known_loc_acc"], 2),
             "MaxBoxAcc": round(a["MaxBoxAcc@50"], 2), "MaxBoxAcc_tau": round(a["best_threshold"]["50"], 4),
             "MaxBoxAccV2": round(b["MaxBoxAccV2"], 2),
-            "ms_per_image": round(wall[(k.scales, k.flip)], 1), "box_ms": round(spent[k] / n_read * 1000, 2),
-            "num_images": n_read,
+            "ms_per_image": None if wall[(k.scales, k.flip)] is None else round(wall[(k.scales, k.flip)], 1), "box_ms": round(spent[k] / n_read * 1000, 2),
+            "num_images": n_read, "num_nonfinite_maps": nonfinite,
             "MaxBoxAcc_flat": bool(np.ptp(v1[k].curves()[50]) == 0),  # every threshold scores alike
         })
     return rows, skipped
 
 
+def iter_method_views(net: CamNet, jobs: Any, scales: Sequence[int], method: Any, backend: Any, batch_size: int,
+                      workers: int | None, progress: bool | None, total: int | None) -> Any:
+    """One list of :class:`~camloc.pipeline.run.Result` per job (one per scale, in order): the
+    scores and ``extra_maps`` (the maps of ``job.classes``) of ``method`` at each scale."""
+    from itertools import tee
+
+    from camloc.pipeline.run import Pipeline
+    from camloc.pixels.geometry import Resize
+
+    runs = [Pipeline(net, resize=Resize("aspect", scale), backend=backend, method=method, topk=0, batch_size=batch_size,
+                     workers=workers, progress=progress if i == 0 else False,
+                     desc=f"ablate ({net.name}, {getattr(method, 'name', 'method')})").run(stream, total=total)
+            for i, (scale, stream) in enumerate(zip(scales, tee(jobs, len(scales))))]
+    for per_scale in zip(*runs):
+        yield list(per_scale)
+
+
 def localize_ms(net: CamNet, paths: list[str], group: tuple[tuple[int, ...], bool], backend: Any,
-                batch_size: int, workers: int | None) -> float:
+                batch_size: int, workers: int | None, method: Any = None) -> float | None:
     """Wall milliseconds per image of :func:`camloc.localize.iter_localize` with the views of
-    ``group`` (one scale without flip: the plain pipeline, as ``localize`` runs it)."""
+    ``group`` (one scale without flip: the plain pipeline, as ``localize`` runs it); ``None`` for
+    several views with a ``method`` (localize's TTA fuses CAM maps only)."""
     from camloc.localize import iter_localize
     from camloc.pixels.geometry import Resize
 
     scales, flip = group
     one = len(scales) == 1 and not flip
+    if method is not None and not one:
+        return None
     kw = {"resize": Resize("aspect", scales[0])} if one else {"tta": TTA(scales, flip)}
+    if method is not None:
+        kw["method"] = method
     t0 = time.perf_counter()
     n = sum(1 for _ in iter_localize(net, paths, topk=min(5, net.num_classes), batch_size=batch_size,
                                      progress=False, backend=backend, workers=workers, **kw))

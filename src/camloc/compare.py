@@ -6,11 +6,19 @@ Every map goes through the one scorer (:func:`camloc.scoring.score` into a
 :class:`~camloc.scoring.Tally`: MaxBoxAccV2 at IoU 30/50/70, top-1 loc and GT-known with the 20 %
 rule, PxAP where the split has masks) and the faithfulness metrics of
 :mod:`camloc.metrics.faithfulness` (deletion / insertion AUC, Average Drop / Increase, pointing
-game), plus the sanity check's rank correlation (:mod:`camloc.sanity`, classifier and top block
+game) and :mod:`camloc.metrics.road` (ROAD: the MoRF and LeRF probability, averaged over the
+removed fractions, on the first ``road_images`` photos: each map costs ``2 x fractions`` sparse
+solves at the input size), plus the sanity check's rank correlation (:mod:`camloc.sanity`, classifier and top block
 randomised, on the first ``sanity_images`` photos) and the time per image of the map alone.
 
 Each row says how many photos it used: the perturbation methods (hundreds of forward passes per
-photo) run on the first ``subset`` photos. Standard errors are over photos: of the per-photo
+photo) run on the first ``subset`` photos.
+
+The methods map each photo inside :func:`camloc.methods.shared.shared_passes` (``share=True``):
+the closed-form family at a GAP + linear head reads one forward pass, the gradient methods at one
+layer one forward and one backward. A method's ``ms/img`` is then its own time given what the
+methods before it computed (the first of a group pays the shared pass); ``share=False`` times each
+alone. Standard errors are over photos: of the per-photo
 values for the AUCs and the drop, ``sqrt(p (1 - p) / n)`` for the rates.
 """
 
@@ -18,6 +26,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,9 +37,11 @@ PERTURBATION = ("scorecam", "sscam", "iscam", "ablationcam")
 COLUMNS = (("MaxBoxAccV2", "MaxBoxAccV2"), ("IoU30", "MaxBoxAccV2@30"), ("IoU50", "MaxBoxAccV2@50"),
            ("IoU70", "MaxBoxAccV2@70"), ("top-1 loc", "top1_loc"), ("GT-known", "gt_known"), ("PxAP", "PxAP"),
            ("deletion", "deletion_auc"), ("insertion", "insertion_auc"), ("avg drop", "average_drop"),
-           ("increase", "increase_in_confidence"), ("pointing", "pointing_game"), ("sanity r", "sanity_r"),
+           ("increase", "increase_in_confidence"), ("ROAD MoRF", "road_morf"), ("ROAD LeRF", "road_lerf"),
+           ("pointing", "pointing_game"), ("sanity r", "sanity_r"),
            ("ms/img", "ms_per_image"))
-LOWER_IS_BETTER = {"deletion_auc", "average_drop", "sanity_r", "ms_per_image"}
+LOWER_IS_BETTER = {"deletion_auc", "average_drop", "road_morf", "sanity_r", "ms_per_image"}
+THREE_DIGITS = {"deletion_auc", "insertion_auc", "road_morf", "road_lerf", "road_gap", "sanity_r"}
 
 
 @dataclass
@@ -45,7 +56,10 @@ class _Acc:
     drop: list[float] = field(default_factory=list)
     increase: list[float] = field(default_factory=list)
     pointing: list[float] = field(default_factory=list)
+    road_morf: list[float] = field(default_factory=list)
+    road_lerf: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    nonfinite: int = 0
 
 
 def _se_rate(p: float, n: int) -> float:
@@ -61,6 +75,7 @@ def _mean_se(values: Sequence[float], scale: float = 1.0) -> tuple[float, float]
 
 def compare(net: Any, samples: Sequence[Any], methods: dict[str, Any], limit: int | None = None, subset: int = 100,
             steps: int = 8, substrate: str = "blur", sanity_images: int = 4, examples: int = 4,
+            road_images: int = 20, road_fractions: Sequence[float] = (0.1, 0.3, 0.5, 0.7, 0.9), share: bool = True,
             progress: bool = True) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Rows (one per method, metrics with their standard errors and image counts) and the figure's
     data (``images``: the first ``examples`` photos at 224x224; ``maps[name]``: their protocol
@@ -70,6 +85,8 @@ def compare(net: Any, samples: Sequence[Any], methods: dict[str, Any], limit: in
     from camloc.errors import ImageError
     from camloc.metrics.faithfulness import auc, confidence_change, perturbation_curves, pointing_hit
     from camloc.metrics.maxboxacc import RESIZE
+    from camloc.metrics.road import check_fractions, road_curves, road_scores
+    from camloc.methods.shared import shared_passes
     from camloc.methods.base import logits_of, module_of
     from camloc.models.net import evaluating
     from camloc.pixels.decode import load_image
@@ -77,6 +94,7 @@ def compare(net: Any, samples: Sequence[Any], methods: dict[str, Any], limit: in
     from camloc.scoring import Scoring, Tally, score
 
     samples = list(samples)[:limit] if limit else list(samples)
+    road_fractions = check_fractions(road_fractions)
     masks = any(s.masks or s.mask for s in samples)
     if not samples or not (masks or any(s.boxes for s in samples)):
         raise ValueError("compare: the split has no boxes or masks to score maps against (for WSOL metadata, "
@@ -105,23 +123,28 @@ def compare(net: Any, samples: Sequence[Any], methods: dict[str, Any], limit: in
             sanity_x.append(x)
         if i < examples:
             figure["images"].append(np.asarray(image.convert("RGB").resize((RESIZE, RESIZE))))
-        for name, method in methods.items():
+        raws: dict[str, np.ndarray] = {}
+        with shared_passes(x) if share else nullcontext():
+            for name, method in methods.items():
+                if name in PERTURBATION and i >= subset:
+                    continue
+                t0 = time.perf_counter()
+                try:
+                    raws[name] = method(net, x, torch.tensor([[s.label]], device=x.device))[0, 0].detach().float().cpu().numpy()
+                except (ValueError, RuntimeError) as err:
+                    acc[name].errors.append(f"{s.image_id}: {' '.join(str(err).split())[:200]}")
+                    continue
+                acc[name].seconds += time.perf_counter() - t0
+        for name, raw in raws.items():
             a = acc[name]
-            if name in PERTURBATION and i >= subset:
-                continue
-            t0 = time.perf_counter()
-            try:
-                raw = method(net, x, torch.tensor([[s.label]], device=x.device))[0, 0].detach().float().cpu().numpy()
-            except (ValueError, RuntimeError) as err:
-                a.errors.append(f"{s.image_id}: {' '.join(str(err).split())[:200]}")
-                continue
-            a.seconds += time.perf_counter() - t0
             a.n += 1
+            if not np.isfinite(raw).all():  # scored as a map without a box (a miss); said in the row
+                a.nonfinite += 1
             out = score(s, scoring, raw, image_size=image.size)
             a.tally.add(s, out, top[:1])
             if i < examples:
                 figure["maps"][name].append(out.protocol)
-                if name == next(iter(methods)):
+                if name == next(iter(raws)):
                     figure["boxes"].append(out.gt)
             if out.gt:
                 a.pointing.append(100.0 * pointing_hit(out.protocol, out.gt))
@@ -133,12 +156,20 @@ def compare(net: Any, samples: Sequence[Any], methods: dict[str, Any], limit: in
             a.insertion.append(float(auc(ins)[0]))
             a.drop.append(float(100 * max(0.0, p[0] - pm[0]) / max(p[0], 1e-12)))
             a.increase.append(100.0 * float(pm[0] > p[0]))
+            if i < road_images:
+                r = road_scores(road_curves(scores, x, m, cls, road_fractions))
+                a.road_morf.append(float(r["road_morf"][0]))
+                a.road_lerf.append(float(r["road_lerf"][0]))
     rows = [_row(name, acc[name], methods[name], net, sanity_x) for name in methods]
     return rows, figure
 
 
 def _row(name: str, a: _Acc, method: Any, net: Any, sanity_x: list[torch.Tensor]) -> dict[str, Any]:
     row: dict[str, Any] = {"method": name, "num_images": a.n, "errors": a.errors[:5], "num_errors": len(a.errors)}
+    if a.nonfinite:
+        row["num_nonfinite_maps"] = a.nonfinite
+        row["warning"] = (f"{a.nonfinite} of {a.n} maps not finite (NaN or inf): no box, scored as misses; "
+                          "faithfulness reads them with NaN as 0")
     if not a.n:
         return row
     v2 = a.tally.boxacc[True].compute()
@@ -156,9 +187,13 @@ def _row(name: str, a: _Acc, method: Any, net: Any, sanity_x: list[torch.Tensor]
         row["PxAP"] = a.tally.pxap.compute()["PxAP"]
     for key, values, scale in (("deletion_auc", a.deletion, 1.0), ("insertion_auc", a.insertion, 1.0),
                                ("average_drop", a.drop, 1.0), ("increase_in_confidence", a.increase, 1.0),
-                               ("pointing_game", a.pointing, 1.0)):
+                               ("pointing_game", a.pointing, 1.0), ("road_morf", a.road_morf, 1.0),
+                               ("road_lerf", a.road_lerf, 1.0)):
         if values:
             row[key], row[f"{key}_se"] = _mean_se(values, scale)
+    if a.road_morf:
+        row["road_gap"], row["road_gap_se"] = _mean_se(np.subtract(a.road_lerf, a.road_morf))
+        row["num_road_images"] = len(a.road_morf)
     row["ms_per_image"] = 1000 * a.seconds / a.n
     if sanity_x:
         from camloc.sanity import sanity
@@ -184,7 +219,7 @@ def markdown(rows: Sequence[dict[str, Any]]) -> str:
             if v is None or (isinstance(v, float) and np.isnan(v)):
                 cells.append("-")
                 continue
-            fmt = "{:.3f}" if key in ("deletion_auc", "insertion_auc", "sanity_r") else "{:.1f}"
+            fmt = "{:.3f}" if key in THREE_DIGITS else "{:.1f}"
             se = r.get(f"{key}_se")
             cells.append(fmt.format(v) + (f" ± {fmt.format(se)}" if se is not None and key != "MaxBoxAccV2" else ""))
         lines.append(f"| {r['method']} | {r.get('num_images', 0)} | " + " | ".join(cells) + " |")

@@ -29,8 +29,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from camloc.commands.calibrate import add_data_arguments
     from camloc.defaults import add_backend_argument, add_batch_size_argument, add_device_argument
 
+    from camloc.commands._method_args import add_method_arguments
+
     add_model_arguments(p, geometry=None)
     add_data_arguments(p)
+    add_method_arguments(p)
     p.add_argument("--scales", type=_ints, default=[256, 320], metavar="S1,S2,...",
                    help="aspect scales (shorter side): each alone and all together (default 256,320)")
     p.add_argument("--all-subsets", action="store_true", help="also every other subset of the scales")
@@ -60,6 +63,9 @@ def check(args: argparse.Namespace) -> None:
 
     check_map_options(args)
     _norms(args.norms)
+    from camloc.commands._method_args import check_method_arguments
+
+    check_method_arguments(args, "ablate")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,19 +79,28 @@ def run(args: argparse.Namespace) -> int:
     from camloc.pipeline.distributed import local_device
     from camloc.viz.plots import ablation_plot
 
-    net = load_net(args.model, args.weights, local_device(args.device), probe=args.probe)
+    from camloc.methods import get_method
+
+    net = load_net(args.model, args.weights, local_device(args.device), args.method, probe=args.probe)
+    method = None if args.method == "cam" else get_method(args.method, **args.method_options)
+    if method is not None and not (args.no_flip and args.no_clamp):
+        print(f"camloc ablate: --method {args.method}: the grid leaves out the mirror and clamping (they read CAM's "
+              "features and weights)", file=sys.stderr)
     split = open_dataset(args.data, args.split, args.format, image_root=args.image_root, strict=args.strict)
     rows, skipped = run_grid(net, split, scales=args.scales, flips=(False,) if args.no_flip else (False, True),
                              clamps=(False,) if args.no_clamp else (False, True), norms=_norms(args.norms),
                              box_threshold=args.threshold, all_subsets=args.all_subsets, backend=args.backend,
-                             batch_size=args.batch_size, workers=args.workers)
+                             batch_size=args.batch_size, workers=args.workers, method=method)
     out = Path(output_folder(args.out))
     table = markdown(rows)
     atomic_write_text(out / "ablation.md", table)
-    atomic_write_json(out / "ablation.json", {"model": net.name, "data": str(args.data), "split": args.split,
+    atomic_write_json(out / "ablation.json", {"model": net.name, "method": args.method, "data": str(args.data), "split": args.split,
                                               "threshold": args.threshold, "rows": rows, "skipped": skipped})
     ablation_plot(rows, str(out / "ablation.png"))
     print(table)
+    if rows[0].get("num_nonfinite_maps"):
+        print(f"camloc ablate: {rows[0]['num_nonfinite_maps']} images had a non-finite map (NaN or inf): no box there, "
+              "scored as misses", file=sys.stderr)
     for line in skipped[:5]:
         print(f"camloc ablate: skipped {line}", file=sys.stderr)
     print(f"{rows[0]['num_images']} images, {len(rows)} combinations -> {out}/ablation.md, ablation.json, ablation.png")

@@ -5,10 +5,11 @@ JSON) and one figure grid (methods x photos)."""
 from __future__ import annotations
 
 import argparse
+import sys
 
 NAME = "compare"
 HELP = ("compare map methods on a split with boxes: MaxBoxAccV2, top-1 loc, GT-known, PxAP, deletion/insertion AUC, "
-        "Average Drop/Increase, pointing game, sanity correlation, time per image; one table and one figure")
+        "Average Drop/Increase, ROAD, pointing game, sanity correlation, time per image; one table and one figure")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -26,6 +27,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=8, help="points - 1 of the deletion/insertion curves (8)")
     p.add_argument("--substrate", default="blur", choices=("blur", "mean", "zero"),
                    help="what deleted pixels become (default blur)")
+    p.add_argument("--road-images", type=int, default=20,
+                   help="photos scored by ROAD (remove and debias; 2 x fractions sparse solves per map; default 20, 0: none)")
+    p.add_argument("--road-fractions", default="0.1,0.3,0.5,0.7,0.9", metavar="P1,P2,...",
+                   help="the fractions of pixels ROAD removes, each in (0, 1) (default 0.1,0.3,0.5,0.7,0.9)")
+    p.add_argument("--no-share", action="store_true",
+                   help="run every method's own forward/backward passes (default: methods share them; the times differ)")
     p.add_argument("--sanity-images", type=int, default=4,
                    help="photos of the randomisation check per method (default 4; 0: none)")
     p.add_argument("--examples", type=int, default=4, help="photos in the figure grid (4)")
@@ -45,6 +52,22 @@ def _options(items: list[str] | None) -> dict[str, dict[str, object]]:
     return out
 
 
+def road_fraction_list(text: object) -> tuple[float, ...]:
+    """``--road-fractions``: distinct numbers in (0, 1), comma-separated (a parsed tuple passes through)."""
+    from camloc.metrics.road import check_fractions
+
+    if isinstance(text, tuple):
+        return check_fractions(text)
+    try:
+        values = [float(v) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"--road-fractions {str(text)[:60]!r}: expected numbers in (0, 1), e.g. 0.1,0.5,0.9") from None
+    try:
+        return check_fractions(values)
+    except ValueError as err:
+        raise ValueError(f"--road-fractions {str(text)[:60]!r}: {str(err).removeprefix('road: ')}") from None
+
+
 def check(args: argparse.Namespace) -> None:
     from camloc.commands.sanity import method_list
 
@@ -57,6 +80,9 @@ def check(args: argparse.Namespace) -> None:
             raise ValueError(f"--{flag} must be at least 1, got {getattr(args, flag)}")
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be at least 1, got {args.limit}")
+    if args.road_images < 0:
+        raise ValueError(f"--road-images must be >= 0, got {args.road_images}")
+    args.road_fractions = road_fraction_list(args.road_fractions)
     if args.sanity_images < 0:
         raise ValueError(f"--sanity-images must be >= 0, got {args.sanity_images}")
 
@@ -83,7 +109,9 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as err:
             print(f"camloc compare: {name}: {' '.join(str(err).split())}")
     rows, figure = compare(net, split.samples, methods, limit=args.limit, subset=args.subset, steps=args.steps,
-                           substrate=args.substrate, sanity_images=args.sanity_images, examples=args.examples)
+                           substrate=args.substrate, sanity_images=args.sanity_images, examples=args.examples,
+                           road_images=args.road_images, road_fractions=road_fraction_list(args.road_fractions),
+                           share=not args.no_share)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     table = markdown(rows)
@@ -91,8 +119,13 @@ def run(args: argparse.Namespace) -> int:
     atomic_write_text(out / "compare.md", table + "\n" + "\n".join(f"- {w}" for w in wins) + "\n")
     atomic_write_json(out / "compare.json", {"model": net.name, "data": str(args.data), "split": args.split,
                                              "limit": args.limit, "subset": args.subset, "steps": args.steps,
-                                             "substrate": args.substrate, "rows": rows, "winners": wins})
+                                             "substrate": args.substrate, "road_images": args.road_images,
+                                             "road_fractions": list(road_fraction_list(args.road_fractions)),
+                                             "shared_passes": not args.no_share, "rows": rows, "winners": wins})
     figure_grid(figure, str(out / "compare.png"))
     print(table)
     print("\n".join(wins))
+    for r in rows:
+        if r.get("warning"):
+            print(f"camloc compare: {r['method']}: {r['warning']}", file=sys.stderr)
     return 0 if any(r.get("num_images") for r in rows) else 1

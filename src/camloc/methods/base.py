@@ -16,7 +16,8 @@ import torch
 from torch import Tensor, nn
 
 from camloc.hooks import capture
-from camloc.errors import HeadError
+from camloc.methods.shared import layer_key, memo
+from camloc.errors import HeadError, MethodError
 from camloc.models.heads import Head, find_head
 from camloc.models.net import CamNet, evaluating
 from camloc.models.token_grid import token_grid
@@ -67,13 +68,10 @@ def resolve_layer(net: Net, layer: str | nn.Module | None) -> tuple[nn.Module, s
     if isinstance(layer, nn.Module):
         return layer, "output"
     if layer is not None and not isinstance(layer, str):
-        from camloc.errors import MethodError
-
         raise MethodError(f"target layer must be a module or its dotted name, got {type(layer).__name__} {str(layer)[:40]!r}")
     if isinstance(layer, str):
         modules = dict(model.named_modules())
         if layer not in modules:
-            from camloc.errors import MethodError
             from camloc.method_names import close_names
 
             names = [n for n in modules if n]
@@ -100,8 +98,15 @@ def scores_and_activations(net: Net, x: Tensor, layer: str | nn.Module | None, g
     GMP + linear head, so ``dS/dA`` is the gradient at what the head pools, not at the value
     before a function the network applies again. Without ``post`` or a probe the model's own
     logits are read (the same scores; also right for a stand-in head that only names the layer).
-    ``grad=False`` runs the same forward without a graph (the closed forms need no backward).
+    ``grad=False`` runs the same forward without a graph (the closed forms need no backward); inside
+    :func:`camloc.methods.shared.shared_passes` that forward runs once per layer.
     """
+    if not grad:
+        return memo(x, ("forward", id(net), layer_key(layer)), lambda: _scores_and_activations(net, x, layer, False))
+    return _scores_and_activations(net, x, layer, grad)
+
+
+def _scores_and_activations(net: Net, x: Tensor, layer: str | nn.Module | None, grad: bool) -> tuple[Tensor, Tensor]:
     model = module_of(net)
     head = default_head(net) if layer is None else None
     grid = token_grid(model) if layer is None and (head is None or getattr(net, "cam_refused", False)) else None

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
+from camloc.cam import class_maps
 from camloc.extract import cam
-from camloc.methods.base import MapMethod, Net
+from camloc.methods.base import MapMethod, Net, scores_and_activations
+from camloc.methods.shared import sharing
 from camloc.models.net import CamNet
 
 
@@ -16,6 +19,14 @@ class CAM(MapMethod):
     name = "cam"
 
     def maps(self, net: Net, x: Tensor, classes: Tensor) -> Tensor:
+        if isinstance(net, CamNet) and not getattr(net, "cam_refused", False) and sharing(x):
+            # inside shared_passes: the features of the forward the closed-form methods share
+            # (the same capture, post and classifier as camloc.extract.cam)
+            logits, features = scores_and_activations(net, x, None, grad=False)
+            bad = (~torch.isfinite(logits)).any(dim=1).nonzero().flatten().tolist()
+            if bad:
+                raise ValueError(f"non-finite scores for images {bad} of the batch (NaN or inf in the input or the weights)")
+            return class_maps(features, net.classifier.weight, classes)
         if not isinstance(net, CamNet):
             from camloc.models.registry import load_model
 

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from camloc.hooks import capture
 from camloc.methods.base import Net, default_head, logits_of, module_of, resolve_layer, scores_and_activations
+from camloc.methods.shared import layer_key, memo, sharing
 from camloc.methods.targets import ClassTarget, Target
 from camloc.models.net import CamNet, evaluating
 
@@ -61,8 +62,18 @@ def layer_gradients(net: Net, x: Tensor, classes: Tensor, layers: list | None = 
                     closed_form: bool = True, create_graph: bool = False, what: str = "method") -> Gradients:
     """Activations and per-class gradients at ``layers`` (``None``: the default layer, see
     :func:`camloc.methods.base.scores_and_activations`). ``create_graph`` keeps the graph of the
-    gradients (second derivatives: Shapley-CAM)."""
+    gradients (second derivatives: Shapley-CAM). Inside :func:`camloc.methods.shared.shared_passes`,
+    a class target's answer is shared by every method that asks for the same layers and classes."""
     target = target or ClassTarget()
+    if type(target) is ClassTarget and not create_graph and sharing(x):
+        key = ("gradients", id(net), layer_key(layers), bool(closed_form), tuple(classes.shape),
+               tuple(classes.flatten().tolist()))
+        return memo(x, key, lambda: _layer_gradients(net, x, classes, layers, target, closed_form, False, what))
+    return _layer_gradients(net, x, classes, layers, target, closed_form, create_graph, what)
+
+
+def _layer_gradients(net: Net, x: Tensor, classes: Tensor, layers: list | None, target: Target, closed_form: bool,
+                     create_graph: bool, what: str) -> Gradients:
     single = layers is None or list(layers) == [None]
     w = closed_form_weights(net, None) if closed_form and single and type(target) is ClassTarget and not create_graph else None
     if w is not None:
