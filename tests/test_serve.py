@@ -267,3 +267,41 @@ def test_scores_use_the_temperature_localize_uses(lite0, chelsea):
     assert [p["score"] for p in pb] == [p["score"] for p in want]
     logits = np.array([p["logit"] for p in pb])
     assert pb[0]["score"] / pb[1]["score"] == pytest.approx(float(np.exp((logits[0] - logits[1]) / 2.0)), rel=1e-4)
+
+
+def test_serve_method_is_the_default_of_the_page_and_of_requests_without_one(lite0, chelsea):
+    """``serve --method``: /api/models names it, a request without a method field gets it (the same
+    record and maps as asking for it), and its options build the method the page uses."""
+    _, data = chelsea
+    engine = Engine(lite0, method="gradcampp")
+    client = TestClient(create_app(engine))
+    assert client.get("/api/models").json()["default_method"] == "gradcampp"
+    plain, named = post(client, data, topk=1).json(), post(client, data, topk=1, method="gradcampp").json()
+    assert plain["method"] == "gradcampp" and plain["record"] == named["record"]
+    assert plain["record"] != post(client, data, topk=1, method="cam").json()["record"] or \
+        plain["maps"] != post(client, data, topk=1, method="cam").json().get("maps")
+    assert Engine(lite0).default_method == "cam"
+    smooth = Engine(lite0, method="smoothgradcampp", method_options={"n": 3})
+    assert smooth._method("smoothgradcampp").n == 3
+    with pytest.raises(ValueError, match="unknown map method"):
+        Engine(lite0, method="nope")
+
+
+def test_serve_command_checks_its_method_in_one_line():
+    import argparse
+
+    from camloc.commands import serve
+    from camloc.errors import MethodError
+
+    def args(**kw):
+        p = argparse.ArgumentParser()
+        serve.add_arguments(p)
+        return p.parse_args([f"--{k.replace('_', '-')}={v}" for k, v in kw.items()])
+
+    with pytest.raises(MethodError, match="gradcamm"):
+        serve.check(args(method="gradcamm"))
+    with pytest.raises(MethodError, match="needs PyTorch"):
+        serve.check(args(method="gradcam", backend="onnxruntime"))
+    ok = args(method="layercam", method_option="layers=_blocks.15")
+    serve.check(ok)
+    assert ok.method_options == {"layers": ["_blocks.15"]} or ok.method_options == {"layers": "_blocks.15"}

@@ -12,9 +12,11 @@ HELP = "a local web page to explore maps: drop an image, see classes, maps and b
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from camloc.commands._common import add_model_arguments
+    from camloc.commands._method_args import add_method_arguments
     from camloc.defaults import add_backend_argument, add_device_argument
 
     add_model_arguments(p)
+    add_method_arguments(p)  # the method the page opens with and a request without a method field gets
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine "
                    "only; another address exposes the page to the network)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
@@ -38,6 +40,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def check(args: argparse.Namespace) -> None:
+    from camloc.commands._method_args import check_method_arguments
+
+    check_method_arguments(args, NAME)
     if not 0 <= args.port <= 65535:
         raise ValueError(f"--port must be in 0..65535, got {args.port}")
     if not 0 < args.max_upload_mb <= MAX_UPLOAD_MB:
@@ -68,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
     cal, _ = find_calibration(net, views_of(resize), args.model, args.probe, args.weights, args.calibration,
                               args.calibration_force)
     temperature = 1.0 if args.calibration == "none" else cal.get("temperature") if cal else None
-    engine = Engine(net, backend=args.backend, resize=resize, temperature=temperature)  # localize's scores
+    engine = Engine(net, backend=args.backend, resize=resize, temperature=temperature,  # localize's scores
+                    method=args.method, method_options=args.method_options)
     from camloc.serve.app import host_names
 
     hosts = host_names(args.host)

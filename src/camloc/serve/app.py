@@ -159,7 +159,7 @@ def create_app(engine: Engine, max_upload: int = MAX_UPLOAD, read_timeout: float
             data = await upload.read()
             name = os.path.basename((upload.filename or "upload").replace("\\", "/")) or "upload"
             fields = {k: v for k, v in form.items() if isinstance(v, str)}
-            opts = parse_options(fields)
+            opts = parse_options(fields, engine.default_method)
             out = await run_in_threadpool(engine.localize, data, name, opts)
         except ServeError as err:
             return error(err.status, err.reason)

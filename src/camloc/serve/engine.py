@@ -43,7 +43,7 @@ class Options:
     norm: str = DEFAULT_NORM
 
 
-def parse_options(form: dict[str, Any]) -> Options:
+def parse_options(form: dict[str, Any], default_method: str = "cam") -> Options:
     """Form fields -> :class:`Options`; a bad value is a 400 naming the field."""
     def number(key: str, cast, default):
         raw = form.get(key)
@@ -60,7 +60,7 @@ def parse_options(form: dict[str, Any]) -> Options:
     threshold = number("threshold", float, 0.2)
     if not 0.0 <= threshold < 1.0:
         raise ServeError(400, f"field 'threshold': must be in [0, 1), got {threshold}")
-    method = str(form.get("method") or "cam")
+    method = str(form.get("method") or default_method)
     if method not in METHODS:
         raise ServeError(400, f"field 'method': unknown map method {method[:40]!r}; expected one of {', '.join(METHODS)}")
     norm = str(form.get("norm") or DEFAULT_NORM)
@@ -99,9 +99,12 @@ class Engine:
     """The loaded model and one backend per map method, shared by every request."""
 
     def __init__(self, net, backend: str = "auto", model_label: str | None = None, resize: Any = None,
-                 temperature: float | None = None) -> None:
+                 temperature: float | None = None, method: str = "cam",
+                 method_options: dict[str, Any] | None = None) -> None:
         """``temperature``: the scores' (a calibration file's, as ``localize`` finds it); ``None``:
-        the one shipped for an embedded net at this geometry, else 1."""
+        the one shipped for an embedded net at this geometry, else 1. ``method`` (with its
+        ``method_options``): the map method the page opens with and a request without a ``method``
+        field gets (``serve --method``); cam on a head that refuses it opens with gradcam."""
         from camloc.localize import BOX_CAP, default_resize, score_temperature
         from camloc.pipeline.backends import make_backend
 
@@ -114,6 +117,13 @@ class Engine:
         self._methods: dict[str, Any] = {}
         self._lock = threading.Lock()
         self.model_label = model_label or net.name
+        if method not in METHODS:
+            raise ValueError(f"serve: unknown map method {str(method)[:40]!r}; expected one of {', '.join(METHODS)}")
+        self.default_method = "gradcam" if method == "cam" and self.cam_refused else method
+        if method_options and self.default_method != "cam":
+            from camloc.methods import get_method
+
+            self._methods[self.default_method] = get_method(self.default_method, **method_options)
 
     def info(self) -> dict[str, Any]:
         """What ``GET /api/models`` returns: the loaded model, its classes and the options."""
@@ -124,6 +134,7 @@ class Engine:
             "num_classes": self.net.num_classes,
             "class_names": list(self.net.class_names),
             "methods": [m for m in METHODS if not (m == "cam" and self.cam_refused)],
+            "default_method": self.default_method,
             "backend": "torch" if self._backend is None else getattr(self._backend, "name", "torch"),
             "resize": f"{self.resize.mode}:{self.resize.size}",
             "temperature": self.temperature,

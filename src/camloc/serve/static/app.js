@@ -17,6 +17,7 @@ async function init() {
     $("method").add(new Option(methodLabel(m), m));
     $("compare").add(new Option(methodLabel(m), m));
   }
+  if (info.default_method) $("method").value = info.default_method;  // serve --method
   const list = $("classes");
   info.class_names.forEach((name, i) => { const o = document.createElement("option"); o.value = name; o.label = `${i}`; list.appendChild(o); });
   const samples = (await (await fetch("/api/samples")).json()).samples;
