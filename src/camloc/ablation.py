@@ -34,7 +34,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from camloc.boxes import box_grid, box_to_original, boxes_from_map
+from camloc.boxes import box_grid, scale_box, boxes_from_map
 from camloc.cam import class_maps
 from camloc.readings import NORMS, check_norm, normalize_map
 from camloc.data.base import Split
@@ -132,7 +132,7 @@ def run_grid(net: CamNet, split: Split, scales: Sequence[int] = (256,), flips: S
                     k = Combo(ss, f, c, n)
                     t0 = time.perf_counter()
                     found = boxes_from_map(fused, box_threshold, norm=n)
-                    box = box_to_original(found[0], grid, first.size) if found else None
+                    box = scale_box(found[0], grid, first.size) if found else None
                     spent[k] += t_fuse + time.perf_counter() - t0
                     loc[k].accumulate([[(p, box if p == s.label else None) for p in top]], [s.label], [s.boxes], [box])
                     ious = best_ious(normalize_map(proto, n).astype(np.float64), gt224, thresholds)

@@ -24,10 +24,10 @@ from camloc.boxes.paper import (
     mass_union_box,
     paper_boxes,
 )
-from camloc.boxes.scale import BOX_CAP, box_grid, box_to_original
+from camloc.boxes.scale import BOX_CAP, box_grid, scale_box
 
 __all__ = [
-    "BOX_CAP", "Box", "best_iou", "box_grid", "box_iou", "box_to_original", "boxes_from_checked_map", "boxes_from_map",
+    "BOX_CAP", "Box", "best_iou", "box_grid", "box_iou", "scale_box", "boxes_from_checked_map", "boxes_from_map",
     "boxes_from_mask", "boxes_from_raw", "contour_boxes", "heuristic_boxes", "hit", "iou_coords",
     "iou_matrix", "mask_from_map", "mass_union_box", "paper_boxes",
 ]
