@@ -234,3 +234,13 @@ def test_scale_box_stays_inside_and_near(w, h, tw, th, data):
     sx, sy = tw / w, th / h
     assert abs(out[0] - x0 * sx) <= 1 and abs(out[2] + 1 - (x1 + 1) * sx) <= 1 + (out[2] == out[0])
     assert abs(out[1] - y0 * sy) <= 1 and abs(out[3] + 1 - (y1 + 1) * sy) <= 1 + (out[3] == out[1])
+
+
+def test_pointing_game_written_out():
+    from camloc.boxes import inside, peak, pointing_hit
+
+    m = np.array([[0.0, 3.0, 1.0], [3.0, np.nan, 0.0]])
+    assert peak(m) == (1, 0)  # the first maximum in raster order; NaN never wins
+    assert pointing_hit(m, [[1, 0, 2, 1]]) and not pointing_hit(m, [[0, 1, 2, 1]])
+    assert not pointing_hit(m, [])
+    assert inside((5, 5), [5, 5, 5, 5]) and not inside((6, 5), [5, 5, 5, 5]) and inside((7, 5), [5, 5, 5, 5], 2)

@@ -16,7 +16,8 @@ from camloc.evaluate.inputs import pipeline_scored, ten_crop_scored
 from camloc.evaluate.options import EvalOptions, EvalResult
 from camloc.evaluate.report import result_of
 from camloc.metrics.classification import ClassificationEvaluator
-from camloc.metrics.faithfulness import SUBSTRATES, FaithfulnessEvaluator, pointing_hit
+from camloc.boxes import pointing_hit
+from camloc.metrics.faithfulness import SUBSTRATES, FaithfulnessEvaluator
 from camloc.metrics.ilsvrc import IlsvrcLocEvaluator, heuristic_predictions
 from camloc.metrics.maxboxacc import RESIZE
 from camloc.models.net import CamNet
