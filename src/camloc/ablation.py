@@ -35,13 +35,13 @@ import cv2
 import numpy as np
 
 from camloc.boxes import box_grid, scale_box, boxes_from_map
-from camloc.cam import class_maps
+from camloc.cam import class_maps, map_weight
 from camloc.readings import NORMS, check_norm, normalize_map
 from camloc.data.base import Split
 from camloc.metrics.ilsvrc import IlsvrcLocEvaluator
 from camloc.metrics.maxboxacc import RESIZE, MaxBoxAccEvaluator, best_ious, resize_box
 from camloc.models.net import CamNet
-from camloc.pipeline.views import TTA, iter_views, map_weight
+from camloc.pipeline.views import TTA, iter_views
 
 COLUMNS = ("scales", "flip", "clamp", "norm", "top1_loc", "top5_loc", "gt_known", "MaxBoxAcc", "MaxBoxAcc_tau",
            "MaxBoxAccV2", "ms_per_image", "box_ms")
