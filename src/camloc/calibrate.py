@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from camloc.readings import NORMS, check_norm
-from camloc.errors import CalibrationError
+from camloc.errors import CalibrationError, one_line
 from camloc.scores import model_digest, views_of
 
 SUFFIX = ".calibration.json"
@@ -186,7 +186,7 @@ def load_calibration(path: str | os.PathLike, net: Any = None, views: str | None
     except OSError as err:
         raise CalibrationError(f"{where}: cannot read ({err.strerror or err})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CalibrationError(f"{where}: not a calibration file (not JSON: {' '.join(str(err).split())})") from None
+        raise CalibrationError(f"{where}: not a calibration file (not JSON: {one_line(err)})") from None
     if not isinstance(rec, dict):
         raise CalibrationError(f"{where}: not a calibration file (a JSON object is expected)")
     if rec.get("format") != FORMAT:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 
+from camloc.errors import one_line
+
 NAME = "compare"
 HELP = ("compare map methods on a split with boxes: MaxBoxAccV2, top-1 loc, GT-known, PxAP, deletion/insertion AUC, "
         "Average Drop/Increase, pointing game, sanity correlation, time per image; one table and one figure")
@@ -13,6 +15,7 @@ HELP = ("compare map methods on a split with boxes: MaxBoxAccV2, top-1 loc, GT-k
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from camloc.commands._common import add_model_arguments
+    from camloc.defaults import add_device_argument
     from camloc.commands.calibrate import add_data_arguments
 
     add_model_arguments(p, probe=False)
@@ -30,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="photos of the randomisation check per method (default 4; 0: none)")
     p.add_argument("--examples", type=int, default=4, help="photos in the figure grid (4)")
     p.add_argument("--out", default="compare_out", help="output folder (default compare_out/)")
-    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if present)")
+    add_device_argument(p)
 
 
 def _options(items: list[str] | None) -> dict[str, dict[str, object]]:
@@ -81,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             methods[name] = get_method(name, **options.get(name, {}))
         except ValueError as err:
-            print(f"camloc compare: {name}: {' '.join(str(err).split())}")
+            print(f"camloc compare: {name}: {one_line(err)}")
     rows, figure = compare(net, split.samples, methods, limit=args.limit, subset=args.subset, steps=args.steps,
                            substrate=args.substrate, sanity_images=args.sanity_images, examples=args.examples)
     out = Path(args.out)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from camloc.errors import one_line
+
 NAME = "sanity"
 HELP = ("model parameter randomisation test (Adebayo et al. 2018) of map methods: randomise the classifier, "
         "then the top blocks (cascading), and report the rank correlation of the maps with the originals")
@@ -12,6 +14,7 @@ HELP = ("model parameter randomisation test (Adebayo et al. 2018) of map methods
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from camloc.commands._common import add_model_arguments
+    from camloc.defaults import add_device_argument
 
     add_model_arguments(p, probe=False)
     p.add_argument("--method", default="all", help="a registry method, a comma list, or all (default)")
@@ -28,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--flag-above", type=float, default=0.5,
                    help="flag a method whose mean correlation after the top block is random stays above this (0.5)")
     p.add_argument("--out", default=None, help="write sanity.md and sanity.json to this folder")
-    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if present)")
+    add_device_argument(p)
 
 
 def method_list(text: str) -> list[str]:
@@ -82,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
             method = get_method(name, **options) if options else get_method(name)
             r = sanity(net, method, x, depth=args.depth or None, seed=args.seed, flag_above=args.flag_above)
         except (ValueError, RuntimeError) as err:  # a method that cannot apply to this net says why
-            print(f"camloc sanity: {name}: {' '.join(str(err).split())}")
+            print(f"camloc sanity: {name}: {one_line(err)}")
             failed += 1
             continue
         results.append(r)
