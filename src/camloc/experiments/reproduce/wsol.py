@@ -15,8 +15,8 @@ stands beside them.
 Everything resumes: the data, each study (SQLite), each seed's run and test are kept under
 ``--out`` and skipped when done.
 
-    python -m camloc.experiments.reproduce_wsol --out reproduce_wsol_out            # the full plan
-    python -m camloc.experiments.reproduce_wsol --out /tmp/q --quick                # a minute
+    python -m camloc.experiments.reproduce.wsol --out reproduce_wsol_out            # the full plan
+    python -m camloc.experiments.reproduce.wsol --out /tmp/q --quick                # a minute
 """
 
 from __future__ import annotations
@@ -155,7 +155,7 @@ def report_markdown(plan: Plan, results: dict[str, Any], minutes: float) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m camloc.experiments.reproduce_wsol", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m camloc.experiments.reproduce.wsol", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="reproduce_wsol_out")
     parser.add_argument("--quick", action="store_true", help="a minute: one regime, tiny sets, one trial and seed")
