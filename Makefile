@@ -50,7 +50,7 @@ $(CHROMEDRIVER):
 data: $(FMNIST)
 
 demo: $(STAMP)
-	$(PY) -m camloc.demo
+	$(PY) -m tools.demo
 
 test: $(STAMP) $(FMNIST) $(CHROMEDRIVER)
 	$(PY) -m pytest -q

@@ -162,7 +162,7 @@ def test_a_probe_without_model_loads_the_backbone_it_was_fit_on(tmp_path):
 
 
 def test_the_demo_prints_each_photos_top3_with_calibrated_scores(tmp_path):
-    from camloc.demo import top3_table
+    from tools.demo import top3_table  # the `make demo` script (tools/, not the library)
     from camloc.pipeline.records import JsonlWriter
 
     header = {"camloc_run": {"temperature": 0.25}}
