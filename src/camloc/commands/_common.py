@@ -49,12 +49,11 @@ def add_norm_argument(p: argparse.ArgumentParser, default: str | None = "minmax"
 
 def add_pipeline_arguments(p: argparse.ArgumentParser, resize_help: str) -> None:
     """``--backend``, ``--resize`` and ``--workers``: how the inference pipeline runs."""
-    from camloc.defaults import add_backend_argument
+    from camloc.defaults import add_backend_argument, add_workers_argument
 
     add_backend_argument(p)
     p.add_argument("--resize", default=None, metavar="MODE[:S]", help=resize_help)
-    p.add_argument("--workers", type=int, default=None,
-                   help="decode threads, overlapped with the forward pass (default: the cores, at most 4)")
+    add_workers_argument(p)
     p.add_argument("--isolate", action="store_true",
                    help="decode in worker processes instead of threads: a decoder that crashes costs its "
                    "image only (an error record), not the run")
@@ -62,6 +61,7 @@ def add_pipeline_arguments(p: argparse.ArgumentParser, resize_help: str) -> None
 
 def check_pipeline_options(args: argparse.Namespace) -> None:
     """One-line errors for ``--workers`` and ``--resize`` (torch-free)."""
+    from camloc.defaults import check_workers
     from camloc.pixels.geometry import parse_resize
 
     check_workers(args.workers)
@@ -81,12 +81,6 @@ def resize_option(text: str | None, net, default=None):
         return default
     side = default.size if default.mode == "aspect" else side_for(net.preprocessing.shape)
     return parse_resize(text, default_side=side)
-
-
-def check_workers(workers) -> None:
-    """``--workers``: ``None`` (the default) or 0 or more; the one check every command shares."""
-    if workers is not None and workers < 0:
-        raise ValueError(f"--workers must be 0 or more, got {workers}")
 
 
 def model_for(model: str | None, weights: str | None, probe: str | None) -> str | None:

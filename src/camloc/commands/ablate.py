@@ -27,7 +27,7 @@ def _ints(text: str) -> list[int]:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from camloc.commands._common import add_model_arguments
     from camloc.commands.calibrate import add_data_arguments
-    from camloc.defaults import add_backend_argument, add_batch_size_argument, add_device_argument
+    from camloc.defaults import add_backend_argument, add_batch_size_argument, add_device_argument, add_workers_argument
 
     add_model_arguments(p, geometry=None)
     add_data_arguments(p)
@@ -43,17 +43,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="ablation_out", help="output folder (default ablation_out/)")
     add_batch_size_argument(p)
     add_backend_argument(p)
-    p.add_argument("--workers", type=int, default=None, help="decode threads")
+    add_workers_argument(p)
     add_device_argument(p)
 
 
 def check(args: argparse.Namespace) -> None:
     import os
 
-    from camloc.commands._common import check_workers
     from camloc.commands.calibrate import _norms
 
-    check_workers(args.workers)
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise ValueError(f"--out {args.out}: a file stands there; give a folder for the output")
     from camloc.defaults import check_map_options

@@ -25,7 +25,9 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from camloc.commands._common import add_model_arguments
-    from camloc.defaults import SIDE, add_backend_argument, add_batch_size_argument, add_device_argument
+    from camloc.defaults import (
+        SIDE, add_backend_argument, add_batch_size_argument, add_device_argument, add_workers_argument,
+    )
 
     add_model_arguments(p)
     add_data_arguments(p)
@@ -48,7 +50,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "model needs --out, and localize applies that file only when named with --calibration)")
     add_batch_size_argument(p)
     add_backend_argument(p)
-    p.add_argument("--workers", type=int, default=None, help="decode threads")
+    add_workers_argument(p)
     add_device_argument(p)
 
 
@@ -82,8 +84,7 @@ def _views(args: argparse.Namespace, default_scale: int) -> tuple[tuple[int, ...
 
 def check(args: argparse.Namespace) -> None:
     from camloc.calibrate import calibration_path
-    from camloc.commands._common import check_workers
-    from camloc.defaults import check_batch_size
+    from camloc.defaults import check_batch_size, check_workers
 
     check_workers(args.workers)
     check_batch_size(args.batch_size)
