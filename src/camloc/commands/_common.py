@@ -1,8 +1,16 @@
-"""Pieces the commands share: option checks and loading a net for a map method."""
+"""Pieces the commands share: options declared and checked for several commands (the options every
+command shares are :mod:`camloc.defaults`'), reading a split for a command, one-line warnings, and
+loading a net for a map method."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from camloc.errors import one_line
 
 
 def add_model_arguments(p: argparse.ArgumentParser, probe: bool = True, default: str | None = None,
@@ -19,6 +27,65 @@ def add_model_arguments(p: argparse.ArgumentParser, probe: bool = True, default:
     if probe:
         p.add_argument("--probe", default=None, help="a probe file (camloc probe fit): the scores and maps of "
                        "its classes on the model's features")
+
+
+def add_data_arguments(p: argparse.ArgumentParser) -> None:
+    """``--data``, ``--split``, ``--format``, ``--image-root``, ``--strict`` (as ``evaluate`` reads them)."""
+    p.add_argument("--data", required=True, help="dataset root with boxes (WSOL metadata, CUB, ILSVRC); with "
+                   "--scores any labelled set: also class folders, or a folder with labels.csv (file,class_index) "
+                   "and images/")
+    p.add_argument("--split", default="val", help="split to use (default val)")
+    p.add_argument("--format", default="auto", help="dataset format (default: detect)")
+    p.add_argument("--image-root", default=None, help="WSOL metadata only: folder the image ids are relative to")
+    p.add_argument("--strict", action="store_true", help="stop at the first bad metadata line instead of skipping")
+
+
+def norms_list(text: str | None) -> tuple[str, ...]:
+    """``--norms R1,R2,...``: the readings named (checked), all of them without ``text``."""
+    from camloc.readings import NORMS, check_norm
+
+    if text is None:
+        return NORMS
+    out = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not out:
+        raise ValueError("--norms: give at least one reading")
+    for n in out:
+        check_norm(n)
+    return out
+
+
+def floats_type(text: str) -> list[float]:
+    """argparse ``type`` of a comma list of positive numbers (``--C 0.01,0.1``)."""
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got '{text}'") from None
+    if not values or any(not v > 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive numbers, got '{text}'")
+    return values
+
+
+def open_split(root: str, split: str, prog: str = "camloc probe"):
+    """The ``split`` of the dataset at ``root`` (format detected by :func:`camloc.data.open_dataset`);
+    the reader's skipped lines are reported on stderr."""
+    from camloc.data import open_dataset
+
+    data = open_dataset(root, split)
+    for reason in data.skipped:
+        print(f"{prog}: {reason}", file=sys.stderr)
+    return data
+
+
+@contextmanager
+def one_line_warnings(prog: str) -> Iterator[None]:
+    """Within the block, warnings print as ``<prog>: warning: <one line>`` on stderr."""
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        print(f"{prog}: warning: {one_line(message)}", file=sys.stderr, flush=True)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
 
 
 def norm_type(text: str) -> str:

@@ -16,7 +16,7 @@ HELP = ("compare map methods on a split with boxes: MaxBoxAccV2, top-1 loc, GT-k
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from camloc.commands._common import add_model_arguments
     from camloc.defaults import add_device_argument
-    from camloc.commands.calibrate import add_data_arguments
+    from camloc.commands._common import add_data_arguments
 
     add_model_arguments(p, probe=False)
     add_data_arguments(p)
@@ -49,7 +49,7 @@ def _options(items: list[str] | None) -> dict[str, dict[str, object]]:
 
 
 def check(args: argparse.Namespace) -> None:
-    from camloc.commands.sanity import method_list
+    from camloc.commands._method_args import method_list
 
     names = method_list(args.methods)
     for name in _options(args.method_option):
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from camloc.commands._common import load_net
-    from camloc.commands.sanity import method_list
+    from camloc.commands._method_args import method_list
     from camloc.compare import compare, figure_grid, markdown, winners
     from camloc.data import open_dataset
     from camloc.io import atomic_write_json, atomic_write_text

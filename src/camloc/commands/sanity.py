@@ -34,19 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_device_argument(p)
 
 
-def method_list(text: str) -> list[str]:
-    """``all`` -> every registered name; ``a,b`` -> those, each checked (torch-free)."""
-    from camloc.method_names import NAMES, check_method_name
-
-    if text == "all":
-        return list(NAMES)
-    names = [t.strip() for t in text.split(",") if t.strip()]
-    if not names:
-        raise ValueError("--method: expected a method name, a comma list or all")
-    return [check_method_name(n) for n in names]
-
-
 def check(args: argparse.Namespace) -> None:
+    from camloc.commands._method_args import method_list
     from camloc.method_names import parse_method_options
 
     method_list(args.method)
@@ -63,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from camloc.commands._common import load_net
+    from camloc.commands._method_args import method_list
     from camloc.io import atomic_write_json, atomic_write_text
     from camloc.method_names import parse_method_options
     from camloc.methods import get_method
