@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import combinations
 from typing import Any
 
@@ -113,7 +113,7 @@ def run_grid(net: CamNet, split: Split, scales: Sequence[int] = (256,), flips: S
         if err is not None:
             skipped.append(err)
             continue
-        s = first.job.tag
+        s = replace(first.job.tag, mask=None, ignore=None, masks=[])  # boxes only: no mask read per combination
         grid = box_grid(first.size, BOX_CAP)  # localize's box grid
         label = np.array([s.label])
         raw = {c: [class_maps(r.features[None], w, label[None])[0, 0] for r in results] for c, w in weights.items()}
