@@ -50,7 +50,7 @@ $(CHROMEDRIVER):
 data: $(FMNIST)
 
 demo: $(STAMP)
-	$(PY) -m camloc.demo
+	$(PY) -m tools.demo
 
 test: $(STAMP) $(FMNIST) $(CHROMEDRIVER)
 	$(PY) -m pytest -q
@@ -81,7 +81,7 @@ lock: $(STAMP)
 # The CVPR 2020 WSOL benchmark's verdict on CPU (six methods, same search budget, three seeds);
 # hours on 2 cores, resumes after a stop. QUICK=1: about two minutes (what make test runs).
 reproduce-wsol: $(STAMP) $(FMNIST)
-	$(PY) -m camloc.experiments.reproduce_wsol --out reproduce_wsol_out $(if $(QUICK),--quick)
+	$(PY) -m camloc.experiments.reproduce.wsol --out reproduce_wsol_out $(if $(QUICK),--quick)
 
 clean:
 	rm -rf out reproduce_out reproduce_wsol_out .pytest_cache site docs/tutorials/*.ipynb

@@ -44,7 +44,7 @@ CANDIDATES = [
 
 def localization(net, split, scale: int, flip: bool) -> dict:
     """Per photo: the true class's box IoU, whether the true class is top-1 / in the top 5."""
-    from camloc.boxes import best_iou, box_grid, box_to_original, boxes_from_map
+    from camloc.boxes import best_iou, box_grid, scale_box, boxes_from_map
     from camloc.localize import BOX_CAP
     from camloc.pipeline.run import Job
     from camloc.readings import DEFAULT_NORM
@@ -60,7 +60,7 @@ def localization(net, split, scale: int, flip: bool) -> dict:
         s, size = views[0].job.tag, views[0].size
         grid = box_grid(size, BOX_CAP)
         found = boxes_from_map(fused_maps(views, weight, np.array([s.label]), grid)[0], 0.2, norm=DEFAULT_NORM)
-        box = box_to_original(found[0], grid, size) if found else None
+        box = scale_box(found[0], grid, size) if found else None
         ious.append(best_iou(box, s.boxes))
         order = np.argsort(-fused_logits(views))
         top1.append(int(order[0]) == s.label)

@@ -204,7 +204,7 @@ def box_of(m: np.ndarray, norm: str, threshold: float, rule: str) -> list[int] |
 def per_photo(prep: Prepared, norm: str, threshold: float, rule: str, subset: np.ndarray | None = None) -> dict:
     """Per photo (of ``subset``, a boolean mask; all by default): the true class's box IoU, top-1 /
     top-5 right, and the box time per photo (ms)."""
-    from camloc.boxes import best_iou, box_grid, box_to_original
+    from camloc.boxes import best_iou, box_grid, scale_box
 
     idx = np.flatnonzero(subset) if subset is not None else np.arange(len(prep.grid))
     ious = np.zeros(len(idx))
@@ -212,7 +212,7 @@ def per_photo(prep: Prepared, norm: str, threshold: float, rule: str, subset: np
     for j, i in enumerate(idx):
         b = box_of(prep.grid[i], norm, threshold, rule)
         size = prep.sizes[i]
-        ious[j] = best_iou(box_to_original(b, box_grid(size, BOX_CAP), size) if b is not None else None, prep.boxes[i])
+        ious[j] = best_iou(scale_box(b, box_grid(size, BOX_CAP), size) if b is not None else None, prep.boxes[i])
     ms = (time.perf_counter() - t0) / max(1, len(idx)) * 1000
     top1 = prep.top5[idx, 0] == prep.labels[idx]
     top5 = (prep.top5[idx] == prep.labels[idx, None]).any(axis=1)

@@ -11,7 +11,7 @@ from hypothesis.extra.numpy import arrays
 from camloc.boxes import (
     best_iou,
     box_iou,
-    box_to_original,
+    scale_box,
     boxes_from_map,
     boxes_from_mask,
     boxes_from_raw,
@@ -199,7 +199,7 @@ def test_boxes_from_raw_is_the_rule_on_the_upsampled_map():
     assert boxes_from_raw(raw, (40, 30), 0.5, largest_only=False) == boxes_from_map(up, 0.5, largest_only=False)
     # a cap: found on the 20 x 15 grid, carried back to the image (within a grid step, 2 pixels)
     small = boxes_from_map(upsample(raw, (15, 20)), 0.6)[0]
-    assert boxes_from_raw(raw, (40, 30), 0.6, cap=20) == [box_to_original(small, (20, 15), (40, 30))] == [[14, 8, 39, 20]]
+    assert boxes_from_raw(raw, (40, 30), 0.6, cap=20) == [scale_box(small, (20, 15), (40, 30))] == [[14, 8, 39, 20]]
     assert boxes_from_raw(np.full((3, 3), 2.0), (40, 30)) == []  # constant: no box
     assert boxes_from_raw(np.array([[np.nan, 1.0]]), (40, 30)) == []
 
@@ -210,3 +210,37 @@ def test_boxes_load_no_torch():
 
     code = "import sys, camloc.boxes, camloc.metrics.maxboxacc; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
+
+
+def test_scale_box_is_one_rule_written_out():
+    # edges halfway between the pixels in and out, carried over and rounded (halves up)
+    assert scale_box([10, 0, 19, 749], (1000, 750), (4000, 3000)) == [40, 0, 80, 2999]
+    assert scale_box([20, 10, 79, 49], (200, 100), (100, 50)) == [10, 5, 40, 25]
+    assert scale_box([3, 4, 10, 12], (80, 60), (80, 60)) == [3, 4, 10, 12]  # same size: the identity
+    assert scale_box([7, 7, 7, 7], (200, 100), (20, 10)) == [0, 0, 0, 0]  # a pixel stays a pixel
+    assert scale_box(None, (10, 10), (5, 5)) is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 300), st.integers(1, 300), st.integers(1, 300), st.integers(1, 300), st.data())
+def test_scale_box_stays_inside_and_near(w, h, tw, th, data):
+    x0 = data.draw(st.integers(0, w - 1))
+    x1 = data.draw(st.integers(x0, w - 1))
+    y0 = data.draw(st.integers(0, h - 1))
+    y1 = data.draw(st.integers(y0, h - 1))
+    out = scale_box([x0, y0, x1, y1], (w, h), (tw, th))
+    assert 0 <= out[0] <= out[2] < tw and 0 <= out[1] <= out[3] < th
+    # each edge within one target pixel of the exact edge ``x * tw / w``
+    sx, sy = tw / w, th / h
+    assert abs(out[0] - x0 * sx) <= 1 and abs(out[2] + 1 - (x1 + 1) * sx) <= 1 + (out[2] == out[0])
+    assert abs(out[1] - y0 * sy) <= 1 and abs(out[3] + 1 - (y1 + 1) * sy) <= 1 + (out[3] == out[1])
+
+
+def test_pointing_game_written_out():
+    from camloc.boxes import inside, peak, pointing_hit
+
+    m = np.array([[0.0, 3.0, 1.0], [3.0, np.nan, 0.0]])
+    assert peak(m) == (1, 0)  # the first maximum in raster order; NaN never wins
+    assert pointing_hit(m, [[1, 0, 2, 1]]) and not pointing_hit(m, [[0, 1, 2, 1]])
+    assert not pointing_hit(m, [])
+    assert inside((5, 5), [5, 5, 5, 5]) and not inside((6, 5), [5, 5, 5, 5]) and inside((7, 5), [5, 5, 5, 5], 2)

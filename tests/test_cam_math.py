@@ -28,6 +28,15 @@ def test_tiny_gap_maps_written_out(tiny_gap):
     assert torch.allclose(recon, out.logits.gather(1, out.classes))
 
 
+def test_map_weight_is_the_classifier_as_an_array(tiny_gap):
+    from camloc.cam import map_weight
+
+    net = camloc.load_model(tiny_gap)  # W = [[1, 0.5], [-1, 1]]
+    w = map_weight(net)
+    assert isinstance(w, np.ndarray) and w.dtype == np.float32 and w.tolist() == [[1.0, 0.5], [-1.0, 1.0]]
+    assert map_weight(net, clamp_negative=True).tolist() == [[1.0, 0.5], [0.0, 1.0]]  # the positive part
+
+
 def test_explicit_classes_and_shared_classes(tiny_gap):
     net = camloc.load_model(tiny_gap)
     x = torch.tensor([[[[1.0, 0.0], [0.0, 0.0]]], [[[0.0, 0.0], [0.0, 5.0]]]])

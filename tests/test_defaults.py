@@ -53,6 +53,21 @@ def test_every_command_names_the_one_default_and_shares_its_options():
     assert defaults.MODEL_LABEL in _option(fit, "--backbone").help
 
 
+def test_shared_options_are_declared_once_in_defaults():
+    """--device, --batch-size, --backend and --workers are declared by camloc.defaults' add_*_argument
+    only (a command's own add_argument would drift from the shared help and check)."""
+    import pathlib
+    import re
+
+    commands = pathlib.Path(camloc.__file__).parent / "commands"
+    shared = re.compile(r"add_argument\(\s*\"--(device|batch-size|backend|workers)\"")
+    found = [f"{f.name}: --{m.group(1)}" for f in sorted(commands.glob("*.py")) for m in shared.finditer(f.read_text())]
+    assert found == []
+    subs = _subparsers()
+    for name in ("localize", "calibrate", "ablate", "evaluate", "discover"):
+        assert _option(subs[name], "--workers").help == defaults.WORKERS_HELP, name
+
+
 @pytest.mark.parametrize("argv, message", [
     (["localize", "x.png", "--batch-size", "0"], "--batch-size must be at least 1, got 0"),
     (["evaluate", "--data", "d", "--batch-size", "0"], "--batch-size must be at least 1, got 0"),
@@ -162,7 +177,7 @@ def test_a_probe_without_model_loads_the_backbone_it_was_fit_on(tmp_path):
 
 
 def test_the_demo_prints_each_photos_top3_with_calibrated_scores(tmp_path):
-    from camloc.demo import top3_table
+    from tools.demo import top3_table  # the `make demo` script (tools/, not the library)
     from camloc.pipeline.records import JsonlWriter
 
     header = {"camloc_run": {"temperature": 0.25}}

@@ -237,7 +237,7 @@ COVERAGE = Path(__file__).resolve().parent.parent / "docs" / "coverage.md"
 
 
 def test_coverage_table_lists_every_torchvision_architecture():
-    from camloc.coverage import TIMM, parse
+    from tools.coverage import TIMM, parse
 
     table = parse(COVERAGE.read_text())
     names = set(torchvision.models.list_models(module=torchvision.models))
@@ -249,7 +249,7 @@ def test_coverage_table_lists_every_torchvision_architecture():
 @pytest.mark.parametrize("name", ["resnet18", "convnext_tiny", "squeezenet1_1", "vgg11", "mobilenet_v3_small",
                                   "swin_t", "vit_b_32", "shufflenet_v2_x0_5"])
 def test_coverage_table_verdicts_hold(name):
-    from camloc.coverage import parse, torchvision_row
+    from tools.coverage import parse, torchvision_row
 
     verdict, detail = parse(COVERAGE.read_text())[name]
     row = torchvision_row(name)

@@ -18,7 +18,7 @@ from PIL import Image
 from torch import nn
 
 import camloc
-from camloc.boxes import box_grid, box_to_original, boxes_from_map
+from camloc.boxes import box_grid, scale_box, boxes_from_map
 from camloc.readings import upsample
 from camloc.errors import ImageError
 from camloc.models.heads import Head
@@ -52,13 +52,13 @@ def test_parse_resize():
             parse_resize(bad)
 
 
-def test_box_grid_and_box_to_original_written_out():
+def test_box_grid_and_scale_box_written_out():
     assert box_grid((800, 600), 1024) == (800, 600)
     assert box_grid((4000, 3000), 1000) == (1000, 750)
     # The grid is the image: identity.
-    assert box_to_original([3, 4, 10, 12], (800, 600), (800, 600)) == [3, 4, 10, 12]
+    assert scale_box([3, 4, 10, 12], (800, 600), (800, 600)) == [3, 4, 10, 12]
     # 4x: grid pixel 10 samples original pixel 41.5; the first pixel above lies in (37.5, 41.5].
-    assert box_to_original([10, 0, 19, 749], (1000, 750), (4000, 3000)) == [40, 0, 80, 2999]
+    assert scale_box([10, 0, 19, 749], (1000, 750), (4000, 3000)) == [40, 0, 80, 2999]
 
 
 def _blob(cx: float, cy: float, sigma: float, h: int = 7, w: int = 9) -> np.ndarray:
@@ -73,7 +73,7 @@ def test_boxes_on_a_capped_grid_are_within_a_grid_step_of_full_resolution(cx, cy
     raw = _blob(cx, cy, sigma)
     full = boxes_from_map(upsample(raw, (height, width)))[0]
     grid = box_grid((width, height), 1024)
-    small = box_to_original(boxes_from_map(upsample(raw, (grid[1], grid[0])))[0], grid, (width, height))
+    small = scale_box(boxes_from_map(upsample(raw, (grid[1], grid[0])))[0], grid, (width, height))
     step = max(width / grid[0], height / grid[1])
     assert max(abs(a - b) for a, b in zip(full, small)) <= step / 2 + 1.5
 

@@ -9,7 +9,7 @@ import os
 import pytest
 
 from camloc.data.fashion_mnist import FASHION_DIR
-from camloc.experiments.reproduce_wsol import METHODS, main
+from camloc.experiments.reproduce.wsol import METHODS, main
 
 
 @pytest.mark.skipif(not os.path.exists(os.path.join(FASHION_DIR, "t10k-images-idx3-ubyte.gz")),

@@ -17,7 +17,7 @@ from camloc.data.fashion_mnist import FASHION_DIR
 def test_rescore_adds_pxap_to_a_finished_quick_run(tmp_path, monkeypatch, capsys):
     import camloc.experiments.fashion_loc as fashion_loc
     from camloc.data.wsol import read_wsol
-    from camloc.experiments.reproduce_wsol import QUICK, main
+    from camloc.experiments.reproduce.wsol import QUICK, main
     from camloc.train.search import evaluate_run
 
     # The run as an earlier camloc made it: a benchmark without masks, test.json without PxAP.
@@ -77,7 +77,7 @@ def test_rescore_refuses_a_benchmark_that_is_not_the_regenerated_one(tmp_path, c
 
     from camloc.data.wsol import read_wsol
     from camloc.experiments.fashion_loc import has_masks, write_benchmark
-    from camloc.experiments.reproduce_wsol import main
+    from camloc.experiments.reproduce.wsol import main
     from test_fashion_loc_masks import _fake_source
 
     src = _fake_source(tmp_path / "src")

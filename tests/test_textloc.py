@@ -10,7 +10,8 @@ import pytest
 
 from camloc.errors import TextlocError
 from camloc.experiments.textloc import CLASSES, _part, _photo, make_image, make_textloc, read_textloc, render_words
-from camloc.experiments.textloc_score import covered_fraction, inside, random_box_rate
+from camloc.boxes import inside
+from camloc.experiments.textloc_score import covered_fraction, random_box_rate
 
 
 def test_images_are_deterministic_from_the_seed():

@@ -5,14 +5,17 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from camloc.viz import scale_box, topk_figure
+from camloc.boxes import scale_box
+from camloc.viz import topk_figure
 
 
-def testscale_box_keeps_inclusive_corners_inside():
-    assert scale_box([20, 10, 79, 49], 0.5, 100, 50) == [10, 5, 39, 24]
-    assert scale_box([0, 0, 199, 99], 0.5, 100, 50) == [0, 0, 99, 49]  # the whole image stays whole
-    assert scale_box([7, 7, 7, 7], 0.1, 20, 10) == [0, 0, 0, 0]  # a pixel stays a pixel
-    assert scale_box(None, 0.5, 100, 50) is None
+def test_figure_boxes_use_the_one_scaling_rule():
+    # a thumbnail's box is carried by boxes.scale_box, the rule the paper box's grid uses:
+    # edges halfway between the pixels in and out, rounded halves up (pinned in test_boxes)
+    assert scale_box([20, 10, 79, 49], (200, 100), (100, 50)) == [10, 5, 40, 25]
+    assert scale_box([0, 0, 199, 99], (200, 100), (100, 50)) == [0, 0, 99, 49]  # the whole image stays whole
+    assert scale_box([7, 7, 7, 7], (200, 100), (20, 10)) == [0, 0, 0, 0]  # a pixel stays a pixel
+    assert scale_box(None, (200, 100), (100, 50)) is None
 
 
 def test_topk_panel_layout_and_box(tmp_path):

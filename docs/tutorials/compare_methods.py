@@ -30,7 +30,7 @@ import time
 import camloc
 import matplotlib.pyplot as plt
 import torch
-from camloc.demo import demo_photo_paths
+from camloc.photos import demo_photo_paths
 from PIL import Image
 
 photos = [Image.open(p).convert("RGB") for p in demo_photo_paths()[:3]]

@@ -24,7 +24,7 @@
 
 # %%
 import camloc
-from camloc.demo import demo_photo_paths
+from camloc.photos import demo_photo_paths
 from PIL import Image
 
 my_model = camloc.load_model("efficientnet_lite0").module          # any nn.Module with a GAP head

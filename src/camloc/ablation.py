@@ -9,14 +9,18 @@ fused (:mod:`camloc.pipeline.views`), and read in every way asked for. So a grid
 
 Per combination:
 
-- ``top1_loc``, ``top5_loc``, ``gt_known``: the paper's box (the true class's fused map on the
-  image, the reading's threshold ``box_threshold``, the largest component), IoU >= 0.5
-  (:class:`camloc.metrics.ilsvrc.IlsvrcLocEvaluator`), with the fused scores' top-k;
+- ``top1_loc``, ``top5_loc``, ``gt_known``: the paper's box as ``localize`` writes it with these
+  views (the true class's map fused on localize's box grid, :func:`camloc.pipeline.views.fused_maps`,
+  then :func:`camloc.boxes.paper_boxes` with the reading and ``box_threshold``), IoU >= 0.5, with
+  the fused scores' top-k;
 - ``MaxBoxAcc`` (largest contour, IoU 0.5) with its best threshold, and ``MaxBoxAccV2`` (all
-  contours, IoU 0.3/0.5/0.7): the protocol's maps (each view's raw map resized bicubically to
-  224 x 224, averaged, then read by the combination's normalization, as
-  :func:`camloc.scoring.protocol_map` does for one view) scored by
-  :mod:`camloc.metrics.maxboxacc`;
+  contours, IoU 0.3/0.5/0.7): the protocol's map of the views (:func:`camloc.scoring.protocol_map`:
+  each view's raw map resized bicubically to 224 x 224, averaged, then read by the combination's
+  normalization).
+
+Every combination is counted by its own :class:`camloc.scoring.Tally` from
+:func:`camloc.scoring.score`'s outcome, as ``camloc evaluate`` counts; so a row means what an
+evaluation row means.
 - ``ms_per_image``: the wall time per image of ``localize`` itself with these views (top-5,
   minmax, no figures), measured in a separate run per view set after the grid pass (so the
   disk cache is warm for every set); ``box_ms``: the reading's own fusion and box time per image,
@@ -34,21 +38,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import combinations
 from typing import Any
 
 import cv2
 import numpy as np
 
-from camloc.boxes import box_grid, box_to_original, boxes_from_map
-from camloc.cam import class_maps
-from camloc.readings import NORMS, check_norm, normalize_map
+from camloc.boxes import BOX_CAP, box_grid, paper_boxes
+from camloc.cam import class_maps, map_weight
+from camloc.readings import NORMS, check_norm
 from camloc.data.base import Split
-from camloc.metrics.ilsvrc import IlsvrcLocEvaluator
-from camloc.metrics.maxboxacc import RESIZE, MaxBoxAccEvaluator, best_ious, resize_box
 from camloc.models.net import CamNet
-from camloc.pipeline.views import TTA, iter_views, map_weight
+from camloc.pipeline.views import TTA, fused_maps, iter_views
+from camloc.scoring import Scoring, Tally, protocol_map, score
 
 COLUMNS = ("scales", "flip", "clamp", "norm", "top1_loc", "top5_loc", "gt_known", "MaxBoxAcc", "MaxBoxAcc_tau",
            "MaxBoxAccV2", "ms_per_image", "box_ms")
@@ -110,14 +113,12 @@ def run_grid(net: CamNet, split: Split, scales: Sequence[int] = (256,), flips: S
     weights = {c: map_weight(net, c) if method is None else None for c in dict.fromkeys(clamps)}
     combos = [Combo(ss, f, c, n) for (ss, f) in groups for c in weights for n in norms]
     ks = (1, 5) if net.num_classes >= 5 else (1,)
-    loc = {k: IlsvrcLocEvaluator(ks) for k in combos}
-    v1 = {k: MaxBoxAccEvaluator((50,), threshold_step, multi_contour=False) for k in combos}
-    v2 = {k: MaxBoxAccEvaluator((30, 50, 70), threshold_step, multi_contour=True) for k in combos}
+    scorings = {n: Scoring(box_threshold, ks, ((True, (30, 50, 70)), (False, (50,))), threshold_step, n) for n in norms}
+    tallies = {k: Tally(scorings[k.norm]) for k in combos}
     spent = {k: 0.0 for k in combos}
     skipped: list[str] = []
     shared = make_backend(net, backend, gradient=method is not None) if isinstance(backend, str) else backend
     jobs = (Job(s.path, i, s.path, tag=s, classes=(s.label,) if method is not None else ()) for i, s in enumerate(samples))
-    thresholds = v1[combos[0]].thresholds
     nonfinite = 0
     stream = (iter_views(net, jobs, tta, shared, batch_size, workers, progress=progress, total=len(samples)) if method is None
               else iter_method_views(net, jobs, tta.scales, method, shared, batch_size, workers, progress, len(samples)))
@@ -127,32 +128,30 @@ def run_grid(net: CamNet, split: Split, scales: Sequence[int] = (256,), flips: S
         if err is not None:
             skipped.append(err)
             continue
-        s = first.job.tag
-        grid = box_grid(first.size, 1024)
-        gt224 = np.asarray([resize_box(b, s.size or first.size) for b in s.boxes])
-        raw = {c: [class_maps(r.features[None], w, np.array([[s.label]]))[0, 0] if method is None else r.extra_maps[0]
+        s = replace(first.job.tag, mask=None, ignore=None, masks=[])  # boxes only: no mask read per combination
+        grid = box_grid(first.size, BOX_CAP)  # localize's box grid
+        label = np.array([s.label])
+        raw = {c: [class_maps(r.features[None], w, label[None])[0, 0] if method is None else r.extra_maps[0]
                    for r in results] for c, w in weights.items()}
         nonfinite += any(not np.isfinite(m).all() for maps in raw.values() for m in maps)  # no box: a miss
         for (ss, f) in groups:
             idx = members[(ss, f)]
             logits = np.mean([results[i].logits for i in idx], axis=0)
             top = [int(c) for c in top_classes(logits[None], max(ks))[0]]
-            for c in weights:
+            for c, w in weights.items():
                 t0 = time.perf_counter()
-                fused = np.mean([cv2.resize(raw[c][i], grid, interpolation=cv2.INTER_LINEAR) for i in idx], axis=0)
+                fused = (fused_maps([results[i] for i in idx], w, label, grid)[0] if method is None else
+                         np.mean([cv2.resize(raw[c][i], grid, interpolation=cv2.INTER_LINEAR) for i in idx], axis=0))
                 t_fuse = time.perf_counter() - t0
-                proto = np.mean([cv2.resize(raw[c][i], (RESIZE, RESIZE), interpolation=cv2.INTER_CUBIC) for i in idx],
-                                axis=0)
                 for n in norms:
                     k = Combo(ss, f, c, n)
                     t0 = time.perf_counter()
-                    found = boxes_from_map(fused, box_threshold, norm=n)
-                    box = box_to_original(found[0], grid, first.size) if found else None
+                    found = paper_boxes(fused, first.size, box_threshold, n, BOX_CAP)[0]
                     spent[k] += t_fuse + time.perf_counter() - t0
-                    loc[k].accumulate([[(p, box if p == s.label else None) for p in top]], [s.label], [s.boxes], [box])
-                    ious = best_ious(normalize_map(proto, n).astype(np.float64), gt224, thresholds)
-                    v2[k].accumulate_ious(ious[True])
-                    v1[k].accumulate_ious(ious[False])
+                    out = score(s, scorings[n], protocol=protocol_map([raw[c][i] for i in idx], norm=n),
+                                image_size=first.size)
+                    out.box = found[0] if found else None
+                    tallies[k].add(s, out, top)
     n_read = len(samples) - len(skipped)
     if n_read == 0:
         raise ValueError(f"no image of split {split.name or '?'} could be read; first: {skipped[0]}")
@@ -160,7 +159,8 @@ def run_grid(net: CamNet, split: Split, scales: Sequence[int] = (256,), flips: S
     wall = {g: localize_ms(net, paths, g, shared, batch_size, workers, method) for g in groups}
     rows = []
     for k in combos:
-        lm, a, b = loc[k].compute(), v1[k].compute(), v2[k].compute()
+        t = tallies[k]
+        lm, a, b = t.loc.compute(), t.boxacc[False].compute(), t.boxacc[True].compute()
         rows.append({
             "scales": ",".join(str(x) for x in k.scales), "flip": k.flip, "clamp": k.clamp, "norm": k.norm,
             "top1_loc": round(100 - lm["top1_loc_error"], 2),
@@ -168,9 +168,9 @@ def run_grid(net: CamNet, split: Split, scales: Sequence[int] = (256,), flips: S
             "gt_known": round(lm["gt_known_loc_acc"], 2),
             "MaxBoxAcc": round(a["MaxBoxAcc@50"], 2), "MaxBoxAcc_tau": round(a["best_threshold"]["50"], 4),
             "MaxBoxAccV2": round(b["MaxBoxAccV2"], 2),
-            "ms_per_image": None if wall[(k.scales, k.flip)] is None else round(wall[(k.scales, k.flip)], 1), "box_ms": round(spent[k] / n_read * 1000, 2),
-            "num_images": n_read, "num_nonfinite_maps": nonfinite,
-            "MaxBoxAcc_flat": bool(np.ptp(v1[k].curves()[50]) == 0),  # every threshold scores alike
+            "ms_per_image": None if wall[(k.scales, k.flip)] is None else round(wall[(k.scales, k.flip)], 1),
+            "box_ms": round(spent[k] / n_read * 1000, 2), "num_images": n_read, "num_nonfinite_maps": nonfinite,
+            "MaxBoxAcc_flat": bool(np.ptp(t.boxacc[False].curves()[50]) == 0),  # every threshold scores alike
         })
     return rows, skipped
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from camloc.readings import NORMS, check_norm
-from camloc.errors import CalibrationError
+from camloc.errors import CalibrationError, one_line
 from camloc.scores import model_digest, views_of
 
 SUFFIX = ".calibration.json"
@@ -186,7 +186,7 @@ def load_calibration(path: str | os.PathLike, net: Any = None, views: str | None
     except OSError as err:
         raise CalibrationError(f"{where}: cannot read ({err.strerror or err})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CalibrationError(f"{where}: not a calibration file (not JSON: {' '.join(str(err).split())})") from None
+        raise CalibrationError(f"{where}: not a calibration file (not JSON: {one_line(err)})") from None
     if not isinstance(rec, dict):
         raise CalibrationError(f"{where}: not a calibration file (a JSON object is expected)")
     if rec.get("format") != FORMAT:
@@ -225,3 +225,49 @@ def _check_owner(rec: dict[str, Any], where: str, net: Any, views: str | None) -
         raise CalibrationError(f"{where}: made for other weights of {net.name!r} (weights hash differs){hint}")
     if views is not None and rec.get("views") not in (None, views):
         raise CalibrationError(f"{where}: made for views {rec.get('views')}, this run uses {views}{hint}")
+
+
+def labelled_photos(data: str, split: str = "val", fmt: str = "auto", image_root: str | None = None, strict: bool = False,
+                    class_names: list[str] | None = None) -> tuple[list[tuple[str, int]], int]:
+    """``([(image path, class index)], skipped metadata lines)`` of ``data``: a folder with
+    ``labels.csv`` (``file,class_index``; images in ``images/`` or beside it), else any dataset
+    ``open_dataset`` reads; when every class name of that dataset is one of ``class_names`` (the
+    model's), its labels are the model's indices of those names (class folders are numbered in
+    name order, the model's classes are not)."""
+    import csv
+
+    from camloc.data import open_dataset
+
+    table = os.path.join(data, "labels.csv")
+    if os.path.isfile(table):
+        folder = os.path.join(data, "images")
+        folder = folder if os.path.isdir(folder) else data
+        items = []
+        with open(table, newline="", encoding="utf-8") as f:
+            for n, row in enumerate(csv.DictReader(f), start=2):
+                try:
+                    items.append((os.path.join(folder, row["file"]), int(row["class_index"])))
+                except (KeyError, TypeError, ValueError):
+                    raise CalibrationError(f"{table}:{n}: expected file,class_index columns with an integer "
+                                           "class index") from None
+        return items, 0
+    found = open_dataset(data, split, fmt, image_root=image_root, strict=strict)
+    names = list(getattr(found, "classes", None) or [])
+    if class_names and names and set(names) <= set(class_names):
+        index = {n: i for i, n in enumerate(class_names)}
+        return [(s.path, index[names[s.label]]) for s in found.samples], len(found.skipped)
+    return [(s.path, s.label) for s in found.samples], len(found.skipped)
+
+
+def merged_with_stored(rec: dict[str, Any], path: str | os.PathLike, net: Any, views: str) -> dict[str, Any]:
+    """``rec`` with the other part of the file already at ``path`` when that file was made for the
+    same model and views (the box part kept beside a new temperature, or the reverse)."""
+    if not os.path.isfile(path):
+        return rec
+    try:
+        old = load_calibration(path, net, views)
+    except CalibrationError:
+        return rec
+    keep = ("temperature", "scores_fit") if "threshold" in rec else \
+        ("threshold", "norm", "clamp_negative", "MaxBoxAcc", "by_norm", "num_images", "num_skipped", "data", "split")
+    return {**{k: old[k] for k in keep if k in old}, **rec}

@@ -77,3 +77,11 @@ def positive_weights(weight: Tensor | np.ndarray) -> Tensor | np.ndarray:
     if isinstance(weight, np.ndarray):
         return np.maximum(weight, np.zeros((), weight.dtype))
     return weight.clamp(min=0)
+
+
+def map_weight(net, clamp_negative: bool = False) -> np.ndarray:
+    """The ``(C, K)`` float32 array the maps of ``net`` (a :class:`~camloc.models.CamNet`) are made
+    from: its classifier's weight (the attached probe's, else the head's), the positive part with
+    ``clamp_negative`` (:func:`positive_weights`). The one place the weight leaves torch."""
+    w = net.classifier.weight.detach().float().cpu().numpy()
+    return positive_weights(w) if clamp_negative else w

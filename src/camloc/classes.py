@@ -21,7 +21,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from camloc.errors import CamlocError
+from camloc.errors import CamlocError, one_line
 
 _INDEX = re.compile(r"#\s*([+-]?[0-9]+)")
 _BARE = re.compile(r"[+-]?[0-9]+")
@@ -47,7 +47,7 @@ def resolve_class(text: str | int, class_names: Sequence[str], model: str, where
         raise ClassError(f"{where}: a class is a label or an index, got {type(text).__name__}")
     if isinstance(text, int):
         return _index(text, n, model, where)
-    shown = " ".join(text.split())[:80]
+    shown = one_line(text, 80)
     if text in class_names:
         return list(class_names).index(text)
     t = text.strip()
@@ -75,7 +75,7 @@ def resolve_classes(text: str, class_names: Sequence[str], model: str, where: st
     out: list[int] = []
     for item in str(text).split(","):
         if not item.strip():
-            raise ClassError(f"{where}: empty class name in {' '.join(str(text).split())[:80]!r}")
+            raise ClassError(f"{where}: empty class name in {one_line(text, 80)!r}")
         out.append(resolve_class(item, class_names, model, where))
     return list(dict.fromkeys(out))
 

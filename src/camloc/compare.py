@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from camloc.errors import one_line
+
 PERTURBATION = ("scorecam", "sscam", "iscam", "ablationcam")
 COLUMNS = (("MaxBoxAccV2", "MaxBoxAccV2"), ("IoU30", "MaxBoxAccV2@30"), ("IoU50", "MaxBoxAccV2@50"),
            ("IoU70", "MaxBoxAccV2@70"), ("top-1 loc", "top1_loc"), ("GT-known", "gt_known"), ("PxAP", "PxAP"),
@@ -132,7 +134,7 @@ def compare(net: Any, samples: Sequence[Any], methods: dict[str, Any], limit: in
                 try:
                     raws[name] = method(net, x, torch.tensor([[s.label]], device=x.device))[0, 0].detach().float().cpu().numpy()
                 except (ValueError, RuntimeError) as err:
-                    acc[name].errors.append(f"{s.image_id}: {' '.join(str(err).split())[:200]}")
+                    acc[name].errors.append(f"{s.image_id}: {one_line(err, 200)}")
                     continue
                 acc[name].seconds += time.perf_counter() - t0
         for name, raw in raws.items():
@@ -204,7 +206,7 @@ def _row(name: str, a: _Acc, method: Any, net: Any, sanity_x: list[torch.Tensor]
             row["sanity_images"] = r.num_images
             row["sanity_flagged"] = r.flagged
         except (ValueError, RuntimeError) as err:
-            row["sanity_error"] = " ".join(str(err).split())[:200]
+            row["sanity_error"] = one_line(err, 200)
     return row
 
 

@@ -54,6 +54,14 @@ def add_backend_argument(p: argparse.ArgumentParser, help: str | None = None) ->
                    "methods), torch or onnxruntime")
 
 
+WORKERS_HELP = "decode threads, overlapped with the forward pass (default: the cores, at most 4)"
+
+
+def add_workers_argument(p: argparse.ArgumentParser, default: int | None = None, help: str = WORKERS_HELP) -> None:
+    """``--workers`` (checked by :func:`check_workers`): decode threads, unless ``help`` says otherwise."""
+    p.add_argument("--workers", type=int, default=default, metavar="N", help=help)
+
+
 def add_topk_argument(p: argparse.ArgumentParser, help: str = "classes per image") -> None:
     p.add_argument("--topk", type=int, default=TOPK, help=f"{help} (default {TOPK})")
 
@@ -74,11 +82,20 @@ def check_batch_size(value: int, name: str = "--batch-size") -> None:
         raise ValueError(f"{name} must be at least 1, got {value}")
 
 
+def check_workers(value: int | None, name: str = "--workers") -> None:
+    """``None`` (the default) or 0 or more."""
+    if value is not None and value < 0:
+        raise ValueError(f"{name} must be 0 or more, got {value}")
+
+
 def check_map_options(args: argparse.Namespace) -> None:
-    """One-line errors for whichever of ``--topk``, ``--threshold`` and ``--batch-size`` the command has."""
+    """One-line errors for whichever of ``--topk``, ``--threshold``, ``--batch-size`` and ``--workers``
+    the command has."""
     if hasattr(args, "topk"):
         check_topk(args.topk)
     if hasattr(args, "threshold"):
         check_threshold(args.threshold)
     if hasattr(args, "batch_size"):
         check_batch_size(args.batch_size)
+    if hasattr(args, "workers"):
+        check_workers(args.workers)

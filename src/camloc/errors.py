@@ -91,7 +91,7 @@ class ServeError(CamlocError):
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(reason)
         self.status = status
-        self.reason = " ".join(str(reason).split())
+        self.reason = one_line(reason)
 
 
 class MissingExtraError(CamlocError, ImportError):
@@ -104,7 +104,7 @@ class OutputError(CamlocError, OSError):
     ``OSError``, as the failed write it reports."""
 
     def __init__(self, path: str | os.PathLike, err: OSError, action: str = "write") -> None:
-        reason = err.strerror or " ".join(str(err).split()) or type(err).__name__
+        reason = err.strerror or one_line(err) or type(err).__name__
         super().__init__(f"{os.fspath(path)}: cannot {action} ({reason})")
         self.errno = err.errno
 

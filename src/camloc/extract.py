@@ -95,7 +95,7 @@ def cam(net: CamNet, x: Tensor, topk: int = 5, classes: Tensor | None = None) ->
             be meaningless classes, so nothing is returned for the batch.
 
     Examples:
-        >>> from camloc.demo import demo_photo_paths
+        >>> from camloc.photos import demo_photo_paths
         >>> net = camloc.load_model()                      # EfficientNet-Lite1 (camloc.defaults)
         >>> out = camloc.cam(net, net.preprocess(demo_photo_paths()[:1]), topk=5)   # the cat
         >>> out.maps.shape, net.class_names[int(out.classes[0, 0])]

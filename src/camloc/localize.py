@@ -265,7 +265,7 @@ def localize(
         One record per input, in order (schema in DESIGN.md).
 
     Examples:
-        >>> from camloc.demo import demo_photo_paths
+        >>> from camloc.photos import demo_photo_paths
         >>> recs = camloc.localize(camloc.load_model(), demo_photo_paths()[:1], topk=1)   # the cat
         >>> p = recs[0]["predictions"][0]
         >>> p["label"], len(p["box"]), (recs[0]["width"], recs[0]["height"])

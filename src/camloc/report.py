@@ -1,6 +1,9 @@
-"""Evaluation reports: the metrics as a Markdown table, ``metrics.json``, ``metrics.csv`` and the
-BoxAcc-vs-threshold and example figures (drawn by :mod:`camloc.viz`). Torch-free, so
-``camloc evaluate-maps`` starts without it."""
+"""An evaluation's report files, for ``camloc evaluate`` and ``camloc evaluate-maps`` alike: the
+metrics as a Markdown table, ``metrics.json``, ``metrics.csv`` and the BoxAcc-vs-threshold and
+example figures (drawn by :mod:`camloc.viz`). Torch-free, so ``camloc evaluate-maps`` starts
+without it. (The metrics themselves are read out of the evaluators by
+:mod:`camloc.evaluate.readout`; the reproduction writes its own, different document,
+:mod:`camloc.experiments.reproduce.report`.)"""
 
 from __future__ import annotations
 

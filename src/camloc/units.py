@@ -25,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from camloc.boxes import boxes_from_map
+from camloc.boxes import boxes_from_map, peak
+from camloc.cam import map_weight
 from camloc.readings import upsample
 from camloc.models.net import CamNet
 
@@ -81,7 +82,7 @@ def class_units(net: CamNet, cls: int, count: int = 6) -> list[Unit]:
     (ties: the lower index first)."""
     if count < 1:
         raise ValueError(f"count must be at least 1, got {count}")
-    w = net.classifier.weight.detach()[cls].float().cpu().numpy()
+    w = map_weight(net)[cls]
     order = np.lexsort((np.arange(len(w)), -w))  # by weight descending, then index
     return [Unit(int(k), float(w[k])) for k in order[:count] if w[k] > 0]
 
@@ -112,7 +113,7 @@ def contributing_units(net: CamNet, cls: int, inputs: Iterable[str | os.PathLike
     one-line reasons for unreadable images (skipped)."""
     if count < 1:
         raise ValueError(f"count must be at least 1, got {count}")
-    w = net.classifier.weight.detach()[cls].float().cpu().numpy()
+    w = map_weight(net)[cls]
     total = np.zeros(len(w), np.float64)
     n, skipped = 0, []
     for res in _results(net, inputs, "pooled", batch_size, progress, "contributions", skipped, backend):
@@ -164,6 +165,5 @@ def unit_hits(net: CamNet, inputs: Iterable[str | os.PathLike], units: Sequence[
 def _hit(name: str, a: np.ndarray, size: tuple[int, int], threshold: float, order: int) -> Hit:
     w, h = size
     up = upsample(a, (h, w))
-    y, x = np.unravel_index(int(np.argmax(up)), up.shape)
     found = boxes_from_map(up, threshold, norm="positive")
-    return Hit(name, float(a.max()), float(a.mean()), (int(x), int(y)), found[0] if found else None, (w, h), a.copy(), order)
+    return Hit(name, float(a.max()), float(a.mean()), peak(up), found[0] if found else None, (w, h), a.copy(), order)

@@ -9,6 +9,7 @@ inclusively (+1). NumPy and OpenCV only (no torch).
 - :mod:`~camloc.boxes.contours`: contour boxes of the CVPR 2020 protocol (MaxBoxAcc) and the
   paper's several-level heuristic.
 - :mod:`~camloc.boxes.iou`: IoU of a pair, of every pair (a matrix), the best against a list, a hit.
+- :mod:`~camloc.boxes.points`: a map's peak and the pointing game.
 - :mod:`~camloc.boxes.scale`: boxes found on a capped grid, carried back to the image.
 """
 
@@ -24,10 +25,11 @@ from camloc.boxes.paper import (
     mass_union_box,
     paper_boxes,
 )
-from camloc.boxes.scale import BOX_CAP, box_grid, box_to_original
+from camloc.boxes.points import inside, peak, pointing_hit
+from camloc.boxes.scale import BOX_CAP, box_grid, scale_box
 
 __all__ = [
-    "BOX_CAP", "Box", "best_iou", "box_grid", "box_iou", "box_to_original", "boxes_from_checked_map", "boxes_from_map",
-    "boxes_from_mask", "boxes_from_raw", "contour_boxes", "heuristic_boxes", "hit", "iou_coords",
-    "iou_matrix", "mask_from_map", "mass_union_box", "paper_boxes",
+    "BOX_CAP", "Box", "best_iou", "box_grid", "box_iou", "scale_box", "boxes_from_checked_map", "boxes_from_map",
+    "boxes_from_mask", "boxes_from_raw", "contour_boxes", "heuristic_boxes", "hit", "inside", "iou_coords",
+    "iou_matrix", "mask_from_map", "mass_union_box", "paper_boxes", "peak", "pointing_hit",
 ]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from camloc.boxes.scale import BOX_CAP, box_grid, box_to_original
+from camloc.boxes.scale import BOX_CAP, box_grid, scale_box
 from camloc.readings import check_norm, map_status, norm_bounds, upsample
 
 Box = list[int]
@@ -193,7 +193,7 @@ def boxes_from_raw(raw: np.ndarray, size: tuple[int, int], threshold: float = 0.
 
     With ``cap > 0`` and an image whose longer side exceeds it, the map is upsampled to that
     side instead (:func:`~camloc.boxes.box_grid`) and the boxes carried back
-    (:func:`~camloc.boxes.box_to_original`, within half a grid step). Empty when the raw map has
+    (:func:`~camloc.boxes.scale_box`, within half a grid step). Empty when the raw map has
     no usable peak (:func:`camloc.readings.map_status`) or none survives the upsampling.
     """
     if map_status(raw, norm) is not None:
@@ -201,7 +201,7 @@ def boxes_from_raw(raw: np.ndarray, size: tuple[int, int], threshold: float = 0.
     grid = box_grid(size, cap)
     # The raw map passed the check, so its upsampling is finite: skip the per-pixel check.
     found = boxes_from_checked_map(upsample(raw, (grid[1], grid[0])), threshold, largest_only, norm)
-    return [box_to_original(b, grid, size) for b in found]
+    return [scale_box(b, grid, size) for b in found]
 
 
 def paper_boxes(raw: np.ndarray, size: tuple[int, int], threshold: float = 0.2, norm: str = "minmax",

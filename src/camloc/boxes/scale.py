@@ -1,30 +1,36 @@
 """Boxes found on a smaller grid than the image, and the way back to original pixels.
 
 A large image's boxes are found on its map upsampled to a grid of a capped longer side
-(:func:`box_grid`), then carried back (:func:`box_to_original`), within half a grid step.
+(:func:`box_grid`), then carried back (:func:`scale_box`), within half a grid step.
+:func:`scale_box` is the one rule for carrying a box between two sizes of an image.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 BOX_CAP = 512
 """Boxes of images whose longer side exceeds this are found on the map upsampled to this longer
 side (:func:`box_grid`), within half its step: ``localize``'s and ``evaluate``'s paper box."""
 
 
-def box_to_original(box: list[int], grid: tuple[int, int], size: tuple[int, int]) -> list[int]:
-    """An inclusive box found on a map resized to ``grid = (w, h)`` (covering the whole image)
-    -> the same box in original ``size = (W, H)`` pixels.
+def scale_box(box: Sequence[int] | None, source: tuple[int, int], target: tuple[int, int]) -> list[int] | None:
+    """An inclusive box in an image of ``source = (w, h)`` pixels -> the same box in that image
+    resized to ``target = (W, H)`` (``None`` stays ``None``): the one rounding rule for carrying a
+    box between sizes (the paper box's grid back to the image, a box onto a figure's thumbnail).
 
-    Grid pixel ``x`` samples the (bilinear) map where original pixel ``(x + 0.5) * W / w - 0.5``
-    does, so the true first pixel above the threshold lies between the samples of grid pixels
-    ``x0 - 1`` and ``x0``: the box edge is put in the middle, ``x0 * W / w - 0.5``, at most half a
-    grid step (``W / w / 2`` pixels) from where a full-resolution map would put it; likewise
-    ``(x1 + 1) * W / w - 0.5`` for the last pixel. The identity when the grid is the image.
+    Resizing puts source pixel ``x`` where target pixel ``(x + 0.5) * W / w - 0.5`` is, so a box
+    edge lies halfway between the last pixel inside and the first outside: ``x0 * W / w - 0.5``
+    for the first column, ``(x1 + 1) * W / w - 0.5`` for the last, each rounded to the nearest
+    pixel (halves up) and kept inside the image; a box never comes out inverted. Found on a
+    grid, the box is then within half a grid step (``W / w / 2`` pixels) of where a
+    full-resolution map would put it. The identity when the sizes are equal.
     """
-    gw, gh = grid
-    width, height = size
+    if box is None:
+        return None
+    gw, gh = source
+    width, height = target
     if (gw, gh) == (width, height):
         return [int(v) for v in box]
     sx, sy = width / gw, height / gh
@@ -42,7 +48,7 @@ def box_to_original(box: list[int], grid: tuple[int, int], size: tuple[int, int]
 def box_grid(size: tuple[int, int], cap: int) -> tuple[int, int]:
     """The ``(w, h)`` on which boxes are computed: the image itself when its longer side is at
     most ``cap`` (boxes exact, as on the full-size map), else the image scaled down to a longer
-    side of ``cap`` (boxes within half a grid step, :func:`box_to_original`). ``cap <= 0``: the
+    side of ``cap`` (boxes within half a grid step, :func:`scale_box`). ``cap <= 0``: the
     image itself."""
     width, height = size
     long = max(width, height)

@@ -1,8 +1,16 @@
-"""Pieces the commands share: option checks and loading a net for a map method."""
+"""Pieces the commands share: options declared and checked for several commands (the options every
+command shares are :mod:`camloc.defaults`'), reading a split for a command, one-line warnings, and
+loading a net for a map method."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from camloc.errors import one_line
 
 
 def add_model_arguments(p: argparse.ArgumentParser, probe: bool = True, default: str | None = None,
@@ -19,6 +27,65 @@ def add_model_arguments(p: argparse.ArgumentParser, probe: bool = True, default:
     if probe:
         p.add_argument("--probe", default=None, help="a probe file (camloc probe fit): the scores and maps of "
                        "its classes on the model's features")
+
+
+def add_data_arguments(p: argparse.ArgumentParser) -> None:
+    """``--data``, ``--split``, ``--format``, ``--image-root``, ``--strict`` (as ``evaluate`` reads them)."""
+    p.add_argument("--data", required=True, help="dataset root with boxes (WSOL metadata, CUB, ILSVRC); with "
+                   "--scores any labelled set: also class folders, or a folder with labels.csv (file,class_index) "
+                   "and images/")
+    p.add_argument("--split", default="val", help="split to use (default val)")
+    p.add_argument("--format", default="auto", help="dataset format (default: detect)")
+    p.add_argument("--image-root", default=None, help="WSOL metadata only: folder the image ids are relative to")
+    p.add_argument("--strict", action="store_true", help="stop at the first bad metadata line instead of skipping")
+
+
+def norms_list(text: str | None) -> tuple[str, ...]:
+    """``--norms R1,R2,...``: the readings named (checked), all of them without ``text``."""
+    from camloc.readings import NORMS, check_norm
+
+    if text is None:
+        return NORMS
+    out = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not out:
+        raise ValueError("--norms: give at least one reading")
+    for n in out:
+        check_norm(n)
+    return out
+
+
+def floats_type(text: str) -> list[float]:
+    """argparse ``type`` of a comma list of positive numbers (``--C 0.01,0.1``)."""
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got '{text}'") from None
+    if not values or any(not v > 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive numbers, got '{text}'")
+    return values
+
+
+def open_split(root: str, split: str, prog: str = "camloc probe"):
+    """The ``split`` of the dataset at ``root`` (format detected by :func:`camloc.data.open_dataset`);
+    the reader's skipped lines are reported on stderr."""
+    from camloc.data import open_dataset
+
+    data = open_dataset(root, split)
+    for reason in data.skipped:
+        print(f"{prog}: {reason}", file=sys.stderr)
+    return data
+
+
+@contextmanager
+def one_line_warnings(prog: str) -> Iterator[None]:
+    """Within the block, warnings print as ``<prog>: warning: <one line>`` on stderr."""
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        print(f"{prog}: warning: {one_line(message)}", file=sys.stderr, flush=True)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
 
 
 def norm_type(text: str) -> str:
@@ -49,12 +116,11 @@ def add_norm_argument(p: argparse.ArgumentParser, default: str | None = "minmax"
 
 def add_pipeline_arguments(p: argparse.ArgumentParser, resize_help: str) -> None:
     """``--backend``, ``--resize`` and ``--workers``: how the inference pipeline runs."""
-    from camloc.defaults import add_backend_argument
+    from camloc.defaults import add_backend_argument, add_workers_argument
 
     add_backend_argument(p)
     p.add_argument("--resize", default=None, metavar="MODE[:S]", help=resize_help)
-    p.add_argument("--workers", type=int, default=None,
-                   help="decode threads, overlapped with the forward pass (default: the cores, at most 4)")
+    add_workers_argument(p)
     p.add_argument("--isolate", action="store_true",
                    help="decode in worker processes instead of threads: a decoder that crashes costs its "
                    "image only (an error record), not the run")
@@ -62,6 +128,7 @@ def add_pipeline_arguments(p: argparse.ArgumentParser, resize_help: str) -> None
 
 def check_pipeline_options(args: argparse.Namespace) -> None:
     """One-line errors for ``--workers`` and ``--resize`` (torch-free)."""
+    from camloc.defaults import check_workers
     from camloc.pixels.geometry import parse_resize
 
     check_workers(args.workers)
@@ -81,12 +148,6 @@ def resize_option(text: str | None, net, default=None):
         return default
     side = default.size if default.mode == "aspect" else side_for(net.preprocessing.shape)
     return parse_resize(text, default_side=side)
-
-
-def check_workers(workers) -> None:
-    """``--workers``: ``None`` (the default) or 0 or more; the one check every command shares."""
-    if workers is not None and workers < 0:
-        raise ValueError(f"--workers must be 0 or more, got {workers}")
 
 
 def model_for(model: str | None, weights: str | None, probe: str | None) -> str | None:

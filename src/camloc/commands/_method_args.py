@@ -34,3 +34,15 @@ def check_method_arguments(args: argparse.Namespace, command: str) -> dict[str, 
                           "backend runs CAM only: use --backend torch or auto (auto picks torch)")
     args.method_options = options
     return options
+
+
+def method_list(text: str) -> list[str]:
+    """``all`` -> every registered name; ``a,b`` -> those, each checked (torch-free)."""
+    from camloc.method_names import NAMES, check_method_name
+
+    if text == "all":
+        return list(NAMES)
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        raise ValueError("--method: expected a method name, a comma list or all")
+    return [check_method_name(n) for n in names]

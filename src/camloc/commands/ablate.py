@@ -26,8 +26,8 @@ def _ints(text: str) -> list[int]:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from camloc.commands._common import add_model_arguments
-    from camloc.commands.calibrate import add_data_arguments
-    from camloc.defaults import add_backend_argument, add_batch_size_argument, add_device_argument
+    from camloc.commands._common import add_data_arguments
+    from camloc.defaults import add_backend_argument, add_batch_size_argument, add_device_argument, add_workers_argument
 
     from camloc.commands._method_args import add_method_arguments
 
@@ -46,23 +46,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="ablation_out", help="output folder (default ablation_out/)")
     add_batch_size_argument(p)
     add_backend_argument(p)
-    p.add_argument("--workers", type=int, default=None, help="decode threads")
+    add_workers_argument(p)
     add_device_argument(p)
 
 
 def check(args: argparse.Namespace) -> None:
     import os
 
-    from camloc.commands._common import check_workers
-    from camloc.commands.calibrate import _norms
+    from camloc.commands._common import norms_list
 
-    check_workers(args.workers)
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise ValueError(f"--out {args.out}: a file stands there; give a folder for the output")
     from camloc.defaults import check_map_options
 
     check_map_options(args)
-    _norms(args.norms)
+    norms_list(args.norms)
     from camloc.commands._method_args import check_method_arguments
 
     check_method_arguments(args, "ablate")
@@ -72,8 +70,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from camloc.ablation import markdown, run_grid
-    from camloc.commands._common import load_net
-    from camloc.commands.calibrate import _norms
+    from camloc.commands._common import load_net, norms_list
     from camloc.data import open_dataset
     from camloc.io import atomic_write_json, atomic_write_text, output_folder
     from camloc.pipeline.distributed import local_device
@@ -88,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
               "features and weights)", file=sys.stderr)
     split = open_dataset(args.data, args.split, args.format, image_root=args.image_root, strict=args.strict)
     rows, skipped = run_grid(net, split, scales=args.scales, flips=(False,) if args.no_flip else (False, True),
-                             clamps=(False,) if args.no_clamp else (False, True), norms=_norms(args.norms),
+                             clamps=(False,) if args.no_clamp else (False, True), norms=norms_list(args.norms),
                              box_threshold=args.threshold, all_subsets=args.all_subsets, backend=args.backend,
                              batch_size=args.batch_size, workers=args.workers, method=method)
     out = Path(output_folder(args.out))

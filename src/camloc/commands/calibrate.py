@@ -12,20 +12,11 @@ HELP = ("choose localize's box threshold and map reading on a split with boxes (
         "the temperature of its scores on labelled photos, and store them")
 
 
-def add_data_arguments(p: argparse.ArgumentParser) -> None:
-    """``--data``, ``--split``, ``--format``, ``--image-root``, ``--strict`` (as ``evaluate`` reads them)."""
-    p.add_argument("--data", required=True, help="dataset root with boxes (WSOL metadata, CUB, ILSVRC); with "
-                   "--scores any labelled set: also class folders, or a folder with labels.csv (file,class_index) "
-                   "and images/")
-    p.add_argument("--split", default="val", help="split to use (default val)")
-    p.add_argument("--format", default="auto", help="dataset format (default: detect)")
-    p.add_argument("--image-root", default=None, help="WSOL metadata only: folder the image ids are relative to")
-    p.add_argument("--strict", action="store_true", help="stop at the first bad metadata line instead of skipping")
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from camloc.commands._common import add_model_arguments
-    from camloc.defaults import SIDE, add_backend_argument, add_batch_size_argument, add_device_argument
+    from camloc.commands._common import add_data_arguments, add_model_arguments
+    from camloc.defaults import (
+        SIDE, add_backend_argument, add_batch_size_argument, add_device_argument, add_workers_argument,
+    )
 
     add_model_arguments(p)
     add_data_arguments(p)
@@ -48,21 +39,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "model needs --out, and localize applies that file only when named with --calibration)")
     add_batch_size_argument(p)
     add_backend_argument(p)
-    p.add_argument("--workers", type=int, default=None, help="decode threads")
+    add_workers_argument(p)
     add_device_argument(p)
-
-
-def _norms(text: str | None) -> tuple[str, ...]:
-    from camloc.readings import NORMS, check_norm
-
-    if text is None:
-        return NORMS
-    out = tuple(n.strip() for n in text.split(",") if n.strip())
-    if not out:
-        raise ValueError("--norms: give at least one reading")
-    for n in out:
-        check_norm(n)
-    return out
 
 
 def _views(args: argparse.Namespace, default_scale: int) -> tuple[tuple[int, ...], bool]:
@@ -82,73 +60,24 @@ def _views(args: argparse.Namespace, default_scale: int) -> tuple[tuple[int, ...
 
 def check(args: argparse.Namespace) -> None:
     from camloc.calibrate import calibration_path
-    from camloc.commands._common import check_workers
-    from camloc.defaults import check_batch_size
+    from camloc.commands._common import norms_list
+    from camloc.defaults import check_batch_size, check_workers
 
     check_workers(args.workers)
     check_batch_size(args.batch_size)
-    _norms(args.norms)
+    norms_list(args.norms)
     _views(args, 256)
     if args.out is None and calibration_path(args.model, args.probe, args.weights) is None:
         raise ValueError("give --out FILE.json: a built-in model's calibration is stored only where you name it, and "
                          "localize applies it only with --calibration FILE")
 
 
-def labelled(args: argparse.Namespace, class_names: list[str] | None = None) -> tuple[list[tuple[str, int]], int]:
-    """``([(image path, class index)], skipped metadata lines)`` of ``--data``: a folder with
-    ``labels.csv`` (``file,class_index``; images in ``images/`` or beside it), else any dataset
-    ``open_dataset`` reads; when every class name of that dataset is one of ``class_names`` (the
-    model's), its labels are the model's indices of those names (class folders are numbered in
-    name order, the model's classes are not)."""
-    import csv
-    import os
-
-    from camloc.data import open_dataset
-    from camloc.errors import CalibrationError
-
-    table = os.path.join(args.data, "labels.csv")
-    if os.path.isfile(table):
-        folder = os.path.join(args.data, "images")
-        folder = folder if os.path.isdir(folder) else args.data
-        items = []
-        with open(table, newline="", encoding="utf-8") as f:
-            for n, row in enumerate(csv.DictReader(f), start=2):
-                try:
-                    items.append((os.path.join(folder, row["file"]), int(row["class_index"])))
-                except (KeyError, TypeError, ValueError):
-                    raise CalibrationError(f"{table}:{n}: expected file,class_index columns with an integer "
-                                           "class index") from None
-        return items, 0
-    split = open_dataset(args.data, args.split, args.format, image_root=args.image_root, strict=args.strict)
-    names = list(getattr(split, "classes", None) or [])
-    if class_names and names and set(names) <= set(class_names):
-        index = {n: i for i, n in enumerate(class_names)}
-        return [(s.path, index[names[s.label]]) for s in split.samples], len(split.skipped)
-    return [(s.path, s.label) for s in split.samples], len(split.skipped)
-
-
-def _merged(rec: dict, path, net, views: str) -> dict:
-    """``rec`` with the other part of the file already at ``path`` when that file was made for the
-    same model and views (the box part kept beside a new temperature, or the reverse)."""
-    import os
-
-    from camloc.calibrate import load_calibration
-    from camloc.errors import CalibrationError
-
-    if not os.path.isfile(path):
-        return rec
-    try:
-        old = load_calibration(path, net, views)
-    except CalibrationError:
-        return rec
-    keep = ("temperature", "scores_fit") if "threshold" in rec else \
-        ("threshold", "norm", "clamp_negative", "MaxBoxAcc", "by_norm", "num_images", "num_skipped", "data", "split")
-    return {**{k: old[k] for k in keep if k in old}, **rec}
-
-
 def run(args: argparse.Namespace) -> int:
-    from camloc.calibrate import FORMAT, calibrate, calibration_path, fit_scores, model_digest, save_calibration, views_of
-    from camloc.commands._common import load_net
+    from camloc.calibrate import (
+        FORMAT, calibrate, calibration_path, fit_scores, labelled_photos, merged_with_stored, model_digest,
+        save_calibration, views_of,
+    )
+    from camloc.commands._common import load_net, norms_list
     from camloc.data import open_dataset
     from camloc.localize import default_resize
     from camloc.pipeline.distributed import local_device
@@ -161,11 +90,12 @@ def run(args: argparse.Namespace) -> int:
 
         resize = parse_resize(args.resize) if args.resize else default_resize(net)
         tta = parse_tta(args.tta, resize.size) if args.tta is not None else None
-        items, skipped = labelled(args, list(net.class_names))
+        items, skipped = labelled_photos(args.data, args.split, args.format, args.image_root, args.strict,
+                                         list(net.class_names))
         rec = {"format": FORMAT, "model": net.name, "weights_sha256": model_digest(net),
                **fit_scores(net, items, resize, tta, args.backend, args.batch_size, args.workers),
                "data": str(args.data), "probe": args.probe}
-        rec = _merged(rec, path, net, views_of(resize, tta))
+        rec = merged_with_stored(rec, path, net, views_of(resize, tta))
         save_calibration(rec, path)
         fit = rec["scores_fit"]
         print(f"temperature {rec['temperature']:.4f} on {fit['num_images']} photos (views {rec['views']}): ECE "
@@ -176,10 +106,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     scales, flip = _views(args, default_resize(net).size)
     split = open_dataset(args.data, args.split, args.format, image_root=args.image_root, strict=args.strict)
-    rec = calibrate(net, split, scales, flip, args.clamp_negative, _norms(args.norms), backend=args.backend,
+    rec = calibrate(net, split, scales, flip, args.clamp_negative, norms_list(args.norms), backend=args.backend,
                     batch_size=args.batch_size, workers=args.workers)
     rec.update({"data": str(args.data), "split": args.split, "probe": args.probe})
-    rec = _merged(rec, path, net, rec["views"])
+    rec = merged_with_stored(rec, path, net, rec["views"])
     save_calibration(rec, path)
     for norm, r in rec["by_norm"].items():
         print(f"{norm:<16} MaxBoxAcc {r['MaxBoxAcc']:6.2f}  at threshold {r['threshold']:.2f}")

@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from camloc.errors import one_line
+
 NAME = "compare"
 HELP = ("compare map methods on a split with boxes: MaxBoxAccV2, top-1 loc, GT-known, PxAP, deletion/insertion AUC, "
         "Average Drop/Increase, ROAD, pointing game, sanity correlation, time per image; one table and one figure")
@@ -14,7 +16,8 @@ HELP = ("compare map methods on a split with boxes: MaxBoxAccV2, top-1 loc, GT-k
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from camloc.commands._common import add_model_arguments
-    from camloc.commands.calibrate import add_data_arguments
+    from camloc.defaults import add_device_argument
+    from camloc.commands._common import add_data_arguments
 
     add_model_arguments(p, probe=False)
     add_data_arguments(p)
@@ -37,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="photos of the randomisation check per method (default 4; 0: none)")
     p.add_argument("--examples", type=int, default=4, help="photos in the figure grid (4)")
     p.add_argument("--out", default="compare_out", help="output folder (default compare_out/)")
-    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if present)")
+    add_device_argument(p)
 
 
 def _options(items: list[str] | None) -> dict[str, dict[str, object]]:
@@ -69,7 +72,7 @@ def road_fraction_list(text: object) -> tuple[float, ...]:
 
 
 def check(args: argparse.Namespace) -> None:
-    from camloc.commands.sanity import method_list
+    from camloc.commands._method_args import method_list
 
     names = method_list(args.methods)
     for name in _options(args.method_option):
@@ -91,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from camloc.commands._common import load_net
-    from camloc.commands.sanity import method_list
+    from camloc.commands._method_args import method_list
     from camloc.compare import compare, figure_grid, markdown, winners
     from camloc.data import open_dataset
     from camloc.io import atomic_write_json, atomic_write_text
@@ -107,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             methods[name] = get_method(name, **options.get(name, {}))
         except ValueError as err:
-            print(f"camloc compare: {name}: {' '.join(str(err).split())}")
+            print(f"camloc compare: {name}: {one_line(err)}")
     rows, figure = compare(net, split.samples, methods, limit=args.limit, subset=args.subset, steps=args.steps,
                            substrate=args.substrate, sanity_images=args.sanity_images, examples=args.examples,
                            road_images=args.road_images, road_fractions=road_fraction_list(args.road_fractions),

@@ -11,6 +11,8 @@ HELP = "score saved maps (<maps>/<image_id>.npy, 224x224 in [0, 1]) with MaxBoxA
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from camloc.defaults import add_workers_argument
+
     p.add_argument("--maps", required=True, help="folder of maps: <maps>/<image_id>.npy, the id kept whole")
     p.add_argument("--metadata", required=True, help="WSOL metadata folder of the split (image_ids.txt, ...)")
     p.add_argument("--mask-root", default=None, help="folder the mask paths are relative to (mask metadata)")
@@ -18,8 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold-step", type=float, default=0.01, help="CAM threshold step (0.01)")
     p.add_argument("--multi-contour", action=argparse.BooleanOptionalAction, default=True,
                    help="boxes of all contours (MaxBoxAccV2, default) or only the largest (--no-multi-contour)")
-    p.add_argument("--workers", type=int, default=0,
-                   help="scoring processes (0: one per CPU core from 1,000 maps on, else 1)")
+    add_workers_argument(p, default=0, help="scoring processes (0: one per CPU core from 1,000 maps on, else 1)")
     p.add_argument("--strict", action="store_true", help="stop at the first bad metadata line instead of skipping")
     p.add_argument("--out", default="eval_maps_out", help="output folder (default eval_maps_out/)")
     p.add_argument("--no-figures", action="store_true", help="write metrics.json and metrics.csv only")

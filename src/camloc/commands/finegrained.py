@@ -12,8 +12,7 @@ HELP = ("fine-grained recognition (CUB-200-2011, or train/ and test/ class folde
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from camloc.commands.probe import _floats
-    from camloc.commands._common import add_norm_argument
+    from camloc.commands._common import add_norm_argument, floats_type
     from camloc.defaults import add_batch_size_argument, add_device_argument, model_help
     from camloc.probe import default_cache_dir
 
@@ -26,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--classifier", choices=("svm", "logreg"), default="svm")
     parser.add_argument("--scaling", choices=("global", "channel"), default="global",
                         help="feature scaling before the fit, folded into the weights (default global)")
-    parser.add_argument("--C", type=_floats, default=None, metavar="C1,C2,...",
+    parser.add_argument("--C", type=floats_type, default=None, metavar="C1,C2,...",
                         help="regularization values to try (default 0.001,0.01,0.1,1)")
     parser.add_argument("--threshold", type=float, default=0.2,
                         help="CAM box threshold, fraction of the map's maximum (default 0.2)")
@@ -61,20 +60,21 @@ def check(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from camloc.commands.probe import one_line_warnings
+    from camloc.commands._common import one_line_warnings
 
     with one_line_warnings("camloc finegrained"):
         return _run(args)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from camloc.commands.probe import _device, open_split
+    from camloc.commands._common import open_split
     from camloc.finegrained import finegrained, seeds_table, summarize
     from camloc.io import atomic_write_json
     from camloc.models.registry import load_model
+    from camloc.pipeline.distributed import local_device
 
     train, test = (open_split(args.data, split, "camloc finegrained") for split in ("train", "test"))
-    net = load_model(args.backbone, device=_device(args.device))
+    net = load_model(args.backbone, device=local_device(args.device))
     kwargs = {"classifier": args.classifier, "threshold": args.threshold, "val_fraction": args.val_fraction,
               "cache_dir": None if args.no_cache else args.cache, "batch_size": args.batch_size,
               "scaling": args.scaling, "norm": args.norm, "memo": {}}

@@ -263,14 +263,14 @@ def _localize(args: argparse.Namespace, rank: int, world: int, device: str) -> i
 def _figures(item, rec: dict, figures: Path, used: set[str], norm: str) -> None:
     """The top-1 overlay and the top-k panel of one record, drawn on the kept display image."""
     from camloc.localize import normalized_upsampled
-    from camloc.viz import overlay_figure, save_png, scale_box, topk_figure
+    from camloc.boxes import scale_box
+    from camloc.viz import overlay_figure, save_png, topk_figure
 
     rgb = item.display
     h, w = rgb.shape[:2]
-    s = w / rec["width"]  # the display image is the whole image scaled by one factor
 
-    def scaled(box):
-        return scale_box(box, s, w, h)
+    def scaled(box):  # the display image is the whole image, resized
+        return scale_box(box, (rec["width"], rec["height"]), (w, h))
 
     stem = _figure_stem(rec["image"], used)
     maps01 = normalized_upsampled(item.maps, (w, h), norm)

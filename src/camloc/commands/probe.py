@@ -5,24 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
-
-from camloc.errors import one_line
 
 NAME = "probe"
 HELP = "fit a linear classifier on a frozen backbone's GAP features, so that its CAMs localize a new task"
-
-
-def _floats(text: str) -> list[float]:
-    try:
-        values = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got '{text}'") from None
-    if not values or any(not v > 0 for v in values):
-        raise argparse.ArgumentTypeError(f"expected positive numbers, got '{text}'")
-    return values
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -39,6 +24,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from camloc.commands._common import floats_type
     from camloc.defaults import model_help
 
     sub = parser.add_subparsers(dest="probe_command", metavar="ACTION", required=True)
@@ -57,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fit.add_argument("--test-split", default=None, metavar="NAME", help="also report accuracy on this split")
     fit.add_argument("--classifier", choices=("svm", "logreg"), default="svm",
                      help="linear SVM (one-vs-rest, the paper's) or multinomial logistic regression")
-    fit.add_argument("--C", type=_floats, default=None, metavar="C1,C2,...",
+    fit.add_argument("--C", type=floats_type, default=None, metavar="C1,C2,...",
                      help="regularization values to try (default 0.001,0.01,0.1,1)")
     fit.add_argument("--scaling", choices=("global", "channel"), default="global",
                      help="center the features and divide by one global scale (default) or standardize each "
@@ -70,35 +56,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ev.add_argument("--backbone", default=None, metavar="M", help="model (default: the probe's backbone name)")
     _common(ev)
     ev.add_argument("--split", default="test", help="split to evaluate (default: test)")
-
-
-def open_split(root: str, split: str, prog: str = "camloc probe"):
-    """The ``split`` of the dataset at ``root`` (format detected by :func:`camloc.data.open_dataset`);
-    the reader's skipped lines are reported on stderr."""
-    from camloc.data import open_dataset
-
-    data = open_dataset(root, split)
-    for reason in data.skipped:
-        print(f"{prog}: {reason}", file=sys.stderr)
-    return data
-
-
-@contextmanager
-def one_line_warnings(prog: str) -> Iterator[None]:
-    """Within the block, warnings print as ``<prog>: warning: <one line>`` on stderr."""
-
-    def show(message, category, filename, lineno, file=None, line=None) -> None:
-        print(f"{prog}: warning: {one_line(message)}", file=sys.stderr, flush=True)
-
-    with warnings.catch_warnings():
-        warnings.showwarning = show
-        yield
-
-
-def _device(name: str | None) -> str:
-    import torch
-
-    return name or ("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def _say(text: str) -> None:
@@ -114,18 +71,22 @@ def check(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from camloc.commands._common import one_line_warnings
+
     with one_line_warnings("camloc probe"):
         return _run(args)
 
 
 def _run(args: argparse.Namespace) -> int:
+    from camloc.commands._common import open_split
     from camloc.models.registry import load_model
+    from camloc.pipeline.distributed import local_device
     from camloc.probe import evaluate_probe, fit_probe, load_probe, save_probe
 
     cache = None if args.no_cache else args.cache
     if args.probe_command == "eval":
         probe = load_probe(args.probe)
-        net = load_model(args.backbone or probe.backbone, device=_device(args.device))
+        net = load_model(args.backbone or probe.backbone, device=local_device(args.device))
         split = open_split(args.data, args.split)
         res = evaluate_probe(net, probe, split, cache_dir=cache, batch_size=args.batch_size)
         for reason in res["skipped"]:
@@ -134,7 +95,7 @@ def _run(args: argparse.Namespace) -> int:
              f"({len(probe.class_names)} classes, skipped {len(res['skipped'])})")
         return 0
 
-    net = load_model(args.backbone, device=_device(args.device))
+    net = load_model(args.backbone, device=local_device(args.device))
     train = open_split(args.data, args.split)
     val = open_split(args.data, args.val_split) if args.val_split else None
     kwargs = {"classifier": args.classifier, "val_fraction": args.val_fraction, "seed": args.seed,

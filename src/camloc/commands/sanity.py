@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from camloc.errors import one_line
+
 NAME = "sanity"
 HELP = ("model parameter randomisation test (Adebayo et al. 2018) of map methods: randomise the classifier, "
         "then the top blocks (cascading), and report the rank correlation of the maps with the originals")
@@ -12,6 +14,7 @@ HELP = ("model parameter randomisation test (Adebayo et al. 2018) of map methods
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from camloc.commands._common import add_model_arguments
+    from camloc.defaults import add_device_argument
 
     add_model_arguments(p, probe=False)
     p.add_argument("--method", default="all", help="a registry method, a comma list, or all (default)")
@@ -28,22 +31,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--flag-above", type=float, default=0.5,
                    help="flag a method whose mean correlation after the top block is random stays above this (0.5)")
     p.add_argument("--out", default=None, help="write sanity.md and sanity.json to this folder")
-    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if present)")
-
-
-def method_list(text: str) -> list[str]:
-    """``all`` -> every registered name; ``a,b`` -> those, each checked (torch-free)."""
-    from camloc.method_names import NAMES, check_method_name
-
-    if text == "all":
-        return list(NAMES)
-    names = [t.strip() for t in text.split(",") if t.strip()]
-    if not names:
-        raise ValueError("--method: expected a method name, a comma list or all")
-    return [check_method_name(n) for n in names]
+    add_device_argument(p)
 
 
 def check(args: argparse.Namespace) -> None:
+    from camloc.commands._method_args import method_list
     from camloc.method_names import parse_method_options
 
     method_list(args.method)
@@ -60,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from camloc.commands._common import load_net
+    from camloc.commands._method_args import method_list
     from camloc.io import atomic_write_json, atomic_write_text
     from camloc.method_names import parse_method_options
     from camloc.methods import get_method
@@ -82,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
             method = get_method(name, **options) if options else get_method(name)
             r = sanity(net, method, x, depth=args.depth or None, seed=args.seed, flag_above=args.flag_above)
         except (ValueError, RuntimeError) as err:  # a method that cannot apply to this net says why
-            print(f"camloc sanity: {name}: {' '.join(str(err).split())}")
+            print(f"camloc sanity: {name}: {one_line(err)}")
             failed += 1
             continue
         results.append(r)

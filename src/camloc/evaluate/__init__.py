@@ -27,7 +27,8 @@ single-process run.
 The parts: :mod:`~camloc.evaluate.options` (what to compute, what comes back),
 :mod:`~camloc.evaluate.inputs` (the samples with their maps), :mod:`~camloc.evaluate.harness`
 (the loop; each sample scored by :func:`camloc.scoring.score`),
-:mod:`~camloc.evaluate.faithfulness` and :mod:`~camloc.evaluate.report` (the metrics read out).
+:mod:`~camloc.evaluate.faithfulness` and :mod:`~camloc.evaluate.readout` (the metrics read out; the
+report files are :mod:`camloc.report`'s).
 """
 
 from camloc.evaluate.harness import evaluate

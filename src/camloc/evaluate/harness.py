@@ -1,6 +1,6 @@
 """The evaluation loop: this process's samples (:mod:`camloc.evaluate.inputs`) scored one by one
 (:func:`camloc.scoring.score`) into the evaluators, summed over the ``torchrun`` group
-(:mod:`camloc.pipeline.distributed`), and read out (:mod:`camloc.evaluate.report`)."""
+(:mod:`camloc.pipeline.distributed`), and read out (:mod:`camloc.evaluate.readout`)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ from camloc.pixels.decode import load_image
 from camloc.evaluate.faithfulness import faithfulness_add, faithfulness_flush
 from camloc.evaluate.inputs import pipeline_scored, ten_crop_scored
 from camloc.evaluate.options import EvalOptions, EvalResult
-from camloc.evaluate.report import result_of
+from camloc.evaluate.readout import result_of
 from camloc.metrics.classification import ClassificationEvaluator
-from camloc.metrics.faithfulness import SUBSTRATES, FaithfulnessEvaluator, pointing_hit
+from camloc.boxes import pointing_hit
+from camloc.metrics.faithfulness import SUBSTRATES, FaithfulnessEvaluator
 from camloc.metrics.ilsvrc import IlsvrcLocEvaluator, heuristic_predictions
 from camloc.metrics.maxboxacc import RESIZE
 from camloc.models.net import CamNet

@@ -95,10 +95,10 @@ def run(root: str, n_train: int = N_TRAIN, n_test: int = N_TEST, size: int = SIZ
         words: dict[str, str] = WORDS) -> dict[str, Any]:
     """Generate the captioned images under ``root``, mine the concepts, fit one probe each and
     score each concept's test maps against its object -> the measures and the figure's examples."""
-    from camloc.boxes import box_iou
+    from camloc.boxes import hit, inside, pointing_hit
     from camloc.readings import upsample
     from camloc.data.base import Sample, Split
-    from camloc.experiments.scenes import area, inside, load_backbone, random_box_hits
+    from camloc.experiments.scenes import area, load_backbone, random_box_hits
     from camloc.localize import predictions_for
     from camloc.pixels.geometry import Resize
     from camloc.pipeline.run import Job, Pipeline
@@ -139,8 +139,7 @@ def run(root: str, n_train: int = N_TRAIN, n_test: int = N_TEST, size: int = SIZ
             if not gt:
                 continue
             m = upsample(res.extra_maps[k], (size, size))
-            y, x = np.unravel_index(int(np.argmax(m)), m.shape)
-            row = {"pointing": any(inside((x, y), b) for b in gt),
+            row = {"pointing": pointing_hit(m, gt),
                    "random_point": sum(area(b) for b in gt) / size ** 2,
                    "center_point": any(inside((size // 2, size // 2), b) for b in gt),
                    "named": has(cap, concept),
@@ -148,7 +147,7 @@ def run(root: str, n_train: int = N_TRAIN, n_test: int = N_TEST, size: int = SIZ
             for t in THRESHOLDS:
                 box = predictions_for(net, res.logits, np.array([k]), res.extra_maps[k:k + 1],
                                       res.size, t)[0]["box"]
-                row[f"box@{t}"] = max(box_iou(box, b) for b in gt) >= 0.5
+                row[f"box@{t}"] = hit(box, gt)
                 row[f"random_box@{t}"] = random_box_hits(rng, box, gt, size)
                 if t == THRESHOLDS[-1] and len(examples[concept]) < 2:
                     examples[concept].append({"path": path, "caption": cap, "map": res.extra_maps[k],

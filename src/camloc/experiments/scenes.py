@@ -146,11 +146,6 @@ def make_scenes(root: str, n_train: int = N_TRAIN, n_test: int = N_TEST, seed: i
     return splits, objects
 
 
-def inside(point: tuple[int, int], box: Sequence[int]) -> bool:
-    """Whether pixel ``(x, y)`` lies in the inclusive box."""
-    return box[0] <= point[0] <= box[2] and box[1] <= point[1] <= box[3]
-
-
 def area(box: Sequence[int]) -> int:
     return (box[2] - box[0] + 1) * (box[3] - box[1] + 1)
 
@@ -158,13 +153,13 @@ def area(box: Sequence[int]) -> int:
 def random_box_hits(rng: np.random.Generator, box: Sequence[int], targets: Sequence[Sequence[int]], size: int,
                     tries: int = 50) -> float:
     """How often the same-size box at a uniform random place has IoU >= 0.5 with a target."""
-    from camloc.boxes import box_iou
+    from camloc.boxes import hit
 
     bw, bh = box[2] - box[0] + 1, box[3] - box[1] + 1
     hits = 0
     for _ in range(tries):
         rx, ry = int(rng.integers(0, size - bw + 1)), int(rng.integers(0, size - bh + 1))
-        hits += max(box_iou([rx, ry, rx + bw - 1, ry + bh - 1], b) for b in targets) >= 0.5
+        hits += hit([rx, ry, rx + bw - 1, ry + bh - 1], targets)
     return hits / tries
 
 
@@ -198,7 +193,7 @@ def run(root: str, n_train: int = N_TRAIN, n_test: int = N_TEST, size: int = SIZ
         discover: bool = True) -> dict[str, Any]:
     """Generate the scenes under ``root``, fit the scene probe, score the test maps (and run
     ``camloc discover``'s steps per class) -> the measures and what the report and figure need."""
-    from camloc.boxes import box_iou
+    from camloc.boxes import hit, pointing_hit
     from camloc.readings import upsample
     from camloc.localize import predictions_for
     from camloc.pixels.geometry import Resize
@@ -222,11 +217,10 @@ def run(root: str, n_train: int = N_TRAIN, n_test: int = N_TEST, size: int = SIZ
         info = [o["box"] for o in objs if o["informative"]]
         other = [o["box"] for o in objs if not o["informative"]]
         m = upsample(res.extra_maps[0], (size, size))
-        y, x = np.unravel_index(int(np.argmax(m)), m.shape)
         row = {
             "correct": int(res.classes[0]) == s.label,
-            "point_informative": any(inside((x, y), b) for b in info),
-            "point_shared": any(inside((x, y), b) for b in other),
+            "point_informative": pointing_hit(m, info),
+            "point_shared": pointing_hit(m, other),
             "random_point_informative": sum(area(b) for b in info) / size ** 2,
             "random_point_shared": sum(area(b) for b in other) / size ** 2,
         }
@@ -235,7 +229,7 @@ def run(root: str, n_train: int = N_TRAIN, n_test: int = N_TEST, size: int = SIZ
             best = object_of(box, objs)
             row[f"box_on_informative@{t}"] = best is not None and best["informative"]
             row[f"box_on_shared@{t}"] = best is not None and not best["informative"]
-            row[f"box_iou50@{t}"] = max(box_iou(box, b) for b in info) >= 0.5
+            row[f"box_iou50@{t}"] = hit(box, info)
             row[f"random_box_iou50@{t}"] = random_box_hits(rng, box, info, size)
         rows.append(row)
     measures = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}

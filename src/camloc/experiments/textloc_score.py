@@ -8,15 +8,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from camloc.boxes import best_iou, iou_matrix
+from camloc.boxes import best_iou, hit, inside, iou_matrix
 from camloc.data.base import Sample, Split
 from camloc.errors import TextlocError
-
-
-def inside(point: Sequence[int], box: Sequence[int], tolerance: int = 0) -> bool:
-    """Whether pixel ``point = (x, y)`` lies in the inclusive ``box`` grown by ``tolerance``."""
-    x, y = point
-    return box[0] - tolerance <= x <= box[2] + tolerance and box[1] - tolerance <= y <= box[3] + tolerance
 
 
 def covered_fraction(boxes: Sequence[Sequence[int]], size: tuple[int, int]) -> float:
@@ -82,7 +76,7 @@ def choose_threshold(net, probe, split: Split, thresholds: Sequence[float] = THR
     text = [s for s in split.samples if s.boxes][: max(1, int(max_images))]
     maps, _ = text_maps(net, probe, text, batch_size=batch_size, progress=progress)
     pairs = [(m, s) for m, s in zip(maps, text) if m is not None]
-    acc = {float(t): float(np.mean([best_iou(box_and_peak(m.map, m.size, t).box, s.boxes) >= 0.5 for m, s in pairs]))
+    acc = {float(t): float(np.mean([hit(box_and_peak(m.map, m.size, t).box, s.boxes) for m, s in pairs]))
            for t in thresholds}
     best = max(acc, key=lambda t: (acc[t], -t))
     return best, acc
@@ -126,10 +120,10 @@ def score_textloc(net, probe, split: Split, *, thresholds: Sequence[float] = (0.
         record = {"image": s.image_id, "peak": peak, "words": s.boxes, "boxes": {}, "iou": {}}
         for t, f in found.items():
             iou = best_iou(f.box, s.boxes)
-            loc[t].append(iou >= 0.5)
+            loc[t].append(hit(f.box, s.boxes))
             same[t].append(random_box_rate(s.boxes, size, rng, n_random, like=f.box) if f.box is not None else 0.0)
             record["boxes"][t], record["iou"][t] = f.box, iou
-            loc_pos[t].append(best_iou(box_and_peak(m.map, m.size, t, "positive").box, s.boxes) >= 0.5)
+            loc_pos[t].append(hit(box_and_peak(m.map, m.size, t, "positive").box, s.boxes))
         point.append(peak is not None and any(inside(peak, g) for g in s.boxes))
         rbox.append(random_box_rate(s.boxes, size, rng, n_random))
         rpoint.append(covered_fraction(s.boxes, size))

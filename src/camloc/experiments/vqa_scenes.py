@@ -105,9 +105,9 @@ def run(root: str, n_train: int = N_TRAIN, n_test: int = N_TEST, size: int = SIZ
         things=THINGS, steps: int = 300, regions: int = REGIONS, mirror: bool = MIRROR) -> dict[str, Any]:
     """Generate the scenes and questions under ``root``, fit the answer layer on the training
     pairs and score the test answers and their maps -> the measures and the figure's examples."""
-    from camloc.boxes import box_iou, boxes_from_map
+    from camloc.boxes import box_iou, boxes_from_map, hit, inside, pointing_hit
     from camloc.readings import upsample
-    from camloc.experiments.scenes import area, inside, load_backbone, random_box_hits
+    from camloc.experiments.scenes import area, load_backbone, random_box_hits
     from camloc.experiments.vqa import fit_vqa, region_pool
     from camloc.pixels.geometry import Resize
     from camloc.pipeline.run import Job, Pipeline
@@ -150,13 +150,12 @@ def run(root: str, n_train: int = N_TRAIN, n_test: int = N_TEST, size: int = SIZ
             if about is not None:
                 target, other = objs[about]["box"], objs[1 - about]["box"]
                 up = upsample(m, (size, size))
-                y, x = np.unravel_index(int(np.argmax(up)), up.shape)
-                row |= {"pointing": inside((x, y), target), "pointing_other": inside((x, y), other),
+                row |= {"pointing": pointing_hit(up, [target]), "pointing_other": pointing_hit(up, [other]),
                         "random_point": area(target) / size ** 2,
                         "center_point": inside((size // 2, size // 2), target)}
                 boxes = boxes_from_map(up, THRESHOLD)
                 box = boxes[0] if boxes else [0, 0, size - 1, size - 1]
-                row |= {"box_iou50": box_iou(box, target) >= 0.5,
+                row |= {"box_iou50": hit(box, [target]),
                         "random_box_iou50": random_box_hits(rng, box, [target], size),
                         "box_on_target": box_iou(box, target) > box_iou(box, other)}
                 if len(examples) < 120:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from camloc.errors import MethodError
+from camloc.errors import MethodError, one_line
 from camloc.method_names import close_names
 from camloc.methods.ablationcam import AblationCAM
 from camloc.methods.backprop import Backprop
@@ -100,7 +100,7 @@ def get_method(name: str, **options: Any) -> MapMethod:
     except (TypeError, ValueError) as err:
         if isinstance(err, MethodError):
             raise
-        raise MethodError(f"method {name!r}: {' '.join(str(err).split())}") from None
+        raise MethodError(f"method {name!r}: {one_line(err)}") from None
 
 
 __all__ = ["AblationCAM", "CAM", "ISCAM", "SSCAM", "ScoreCAM", "METHODS", "Backprop", "CenterGaussian", "EigenCAM", "EigenGradCAM", "FinerCAM", "FullGrad", "GradCAM",

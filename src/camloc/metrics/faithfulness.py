@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from camloc.boxes.points import pointing_hit  # noqa: F401  (the one pointing test, re-exported)
 from camloc.metrics.base import Evaluator
 
 SUBSTRATES = ("blur", "mean", "zero")
@@ -120,13 +121,6 @@ def confidence_change(score_fn: ScoreFn, x: torch.Tensor, maps: torch.Tensor, cl
     p = _probs(score_fn, torch.cat([x, x * m[:, None].to(x.dtype)]), classes.repeat(2), chunk)
     p = p.cpu().double().numpy()
     return p[: len(x)], p[len(x):]
-
-
-def pointing_hit(heatmap: np.ndarray, boxes: Sequence[Sequence[float]]) -> bool:
-    """Whether the maximum of ``heatmap (H, W)`` (first in raster order) lies in one of ``boxes``."""
-    a = np.nan_to_num(np.asarray(heatmap, np.float64), nan=-np.inf)
-    y, x = np.unravel_index(int(np.argmax(a)), a.shape)
-    return any(b[0] <= x <= b[2] and b[1] <= y <= b[3] for b in boxes)
 
 
 class FaithfulnessEvaluator(Evaluator):

@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
+from camloc.errors import one_line
 from camloc.models.heads import Head, find_head
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -105,7 +106,7 @@ def _numbers(value: Any) -> tuple[float, ...] | None:
 
 
 def _short(value: Any) -> str:
-    return " ".join(repr(value).split())[:60]
+    return one_line(repr(value), 60)
 
 
 @dataclass

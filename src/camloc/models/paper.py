@@ -41,7 +41,7 @@ from typing import Any, Literal
 import torchvision
 from torch import Tensor, nn
 
-from camloc.errors import ModelError
+from camloc.errors import ModelError, one_line
 from camloc.models.heads import Head
 from camloc.models.net import CamNet, Preprocessing
 from camloc.models.registry import register
@@ -178,8 +178,7 @@ def load_full_weights(module: nn.Module, path: str | os.PathLike, name: str) -> 
     try:
         module.load_state_dict(state)
     except RuntimeError as err:
-        first = str(err).strip().splitlines()[0]
-        raise ModelError(f"{os.fspath(path)}: weights do not fit architecture '{name}' ({first})") from None
+        raise ModelError(f"{os.fspath(path)}: weights do not fit architecture '{name}' ({one_line(err, 160)})") from None
 
 
 def build_paper_net(name: str, arch: str, convs: int, pooling: Pooling, *, num_classes: int = 1000,

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from camloc.errors import HeadError, ModelError
+from camloc.errors import HeadError, ModelError, one_line
 from camloc.models.heads import Head
 from camloc.models.net import CamNet, Preprocessing
 from camloc.models.pooled_norm import is_pooled_norm
@@ -227,5 +227,5 @@ def create_timm(arch: str, weights: str | os.PathLike | None = None, **kwargs: A
         try:
             model.load_state_dict(state)
         except RuntimeError as err:
-            raise ModelError(f"{weights}: weights do not fit {name} ({str(err).strip().splitlines()[0]})") from None
+            raise ModelError(f"{weights}: weights do not fit {name} ({one_line(err, 160)})") from None
     return model.eval(), {**kwargs, "num_classes": int(model.num_classes)}

@@ -7,7 +7,7 @@ from typing import Any
 
 import torchvision
 
-from camloc.errors import ModelError
+from camloc.errors import ModelError, one_line
 from camloc.models.heads import find_head
 from camloc.models.net import CamNet, Preprocessing
 from camloc.models.weights import read_state_dict
@@ -56,7 +56,7 @@ def build_torchvision(name: str, weights: str | os.PathLike | None = None, num_c
         try:
             module.load_state_dict(state)
         except RuntimeError as err:
-            raise ModelError(f"{weights}: weights do not fit {name} ({str(err).strip().splitlines()[0]})") from None
+            raise ModelError(f"{weights}: weights do not fit {name} ({one_line(err, 160)})") from None
     n = head.classifier.out_features
     size = (299, 299) if name == "inception_v3" else (224, 224)
     arch_kwargs = {"num_classes": n, **kwargs}

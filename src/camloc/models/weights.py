@@ -42,7 +42,7 @@ def _why_unreadable(name: str, err: Exception) -> str:
     import re
     import zipfile
 
-    text = " ".join(str(err).split())
+    text = one_line(err)
     try:
         with open(name, "rb") as f:
             head = f.read(2)

@@ -30,6 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from camloc.defaults import BACKENDS
+from camloc.errors import one_line
 from camloc.models.net import CamNet, evaluating
 
 OPSET = 17
@@ -159,7 +160,7 @@ def cached_graph(net: CamNet, cache_dir: str | os.PathLike | None = None) -> tup
     try:
         atomic_write_bytes(path, data)
     except OSError as err:  # an unwritable cache: use a private copy for this run
-        print(f"camloc: cannot cache the ONNX graph in {folder} ({' '.join(str(err).split())}); "
+        print(f"camloc: cannot cache the ONNX graph in {folder} ({one_line(err)}); "
               "it will be rebuilt next run", file=sys.stderr)
         import tempfile
 
@@ -249,9 +250,9 @@ def make_backend(net: CamNet, backend: str = "auto", gradient: bool = False,
     try:
         return OnnxBackend(net, cache_dir)
     except (ImportError, RuntimeError, ValueError) as err:
-        print(f"camloc: using PyTorch ({' '.join(str(err).split())})", file=sys.stderr)
+        print(f"camloc: using PyTorch ({one_line(err)})", file=sys.stderr)
         return TorchBackend(net)
     except Exception as err:  # an exporter failure on an unusual model: PyTorch still works
         print(f"camloc: the model cannot be exported for ONNX Runtime, using PyTorch "
-              f"({type(err).__name__}: {' '.join(str(err).split())[:200]})", file=sys.stderr)
+              f"({type(err).__name__}: {one_line(err, 200)})", file=sys.stderr)
         return TorchBackend(net)

@@ -23,8 +23,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from camloc.cam import class_maps, positive_weights
-from camloc.errors import ImageError
+from camloc.cam import class_maps, map_weight
+from camloc.errors import ImageError, one_line
 from camloc.models.net import CamNet
 from camloc.pipeline.backends import as_input, make_backend
 from camloc.pixels.decode import Decoded, decode, name_of
@@ -106,7 +106,7 @@ def decode_or_error(source: Any, resize: Resize, net_shape: tuple[int, int], dis
     except ImageError as err:
         return str(err)
     except Exception as err:  # a decoder bug must cost one image, not the run
-        return f"{name}: cannot decode ({type(err).__name__}: {' '.join(str(err).split())[:200]})"
+        return f"{name}: cannot decode ({type(err).__name__}: {one_line(err, 200)})"
 
 
 def _crashed(source: Any, resize: Resize, net_shape: tuple[int, int], display: int, name: str, draft: bool) -> str:
@@ -240,9 +240,7 @@ class Pipeline:
     def _weight(self) -> np.ndarray:
         """The classifier's ``(C, K)`` weight as float32, read once per run."""
         if getattr(self, "_w", None) is None:
-            self._w = self.net.classifier.weight.detach().float().cpu().numpy()
-            if self.clamp_negative:
-                self._w = positive_weights(self._w)
+            self._w = map_weight(self.net, self.clamp_negative)
         return self._w
 
     def _forward(self, batch: list[tuple[Job, Decoded]]) -> list[Result]:

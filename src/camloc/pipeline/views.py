@@ -26,7 +26,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from camloc.cam import class_maps, positive_weights
+from camloc.cam import class_maps, map_weight
 from camloc.models.net import CamNet
 from camloc.pixels.geometry import Resize, check_side, parse_side
 
@@ -188,9 +188,3 @@ def fused_maps(views: list[Any], weight: np.ndarray, classes: np.ndarray, grid: 
             acc[:, :, start:start + 256] += up.reshape(gh, gw, -1)
     acc /= np.float32(len(views))
     return np.ascontiguousarray(acc.transpose(2, 0, 1))
-
-
-def map_weight(net: CamNet, clamp_negative: bool = False) -> np.ndarray:
-    """The ``(C, K)`` float32 weight the maps are made from (positive part with ``clamp_negative``)."""
-    w = net.classifier.weight.detach().float().cpu().numpy()
-    return positive_weights(w) if clamp_negative else w

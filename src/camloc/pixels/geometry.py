@@ -1,5 +1,5 @@
 """How an image is fitted to the network: the resize modes. (The way back, a box found on a smaller
-grid to original pixels, is :func:`camloc.boxes.box_to_original`.)
+grid to original pixels, is :func:`camloc.boxes.scale_box`.)
 
 - ``aspect`` (default for localization): the whole image, the shorter side resized to ``S``, the
   longer side keeping the aspect ratio; both sides rounded to the network's stride so the

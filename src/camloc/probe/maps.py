@@ -78,7 +78,7 @@ def box_and_peak(raw: np.ndarray, size: tuple[int, int], threshold: float = 0.2,
     max) and the bounding box of the largest connected component is kept
     (:func:`camloc.boxes.boxes_from_checked_map`); the peak is the upsampled map's argmax.
     """
-    from camloc.boxes import boxes_from_checked_map
+    from camloc.boxes import boxes_from_checked_map, peak
     from camloc.readings import map_status, upsample
 
     w, h = size
@@ -86,8 +86,7 @@ def box_and_peak(raw: np.ndarray, size: tuple[int, int], threshold: float = 0.2,
     if map_status(m, norm) is not None:
         return CamBox(None, None, (w, h))
     boxes = boxes_from_checked_map(m, threshold, norm=norm)
-    y, x = np.unravel_index(int(np.argmax(m)), m.shape)
-    return CamBox(boxes[0] if boxes else None, (int(x), int(y)), (w, h))
+    return CamBox(boxes[0] if boxes else None, peak(m), (w, h))
 
 
 def cam_boxes(

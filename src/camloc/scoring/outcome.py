@@ -15,6 +15,7 @@ without torch).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,15 +28,18 @@ from camloc.metrics.pxap import PxAPEvaluator, ground_truth
 Box = list[int]
 
 
-def protocol_map(raw: np.ndarray, size: int = RESIZE, norm: str = "minmax") -> np.ndarray:
+def protocol_map(raw: np.ndarray | Sequence[np.ndarray], size: int = RESIZE, norm: str = "minmax") -> np.ndarray:
     """A raw map as the CVPR 2020 protocol scores it: bicubic resize to ``size`` x ``size``, then
     min-max normalization (a constant or non-finite map becomes zeros); ``norm="positive"`` takes
-    the positive part over the max instead. float64 in [0, 1]."""
+    the positive part over the max instead. float64 in [0, 1]. Several views' raw maps (a list):
+    each resized, then averaged, then read."""
     import cv2
 
     from camloc.readings import normalize_map
 
-    up = cv2.resize(np.asarray(raw, np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
+    views = [raw] if isinstance(raw, np.ndarray) else list(raw)
+    ups = [cv2.resize(np.asarray(r, np.float32), (size, size), interpolation=cv2.INTER_CUBIC) for r in views]
+    up = ups[0] if len(ups) == 1 else np.mean(ups, axis=0)
     return normalize_map(up, norm).astype(np.float64)
 
 

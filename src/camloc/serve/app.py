@@ -32,7 +32,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from camloc.errors import ServeError
+from camloc.errors import ServeError, one_line
 from camloc.serve.engine import MAX_UPLOAD, Engine, parse_options
 
 STATIC = Path(__file__).parent / "static"
@@ -52,7 +52,7 @@ def sample_paths() -> dict[str, str]:
 
 
 def error(status: int, reason: str) -> JSONResponse:
-    return JSONResponse({"error": " ".join(str(reason).split())}, status_code=status)
+    return JSONResponse({"error": one_line(reason)}, status_code=status)
 
 
 READ_TIMEOUT = 30.0  # seconds an upload may send nothing before it is answered 408
@@ -109,7 +109,7 @@ def check_host(app, allowed: Iterable[str]):
         if scope["type"] == "http":
             header = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
             if _host_of(header) not in names:
-                shown = " ".join(header.split())[:80] or "(none)"
+                shown = one_line(header, 80) or "(none)"
                 await error(400, f"Host header {shown!r} is not this server's; start camloc serve with "
                             "--allowed-host NAME to answer it")(scope, receive, send)
                 return
@@ -169,7 +169,7 @@ def create_app(engine: Engine, max_upload: int = MAX_UPLOAD, read_timeout: float
         return error(exc.status_code, exc.detail or "not found")
 
     async def internal(request: Request, exc: Exception) -> Response:  # a bug: still one line of JSON
-        return error(500, f"internal error ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})")
+        return error(500, f"internal error ({type(exc).__name__}: {one_line(exc, 200)})")
 
     async def headers(request: Request, call_next):
         response = await call_next(request)

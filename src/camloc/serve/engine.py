@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from camloc.errors import ServeError
+from camloc.errors import ServeError, one_line
 from camloc.readings import DEFAULT_NORM
 
 from camloc.method_names import NAMES as METHODS  # the map methods the page offers: every registered one
@@ -154,7 +154,7 @@ class Engine:
             try:
                 self._methods[name] = get_method(name)
             except ValueError as err:  # e.g. a method that needs an option the page does not send
-                raise ServeError(400, f"field 'method': {' '.join(str(err).split())}") from None
+                raise ServeError(400, f"field 'method': {one_line(err)}") from None
         return self._methods[name]
 
     def localize(self, data: bytes, name: str, opts: Options) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from torch import nn
 
 from camloc.data.base import Split
 from camloc.data.loader import Normalize
-from camloc.errors import ConfigError
+from camloc.errors import ConfigError, one_line
 from camloc.io import atomic_write_json, atomic_write_text
 from camloc.models.checkpoint import read_checkpoint, save_checkpoint
 from camloc.models.net import CamNet
@@ -246,8 +246,7 @@ class _Run:
         try:
             net.module.load_state_dict(data["state_dict"])
         except RuntimeError as err:
-            first = str(err).strip().splitlines()[0]
-            raise ConfigError(f"{path}: weights do not fit architecture '{self.cfg.model}' ({first})") from None
+            raise ConfigError(f"{path}: weights do not fit architecture '{self.cfg.model}' ({one_line(err, 160)})") from None
         net.module.to(self.device)
         if self.cfg.wsol_method != "cam" or state.get("wsol"):
             self.method.load_state_dict(state.get("wsol") or {})

@@ -5,11 +5,11 @@ discovered patterns, the reproduction's, the text benchmark's and the generated 
 examples). matplotlib is imported only when a chart or a grid is drawn."""
 
 from camloc.viz.panels import (
-    BOX_COLOR, GT_COLOR, draw_box, heat_overlay, overlay_figure, printable, save_png, scale_box, topk_figure,
+    BOX_COLOR, GT_COLOR, draw_box, heat_overlay, overlay_figure, printable, save_png, topk_figure,
 )
 from camloc.viz.plots import save_figure
 
 __all__ = [
     "BOX_COLOR", "GT_COLOR", "draw_box", "heat_overlay", "overlay_figure", "printable", "save_figure", "save_png",
-    "scale_box", "topk_figure",
+    "topk_figure",
 ]

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from camloc.boxes.scale import scale_box
 from camloc.io import atomic_write_bytes
 
 BOX_COLOR = (0, 255, 0)  # RGB
@@ -142,22 +143,12 @@ def topk_panel(image: np.ndarray, maps01: Sequence[np.ndarray], boxes: Sequence[
     panels = [_titled(small, "input")]
     for m, b, t in zip(maps01, boxes, titles):
         m_small = cv2.resize(np.asarray(m, dtype=np.float32), (pw, ph), interpolation=cv2.INTER_LINEAR)
-        panels.append(_titled(draw_box(heat_overlay(small, m_small), scale_box(b, s, pw, ph)), t))
+        panels.append(_titled(draw_box(heat_overlay(small, m_small), scale_box(b, (w, h), (pw, ph))), t))
     gap = np.full((panels[0].shape[0], 6, 3), 255, np.uint8)
     row = np.concatenate([x for p in panels for x in (p, gap)][:-1], axis=1)
     if title:
         row = np.concatenate([_band(title, row.shape[1], size=14, center=True), row], axis=0)
     return np.pad(row, ((4, 4), (4, 4), (0, 0)), constant_values=255)
-
-
-def scale_box(box: Sequence[int] | None, s: float, w: int, h: int) -> list[int] | None:
-    """An inclusive box in image pixels -> the same box in an image scaled by ``s`` (``w x h``)."""
-    if box is None:
-        return None
-    x0, y0 = min(w - 1, int(box[0] * s)), min(h - 1, int(box[1] * s))
-    x1 = min(w - 1, max(x0, int((box[2] + 1) * s) - 1))
-    y1 = min(h - 1, max(y0, int((box[3] + 1) * s) - 1))
-    return [x0, y0, x1, y1]
 
 
 @lru_cache(maxsize=4)

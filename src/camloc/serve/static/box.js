@@ -21,7 +21,7 @@
     return [Math.max(1, pyRound(width * cap / long)), Math.max(1, pyRound(height * cap / long))];
   }
 
-  // camloc.boxes.box_to_original.
+  // camloc.boxes.scale_box (from the grid to the image).
   function boxToOriginal(box, grid, width, height) {
     const [gw, gh] = grid;
     if (gw === width && gh === height) return box.slice();

@@ -21,9 +21,9 @@ image for image against the regenerated one), computes the pixel figures a finis
 (``seed*/test.json`` beside its ``last.pt``) lacks from its checkpoint, and rewrites the report
 from the finished runs, so a run made by an earlier camloc gains PxAP without retraining.
 
-    python -m camloc.experiments.reproduce_wsol --out reproduce_wsol_out            # the full plan
-    python -m camloc.experiments.reproduce_wsol --out /tmp/q --quick                # a minute
-    python -m camloc.experiments.reproduce_wsol --out reproduce_wsol_out --rescore  # no training
+    python -m camloc.experiments.reproduce.wsol --out reproduce_wsol_out            # the full plan
+    python -m camloc.experiments.reproduce.wsol --out /tmp/q --quick                # a minute
+    python -m camloc.experiments.reproduce.wsol --out reproduce_wsol_out --rescore  # no training
 """
 
 from __future__ import annotations
@@ -295,7 +295,7 @@ def report_markdown(plan: Plan, results: dict[str, Any], minutes: float | None) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m camloc.experiments.reproduce_wsol", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m camloc.experiments.reproduce.wsol", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="reproduce_wsol_out")
     parser.add_argument("--quick", action="store_true", help="a minute: one regime, tiny sets, one trial and seed")

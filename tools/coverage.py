@@ -10,7 +10,7 @@ values), loaded with :func:`camloc.load_model` and marked
 - ``refused``: CAM is not exact for this head; the one-line reason camloc gives. The gradient
   methods (``--method gradcam``) still map these nets at a convolutional layer.
 
-    .venv/bin/python -m camloc.coverage docs/coverage.md
+    .venv/bin/python -m tools.coverage docs/coverage.md
 
 ``tests/test_heads.py`` checks that the table lists every torchvision architecture and that
 its verdicts hold for a sample of rows.
@@ -127,7 +127,7 @@ def table(all_rows: list[Row]) -> str:
         "and a representative set of timm families, built with random weights and loaded with `camloc.load_model`.",
         "`exact`: the error is `max |mean(M_c) + b_c - S_c|` over all classes of two random images (float32",
         "features, float64 sum). `refused`: the reason camloc gives; the gradient methods (`--method gradcam`)",
-        "still map these nets at a convolutional layer. Produced by `.venv/bin/python -m camloc.coverage",
+        "still map these nets at a convolutional layer. Produced by `.venv/bin/python -m tools.coverage",
         "docs/coverage.md`; `tests/test_heads.py` keeps it true.",
         "",
         "| architecture | CAM | measured error / reason |",

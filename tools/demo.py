@@ -1,24 +1,15 @@
-"""``make demo``: localize real photos bundled with scikit-image using the embedded model."""
+"""``make demo`` (``python -m tools.demo [OUT]``): localize the sample photos bundled with
+scikit-image (:func:`camloc.photos.demo_photo_paths`) with the embedded default model."""
 
 from __future__ import annotations
 
 import os
 import sys
 
-DEMO_PHOTOS = ("chelsea.png", "coffee.png", "motorcycle_left.png", "rocket.jpg")
-
-
-def demo_photo_paths() -> list[str]:
-    """Paths of the demo photos inside the installed scikit-image package."""
-    from camloc.extras import require
-
-    skimage = require("skimage", "demo", "the demo's photos (bundled with scikit-image)")
-    folder = os.path.join(os.path.dirname(skimage.__file__), "data")
-    return [os.path.join(folder, name) for name in DEMO_PHOTOS if os.path.exists(os.path.join(folder, name))]
-
 
 def main(argv: list[str] | None = None) -> int:
     from camloc.cli import main as cli_main
+    from camloc.photos import demo_photo_paths
 
     out = (argv or sys.argv[1:] or ["out"])[0]
     paths = demo_photo_paths()
