@@ -192,6 +192,20 @@ def _paired(diff: np.ndarray) -> str:
     return f"{100 * diff.mean():+.1f} +- {100 * se:.1f}"
 
 
+def _forward_cpu(net, backend, geo, decoded: list) -> float:
+    """CPU seconds per image of the pipeline's forward passes alone (decoded inputs handed over
+    as they are, no maps): its shape buckets and batches of 16, on already decoded pixels."""
+    from camloc.pipeline.run import Pipeline
+
+    table = {i: d for i, d in enumerate(decoded)}
+    pipe = Pipeline(net, resize=geo, backend=backend, topk=0, workers=0, progress=False,
+                    decoder=lambda source, *_: table[source])
+    t0 = time.process_time()
+    for _ in pipe.run(range(len(decoded))):
+        pass
+    return (time.process_time() - t0) / len(decoded)
+
+
 def step_comparison(net, side: int = 224, step: int = 64, rounds: int = 4, limit: int = 0) -> dict:
     """The aspect geometry at ``side`` as it is (longer side rounded to the stride) against the
     longer side taken down to a multiple of ``step`` (``Resize.long_step``), on the shared photos:
@@ -222,6 +236,11 @@ def step_comparison(net, side: int = 224, step: int = 64, rounds: int = 4, limit
     opts = LocalizeOptions(temperature=1.0)
     out: dict = {}
     cpu: dict = {k: [] for k in geos}
+    forward_cpu: dict = {k: [] for k in (*geos, "square")}
+    decoded: dict = {}
+    square_geo = Resize("squash")
+    shape = (side, side)
+    square = [decode(p, square_geo, shape) for p in paths]  # side x side, the reference's input
     for rnd in range(rounds):
         for name, geo in geos.items():
             batches: list[int] = []
@@ -238,9 +257,12 @@ def step_comparison(net, side: int = 224, step: int = 64, rounds: int = 4, limit
                 top.append(int(res.classes[0]))
             cpu[name].append((time.process_time() - t0) / len(paths))
             if rnd == 0:
-                shapes = [decode(p, geo, tuple(net.preprocessing.shape)).pixels.shape for p in paths]
+                decoded[name] = [decode(p, geo, tuple(net.preprocessing.shape)) for p in paths]
+                shapes = [d.pixels.shape for d in decoded[name]]
                 out[name] = {"shapes": len(set(shapes)), "pixels": float(np.mean([h * w for h, w, _ in shapes])) / side ** 2,
                              "batch": float(np.mean(batches)), "correct": np.array(top) == labels}
+            forward_cpu[name].append(_forward_cpu(net, backend, geo, decoded[name]))
+        forward_cpu["square"].append(_forward_cpu(net, backend, Resize("squash"), square))
     samples = []
     for name in BOX_SETS:
         root = DATA.parent.parent / name
@@ -256,6 +278,8 @@ def step_comparison(net, side: int = 224, step: int = 64, rounds: int = 4, limit
             hits.append(bool(found) and max([box_iou(found[0], g) for g in sample.boxes] or [0.0]) >= 0.5)
         out[name]["gt_known"] = np.array(hits, dtype=bool)
         out[name]["cpu_ms"] = [1000 * v for v in cpu[name]]
+        out[name]["forward_ms"] = [1000 * v for v in forward_cpu[name]]
+    out["square"] = {"forward_ms": [1000 * v for v in forward_cpu["square"]]}
     base, new = (out[k] for k in geos)
     ratio = np.array(base["cpu_ms"]) / np.array(new["cpu_ms"])
     return {"geos": list(geos), "out": out, "half": half, "boxes_n": len(samples), "rounds": rounds,
@@ -276,9 +300,14 @@ def step_lines(cmp: dict, side: int = 224) -> list[str]:
         lines.append(f"| {name} | {o['shapes']} | {o['pixels']:.3f}x | {o['batch']:.1f} | {100 * o['correct'].mean():.1f} "
                      f"({halves}) | {gt} | {np.median(o['cpu_ms']):.2f} |")
     r, se = cmp["cpu_ratio"]
+    sq = float(np.median(cmp["out"]["square"]["forward_ms"]))
+    alone = "; ".join(f"{name} {np.median(cmp['out'][name]['forward_ms']):.2f} "
+                      f"({sq / np.median(cmp['out'][name]['forward_ms']):.2f}x the square rate)" for name in cmp["geos"])
     lines += ["", f"Paired differences (the step minus the rounding, points): top-1 half 1 {cmp['diffs'][0]}, half 2 "
               f"{cmp['diffs'][1]}; GT-known {cmp['gt_diff']}. CPU time of the rounding over the step: {r:.3f} +- {se:.3f} "
-              f"(mean of {cmp['rounds']} interleaved rounds +- its standard error)."]
+              f"(mean of {cmp['rounds']} interleaved rounds +- its standard error).",
+              "", f"The forward passes alone (the pipeline on decoded pixels, no maps; CPU ms per image, median): "
+              f"{side}x{side} in batches of 16 (the reference's input) {sq:.2f}; {alone}."]
     return lines
 
 

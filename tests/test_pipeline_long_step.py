@@ -69,3 +69,16 @@ def test_the_pipeline_and_the_command_run_the_stepped_geometry(lite0, photo_dir,
     assert header["camloc_run"]["geometry"] == {"mode": "aspect", "side": 224, "views": "scales=224", "long_step": 64}
     assert record["error"] is None and record["width"] == 451
     assert not math.isnan(record["predictions"][0]["score"])
+
+
+def test_evaluate_names_the_stepped_geometry():
+    from types import SimpleNamespace
+
+    from camloc.evaluate.options import EvalOptions
+    from camloc.evaluate.report import result_of
+
+    counted = SimpleNamespace(state=lambda: {"count": [1]}, compute=lambda: {"top1_cls_error": 0.0})
+    nothing = SimpleNamespace(loc=SimpleNamespace(state=lambda: {"count": [0]}), pxap=None)
+    for resize, name in ((Resize("aspect", 224, long_step=64), "aspect:224:64"), (Resize("aspect", 224), "aspect:224")):
+        metrics = result_of(EvalOptions(resize=resize), counted, nothing, None, None, [], []).metrics
+        assert metrics["resize"] == name and metrics["top1_cls_error"] == 0.0

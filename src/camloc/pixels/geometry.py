@@ -144,7 +144,7 @@ def parse_resize(text: str, stride: int = 32, default_side: int | None = None) -
     size, _, step = rest.partition(":")
     mode = mode.strip().lower()
     if mode not in MODES:
-        raise ValueError(f"--resize must be aspect[:S[:N]], squash or crop[:S], got {text!r}")
+        raise ValueError(f"--resize must be aspect[:S], squash or crop[:S], got {text!r}")
     if step and mode != "aspect":
         raise ValueError(f"--resize {text!r}: only aspect takes a longer-side step (aspect:S:N)")
     long_step = parse_side(step, "--resize longer-side step") if step else 0
