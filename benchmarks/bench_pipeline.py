@@ -19,6 +19,12 @@ run of the reference and the stages in seconds, printed only, its figures meanin
   batch size at the old window (4 batches) and the new default;
 - **memory**: peak RSS of ``camloc localize`` over 1,000 and 20,000 inputs (links to a few small
   photos and a small net, so the run measures the pipeline, not the model).
+
+``python -m benchmarks.bench_pipeline --steps`` (``--default``: the default net; ``--quick``: 12
+photos) compares the aspect geometry's longer side rounded to the stride with the longer side
+taken down to a multiple of 64 (``Resize.long_step``): shapes, pixels, mean batch, top-1 on two
+halves, GT-known on the full-size val photos with boxes, and CPU time per image, the whole
+pipeline's and the forward passes' alone against a square batch of 16 (:func:`step_comparison`).
 """
 
 from __future__ import annotations
