@@ -19,6 +19,12 @@ run of the reference and the stages in seconds, printed only, its figures meanin
   batch size at the old window (4 batches) and the new default;
 - **memory**: peak RSS of ``camloc localize`` over 1,000 and 20,000 inputs (links to a few small
   photos and a small net, so the run measures the pipeline, not the model).
+
+``python -m benchmarks.bench_pipeline --steps`` (``--default``: the default net; ``--quick``: 12
+photos) compares the aspect geometry's longer side rounded to the stride with the longer side
+taken down to a multiple of 64 (``Resize.long_step``): shapes, pixels, mean batch, top-1 on two
+halves, GT-known on the full-size val photos with boxes, and CPU time per image, the whole
+pipeline's and the forward passes' alone against a square batch of 16 (:func:`step_comparison`).
 """
 
 from __future__ import annotations
@@ -181,6 +187,136 @@ def stage_shares(net, paths: list[str], resize, window: int = 0) -> tuple[dict[s
     return spent, float(np.mean(batches)) if batches else 0.0, n
 
 
+# ----------------------------------------------------------------------------- longer-side step
+LABELS = DATA.parent / "labels.csv"
+BOX_SETS = ("ilsvrc-val-photos", "ilsvrc-val-dev")  # full-size val photos with boxes, at their own aspect
+
+
+def _paired(diff: np.ndarray) -> str:
+    """A paired difference in points: mean +- its standard error."""
+    se = diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else 0.0
+    return f"{100 * diff.mean():+.1f} +- {100 * se:.1f}"
+
+
+def _forward_cpu(net, backend, geo, decoded: list) -> float:
+    """CPU seconds per image of the pipeline's forward passes alone (decoded inputs handed over
+    as they are, no maps): its shape buckets and batches of 16, on already decoded pixels."""
+    from camloc.pipeline.run import Pipeline
+
+    table = {i: d for i, d in enumerate(decoded)}
+    pipe = Pipeline(net, resize=geo, backend=backend, topk=0, workers=0, progress=False,
+                    decoder=lambda source, *_: table[source])
+    t0 = time.process_time()
+    for _ in pipe.run(range(len(decoded))):
+        pass
+    return (time.process_time() - t0) / len(decoded)
+
+
+def step_comparison(net, side: int = 224, step: int = 64, rounds: int = 4, limit: int = 0) -> dict:
+    """The aspect geometry at ``side`` as it is (longer side rounded to the stride) against the
+    longer side taken down to a multiple of ``step`` (``Resize.long_step``), on the shared photos:
+    input shapes, mean pixels (vs ``side``\ :sup:`2`), mean batch, top-1 on each half (even and
+    odd positions in name order) and its paired difference, CPU milliseconds per image of the
+    pipeline with the records built (process time: decode threads, forward, maps, boxes; the
+    two interleaved ``rounds`` times, so load drifts hit both alike), and GT-known localization
+    on the full-size val photos with boxes (the ground-truth class's map, the paper's box,
+    IoU >= 0.5)."""
+    import csv
+
+    from camloc.boxes import BOX_CAP, box_iou, paper_boxes
+    from camloc.data import open_dataset
+    from camloc.localize import LocalizeOptions, localized
+    from camloc.pipeline.backends import make_backend
+    from camloc.pipeline.run import Job, Pipeline
+    from camloc.pixels.decode import decode
+    from camloc.pixels.geometry import Resize
+    from camloc.readings import DEFAULT_NORM
+
+    rows = list(csv.DictReader(open(LABELS, encoding="utf-8")))
+    rows = rows[:limit] if limit else rows
+    paths = [str(DATA / r["file"]) for r in rows]
+    labels = np.array([int(r["class_index"]) for r in rows])
+    half = np.arange(len(paths)) % 2
+    geos = {"rounded to 32": Resize("aspect", side), f"down to a multiple of {step}": Resize("aspect", side, long_step=step)}
+    backend = make_backend(net, "auto")
+    opts = LocalizeOptions(temperature=1.0)
+    out: dict = {}
+    cpu: dict = {k: [] for k in geos}
+    forward_cpu: dict = {k: [] for k in (*geos, "square")}
+    decoded: dict = {}
+    square_geo = Resize("squash")
+    shape = (side, side)
+    square = [decode(p, square_geo, shape) for p in paths]  # side x side, the reference's input
+    for rnd in range(rounds):
+        for name, geo in geos.items():
+            batches: list[int] = []
+
+            def forward(pixels, _b=batches):
+                _b.append(len(pixels))
+                return backend(pixels)
+
+            pipe = Pipeline(net, resize=geo, backend=forward, topk=5, progress=False)
+            t0 = time.process_time()
+            top = []
+            for res in pipe.run(paths):
+                localized(net, res, opts)  # the record, boxes included, as localize builds it
+                top.append(int(res.classes[0]))
+            cpu[name].append((time.process_time() - t0) / len(paths))
+            if rnd == 0:
+                decoded[name] = [decode(p, geo, tuple(net.preprocessing.shape)) for p in paths]
+                shapes = [d.pixels.shape for d in decoded[name]]
+                out[name] = {"shapes": len(set(shapes)), "pixels": float(np.mean([h * w for h, w, _ in shapes])) / side ** 2,
+                             "batch": float(np.mean(batches)), "correct": np.array(top) == labels}
+            forward_cpu[name].append(_forward_cpu(net, backend, geo, decoded[name]))
+        forward_cpu["square"].append(_forward_cpu(net, backend, Resize("squash"), square))
+    samples = []
+    for name in BOX_SETS:
+        root = DATA.parent.parent / name
+        if (root / "metadata").is_dir():
+            samples += open_dataset(root / "metadata", "val", image_root=root / "images").samples
+    samples = samples[:limit] if limit else samples
+    for name, geo in geos.items():
+        pipe = Pipeline(net, resize=geo, backend=backend, topk=1, progress=False)
+        jobs = [Job(s.path, i, s.path, classes=(s.label,)) for i, s in enumerate(samples)]
+        hits = []
+        for res, sample in zip(pipe.run(jobs), samples):
+            found, _ = paper_boxes(res.extra_maps[0], res.size, 0.2, DEFAULT_NORM, BOX_CAP)
+            hits.append(bool(found) and max([box_iou(found[0], g) for g in sample.boxes] or [0.0]) >= 0.5)
+        out[name]["gt_known"] = np.array(hits, dtype=bool)
+        out[name]["cpu_ms"] = [1000 * v for v in cpu[name]]
+        out[name]["forward_ms"] = [1000 * v for v in forward_cpu[name]]
+    out["square"] = {"forward_ms": [1000 * v for v in forward_cpu["square"]]}
+    base, new = (out[k] for k in geos)
+    ratio = np.array(base["cpu_ms"]) / np.array(new["cpu_ms"])
+    return {"geos": list(geos), "out": out, "half": half, "boxes_n": len(samples), "rounds": rounds,
+            "cpu_ratio": (float(ratio.mean()), float(ratio.std(ddof=1) / np.sqrt(len(ratio))) if len(ratio) > 1 else 0.0),
+            "diffs": [_paired(new["correct"][half == h].astype(float) - base["correct"][half == h]) for h in (0, 1)],
+            "gt_diff": _paired(new["gt_known"].astype(float) - base["gt_known"]) if len(samples) else "n/a"}
+
+
+def step_lines(cmp: dict, side: int = 224) -> list[str]:
+    """The step comparison as a table and a sentence."""
+    lines = [f"| aspect {side}, longer side | input shapes | mean pixels (vs {side}x{side}) | mean batch | top-1 % "
+             f"(half 1 / half 2) | GT-known % ({cmp['boxes_n']} val photos) | CPU ms per image (median) |",
+             "|---|---:|---:|---:|---|---:|---:|"]
+    for name in cmp["geos"]:
+        o = cmp["out"][name]
+        halves = " / ".join(f"{100 * o['correct'][cmp['half'] == h].mean():.1f}" for h in (0, 1))
+        gt = f"{100 * o['gt_known'].mean():.1f}" if len(o["gt_known"]) else "n/a"
+        lines.append(f"| {name} | {o['shapes']} | {o['pixels']:.3f}x | {o['batch']:.1f} | {100 * o['correct'].mean():.1f} "
+                     f"({halves}) | {gt} | {np.median(o['cpu_ms']):.2f} |")
+    r, se = cmp["cpu_ratio"]
+    sq = float(np.median(cmp["out"]["square"]["forward_ms"]))
+    alone = "; ".join(f"{name} {np.median(cmp['out'][name]['forward_ms']):.2f} "
+                      f"({sq / np.median(cmp['out'][name]['forward_ms']):.2f}x the square rate)" for name in cmp["geos"])
+    lines += ["", f"Paired differences (the step minus the rounding, points): top-1 half 1 {cmp['diffs'][0]}, half 2 "
+              f"{cmp['diffs'][1]}; GT-known {cmp['gt_diff']}. CPU time of the rounding over the step: {r:.3f} +- {se:.3f} "
+              f"(mean of {cmp['rounds']} interleaved rounds +- its standard error).",
+              "", f"The forward passes alone (the pipeline on decoded pixels, no maps; CPU ms per image, median): "
+              f"{side}x{side} in batches of 16 (the reference's input) {sq:.2f}; {alone}."]
+    return lines
+
+
 # ----------------------------------------------------------------------------- memory
 def peak_rss_mb(n: int, work: Path, model: str, photos: list[str]) -> float:
     folder = work / f"mem{n}"
@@ -317,4 +453,17 @@ def main(quick: bool | None = None) -> str:
 
 
 if __name__ == "__main__":
-    print(main(quick="--quick" in sys.argv[1:]))
+    if "--steps" in sys.argv[1:]:  # the longer-side step comparison alone (Lite0 at 224; --default: the default net)
+        import camloc
+        from benchmarks.timing import load_average
+        from camloc.defaults import MODEL, SIDE
+
+        quick_steps = "--quick" in sys.argv[1:]
+        default = "--default" in sys.argv[1:]
+        before = load_average()
+        side = SIDE if default else 224
+        cmp = step_comparison(camloc.load_model(MODEL if default else "efficientnet_lite0"), side=side,
+                              rounds=2 if quick_steps else 4, limit=12 if quick_steps else 0)
+        print("\n".join(step_lines(cmp, side)) + f"\n\n(load average {before:.1f} at start, {load_average():.1f} at the end)")
+    else:
+        print(main(quick="--quick" in sys.argv[1:]))

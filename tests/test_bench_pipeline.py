@@ -44,3 +44,17 @@ def test_noisy_jpegs_are_distinct_and_of_the_size_asked(tmp_path):
     paths = bench.noisy_12mp(photos, 3, tmp_path, (64, 48))
     assert len({Path(p).read_bytes() for p in paths}) == 3  # the third reuses a photo with other noise
     assert all(Image.open(p).size in ((64, 48), (48, 64)) for p in paths)
+
+
+def test_step_comparison_counts_shapes_pixels_and_both_halves():
+    if not bench.DATA.is_dir() or not bench.LABELS.is_file():
+        pytest.skip("../shared/data/imagenet-samples is not there")
+    import camloc
+
+    cmp = bench.step_comparison(camloc.load_model("efficientnet_lite0"), rounds=2, limit=8)
+    rounded, stepped = (cmp["out"][k] for k in cmp["geos"])
+    assert stepped["shapes"] <= rounded["shapes"] and stepped["pixels"] < rounded["pixels"]  # never longer, here shorter
+    assert rounded["pixels"] >= 1 and len(rounded["correct"]) == 8 and len(cmp["diffs"]) == 2
+    assert all(v > 0 for v in rounded["cpu_ms"] + stepped["cpu_ms"]) and len(rounded["cpu_ms"]) == 2
+    text = "\n".join(bench.step_lines(cmp))
+    assert "| rounded to 32 |" in text and "| down to a multiple of 64 |" in text and "half 2" in text

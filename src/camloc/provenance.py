@@ -27,6 +27,8 @@ def run_header(net: Any, resize: Any, tta: Any, backend: str, method: str, norm:
                                 if tta is not None else
                                 {"mode": resize.mode, "side": int(resize.size) if resize.mode == "aspect" else
                                  [int(v) for v in net.preprocessing.shape], "views": views_of(resize)})
+    if tta is None and getattr(resize, "long_step", 0) and resize.mode == "aspect":
+        geometry["long_step"] = int(resize.long_step)  # the longer side down to a multiple of it
     return {KEY: {
         "camloc_version": camloc.__version__,
         "model": net.name,

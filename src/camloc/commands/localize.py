@@ -50,7 +50,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_method_arguments(p)
     add_pipeline_arguments(p, "how images meet the net: aspect:S (the whole image, shorter side S, aspect kept; "
                            "default: the default net's side for the default net, else the net's own side, 224 for a "
-                           "224 net), "
+                           "224 net; aspect:S:N takes the longer side down to a multiple of N, e.g. aspect:224:64: fewer "
+                           "shapes and pixels, see BENCHMARKS.md), "
                            "squash (the net's square input, the published protocol's geometry)")
     p.add_argument("--all-boxes", action="store_true", help="also list every component's box")
     p.add_argument("--no-figures", action="store_true", help="write results.jsonl only")

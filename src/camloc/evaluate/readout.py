@@ -22,6 +22,8 @@ def result_of(opt: EvalOptions, cls_ev: ClassificationEvaluator, tally: Tally, m
     geometry = "ten-crop" if opt.ten_crop else opt.resize.mode
     if geometry in ("aspect", "crop"):
         geometry += f":{opt.resize.size}"
+        if geometry.startswith("aspect") and getattr(opt.resize, "long_step", 0):
+            geometry += f":{opt.resize.long_step}"  # the longer side down to a multiple of it (--resize aspect:S:N)
     metrics: dict[str, Any] = {"method": opt.method, "norm": opt.norm, "resize": geometry, "num_images": n_read,
                                "num_skipped": len(skipped)}
     if opt.clamp_negative:
