@@ -23,7 +23,7 @@ DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "ilsv
 
 
 def _inputs(net, n: int) -> list[torch.Tensor]:
-    from camloc.demo import demo_photo_paths
+    from camloc.photos import demo_photo_paths
 
     ids = DATA / "metadata" / "image_ids.txt"
     paths = [str(DATA / "images" / line.strip()) for line in ids.read_text().splitlines()[:n]] if ids.exists() \

@@ -75,7 +75,7 @@ def test_evaluate_names_the_stepped_geometry():
     from types import SimpleNamespace
 
     from camloc.evaluate.options import EvalOptions
-    from camloc.evaluate.report import result_of
+    from camloc.evaluate.readout import result_of
 
     counted = SimpleNamespace(state=lambda: {"count": [1]}, compute=lambda: {"top1_cls_error": 0.0})
     nothing = SimpleNamespace(loc=SimpleNamespace(state=lambda: {"count": [0]}), pxap=None)
