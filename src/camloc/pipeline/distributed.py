@@ -25,10 +25,21 @@ def init_distributed() -> tuple[int, int]:
 
 
 def _leave() -> None:
+    """Every process leaves together: on gloo a monitored barrier first (bounded: a process that
+    died is reported, not waited for), so no process tears its connections down while another
+    still uses them, then the group is destroyed."""
+    from datetime import timedelta
+
     import torch.distributed as dist
 
-    if dist.is_initialized():
-        dist.destroy_process_group()
+    if not dist.is_initialized():
+        return
+    if dist.get_backend() == "gloo":
+        try:
+            dist.monitored_barrier(timeout=timedelta(seconds=60))
+        except RuntimeError:
+            pass  # a process is gone: leave anyway, its failure is reported by torchrun
+    dist.destroy_process_group()
 
 
 def local_device(requested: str | None = None) -> str:
