@@ -79,3 +79,26 @@ def test_a_method_with_nan_maps_scores_misses_and_says_how_many(tmp_path):
     good, _ = run_grid(colorcam(), split, scales=(64,), norms=("minmax",), backend="torch", workers=0, progress=False)
     assert good[0]["num_nonfinite_maps"] == 0 and good[0]["gt_known"] == 100.0
 
+
+
+def test_evaluate_counts_nonfinite_maps_and_scores_them_as_misses(tmp_path, monkeypatch):
+    import torch
+
+    import camloc.methods
+    from camloc.methods import MapMethod
+
+    class NaNMaps(MapMethod):
+        name = "nan"
+
+        def maps(self, net, x, classes):
+            m = torch.ones(x.shape[0], classes.shape[1], 7, 7)
+            m[:, :, 3, 3] = float("nan")
+            return m
+
+    split = color_split(str(tmp_path), n_per_class=1, seed=5)
+    opts = dict(resize=Resize("aspect", 64), backend="torch", workers=0, topk=1, progress=False, examples=0)
+    good = evaluate(colorcam(), split, EvalOptions(method="gradcam", **opts)).metrics
+    assert good["num_nonfinite_maps"] == 0 and good["gt_known_loc_acc"] == 100.0
+    monkeypatch.setattr(camloc.methods, "get_method", lambda name, **kw: NaNMaps())
+    bad = evaluate(colorcam(), split, EvalOptions(method="gradcam", **opts)).metrics
+    assert bad["num_nonfinite_maps"] == 3 and bad["gt_known_loc_acc"] == 0.0 and bad["MaxBoxAccV2"] == 0.0

@@ -91,6 +91,9 @@ def run(args: argparse.Namespace) -> int:
     metrics = {"model": net.name, "data": str(args.data), "split": args.split, **result.metrics,
                "geometry_source": "--resize" if args.resize else "the published protocol (squash)",
                "num_skipped": len(skipped), "skipped": skipped, "processes": world}
+    if metrics.get("num_nonfinite_maps"):
+        print(f"camloc evaluate: warning: {metrics['num_nonfinite_maps']} maps of --method {args.method} were not finite "
+              "(NaN or inf); they are scored as maps without a box", file=sys.stderr)
     for line in skipped[:5]:
         print(f"camloc evaluate: skipped {line}", file=sys.stderr)
     if len(skipped) > 5:

@@ -73,8 +73,10 @@ def evaluate(net: CamNet, split: Split, options: EvalOptions | None = None, rank
     k = max(opt.topk, 3 if opt.multibox else 1)
     scored = ten_crop_scored(net, split, opt, k, rank, world, skipped) if opt.ten_crop else \
         pipeline_scored(net, split, opt, method, k, rank, world, skipped)
+    nonfinite = 0
     for sc in scored:
         s, (W, H) = sc.sample, sc.size
+        nonfinite += not np.isfinite(sc.true_map).all()  # scored as a map without a box (a miss), and said
         cls_ev.accumulate(sc.logits[None], [s.label])
         out = score(s, scoring, sc.true_map, image_size=(W, H), full_size=sc.full_size)
         tally.add(s, out, sc.top[: opt.topk])
@@ -103,4 +105,7 @@ def evaluate(net: CamNet, split: Split, options: EvalOptions | None = None, rank
             if e is not None:
                 e.all_reduce()
         skipped = all_gather_lists(skipped)
-    return result_of(opt, cls_ev, tally, mb_ev, fa_ev, examples, skipped, split.name or "?")
+        nonfinite = sum(all_gather_lists([nonfinite]))
+    result = result_of(opt, cls_ev, tally, mb_ev, fa_ev, examples, skipped, split.name or "?")
+    result.metrics["num_nonfinite_maps"] = int(nonfinite)
+    return result
