@@ -329,3 +329,34 @@ def test_legrad_on_a_tiny_vit_and_refusal():
         assert got.shape == (2, 1, 2, 2) and torch.isfinite(got).all(), name
     with pytest.raises(MethodError, match="not a timm vision transformer"):
         get_method("legrad")(FlatHead().eval(), X, torch.tensor([0]))
+
+
+def test_refinecam_without_layers_takes_the_stage_before_the_default_layer():
+    """RefineCAM's default layers: the input of the shallowest module that halves the grid into
+    the default layer's (a ResNet's layer4, so layer3's output) and the default layer; the same
+    maps as naming layer3 and layer4. A net with no coarser stage is refused in one line."""
+    import torchvision
+
+    from camloc.methods.base import previous_stage
+
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(num_classes=5).eval()
+    x = torch.randn(2, 3, 64, 64)
+    module, where = previous_stage(model, x)
+    assert module is model.layer4 and where == "input"
+    got = get_method("refinecam")(model, x, torch.tensor([[1], [3]]))
+    torch.testing.assert_close(got, get_method("refinecam", layers="layer3,layer4")(model, x, torch.tensor([[1], [3]])))
+    assert got.shape == (2, 1, 4, 4)  # layer3's grid, the larger of the two
+
+    class Flat(nn.Module):  # one grid all the way: no stage before the last layer
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 1)
+            self.pool = nn.AdaptiveAvgPool2d(1)
+            self.fc = nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.fc(self.pool(self.conv(x)).flatten(1))
+
+    with pytest.raises(MethodError, match="no stage before the default layer"):
+        get_method("refinecam")(Flat().eval(), torch.randn(1, 3, 8, 8), torch.tensor([0]))

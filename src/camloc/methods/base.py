@@ -63,8 +63,11 @@ def default_head(net: Net) -> Head | None:
 
 
 def resolve_layer(net: Net, layer: str | nn.Module | None) -> tuple[nn.Module, str]:
-    """The target module and whether to read its ``"input"`` or ``"output"``."""
+    """The target module and whether to read its ``"input"`` or ``"output"`` (a ``(module,
+    "input"|"output")`` pair is taken as it is)."""
     model = module_of(net)
+    if isinstance(layer, tuple) and len(layer) == 2 and isinstance(layer[0], nn.Module) and layer[1] in ("input", "output"):
+        return layer
     if isinstance(layer, nn.Module):
         return layer, "output"
     if layer is not None and not isinstance(layer, str):
@@ -147,3 +150,39 @@ def class_gradients(logits: Tensor, activations: Tensor, classes: Tensor) -> lis
         (g,) = torch.autograd.grad(s, activations, retain_graph=True)
         grads.append(g)
     return grads
+
+
+def previous_stage(net: Net, x: Tensor) -> tuple[nn.Module, str]:
+    """The layer one stage before the default one: the input of the shallowest module that takes
+    a grid at most twice as fine as the default layer's and gives the default layer's grid (a
+    ResNet's ``layer4`` -> ``layer3``'s output; an EfficientNet's first stride-2 block of its last
+    stage -> the block before). One forward pass without gradients, hooks on every module."""
+    from camloc.errors import MethodError
+    from camloc.hooks import capture
+
+    model = module_of(net)
+    target, where = resolve_layer(net, None)
+    seen: list[tuple[int, int, nn.Module, tuple, tuple]] = []
+    depth = {m: name.count(".") + (1 if name else 0) for name, m in model.named_modules()}
+
+    def hook(m: nn.Module, args: tuple, out: object) -> None:
+        a = args[0] if args and isinstance(args[0], Tensor) else None
+        if a is not None and a.dim() == 4 and isinstance(out, Tensor) and out.dim() == 4:
+            seen.append((depth.get(m, 99), len(seen), m, tuple(a.shape[-2:]), tuple(out.shape[-2:])))
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if m is not model]
+    try:
+        with evaluating(model), torch.no_grad(), capture(target, where) as store:
+            model(x[:1])
+    finally:
+        for h in handles:
+            h.remove()
+    if "value" not in store or store["value"].dim() != 4:
+        raise MethodError(f"{type(model).__name__}: the default layer gives no (B, K, h, w) grid to find the stage before it")
+    gh, gw = store["value"].shape[-2:]
+    fits = [(d, i, m) for d, i, m, (ih, iw), (oh, ow) in seen
+            if (oh, ow) == (gh, gw) and ih > gh and iw >= gw and ih <= 2 * gh + 1 and iw <= 2 * gw + 1]
+    if not fits:
+        raise MethodError(f"{type(model).__name__}: no stage before the default layer (a module that takes a finer "
+                          f"grid and gives {gh}x{gw}); name the layers (layers=NAME1,NAME2)")
+    return min(fits, key=lambda t: (t[0], t[1]))[2], "input"

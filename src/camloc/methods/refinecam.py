@@ -5,7 +5,8 @@ multiplied cell by cell and normalized again,
     M_c = N(prod_l up(N(M_c^l))),   N = min-max,
 
 so a cell stays bright only where every layer agrees: deep layers locate, shallow layers sharpen.
-Options: ``layers`` (two or more target layers, required), ``base`` (a registry name of a
+Options: ``layers`` (two or more target layers; default: the stage before the default layer and
+the default layer, :func:`camloc.methods.base.previous_stage`), ``base`` (a registry name of a
 one-layer gradient method: gradcam, gradcampp, xgradcam, hirescam,
 gradcam_elementwise, layercam; default ``gradcampp``, as both reference implementations use).
 """
@@ -16,7 +17,7 @@ import torch
 from torch import Tensor
 
 from camloc.errors import MethodError
-from camloc.methods.base import MapMethod, Net
+from camloc.methods.base import MapMethod, Net, previous_stage
 from camloc.methods.fusion import minmax, stack_layers
 from camloc.methods.gradients import layer_gradients, layer_list
 from camloc.methods.targets import Target, make_target
@@ -44,9 +45,8 @@ class RefineCAM(MapMethod):
         self.target = make_target(target)
 
     def maps(self, net: Net, x: Tensor, classes: Tensor) -> Tensor:
-        if self.layers is None:
-            raise MethodError("refinecam: give two or more target layers (layers=layer3,layer4)")
-        gr = layer_gradients(net, x, classes, self.layers, self.target, what=self.name)
+        layers = self.layers if self.layers is not None else [previous_stage(net, x), None]
+        gr = layer_gradients(net, x, classes, layers, self.target, what=self.name)
         with torch.no_grad():
             per_layer = [minmax(torch.stack([self.base.cam_image(a.detach(), g[i].detach()) for g in gr.grads], dim=1))
                          for i, a in enumerate(gr.acts)]
