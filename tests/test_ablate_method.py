@@ -9,6 +9,7 @@ import json
 import pytest
 from probe_nets import color_split
 from test_calibrate import _wsol, colorcam
+from test_sanity_compare import NaNMaps
 
 from camloc.ablation import run_grid
 from camloc.cli import main
@@ -60,18 +61,6 @@ def test_ablate_method_command_and_one_line_refusals(tmp_path, capsys):
 
 
 def test_a_method_with_nan_maps_scores_misses_and_says_how_many(tmp_path):
-    import torch
-
-    from camloc.methods import MapMethod
-
-    class NaNMaps(MapMethod):
-        name = "nan"
-
-        def maps(self, net, x, classes):
-            m = torch.ones(x.shape[0], classes.shape[1], 7, 7)
-            m[:, :, 3, 3] = float("nan")
-            return m
-
     split = color_split(str(tmp_path), n_per_class=1, seed=5)
     rows, _ = run_grid(colorcam(), split, scales=(64,), norms=("minmax", "positive"), backend="torch", workers=0,
                        progress=False, method=NaNMaps())
@@ -82,18 +71,7 @@ def test_a_method_with_nan_maps_scores_misses_and_says_how_many(tmp_path):
 
 
 def test_evaluate_counts_nonfinite_maps_and_scores_them_as_misses(tmp_path, monkeypatch):
-    import torch
-
     import camloc.methods
-    from camloc.methods import MapMethod
-
-    class NaNMaps(MapMethod):
-        name = "nan"
-
-        def maps(self, net, x, classes):
-            m = torch.ones(x.shape[0], classes.shape[1], 7, 7)
-            m[:, :, 3, 3] = float("nan")
-            return m
 
     split = color_split(str(tmp_path), n_per_class=1, seed=5)
     opts = dict(resize=Resize("aspect", 64), backend="torch", workers=0, topk=1, progress=False, examples=0)

@@ -12,6 +12,7 @@ import os
 import cv2
 import numpy as np
 import pytest
+from test_fashion_loc import _toy_source
 
 from camloc.data import DataError, Sample, Split, read_wsol, write_wsol
 from camloc.data.fashion_mnist import FASHION_DIR, load_fashion_mnist
@@ -29,17 +30,6 @@ from camloc.experiments.fashion_loc import (
 from camloc.metrics.pxap import PxAPEvaluator, ground_truth
 
 HAVE_FMNIST = os.path.isfile(os.path.join(FASHION_DIR, "t10k-images-idx3-ubyte.gz"))
-
-
-def _toy_source(n: int = 40) -> tuple[np.ndarray, np.ndarray]:
-    """The generator tests' toy items (test_fashion_loc._toy_source): 200-valued rectangles."""
-    rng = np.random.default_rng(0)
-    images = np.zeros((n, 28, 28), np.uint8)
-    for i in range(n):
-        h, w = rng.integers(8, 27, size=2)
-        y, x = rng.integers(0, 28 - h), rng.integers(0, 28 - w)
-        images[i, y : y + h, x : x + w] = 200
-    return images, np.arange(n) % 10
 
 
 def _digest(s) -> str:

@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from torch import nn
 
 from camloc.cli import main
 from camloc.compare import compare, markdown, winners
-from camloc.methods import get_method
+from camloc.methods import MapMethod, get_method
 from camloc.models.net import CamNet, Preprocessing
 from camloc.sanity import blocks, randomize, sanity, spearman
 
@@ -139,17 +138,20 @@ def test_compare_refuses_a_split_without_boxes(wsol):
         compare(small_net(), samples, {"center": get_method("center")}, progress=False)
 
 
+class NaNMaps(MapMethod):
+    """Ones with one NaN cell per map: a method whose maps are not finite (compare, ablate and
+    evaluate must score them as misses and say how many)."""
+
+    name = "nan"
+
+    def maps(self, net, x, classes):
+        m = torch.ones(x.shape[0], classes.shape[1], 7, 7)
+        m[:, :, 3, 3] = float("nan")
+        return m
+
+
 def test_compare_says_which_maps_were_not_finite_and_scores_them_as_misses(wsol):
     from camloc.data import open_dataset
-    from camloc.methods import MapMethod
-
-    class NaNMaps(MapMethod):
-        name = "nan"
-
-        def maps(self, net, x, classes):
-            m = torch.ones(x.shape[0], classes.shape[1], 7, 7)
-            m[:, :, 3, 3] = float("nan")
-            return m
 
     rows, figure = compare(small_net(), open_dataset(str(wsol), "test").samples[:2], {"nan": NaNMaps()}, steps=2,
                            sanity_images=0, examples=1, road_images=1, road_fractions=(0.5,), progress=False)

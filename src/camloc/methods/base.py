@@ -157,9 +157,6 @@ def previous_stage(net: Net, x: Tensor) -> tuple[nn.Module, str]:
     a grid at most twice as fine as the default layer's and gives the default layer's grid (a
     ResNet's ``layer4`` -> ``layer3``'s output; an EfficientNet's first stride-2 block of its last
     stage -> the block before). One forward pass without gradients, hooks on every module."""
-    from camloc.errors import MethodError
-    from camloc.hooks import capture
-
     model = module_of(net)
     target, where = resolve_layer(net, None)
     seen: list[tuple[int, int, nn.Module, tuple, tuple]] = []
