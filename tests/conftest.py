@@ -37,6 +37,13 @@ class TinyGap(nn.Module):
         return Head(self.pool, self.fc, "input")
 
 
+@pytest.fixture(autouse=True)
+def _own_working_directory(tmp_path_factory, monkeypatch) -> None:
+    """Every test runs in an empty working directory of its own: a command's default output (``out/``)
+    goes there, and what a user left in the checkout (``make demo``'s ``out/``) changes no test."""
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+
+
 @pytest.fixture
 def tiny_gap() -> TinyGap:
     return TinyGap().eval()

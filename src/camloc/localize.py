@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -290,3 +291,50 @@ def normalized_upsampled(maps: np.ndarray, size: tuple[int, int], norm: str = "m
     """``(k, h, w)`` raw maps -> ``(k, height, width)`` in [0, 1] for figures; ``size=(w, h)``."""
     width, height = size
     return np.stack([normalize_map(upsample(m, (height, width)), norm) for m in maps])
+
+
+def figure_stem(path: str, used: set[str], max_bytes: int = 200) -> str:
+    """A figure file stem for ``path``, unique in ``used``: control characters become ``_`` and the
+    stem is cut to ``max_bytes`` of UTF-8, so ``<stem>_<n>_topk.png`` stays under the usual
+    255-byte limit on a file name."""
+    stem = "".join(c if c.isprintable() else "_" for c in Path(path).stem)
+    stem = stem.encode("utf-8")[:max_bytes].decode("utf-8", "ignore") or "image"
+    name, n = stem, 2
+    while name in used:
+        name, n = f"{stem}_{n}", n + 1
+    used.add(name)
+    return name
+
+
+class RecordFigures:
+    """The figures of localized records in one folder: per record ``<stem>_cam.png`` (the top-1 map
+    over the image with its box) and ``<stem>_topk.png`` (the top-k panel), drawn on the display
+    image the pipeline kept. Stems stay unique; with ``resume`` the folder's earlier figures keep
+    their names."""
+
+    def __init__(self, folder: str | os.PathLike, resume: bool = False) -> None:
+        self.folder = folder
+        self.used: set[str] = set()
+        if resume and os.path.isdir(folder):
+            self.used.update(f[: -len("_cam.png")] for f in os.listdir(folder) if f.endswith("_cam.png"))
+
+    def write(self, item: Any, norm: str) -> None:
+        """Both figures of one successful item of :func:`iter_localize` (run with ``display=True``)."""
+        from camloc.boxes import scale_box
+        from camloc.viz import overlay_figure, save_png, topk_figure
+
+        rec, rgb = item.record, item.display
+        h, w = rgb.shape[:2]
+
+        def scaled(box):  # the display image is the whole image, resized
+            return scale_box(box, (rec["width"], rec["height"]), (w, h))
+
+        stem = figure_stem(rec["image"], self.used)
+        maps01 = normalized_upsampled(item.maps, (w, h), norm)
+        preds = rec["predictions"]
+        top = preds[0]
+        save_png(os.path.join(self.folder, f"{stem}_cam.png"),
+                 overlay_figure(rgb, maps01[0], scaled(top["box"]), f"{top['label']} {top['score']:.2f}"))
+        topk_figure(rgb, maps01, [scaled(p["box"]) for p in preds],
+                    [f"{p['rank']}. {p['label'][:22]} ({p['score']:.2f})" for p in preds],
+                    os.path.join(self.folder, f"{stem}_topk.png"), title=os.path.basename(rec["image"]))

@@ -57,19 +57,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-figures", action="store_true", help="write results.jsonl only")
 
 
-def _figure_stem(path: str, used: set[str], max_bytes: int = 200) -> str:
-    """A figure file stem for ``path``, unique in ``used``: control characters become ``_`` and the
-    stem is cut to ``max_bytes`` of UTF-8, so ``<stem>_<n>_topk.png`` stays under the usual
-    255-byte limit on a file name."""
-    stem = "".join(c if c.isprintable() else "_" for c in Path(path).stem)
-    stem = stem.encode("utf-8")[:max_bytes].decode("utf-8", "ignore") or "image"
-    name, n = stem, 2
-    while name in used:
-        name, n = f"{stem}_{n}", n + 1
-    used.add(name)
-    return name
-
-
 def check(args: argparse.Namespace) -> None:
     """``--topk``, ``--threshold`` and ``--batch-size`` out of range, an earlier run's records in
     ``--out`` without ``--resume`` or ``--overwrite``: a one-line error before torch loads."""
@@ -80,7 +67,6 @@ def check(args: argparse.Namespace) -> None:
 
     check_map_options(args)
     check_pipeline_options(args)
-    check_out(args)
     check_method_arguments(args, "localize")
     if args.tta is not None:
         from camloc.pipeline.views import parse_tta
@@ -88,6 +74,7 @@ def check(args: argparse.Namespace) -> None:
         parse_tta(args.tta)
         if args.resize is not None:
             raise ValueError("--tta and --resize: give one (TTA runs the aspect geometry at its own scales)")
+    check_out(args)  # the options' own errors first, then what --out holds
 
 
 def check_out(args: argparse.Namespace) -> None:
@@ -162,10 +149,9 @@ def _localize(args: argparse.Namespace, rank: int, world: int, device: str) -> i
 
     from camloc.commands._common import load_net, resize_option
     from camloc.calibrate import views_of
-    from camloc.localize import LocalizeOptions, iter_localize
+    from camloc.localize import LocalizeOptions, RecordFigures, iter_localize
     from camloc.methods import get_method
     from camloc.pipeline.backends import make_backend
-    from camloc.pixels.geometry import parse_resize
     from camloc.pipeline.inputs import iter_paths
     from camloc.pipeline.records import JsonlWriter
     from camloc.pipeline.run import as_jobs, shard
@@ -195,17 +181,14 @@ def _localize(args: argparse.Namespace, rank: int, world: int, device: str) -> i
             print(f"camloc localize: {printable(line)}", file=sys.stderr)
 
     out = Path(args.out)
-    figures = out / "figures"
+    figures = None if args.no_figures else RecordFigures(out / "figures", resume=args.resume)
     paths = iter_paths(args.paths, report)
     done: set[str] = set()
-    used: set[str] = set()
     if args.resume:
         from camloc.pipeline.records import recorded_inputs
 
         done = recorded_inputs(out / "results.jsonl")
         paths = (p for p in paths if p not in done)
-        if figures.is_dir():  # the earlier run's figures keep their names
-            used.update(f[: -len("_cam.png")] for f in os.listdir(figures) if f.endswith("_cam.png"))
     jobs = shard(as_jobs(paths), rank, world)
     writer = JsonlWriter(out / "results.jsonl", rank, world, header=header,
                          mode="append" if args.resume else "replace" if args.overwrite else "new")
@@ -229,8 +212,8 @@ def _localize(args: argparse.Namespace, rank: int, world: int, device: str) -> i
             ok += 1
             if len(shown) < 20:
                 shown.append(rec)
-            if not args.no_figures:
-                _figures(item, rec, figures, used, norm)
+            if figures is not None:
+                figures.write(item, norm)
         complete = True
     finally:
         writer.finish_part(complete)
@@ -259,29 +242,6 @@ def _localize(args: argparse.Namespace, rank: int, world: int, device: str) -> i
     if world > 1 and not args.strict:  # torchrun reads a non-zero exit as a crash; the summary says what failed
         return 0
     return 1 if failed or missing else 0
-
-
-def _figures(item, rec: dict, figures: Path, used: set[str], norm: str) -> None:
-    """The top-1 overlay and the top-k panel of one record, drawn on the kept display image."""
-    from camloc.localize import normalized_upsampled
-    from camloc.boxes import scale_box
-    from camloc.viz import overlay_figure, save_png, topk_figure
-
-    rgb = item.display
-    h, w = rgb.shape[:2]
-
-    def scaled(box):  # the display image is the whole image, resized
-        return scale_box(box, (rec["width"], rec["height"]), (w, h))
-
-    stem = _figure_stem(rec["image"], used)
-    maps01 = normalized_upsampled(item.maps, (w, h), norm)
-    preds = rec["predictions"]
-    top = preds[0]
-    save_png(figures / f"{stem}_cam.png", overlay_figure(rgb, maps01[0], scaled(top["box"]),
-                                                         f"{top['label']} {top['score']:.2f}"))
-    topk_figure(rgb, maps01, [scaled(p["box"]) for p in preds],
-                [f"{p['rank']}. {p['label'][:22]} ({p['score']:.2f})" for p in preds],
-                figures / f"{stem}_topk.png", title=os.path.basename(rec["image"]))
 
 
 def _summary(shown: list[dict], ok: int, failed: int, out: Path, no_figures: bool) -> None:
