@@ -47,8 +47,8 @@ class Plan:
     train: int = 3000
     val: int = 500
     test: int = 1000
-    epochs: int = 8
-    trials: int = 4
+    epochs: int = 5
+    trials: int = 3
     seeds: tuple[int, ...] = (0, 1, 2)
     regimes: tuple[str, ...] = ("clean", "cluttered")
     methods: tuple[str, ...] = METHODS
