@@ -23,3 +23,6 @@ def test_bench_methods_quick():
     assert all(float(gradcam[i]) > 0 for i in (5, 6, 7))  # camloc, grad-cam, torchcam ms per image
     ablation = [c.strip() for c in rows[1].split("|")]
     assert ablation[7] == "-" and float(ablation[6]) > 0 and ablation[8].endswith("x")  # no TorchCAM Ablation-CAM
+    # Score-CAM with the constant channels' shared pass against every channel's own, on a real photo
+    constant = [line for line in text.splitlines() if line.startswith("| chelsea.png |")]
+    assert len(constant) == 1 and constant[0].rstrip(" |").endswith("x")

@@ -59,7 +59,8 @@ def forward_activations(net: Net, x: Tensor, layer: str | nn.Module | None) -> t
 def channel_masks(a: Tensor, shape: tuple[int, int], normalize_first: bool = False,
                   align_corners: bool = False) -> Tensor:
     """Each channel of ``a (K, h, w)`` upsampled (bilinear) to ``shape`` and min-max scaled to
-    [0, 1] -> ``(K, H, W)``; a constant channel gives a zero mask.
+    [0, 1] -> ``(K, H, W)``; a constant channel gives a zero mask (decided on the channel itself,
+    not on its upsampled copy, whose rounding is not constant).
 
     By default the upsampled channel is scaled (the Score-CAM paper's order, with half-pixel
     centres as camloc upsamples every map); ``normalize_first`` scales the channel before
@@ -72,10 +73,14 @@ def channel_masks(a: Tensor, shape: tuple[int, int], normalize_first: bool = Fal
         span = (flat.amax(1) - flat.amin(1))[:, None, None]
         return torch.where(span > 0, (t - lo) / span.clamp_min(torch.finfo(t.dtype).tiny), torch.zeros_like(t))
 
+    flat = a.flatten(1)
+    constant = (flat.amax(1) == flat.amin(1))[:, None, None]
     if normalize_first:
         a = minmax(a)
     up = F.interpolate(a[None], size=shape, mode="bilinear", align_corners=align_corners)[0]
-    return up if normalize_first else minmax(up)
+    # a constant channel stays a zero mask: its upsampled copy can differ in the last bit from cell to
+    # cell, and scaling that rounding to [0, 1] would make a mask of noise
+    return torch.where(constant, torch.zeros_like(up), up if normalize_first else minmax(up))
 
 
 def item_bytes(model: nn.Module, x1: Tensor) -> int:

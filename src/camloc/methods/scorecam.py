@@ -11,7 +11,9 @@ every channel alike, so it drops out of the softmax over channels).
 
 One forward pass per channel, shared by every class asked: ``K`` passes per image, the masked
 inputs of many channels in one batch, chunked under ``max_mb`` (see
-:mod:`camloc.methods.perturbation`).
+:mod:`camloc.methods.perturbation`). A constant channel (a ReLU's dead unit, about half of the
+embedded nets' 1,280 on real photos) masks the input to zero whatever the channel, so the
+constant channels share one pass: the maps are unchanged and the passes fewer.
 """
 
 from __future__ import annotations
@@ -54,19 +56,34 @@ class ScoreCAM(PerturbationMethod):
             return logits.softmax(-1).mean(0)[:, classes1].T
         return logits.mean(0)[:, classes1].T.softmax(-1)
 
+    shares_constant_channels = True
+    """A constant channel's mask is zero, so its masked input is the same for every such channel:
+    one forward pass stands for all of them (exact). SS-CAM adds noise per channel and opts out."""
+
     def weights(self, net: Net, x1: Tensor, a1: Tensor, logits1: Tensor, classes1: Tensor) -> Tensor:
         model = module_of(net)
         shape = tuple(x1.shape[-2:])
         size = chunk_size(model, x1, self.max_mb)
         k = a1.shape[0]
-        out = torch.empty(self.samples, k, logits1.shape[-1], dtype=torch.promote_types(logits1.dtype, torch.float32))
-        parts = list(chunks(k, size))
+        run = torch.arange(k, device=a1.device)
+        if self.shares_constant_channels:
+            flat = a1.flatten(1)
+            live = flat.amax(1) > flat.amin(1)
+            dead = (~live).nonzero()[:, 0]
+            run = torch.cat([live.nonzero()[:, 0], dead[:1]])  # the live channels and one constant one
+        n = run.numel()
+        got = torch.empty(self.samples, n, logits1.shape[-1], dtype=torch.promote_types(logits1.dtype, torch.float32))
+        parts = list(chunks(n, size))
         masks = None
         with evaluating(model), torch.no_grad():
             for sample in range(self.samples):
                 for s in parts:
-                    m = masks[s] if masks is not None else self.masks(a1[s], shape)
-                    out[sample, s] = logits_of(model(self.inputs(x1, m, sample))).to(out.dtype).cpu()
+                    m = masks if masks is not None else self.masks(a1[run[s]], shape)
+                    got[sample, s] = logits_of(model(self.inputs(x1, m, sample))).to(got.dtype).cpu()
                 if len(parts) == 1:
                     masks = m  # one chunk: keep its masks for the next samples
+        out = got
+        if n < k:  # every constant channel takes the scores of the one that ran
+            out = got[:, -1:].expand(self.samples, k, got.shape[-1]).clone()
+            out[:, run.cpu()] = got
         return self.reduce(out, classes1.cpu()).to(a1.device)

@@ -22,6 +22,7 @@ from camloc.methods.scorecam import ScoreCAM
 
 class SSCAM(ScoreCAM):
     name = "sscam"
+    shares_constant_channels = False  # each channel's mask gets its own noise: no two inputs alike
 
     def __init__(self, layer: str | nn.Module | None = None, max_mb: float = DEFAULT_MAX_MB,
                  scores: str = "probability", n: int = 35, sigma: float = 2.0, seed: int | None = None,
