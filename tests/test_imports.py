@@ -57,3 +57,35 @@ def test_no_import_cycle_between_folders() -> None:
     through others (e.g. ``pipeline`` -> ``data`` -> ``pipeline``)."""
     found = cycles(folder_graph(import_graph()))
     assert found == [], f"import cycles among camloc's folders: {found}"
+
+
+def private_imports(src: Path = SRC) -> list[str]:
+    """``module: from X import _name`` for every private name (one underscore, not a dunder) that a
+    camloc module imports from another camloc module; a private *module* (``camloc.metrics._levels``)
+    may be imported within its package."""
+    from tools.imports import PACKAGE, modules
+
+    found = modules(src)
+    out = []
+    for name, path in found.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.ImportFrom) or node.level or not (node.module or "").startswith(PACKAGE):
+                continue
+            for alias in node.names:
+                private = alias.name.startswith("_") and not alias.name.startswith("__")
+                if private and f"{node.module}.{alias.name}" not in found:
+                    out.append(f"{name}: from {node.module} import {alias.name}")
+    return sorted(out)
+
+
+def test_private_names_stay_in_their_module(tmp_path: Path) -> None:
+    """A name shared across modules is public (issue: ``_topk``, ``_image_of`` used elsewhere); the
+    finder itself is checked on a written-out tree."""
+    assert private_imports() == []
+    pkg = tmp_path / "camloc"
+    (pkg / "metrics").mkdir(parents=True)
+    for rel, text in {"__init__.py": "", "metrics/__init__.py": "", "metrics/_levels.py": "def _x(): pass\n",
+                      "a.py": "def _helper(): pass\n",
+                      "b.py": "from camloc.a import _helper\nfrom camloc.metrics import _levels\nfrom camloc.a import __doc__\n"}.items():
+        (pkg / rel).write_text(text)
+    assert private_imports(tmp_path) == ["camloc.b: from camloc.a import _helper"]

@@ -250,7 +250,7 @@ def figure_grid(figure: dict[str, Any], path: str, side: int = 112) -> None:
     """Methods (rows) x photos (columns): each map over the photo with its ground-truth box."""
     import cv2
 
-    from camloc.viz.panels import GT_COLOR, _band, draw_box, heat_overlay, save_png
+    from camloc.viz.panels import GT_COLOR, title_band, draw_box, heat_overlay, save_png
 
     images = figure["images"]
     if not images:
@@ -266,7 +266,7 @@ def figure_grid(figure: dict[str, Any], path: str, side: int = 112) -> None:
             else:
                 panel = np.full_like(img, 255)
             cells.append(cv2.resize(panel, (side, side), interpolation=cv2.INTER_AREA))
-        label = _band(name, 90)
+        label = title_band(name, 90)
         label = np.concatenate([label, np.full((side - label.shape[0], 90, 3), 255, np.uint8)])
         rows.append(np.concatenate([label, *cells], axis=1))
     save_png(path, np.concatenate(rows, axis=0))

@@ -57,9 +57,9 @@ def load_for_gradients(spec: str, weights: str | None = None) -> CamNet:
 def timm_gradient_net(arch: str, weights: str | os.PathLike | None = None, **kwargs: Any) -> CamNet:
     """``timm:<arch>`` for a gradient method, whatever its head (a class-token ViT: the methods
     read its last block's patch-token grid, :mod:`camloc.models.token_grid`)."""
-    from camloc.models.timm_models import PREFIX, TimmNet, _preprocessing, create_timm
+    from camloc.models.timm_models import PREFIX, TimmNet, timm_preprocessing, create_timm
     from camloc.models.torchvision_models import imagenet_classes
 
     model, _ = create_timm(arch, weights, **kwargs)
     names = imagenet_classes() if model.num_classes == 1000 else []
-    return gradient_net(TimmNet(model), f"{PREFIX}{arch}", _preprocessing(model), names)
+    return gradient_net(TimmNet(model), f"{PREFIX}{arch}", timm_preprocessing(model), names)

@@ -133,7 +133,7 @@ def timm_head(net: TimmNet, name: str | None = None) -> Head:
     model.eval()
     try:
         with torch.no_grad():
-            shape = _preprocessing(model).shape
+            shape = timm_preprocessing(model).shape
             x = torch.randn(2, 3, *shape, generator=torch.Generator().manual_seed(0))
             x = x.to(next(model.parameters()).device)
             f = model.forward_features(x)
@@ -169,7 +169,7 @@ def timm_head(net: TimmNet, name: str | None = None) -> Head:
                         "(e.g. a conv or an MLP after pooling)")
 
 
-def _preprocessing(model: nn.Module) -> Preprocessing:
+def timm_preprocessing(model: nn.Module) -> Preprocessing:
     from timm.data import resolve_model_data_config
 
     cfg = resolve_model_data_config(model)
@@ -190,7 +190,7 @@ def timm_net(model: nn.Module, name: str | None = None, class_names: list[str] |
     head = timm_head(wrapper, name)
     n = head.classifier.out_features
     names = list(class_names) if class_names else (imagenet_classes() if n == 1000 else [])
-    return CamNet(module=wrapper, name=name, class_names=names, preprocessing=_preprocessing(model), head=head,
+    return CamNet(module=wrapper, name=name, class_names=names, preprocessing=timm_preprocessing(model), head=head,
                   arch_kwargs=dict(arch_kwargs or {}))
 
 

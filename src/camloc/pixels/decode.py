@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from camloc.pixels.formats import _with_messages, decoder_messages, to_rgb
+from camloc.pixels.formats import with_messages, decoder_messages, to_rgb
 from camloc.errors import ImageError, one_line
 from camloc.pixels.geometry import Resize, scaled_short_side
 
@@ -122,7 +122,7 @@ def open_rgb(path: str, label: str, prepare: Callable[[Image.Image], None] | Non
     except ImageError as err:
         raise ImageError(f"{label}: {one_line(err).split(': ', 1)[-1]}") from None
     except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as err:
-        raise ImageError(f"{label}: cannot decode ({_with_messages(one_line(err), messages)})") from None
+        raise ImageError(f"{label}: cannot decode ({with_messages(one_line(err), messages)})") from None
     if rgb.width < 1 or rgb.height < 1:
         raise ImageError(f"{label}: empty image ({rgb.width}x{rgb.height})")
     return rgb, full

@@ -91,7 +91,7 @@ def decoder_messages() -> Iterator[list[str]]:
         _decoder_log.messages = previous
 
 
-def _with_messages(reason: str, messages: list[str]) -> str:
+def with_messages(reason: str, messages: list[str]) -> str:
     """``reason``, followed by the first distinct decoder messages, on one line."""
     extra = [m for m in dict.fromkeys(one_line(m) for m in messages) if m and m not in reason][:2]
     return "; ".join([reason, *extra])[:300]

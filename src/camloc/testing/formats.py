@@ -20,7 +20,7 @@ import numpy as np
 
 from camloc.data.base import Sample, Split
 from camloc.io import atomic_write_text
-from camloc.testing.images import Fixture, _draw_mask, _layout, _write_lines, draw_image
+from camloc.testing.images import Fixture, draw_mask, item_layout, write_lines, draw_image
 
 
 # --------------------------------------------------------------------------- WSOL metadata
@@ -55,7 +55,7 @@ def write_wsol_fixture(
     for c in range(num_classes):
         for k in range(per_class):
             image_id = f"{names[c]}/Bird_{c}_{k:04d}_{100 + i}.jpg"
-            size, boxes = _layout(i, n_boxes=2 if k == 1 else 1)
+            size, boxes = item_layout(i, n_boxes=2 if k == 1 else 1)
             files.append(draw_image(os.path.join(images, image_id), size, boxes, c, seed=i))
             ids.append(image_id)
             labels.append(f"{image_id},{c}")
@@ -65,10 +65,10 @@ def write_wsol_fixture(
                 mask_paths = []
                 for j, box in enumerate(boxes):
                     rel = f"{stem}_m{c}_{j}.png"
-                    files.append(_draw_mask(os.path.join(images, rel), size, box))
+                    files.append(draw_mask(os.path.join(images, rel), size, box))
                     mask_paths.append(rel)
                 ignore = f"{stem}_ignore.png"
-                files.append(_draw_mask(os.path.join(images, ignore), size, [0, 0, 1, 1]))
+                files.append(draw_mask(os.path.join(images, ignore), size, [0, 0, 1, 1]))
                 for j, rel in enumerate(mask_paths):
                     loc.append(f"{image_id},{rel},{ignore if j == 0 else ''}")
                 sample.masks = [os.path.join(images, m) for m in mask_paths]
@@ -81,14 +81,14 @@ def write_wsol_fixture(
                 sample.size = size
             samples.append(sample)
             i += 1
-    _write_lines(os.path.join(meta, "image_ids.txt"), ids, files)
-    _write_lines(os.path.join(meta, "class_labels.txt"), labels, files)
+    write_lines(os.path.join(meta, "image_ids.txt"), ids, files)
+    write_lines(os.path.join(meta, "class_labels.txt"), labels, files)
     if not masks:
-        _write_lines(os.path.join(meta, "image_sizes.txt"), sizes, files)
-    _write_lines(os.path.join(meta, "localization.txt"), loc, files)
+        write_lines(os.path.join(meta, "image_sizes.txt"), sizes, files)
+    write_lines(os.path.join(meta, "localization.txt"), loc, files)
     classes = [f"class_{c}" for c in range(num_classes)]
     if class_names:
-        _write_lines(os.path.join(meta, "class_names.txt"), names, files)
+        write_lines(os.path.join(meta, "class_names.txt"), names, files)
         classes = list(names)
     return Fixture(root=root, split=Split(samples, classes, name=split), files=files,
                    metadata_dir=meta, image_root=images)
@@ -118,7 +118,7 @@ def write_cub_fixture(
         for k in range(per_class):
             number += 1
             rel = f"{name}/{name[4:]}_{k + 1:04d}_{7000 + number}.jpg"
-            size, (box,) = _layout(number)
+            size, (box,) = item_layout(number)
             files.append(draw_image(os.path.join(base, "images", rel), size, [box], c, seed=number))
             x0, y0, x1, y1 = box
             images.append(f"{number} {rel}")
@@ -129,11 +129,11 @@ def write_cub_fixture(
             sample = Sample(image_id=rel, path=os.path.join(base, "images", rel), label=c, boxes=[box])
             expected["all"].append(sample)
             expected["train" if is_train else "test"].append(sample)
-    _write_lines(os.path.join(base, "classes.txt"), [f"{c + 1} {n}" for c, n in enumerate(names)], files)
-    _write_lines(os.path.join(base, "images.txt"), images, files)
-    _write_lines(os.path.join(base, "image_class_labels.txt"), labels, files)
-    _write_lines(os.path.join(base, "train_test_split.txt"), flags, files)
-    _write_lines(os.path.join(base, "bounding_boxes.txt"), bboxes, files)
+    write_lines(os.path.join(base, "classes.txt"), [f"{c + 1} {n}" for c, n in enumerate(names)], files)
+    write_lines(os.path.join(base, "images.txt"), images, files)
+    write_lines(os.path.join(base, "image_class_labels.txt"), labels, files)
+    write_lines(os.path.join(base, "train_test_split.txt"), flags, files)
+    write_lines(os.path.join(base, "bounding_boxes.txt"), bboxes, files)
     splits = {k: Split(v, list(names), name=k) for k, v in expected.items()}
     return Fixture(root=base, split=splits[split], files=files, metadata_dir=base,
                    image_root=os.path.join(base, "images"), extra={"splits": splits})
@@ -198,14 +198,14 @@ def write_ilsvrc_fixture(
         wnid = wnids[c]
         for k in range(per_class):
             rel = f"{wnid}/{wnid}_{1000 + 37 * k}.JPEG"
-            size, boxes = _layout(c * per_class + k)
+            size, boxes = item_layout(c * per_class + k)
             files.append(draw_image(os.path.join(data, "train", rel), size, boxes, c, seed=100 + c * per_class + k))
             expected["train"].append(Sample(f"train/{rel}", os.path.join(data, "train", rel), c))
     rows = []
     for j in range(num_classes * per_class):
         c = j % num_classes
         stem = f"ILSVRC2012_val_{j + 1:08d}"
-        size, boxes = _layout(j + 3, n_boxes=2 if j % 3 == 2 else 1)
+        size, boxes = item_layout(j + 3, n_boxes=2 if j % 3 == 2 else 1)
         other = [] if j % 4 != 3 else [(wnids[(c + 1) % num_classes], [0, 0, size[0] - 1, 4])]
         objects = [(wnids[c], b) for b in boxes]
         objects = objects[:1] + other + objects[1:]  # the foreign box sits between the labelled ones
@@ -222,10 +222,10 @@ def write_ilsvrc_fixture(
         expected["val"].sort(key=lambda s: s.image_id)
     if annotations in ("csv", "both"):
         order = [int(j) for j in np.random.default_rng(0).permutation(len(rows))]  # shuffled, like the real file
-        _write_lines(os.path.join(root, "LOC_val_solution.csv"), ["ImageId,PredictionString"] +
+        write_lines(os.path.join(root, "LOC_val_solution.csv"), ["ImageId,PredictionString"] +
                      [rows[j] for j in order], files)
     if mapping:
-        _write_lines(os.path.join(root, "LOC_synset_mapping.txt"), [f"{w} {n}" for w, n in synsets], files)
+        write_lines(os.path.join(root, "LOC_synset_mapping.txt"), [f"{w} {n}" for w, n in synsets], files)
     splits = {k: Split(v, list(classes), name=k) for k, v in expected.items()}
     return Fixture(root=root, split=splits[split], files=files, metadata_dir=root,
                    image_root=os.path.join(data, split), extra={"splits": splits, "wnids": wnids})
@@ -255,7 +255,7 @@ def write_folder_fixture(
     for c, cls in enumerate(sorted(classes)):
         for k in range(per_class):
             rel = f"{cls}/{cls}_{k:03d}{suffixes[k % len(suffixes)]}"
-            size, boxes = _layout(i)
+            size, boxes = item_layout(i)
             files.append(draw_image(os.path.join(base, rel), size, boxes, c, seed=900 + i))
             painted[rel] = boxes
             i += 1

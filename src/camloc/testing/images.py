@@ -55,7 +55,7 @@ def draw_image(
     return os.fspath(path)
 
 
-def _draw_mask(path: str, size: tuple[int, int], box: list[int], value: int = 255) -> str:
+def draw_mask(path: str, size: tuple[int, int], box: list[int], value: int = 255) -> str:
     w, h = size
     arr = np.zeros((h, w), dtype=np.uint8)
     x0, y0, x1, y1 = box
@@ -64,7 +64,7 @@ def _draw_mask(path: str, size: tuple[int, int], box: list[int], value: int = 25
     return path
 
 
-def _layout(i: int, n_boxes: int = 1) -> tuple[tuple[int, int], list[list[int]]]:
+def item_layout(i: int, n_boxes: int = 1) -> tuple[tuple[int, int], list[list[int]]]:
     """Size and inclusive boxes of the ``i``-th fixture image (varied, deterministic, in bounds)."""
     w, h = 40 + 6 * (i % 5), 32 + 4 * (i % 3)
     boxes = []
@@ -74,6 +74,6 @@ def _layout(i: int, n_boxes: int = 1) -> tuple[tuple[int, int], list[list[int]]]
     return (w, h), boxes
 
 
-def _write_lines(path: str, lines: list[str], files: list[str]) -> None:
+def write_lines(path: str, lines: list[str], files: list[str]) -> None:
     atomic_write_text(path, "".join(f"{line}\n" for line in lines))
     files.append(path)

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from camloc.io import atomic_write_bytes
-from camloc.viz.panels import GT_COLOR, _band, draw_box, heat_overlay, save_png, topk_panel
+from camloc.viz.panels import GT_COLOR, title_band, draw_box, heat_overlay, save_png, topk_panel
 from camloc.viz.plots import pyplot, save_figure
 
 
@@ -108,19 +108,19 @@ def class_panel(result: Any, side: int = 112) -> np.ndarray:
     crop's label under it) -> RGB."""
     cols = max((len(c) for c in result.exemplar_crops), default=1)
     width = max(cols * (side + 4) + 4, 320)
-    rows = [_band(f"{result.label} ({result.num_images} images, {len(result.patterns)} patterns)", width, 15, True)]
+    rows = [title_band(f"{result.label} ({result.num_images} images, {len(result.patterns)} patterns)", width, 15, True)]
     for pat, crops in zip(result.patterns, result.exemplar_crops):
         names = ", ".join(f"{d['label']} ({d['count']})" for d in pat["labels"])
-        rows.append(_band(f"pattern {pat['pattern']}: {pat['share'] * 100:.0f}% of images" +
+        rows.append(title_band(f"pattern {pat['pattern']}: {pat['share'] * 100:.0f}% of images" +
                           (f"  ·  {names}" if names else ""), width))
         strip = np.full((side + 22, width, 3), 255, np.uint8)
         for j, (crop, ex) in enumerate(zip(crops, pat["exemplars"])):
             x0 = 4 + j * (side + 4)
             strip[2:2 + side, x0:x0 + side] = crop
-            strip[side + 2:side + 22, x0:x0 + side] = _band(ex["label"] or "", side, 11, True)[:20]
+            strip[side + 2:side + 22, x0:x0 + side] = title_band(ex["label"] or "", side, 11, True)[:20]
         rows.append(strip)
     if not result.patterns:
-        rows.append(_band("no image counted for this class", width))
+        rows.append(title_band("no image counted for this class", width))
     return np.concatenate(rows, axis=0)
 
 

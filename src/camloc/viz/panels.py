@@ -147,7 +147,7 @@ def topk_panel(image: np.ndarray, maps01: Sequence[np.ndarray], boxes: Sequence[
     gap = np.full((panels[0].shape[0], 6, 3), 255, np.uint8)
     row = np.concatenate([x for p in panels for x in (p, gap)][:-1], axis=1)
     if title:
-        row = np.concatenate([_band(title, row.shape[1], size=14, center=True), row], axis=0)
+        row = np.concatenate([title_band(title, row.shape[1], size=14, center=True), row], axis=0)
     return np.pad(row, ((4, 4), (4, 4), (0, 0)), constant_values=255)
 
 
@@ -164,7 +164,7 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
-def _band(text: str, width: int, size: int = 13, center: bool = False) -> np.ndarray:
+def title_band(text: str, width: int, size: int = 13, center: bool = False) -> np.ndarray:
     """A white strip ``width`` wide holding ``text`` in black on one line (control characters
     escaped, cut with an ellipsis to fit)."""
     from PIL import Image, ImageDraw
@@ -181,4 +181,4 @@ def _band(text: str, width: int, size: int = 13, center: bool = False) -> np.nda
 
 
 def _titled(panel: np.ndarray, text: str) -> np.ndarray:
-    return np.concatenate([_band(text, panel.shape[1]), panel], axis=0)
+    return np.concatenate([title_band(text, panel.shape[1]), panel], axis=0)
