@@ -1,18 +1,10 @@
-"""camloc's modules import each other without a circle.
+"""camloc's modules import each other without a circle, nor its folders, and no module imports
+another's private name.
 
-The graph is read from the source with ``ast``: every ``import`` and ``from ... import`` in a
-module counts, at module level, inside functions and under ``if TYPE_CHECKING:`` alike, and
-relative imports are resolved against the module's package. ``import a.b`` is an edge to module
-``a.b``; ``from a.b import c`` is an edge to ``a.b.c`` when that is a module, else to ``a.b``
-(a package's ``__init__``). The one edge left out is the one Python adds implicitly: importing
-``a.b.c`` runs the ``__init__`` of ``a`` and ``a.b`` first, and that is not counted as an edge
-from the importer to those packages. Those ``__init__`` files only re-export (``camloc`` and
-``camloc.probe`` lazily, by name, ``camloc.models`` eagerly from heads, net and registry), so
-counting it would make every module under a package a cycle with whatever its package
-re-exports. An explicit import of a package (``from camloc.models import X``) is counted.
-
-Every camloc module is checked, none left out. The graph is read by :mod:`tools.imports`
-(``tools/route.py`` ranks the floors of a command's route by the same graph).
+The graph is read from the source by :mod:`tools.imports` (every ``import`` and ``from ... import``,
+at module level, inside functions and under ``if TYPE_CHECKING:`` alike; what it leaves out and
+why is in its docstring); ``tools/route.py`` ranks the floors of a command's route by the same
+graph. Every camloc module is checked, none left out.
 """
 
 from __future__ import annotations
