@@ -92,3 +92,31 @@ def test_an_inference_mode_input_is_shared_too():
     with shared_passes(x) as store:
         assert memo(x, ("k",), lambda: 1) == 1 and memo(x, ("k",), lambda: 2) == 1
     assert store["hits"] == 1 and memo(x, ("k",), lambda: 3) == 3  # outside the block: computed
+
+
+@pytest.mark.parametrize("name", ["gradcam", "gradcampp", "eigencam", "cam"])
+def test_the_pipeline_gives_its_forward_to_the_method(resnet, name, monkeypatch):
+    """``localize --method``: the pipeline's own forward (scores for the top-k) is the one the
+    closed forms read, so the net runs once per batch, not twice, and the maps are the same."""
+    import numpy as np
+
+    import camloc.methods.base as base
+    from camloc.localize import LocalizeOptions, iter_localize
+
+    images = [np.random.default_rng(i).integers(0, 256, (64, 64, 3), dtype=np.uint8) for i in range(3)]
+    method = get_method(name)
+
+    def run():
+        count, hook = forwards(resnet.module)
+        try:
+            items = list(iter_localize(resnet, images, LocalizeOptions(topk=2, method=method), backend="torch",
+                                       batch_size=4))
+        finally:
+            hook.remove()
+        return count["n"], np.stack([item.maps for item in items])
+
+    shared_count, shared_maps = run()
+    monkeypatch.setattr(base, "share_forward", lambda *a, **k: False)
+    own_count, own_maps = run()
+    assert (shared_count, own_count) == (1, 2)  # one batch of three images
+    np.testing.assert_array_equal(shared_maps, own_maps)

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from camloc.hooks import capture
-from camloc.methods.shared import layer_key, memo
+from camloc.methods.shared import layer_key, memo, seed
 from camloc.errors import HeadError, MethodError
 from camloc.models.heads import Head, find_head
 from camloc.models.net import CamNet, evaluating
@@ -107,6 +107,18 @@ def scores_and_activations(net: Net, x: Tensor, layer: str | nn.Module | None, g
     if not grad:
         return memo(x, ("forward", id(net), layer_key(layer)), lambda: _scores_and_activations(net, x, layer, False))
     return _scores_and_activations(net, x, layer, grad)
+
+
+def share_forward(net: CamNet, x: Tensor, logits: Tensor, features: Tensor) -> bool:
+    """Inside :func:`camloc.methods.shared.shared_passes` on ``x``: the default layer's forward
+    without a graph (``scores_and_activations(net, x, None, grad=False)``) takes the answer of
+    a forward already run, :func:`camloc.extract.extract`'s ``(features, logits)`` on the same ``x``
+    (the same capture, ``post`` and probe). CAM, the closed forms and the decomposition methods at
+    the default layer then run no forward of their own. A net whose CAM is refused (its default
+    layer is not the head's) is left alone."""
+    if getattr(net, "cam_refused", False) or features.dim() != 4:
+        return False
+    return seed(x, ("forward", id(net), layer_key(None)), (logits, features))
 
 
 def _scores_and_activations(net: Net, x: Tensor, layer: str | nn.Module | None, grad: bool) -> tuple[Tensor, Tensor]:

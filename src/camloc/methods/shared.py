@@ -76,6 +76,16 @@ def memo(x: Tensor, key: tuple, compute: Callable[[], T]) -> T:
     return value
 
 
+def seed(x: Tensor, key: tuple, value: Any) -> bool:
+    """Give ``key`` the answer ``value`` (computed elsewhere, e.g. by the pipeline's own forward)
+    inside an open :func:`shared_passes` block on this very ``x``; ``False`` when none is open."""
+    state = _STATE.get()
+    if state is None or state[0] is not x:
+        return False
+    state[1][(key, _version(x))] = value
+    return True
+
+
 def _version(x: Tensor) -> int:
     """``x``'s in-place version counter (an inference-mode tensor keeps none: 0)."""
     try:

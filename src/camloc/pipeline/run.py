@@ -260,8 +260,14 @@ class Pipeline:
         elif self.method is None:
             features_np = features.float().cpu().numpy()
             maps_np = class_maps(features_np, self._weight(), wanted)
-        else:
-            maps_np = self.method(self.net, x, torch.from_numpy(wanted).to(x.device)).detach().float().cpu().numpy()
+        else:  # the method reads the forward just run where it can (the closed forms need no other)
+            from camloc.methods.base import share_forward
+            from camloc.methods.shared import shared_passes
+
+            with shared_passes(x):
+                share_forward(self.net, x, logits, features)
+                maps = self.method(self.net, x, torch.from_numpy(wanted).to(x.device))
+            maps_np = maps.detach().float().cpu().numpy()
         pooled = kept = None
         if self.keep == "pooled":
             f = features.float().cpu().numpy()
@@ -292,11 +298,13 @@ def top_classes(logits: np.ndarray, k: int) -> np.ndarray:
 
 
 def gradient_forward(net: CamNet, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Scores for a gradient method's batch (no maps: the method makes its own)."""
+    """Scores and features for a gradient method's batch (no maps: the method makes its own, reading
+    this forward where it can). Without a graph, but not in inference mode: the methods compute
+    with these tensors next to the net's parameters."""
     from camloc.extract import extract
     from camloc.models.net import evaluating
 
-    with torch.inference_mode(), evaluating(net.module):
+    with torch.no_grad(), evaluating(net.module):
         if getattr(net, "cam_refused", False):
             from camloc.methods.base import logits_of
 
