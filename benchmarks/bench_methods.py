@@ -39,17 +39,19 @@ PERTURBATION = {"scorecam": ("ScoreCAM", "ScoreCAM"), "ablationcam": ("AblationC
                 "sscam": (None, "SSCAM"), "iscam": (None, "ISCAM")}
 FULL = {"grad_arch": "resnet50", "grad_side": 224, "grad_batch": 16, "pert_arch": "resnet18", "pert_side": 112,
         "pert_batches": (1, 4), "pert_n": 2, "repeats": 5, "gradient": tuple(GRADIENT), "perturbation": tuple(PERTURBATION),
-        "constant": ("efficientnet_lite0", 224, 2, 3)}
+        "constant": ("efficientnet_lite0", 224, 2, 3), "pipeline": (64, ("gradcam", "gradcampp", "eigencam"), 3)}
 QUICK = {"grad_arch": "resnet18", "grad_side": 32, "grad_batch": 2, "pert_arch": "resnet18", "pert_side": 32,
          "pert_batches": (1,), "pert_n": 1, "repeats": 1, "gradient": ("gradcam",), "perturbation": ("ablationcam",),
-         "constant": ("efficientnet_lite0", 32, 1, 1)}
+         "constant": ("efficientnet_lite0", 32, 1, 1), "pipeline": (2, ("gradcam",), 1)}
 SMALL = {"grad_arch": "resnet18", "grad_side": 112, "grad_batch": 4, "pert_arch": "resnet18", "pert_side": 64,
          "pert_batches": (1, 2), "pert_n": 1, "repeats": 3, "gradient": tuple(GRADIENT), "perturbation": tuple(PERTURBATION),
-         "constant": ("efficientnet_lite0", 224, 1, 2)}
+         "constant": ("efficientnet_lite0", 224, 1, 2), "pipeline": (32, ("gradcam", "gradcampp", "eigencam"), 3)}
 """What a shared 2-core machine can run in minutes (``--small``): the same methods, smaller nets and inputs.
 The perturbation side is 64 or more: at 32 pixels ResNet's last block is one cell, every channel is
 constant, and Score-CAM's shared pass for constant channels would time one forward pass instead of K.
-``constant`` = (net, side, photos, repeats) of the real-weight measurement of that sharing."""
+``constant`` = (net, side, photos, repeats) of the real-weight measurement of that sharing;
+``pipeline`` = (photos, methods, repeats) of ``localize --method`` with and without the pipeline's
+forward given to the method."""
 MAX_MB = 256.0
 
 
@@ -197,6 +199,48 @@ def constant_channels(cfg: dict[str, Any]) -> str:
                       f"median of {repeats} interleaved runs (maps equal, checked):", "", *lines])
 
 
+def pipeline_forward(cfg: dict[str, Any]) -> str:
+    """``localize --method M`` through the pipeline (the default net, the shared ImageNet photos or
+    the demo photos): the pipeline's own forward given to the method (one forward per batch)
+    against the method running its own (two), interleaved; the records' maps are equal."""
+    import numpy as np
+
+    import camloc
+    import camloc.methods.base as base
+    from camloc.localize import LocalizeOptions, iter_localize
+    from camloc.methods import get_method
+
+    photos, names, repeats = cfg["pipeline"]
+    folder = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "imagenet-samples", "images")
+    if os.path.isdir(folder):
+        paths = sorted(os.path.join(folder, f) for f in os.listdir(folder))[:photos]
+    else:
+        from camloc.photos import demo_photo_paths
+
+        paths = demo_photo_paths()[:photos]
+    net = camloc.load_model()
+    share = base.share_forward
+    lines = ["| method | photos | shared forward s | own forward s | own / shared |", "|---|---:|---:|---:|---:|"]
+    for name in names:
+        method = get_method(name)
+        maps: dict[str, list] = {}
+
+        def run(mode: str) -> None:
+            base.share_forward = share if mode == "shared" else (lambda *a, **k: False)
+            try:
+                maps[mode] = [item.maps for item in iter_localize(net, paths, LocalizeOptions(topk=5, method=method),
+                                                                  backend="torch")]
+            finally:
+                base.share_forward = share
+
+        t = interleaved({"shared": lambda: run("shared"), "own": lambda: run("own")}, repeats=repeats, warmup=1)
+        assert all(np.array_equal(a, b) for a, b in zip(maps["shared"], maps["own"]))
+        lines.append(f"| {name} | {len(paths)} | {t['shared'].wall:.2f} | {t['own'].wall:.2f} | "
+                     f"{t['own'].wall / t['shared'].wall:.2f}x |")
+    return "\n".join([f"`localize --method` through the pipeline, the default net ({net.name}), top-5, median of "
+                      f"{repeats} interleaved runs after a warm-up (maps equal, checked):", "", *lines])
+
+
 def logging_off() -> None:
     import logging
 
@@ -227,6 +271,7 @@ def main(quick: bool | None = None, small: bool = False) -> str:
     try:
         rows = _rows(cfg)
         constant = constant_channels(cfg)
+        pipeline = pipeline_forward(cfg)
     finally:
         torch.set_num_threads(threads)
     return "\n".join([
@@ -237,7 +282,7 @@ def main(quick: bool | None = None, small: bool = False) -> str:
         f"{cfg['pert_arch']} at {cfg['pert_side']}², batch {' and '.join(map(str, cfg['pert_batches']))}, SS-CAM/IS-CAM "
         f"n = {cfg['pert_n']}, chunks under {MAX_MB:.0f} MB (peers get the same chunk). 'faster peer / camloc' > 1 means "
         "camloc is faster.", "", table(rows), "",
-        "", constant, "", f"Load average at the end: {load_average():.1f}.",
+        "", constant, "", pipeline, "", f"Load average at the end: {load_average():.1f}.",
     ])
 
 

@@ -17,7 +17,7 @@ def test_bench_methods_quick():
     from benchmarks import bench_methods
 
     text = bench_methods.main(quick=True)
-    rows = [line for line in text.splitlines() if line.startswith("| gradcam |") or line.startswith("| ablationcam |")]
+    rows = [line for line in text.splitlines() if line.startswith("| gradcam | resnet18") or line.startswith("| ablationcam |")]
     assert len(rows) == 2
     gradcam = [c.strip() for c in rows[0].split("|")]
     assert all(float(gradcam[i]) > 0 for i in (5, 6, 7))  # camloc, grad-cam, torchcam ms per image
@@ -26,3 +26,6 @@ def test_bench_methods_quick():
     # Score-CAM with the constant channels' shared pass against every channel's own, on a real photo
     constant = [line for line in text.splitlines() if line.startswith("| chelsea.png |")]
     assert len(constant) == 1 and constant[0].rstrip(" |").endswith("x")
+    # localize --method with the pipeline's forward given to the method, against its own
+    pipeline = [line for line in text.splitlines() if line.startswith("| gradcam | 2 |")]
+    assert len(pipeline) == 1 and pipeline[0].rstrip(" |").endswith("x")
