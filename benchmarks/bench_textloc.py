@@ -3,8 +3,12 @@ features learns "text" vs "no text" from image labels only; its CAM boxes are sc
 rendered words' boxes (see :mod:`camloc.experiments.textloc`).
 
     python benchmarks/bench_textloc.py [--figure docs/textloc_examples.png]
+    python benchmarks/bench_textloc.py --compare OUT [compare options, e.g. --methods cam,gradcam]
 
-Runs offline on CPU in a few minutes (about 400 forward passes at 448 x 448).
+Runs offline on CPU in a few minutes (about 400 forward passes at 448 x 448). ``--compare OUT``
+writes the benchmark's test images with a word in the WSOL metadata layout (``OUT/data``) and the
+backbone with the probe as its head as a camloc checkpoint (``OUT/textnet.pt``), then runs
+``camloc compare`` on them (its table in ``OUT/compare``; options after ``OUT`` go to compare).
 """
 
 from __future__ import annotations
@@ -119,6 +123,70 @@ def markdown(res: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def probe_checkpoint(net: Any, probe: Any) -> Any:
+    """The backbone with the probe as its classifier: a plain GAP + linear net of the probe's
+    classes (what ``camloc compare --model FILE`` reads: every method, the faithfulness scores
+    and the sanity check then see the probe's scores, not the backbone's ImageNet ones)."""
+    import copy
+
+    import torch
+
+    from camloc.models.net import CamNet
+
+    module = copy.deepcopy(net.module)
+    linear = probe.linear()
+    if not hasattr(module, "_fc") or module._fc.in_features != linear.in_features:
+        raise ValueError(f"{net.name}: no '_fc' classifier of {linear.in_features} inputs to replace by the probe")
+    module._fc = linear.requires_grad_(True)
+    kwargs = dict(net.arch_kwargs, num_classes=len(probe.class_names))
+    out = CamNet(module=module, name=net.name, class_names=list(probe.class_names),
+                 preprocessing=net.preprocessing, arch_kwargs=kwargs)
+    with torch.no_grad():  # the head reads what the probe was fit on: the pooled features
+        x = torch.randn(1, 3, *net.preprocessing.shape, generator=torch.Generator().manual_seed(0))
+        pooled = torch.nn.functional.adaptive_avg_pool2d(module.extract_features(x), 1).flatten(1)
+        if not torch.allclose(out(x), linear(pooled), atol=1e-4, rtol=1e-4):
+            raise ValueError(f"{net.name}: the net with the probe as head does not give the probe's scores")
+    return out
+
+
+def compare_setup(out: str, n_train: int = N_TRAIN, n_test: int = N_TEST, size: int = SIZE,
+                  seed: int = SEED, progress: bool = False) -> tuple[str, str, str]:
+    """Generate the benchmark under ``out/data``, fit the probe as :func:`run` does, and write
+    ``out/textnet.pt`` and the test images with a word in the WSOL metadata layout
+    (``out/data/test``, image ids relative to ``out/data``) -> (checkpoint, data root, image root)."""
+    import camloc
+    from camloc.data.base import Split
+    from camloc.data.wsol import write_wsol
+    from camloc.experiments.textloc import CLASSES, make_textloc
+    from camloc.probe import fit_probe
+
+    root = os.path.join(out, "data")
+    splits = make_textloc(root, n_train, n_test, seed=seed, size=size)
+    net = camloc.load_model("efficientnet_lite0")
+    pre = net.preprocessing
+    net.preprocessing = camloc.Preprocessing(shape=(size, size), mean=pre.mean, std=pre.std)
+    probe = fit_probe(net, splits["train"], classifier="svm", seed=seed, cache_dir=os.path.join(out, "feature-cache"),
+                      progress=progress)
+    if list(probe.class_names) != list(CLASSES):  # the WSOL labels below index these names
+        raise ValueError(f"the probe's classes {probe.class_names} are not {CLASSES}")
+    checkpoint = os.path.join(out, "textnet.pt")
+    camloc.save_checkpoint(probe_checkpoint(net, probe), checkpoint)
+    words = [s for s in splits["test"].samples if s.boxes]
+    write_wsol(Split(samples=words, classes=list(CLASSES), name="textloc-test-words"), os.path.join(root, "test"))
+    return checkpoint, root, root
+
+
+def main_compare(out: str, args: list[str]) -> int:
+    """``--compare OUT ARGS``: :func:`compare_setup` (quick: 24 training and 8 test images at
+    224), then ``camloc compare`` on the written files with ``ARGS``."""
+    from benchmarks.timing import quick
+    from camloc.cli import main as cli
+
+    checkpoint, data, images = compare_setup(out, **({"n_train": 24, "n_test": 8, "size": 224} if quick() else {}))
+    return cli(["compare", "--model", checkpoint, "--data", data, "--split", "test", "--image-root", images,
+                "--out", os.path.join(out, "compare"), *args])
+
+
 def examples_figure(res: dict[str, Any], path: str, n: int = 8) -> None:
     """Test images with the `text` CAM overlaid, the word's box (green), the CAM box at the chosen
     threshold (red) and the map's maximum (white cross); the first ``n`` test images with a word
@@ -159,7 +227,14 @@ def main(figure: str | None = None) -> str:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--figure", default=None, help="also draw examples into this PNG")
-    args = parser.parse_args()
+    parser.add_argument("--compare", default=None, metavar="OUT",
+                        help="write the test words as WSOL metadata and the probe net as a checkpoint under OUT, "
+                             "then run camloc compare on them (the options that follow go to compare)")
+    args, rest = parser.parse_known_args()
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:0] = [os.path.join(here, "..", "src"), os.path.join(here, "..")]
+    if args.compare:
+        sys.exit(main_compare(args.compare, rest))
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     print(main(args.figure))

@@ -128,6 +128,20 @@ def test_compare_and_sanity_commands(wsol, tmp_path, monkeypatch, capsys):
     assert "did you mean 'scorecam'" in capsys.readouterr().err
 
 
+def test_compare_says_which_methods_were_refused(wsol, tmp_path, monkeypatch, capsys):
+    """LeGrad cannot map a CNN: its row is empty and the table and stderr say why, once."""
+    import camloc.commands._common as common
+
+    monkeypatch.setattr(common, "load_net", lambda *a, **k: small_net())
+    out = tmp_path / "cmp"
+    assert main(["compare", "--data", str(wsol), "--split", "test", "--methods", "center,legrad", "--limit", "2",
+                 "--steps", "2", "--sanity-images", "0", "--examples", "1", "--road-images", "0", "--out", str(out)]) == 0
+    md, err = (out / "compare.md").read_text(), capsys.readouterr().err
+    assert "| legrad | 0 |" in md and "| center | 2 |" in md
+    line = "legrad: refused on every photo (2): legrad: ResNet is not a timm vision transformer"
+    assert f"- not scored: {line}" in md and f"camloc compare: {line}" in err and md.count("not scored") == 1
+
+
 def test_compare_refuses_a_split_without_boxes(wsol):
     from dataclasses import replace
 

@@ -246,6 +246,19 @@ def winners(rows: Sequence[dict[str, Any]]) -> list[str]:
     return out
 
 
+def refusals(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """One line per method that failed on some photos: how many and the first reason (a method
+    that cannot apply to the net, e.g. LeGrad on a CNN, fails on every photo and has an empty row)."""
+    out = []
+    for r in rows:
+        n, errors = r.get("num_errors", 0), r.get("errors") or []
+        if n:
+            what = "refused on every photo" if not r.get("num_images") else f"failed on {n} photos"
+            first = errors[0].split(": ", 1)[-1] if errors else ""
+            out.append(f"{r['method']}: {what} ({n}): {first}")
+    return out
+
+
 def figure_grid(figure: dict[str, Any], path: str, side: int = 112) -> None:
     """Methods (rows) x photos (columns): each map over the photo with its ground-truth box."""
     import cv2

@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
 
     from camloc.commands._common import load_net
     from camloc.commands._method_args import method_list
-    from camloc.compare import compare, figure_grid, markdown, winners
+    from camloc.compare import compare, figure_grid, markdown, refusals, winners
     from camloc.data import open_dataset
     from camloc.io import atomic_write_json, atomic_write_text
     from camloc.methods import get_method
@@ -119,7 +119,9 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     table = markdown(rows)
     wins = winners(rows)
-    atomic_write_text(out / "compare.md", table + "\n" + "\n".join(f"- {w}" for w in wins) + "\n")
+    refused = refusals(rows)
+    atomic_write_text(out / "compare.md", table + "\n" + "\n".join(f"- {w}" for w in wins) + "\n"
+                      + "".join(f"\n- not scored: {line}" for line in refused) + ("\n" if refused else ""))
     atomic_write_json(out / "compare.json", {"model": net.name, "data": str(args.data), "split": args.split,
                                              "limit": args.limit, "subset": args.subset, "steps": args.steps,
                                              "substrate": args.substrate, "road_images": args.road_images,
@@ -128,6 +130,8 @@ def run(args: argparse.Namespace) -> int:
     figure_grid(figure, str(out / "compare.png"))
     print(table)
     print("\n".join(wins))
+    for line in refused:
+        print(f"camloc compare: {line}", file=sys.stderr)
     for r in rows:
         if r.get("warning"):
             print(f"camloc compare: {r['method']}: {r['warning']}", file=sys.stderr)
