@@ -58,6 +58,30 @@ def test_sanity_flags_a_map_that_ignores_the_weights_and_passes_cam():
     assert "FLAGGED" in center.markdown() and "passes" in cam.markdown()
 
 
+class SignFlip:
+    """A map that ignores the weights but for its sign: the centre prior, negated once the
+    classifier is no longer the original one (as an SVD's arbitrary sign can flip Eigen-CAM)."""
+
+    name = "signflip"
+
+    def __init__(self, original_fc: torch.Tensor) -> None:
+        self.original_fc = original_fc.clone()
+
+    def __call__(self, net, x, classes):
+        maps = get_method("center")(net, x, classes)
+        return maps if torch.equal(net.module.fc.weight, self.original_fc) else -maps
+
+
+def test_sanity_flags_a_map_that_only_flips_its_sign():
+    """Mean r is -1 (it would pass on the signed mean, and rank first in compare's column); the
+    absolute correlation is 1: the structure did not change, so it is flagged."""
+    net = small_net()
+    x = torch.randn(3, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    r = sanity(net, SignFlip(net.module.fc.weight), x, depth=2)
+    assert r.top_block_correlation == pytest.approx(-1.0)
+    assert r.top_block_abs_correlation == pytest.approx(1.0) and r.flagged
+
+
 @pytest.fixture(scope="module")
 def wsol(tmp_path_factory):
     from camloc.testing.formats import write_wsol_fixture
@@ -120,7 +144,7 @@ def test_compare_and_sanity_commands(wsol, tmp_path, monkeypatch, capsys):
     rc = main(["sanity", "--data", str(wsol), "--split", "test", "--method", "center", "--limit", "2", "--depth", "1",
                "--out", str(tmp_path / "s")])
     assert rc == 0
-    assert "| center | 1.000 | 1.000 | yes |" in capsys.readouterr().out
+    assert "| center | 1.000 | 1.000 | 1.000 | yes |" in capsys.readouterr().out
     for bad in ("0.5,0.5", "1.5", "x", ""):
         assert main(["compare", "--data", str(wsol), "--methods", "cam", "--road-fractions", bad]) in (1, 2)
         assert "--road-fractions" in capsys.readouterr().err

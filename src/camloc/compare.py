@@ -40,10 +40,10 @@ COLUMNS = (("MaxBoxAccV2", "MaxBoxAccV2"), ("IoU30", "MaxBoxAccV2@30"), ("IoU50"
            ("IoU70", "MaxBoxAccV2@70"), ("top-1 loc", "top1_loc"), ("GT-known", "gt_known"), ("PxAP", "PxAP"),
            ("deletion", "deletion_auc"), ("insertion", "insertion_auc"), ("avg drop", "average_drop"),
            ("increase", "increase_in_confidence"), ("ROAD MoRF", "road_morf"), ("ROAD LeRF", "road_lerf"),
-           ("pointing", "pointing_game"), ("sanity r", "sanity_r"),
+           ("pointing", "pointing_game"), ("sanity |r|", "sanity_abs_r"),
            ("ms/img", "ms_per_image"))
-LOWER_IS_BETTER = {"deletion_auc", "average_drop", "road_morf", "sanity_r", "ms_per_image"}
-THREE_DIGITS = {"deletion_auc", "insertion_auc", "road_morf", "road_lerf", "road_gap", "sanity_r"}
+LOWER_IS_BETTER = {"deletion_auc", "average_drop", "road_morf", "sanity_abs_r", "ms_per_image"}
+THREE_DIGITS = {"deletion_auc", "insertion_auc", "road_morf", "road_lerf", "road_gap", "sanity_abs_r"}
 
 
 @dataclass
@@ -202,7 +202,9 @@ def _row(name: str, a: _Acc, method: Any, net: Any, sanity_x: list[torch.Tensor]
 
         try:
             r = sanity(net, method, torch.cat(sanity_x), depth=2)
-            row["sanity_r"], row["sanity_r_se"] = r.top_block_correlation, r.steps[-1]["se"]
+            step = r.steps[min(1, len(r.steps) - 1)]
+            row["sanity_r"], row["sanity_r_se"] = r.top_block_correlation, step["se"]
+            row["sanity_abs_r"], row["sanity_abs_r_se"] = r.top_block_abs_correlation, step["abs_se"]
             row["sanity_images"] = r.num_images
             row["sanity_flagged"] = r.flagged
         except (ValueError, RuntimeError) as err:

@@ -8,9 +8,11 @@ fixed seed: fresh random weights, a BatchNorm's identity statistics) and maps th
 for the *same* classes (the original net's top-1). Each step reports the Spearman rank
 correlation of every map with the original one, averaged over the images, with its standard
 error. A method whose maps depend on what the net learned decorrelates as soon as the
-classifier and the top block are random; one whose maps barely change (mean correlation above
-``flag_above`` after the classifier and the top block are randomised) is flagged: its maps
-explain the image or the architecture, not the classifier.
+classifier and the top block are random; one whose maps barely change (mean *absolute*
+correlation above ``flag_above`` after the classifier and the top block are randomised) is
+flagged: its maps explain the image or the architecture, not the classifier. The absolute value,
+as the paper also reports: a map that only flips its sign (Eigen-CAM's principal direction has no
+sign of its own) keeps its structure, and a negative mean must not pass for a change.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import torch
 from torch import nn
 
 FLAG_ABOVE = 0.5
-"""The flag: mean rank correlation above this after the classifier and the top block are random."""
+"""The flag: mean absolute rank correlation above this after the classifier and the top block are random."""
 
 
 def blocks(module: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -87,21 +89,31 @@ class SanityResult:
         return self.steps[min(1, len(self.steps) - 1)]["mean"]
 
     @property
+    def top_block_abs_correlation(self) -> float | None:
+        """The mean *absolute* correlation at the same step: what the flag reads."""
+        if not self.steps:
+            return None
+        return self.steps[min(1, len(self.steps) - 1)]["abs_mean"]
+
+    @property
     def flagged(self) -> bool:
-        r = self.top_block_correlation
+        r = self.top_block_abs_correlation
         return r is not None and r > self.flag_above
 
     def to_dict(self) -> dict[str, Any]:
         return {"method": self.method, "num_images": self.num_images, "steps": self.steps,
-                "top_block_correlation": self.top_block_correlation, "flag_above": self.flag_above,
+                "top_block_correlation": self.top_block_correlation,
+                "top_block_abs_correlation": self.top_block_abs_correlation, "flag_above": self.flag_above,
                 "flagged": self.flagged}
 
     def markdown(self) -> str:
         lines = [f"{self.method}: {self.num_images} images, Spearman rank correlation with the original maps",
-                 "", "| step | randomised (cascading from the top) | mean | s.e. |", "|---:|---|---:|---:|"]
+                 "", "| step | randomised (cascading from the top) | mean | s.e. | mean abs | s.e. |",
+                 "|---:|---|---:|---:|---:|---:|"]
         for i, s in enumerate(self.steps, 1):
-            lines.append(f"| {i} | {s['randomized']} | {s['mean']:.3f} | {s['se']:.3f} |")
-        verdict = (f"FLAGGED: maps barely change (r = {self.top_block_correlation:.3f} > {self.flag_above} after "
+            lines.append(f"| {i} | {s['randomized']} | {s['mean']:.3f} | {s['se']:.3f} | {s['abs_mean']:.3f} | "
+                         f"{s['abs_se']:.3f} |")
+        verdict = (f"FLAGGED: maps barely change (|r| = {self.top_block_abs_correlation:.3f} > {self.flag_above} after "
                    "the classifier and the top block are random)" if self.flagged else
                    "passes: the maps change when the learned weights go")
         return "\n".join(lines + ["", verdict])
@@ -129,9 +141,12 @@ def sanity(net: Any, method: Any, x: torch.Tensor, depth: int | None = 3, seed: 
     for i, (name, block) in enumerate(names[: depth if depth else len(names)]):
         randomize(block, seed + i)
         rs = np.array([spearman(o, m) for o, m in zip(original, maps_of(copy_net))])
-        se = float(rs.std(ddof=1) / np.sqrt(len(rs))) if len(rs) > 1 else 0.0
+        def se(v: np.ndarray) -> float:
+            return float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0
+
         result.steps.append({"randomized": ", ".join(n or "all" for n, _ in names[: i + 1]),
-                             "block": name or "all", "mean": float(rs.mean()), "se": se,
+                             "block": name or "all", "mean": float(rs.mean()), "se": se(rs),
+                             "abs_mean": float(np.abs(rs).mean()), "abs_se": se(np.abs(rs)),
                              "per_image": rs.round(4).tolist()})
     return result
 

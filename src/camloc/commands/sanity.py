@@ -80,10 +80,11 @@ def run(args: argparse.Namespace) -> int:
             continue
         results.append(r)
         print(r.markdown() + "\n", flush=True)
-    summary = ["| method | r after classifier | r after top block | flagged |", "|---|---:|---:|---|"]
+    summary = ["| method | r after classifier | r after top block | abs r after top block | flagged |",
+               "|---|---:|---:|---:|---|"]
     for r in results:
         summary.append(f"| {r.method} | {r.steps[0]['mean']:.3f} | {r.top_block_correlation:.3f} | "
-                       f"{'yes' if r.flagged else 'no'} |")
+                       f"{r.top_block_abs_correlation:.3f} | {'yes' if r.flagged else 'no'} |")
     print("\n".join(summary))
     if args.out:
         out = Path(args.out)
