@@ -166,6 +166,19 @@ def test_compare_says_which_methods_were_refused(wsol, tmp_path, monkeypatch, ca
     assert f"- not scored: {line}" in md and f"camloc compare: {line}" in err and md.count("not scored") == 1
 
 
+def test_compare_refuses_a_net_with_a_probe_attached(wsol):
+    """compare scores the backbone's own classifier; with a probe attached it would explain the
+    backbone's classes without a word: refused in one line."""
+    from camloc.data import open_dataset
+
+    net = small_net()
+    net.probe = torch.nn.Linear(512, 2)
+    split = open_dataset(str(wsol), "test")
+    with pytest.raises(ValueError, match="has a probe attached") as err:
+        compare(net, split.samples, {"cam": get_method("cam")}, progress=False)
+    assert "\n" not in str(err.value)
+
+
 def test_compare_refuses_a_split_without_boxes(wsol):
     from dataclasses import replace
 

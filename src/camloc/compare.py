@@ -95,6 +95,11 @@ def compare(net: Any, samples: Sequence[Any], methods: dict[str, Any], limit: in
     from camloc.readings import upsample
     from camloc.scoring import Scoring, Tally, score
 
+    if getattr(net, "probe", None) is not None:
+        raise ValueError(f"compare: {getattr(net, 'name', 'the net')} has a probe attached, and compare scores the "
+                         "backbone's own classifier (its classes, the faithfulness curves, the perturbation methods); "
+                         "fold the probe into the head as a checkpoint first (benchmarks/bench_textloc.py --compare "
+                         "does) or detach it")
     samples = list(samples)[:limit] if limit else list(samples)
     road_fractions = check_fractions(road_fractions)
     masks = any(s.masks or s.mask for s in samples)
