@@ -269,6 +269,7 @@ def main(quick: bool | None = None, small: bool = False) -> str:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one thread: on a shared, oversubscribed machine two threads spin (10x slower)
     try:
+        machine = machine_line()  # with the thread count the rows run at
         rows = _rows(cfg)
         constant = constant_channels(cfg)
         pipeline = pipeline_forward(cfg)
@@ -276,7 +277,7 @@ def main(quick: bool | None = None, small: bool = False) -> str:
         torch.set_num_threads(threads)
     return "\n".join([
         "## Map methods against pytorch-grad-cam and TorchCAM (time per image, same process)", "",
-        f"`python -m benchmarks.bench_methods{' --quick' if quick else ' --small' if small else ''}`: {machine_line()}; random-weight torchvision "
+        f"`python -m benchmarks.bench_methods{' --quick' if quick else ' --small' if small else ''}`: {machine}; random-weight torchvision "
         f"nets (seed 0), target `layer4`, top-1 class, median of {cfg['repeats']} interleaved runs after a warm-up. "
         f"Gradient/decomposition: {cfg['grad_arch']} at {cfg['grad_side']}², batch {cfg['grad_batch']}. Perturbation: "
         f"{cfg['pert_arch']} at {cfg['pert_side']}², batch {' and '.join(map(str, cfg['pert_batches']))}, SS-CAM/IS-CAM "
