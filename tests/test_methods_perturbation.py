@@ -267,3 +267,20 @@ def test_parity_torchcam(resnet, name):
     ours = ours_cls(layer="layer2", scores="channel-softmax", normalize_first=True, max_mb=4096,
                     **ours_kwargs)(net, x, torch.tensor([5]))[0, 0].numpy()
     np.testing.assert_allclose(ours, peer, rtol=1e-4, atol=1e-6 * float(np.abs(peer).max()))
+
+
+def test_chunk_estimate_is_per_net_and_forgets_a_freed_net():
+    """The bytes-per-item estimate is cached per net object (held weakly), not per ``id``: a net
+    built where a freed one lived gets its own estimate."""
+    import gc
+
+    from camloc.methods import perturbation
+
+    x1 = torch.zeros(1, 3, H, H, dtype=torch.float64)
+    small, wide = tiny(), nn.Sequential(nn.Conv2d(3, 64, 1), nn.ReLU()).double().eval()
+    assert perturbation.item_bytes(small, x1) < perturbation.item_bytes(wide, x1)
+    assert small in perturbation._ITEM_BYTES and wide in perturbation._ITEM_BYTES
+    before = len(perturbation._ITEM_BYTES)
+    del wide
+    gc.collect()
+    assert len(perturbation._ITEM_BYTES) == before - 1

@@ -13,6 +13,7 @@ output for one image), so memory is flat in the batch and the number of channels
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterator
 
 import torch
@@ -28,7 +29,8 @@ from camloc.models.token_grid import token_grid
 DEFAULT_MAX_MB = 512.0
 """The default memory cap of one chunk's forward pass, in megabytes."""
 
-_ITEM_BYTES: dict[tuple[int, tuple[int, ...]], int] = {}
+_ITEM_BYTES: "weakref.WeakKeyDictionary[nn.Module, dict[tuple[int, ...], int]]" = weakref.WeakKeyDictionary()
+"""Per net (held weakly: a new net never inherits a freed one's estimate) and input shape."""
 
 
 def forward_activations(net: Net, x: Tensor, layer: str | nn.Module | None) -> tuple[Tensor, Tensor]:
@@ -86,8 +88,9 @@ def channel_masks(a: Tensor, shape: tuple[int, int], normalize_first: bool = Fal
 def item_bytes(model: nn.Module, x1: Tensor) -> int:
     """Bytes of every module's output in a forward pass of one image ``x1 (1, 3, H, W)`` (cached
     per model and shape): what one more item in a chunk costs, roughly."""
-    key = (id(model), tuple(x1.shape))
-    if key not in _ITEM_BYTES:
+    known = _ITEM_BYTES.setdefault(model, {})
+    key = tuple(x1.shape)
+    if key not in known:
         total = [x1.numel() * x1.element_size()]
 
         def hook(_m: nn.Module, _a: tuple, out: object) -> None:
@@ -101,8 +104,8 @@ def item_bytes(model: nn.Module, x1: Tensor) -> int:
         finally:
             for h in handles:
                 h.remove()
-        _ITEM_BYTES[key] = max(total[0], 1)
-    return _ITEM_BYTES[key]
+        known[key] = max(total[0], 1)
+    return known[key]
 
 
 def chunk_size(model: nn.Module, x1: Tensor, max_mb: float) -> int:
