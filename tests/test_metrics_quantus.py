@@ -11,7 +11,8 @@ import pytest
 import torch
 from torch import nn
 
-from camloc.metrics.faithfulness import perturbation_curves, pointing_hit
+from camloc.boxes import pointing_hit
+from camloc.metrics.faithfulness import perturbation_curves
 
 quantus = pytest.importorskip("quantus")
 

@@ -85,7 +85,8 @@ def compare(net: Any, samples: Sequence[Any], methods: dict[str, Any], limit: in
     from tqdm.auto import tqdm
 
     from camloc.errors import ImageError
-    from camloc.metrics.faithfulness import auc, confidence_change, perturbation_curves, pointing_hit
+    from camloc.boxes import pointing_hit
+    from camloc.metrics.faithfulness import auc, confidence_change, perturbation_curves
     from camloc.metrics.maxboxacc import RESIZE
     from camloc.metrics.road import check_fractions, road_curves, road_scores
     from camloc.methods.shared import shared_passes

@@ -26,7 +26,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from camloc.boxes.points import pointing_hit  # noqa: F401  (the one pointing test, re-exported)
 from camloc.metrics.base import Evaluator
 
 SUBSTRATES = ("blur", "mean", "zero")
