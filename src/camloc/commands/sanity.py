@@ -29,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="cascade steps: the classifier, then this many - 1 top blocks (default 3; 0: every block)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random weights (default 0)")
     p.add_argument("--flag-above", type=float, default=0.5,
-                   help="flag a method whose mean correlation after the top block is random stays above this (0.5)")
+                   help="flag a method whose mean absolute correlation after the top block is random stays above this (0.5)")
     p.add_argument("--out", default=None, help="write sanity.md and sanity.json to this folder")
     add_device_argument(p)
 
