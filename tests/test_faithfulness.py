@@ -12,8 +12,9 @@ import pytest
 import torch
 from torch import nn
 
+from camloc.boxes import pointing_hit
 from camloc.metrics.faithfulness import (FaithfulnessEvaluator, auc, confidence_change, perturbation_curves,
-                                         pointing_hit, substrate)
+                                         substrate)
 
 
 def mean_channel_net() -> nn.Module:
