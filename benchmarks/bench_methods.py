@@ -37,19 +37,21 @@ GRADIENT = {  # camloc name: (pytorch-grad-cam class, TorchCAM class)
 }
 PERTURBATION = {"scorecam": ("ScoreCAM", "ScoreCAM"), "ablationcam": ("AblationCAM", None),
                 "sscam": (None, "SSCAM"), "iscam": (None, "ISCAM")}
-FULL = {"grad_arch": "resnet50", "grad_side": 224, "grad_batch": 16, "pert_arch": "resnet18", "pert_side": 112,
+FULL = {"grad_nets": (("resnet50", 224, 16), ("efficientnet_lite1", 224, 16)), "pert_arch": "resnet18", "pert_side": 112,
         "pert_batches": (1, 4), "pert_n": 2, "repeats": 5, "gradient": tuple(GRADIENT), "perturbation": tuple(PERTURBATION),
         "constant": ("efficientnet_lite0", 224, 2, 3), "pipeline": (64, ("gradcam", "gradcampp", "eigencam"), 3)}
-QUICK = {"grad_arch": "resnet18", "grad_side": 32, "grad_batch": 2, "pert_arch": "resnet18", "pert_side": 32,
+QUICK = {"grad_nets": (("resnet18", 32, 2),), "pert_arch": "resnet18", "pert_side": 32,
          "pert_batches": (1,), "pert_n": 1, "repeats": 1, "gradient": ("gradcam",), "perturbation": ("ablationcam",),
          "constant": ("efficientnet_lite0", 32, 1, 1), "pipeline": (2, ("gradcam",), 1)}
-SMALL = {"grad_arch": "resnet18", "grad_side": 112, "grad_batch": 4, "pert_arch": "resnet18", "pert_side": 64,
+SMALL = {"grad_nets": (("resnet18", 112, 4),), "pert_arch": "resnet18", "pert_side": 64,
          "pert_batches": (1, 2), "pert_n": 1, "repeats": 3, "gradient": tuple(GRADIENT), "perturbation": tuple(PERTURBATION),
          "constant": ("efficientnet_lite0", 224, 1, 2), "pipeline": (32, ("gradcam", "gradcampp", "eigencam"), 3)}
 """What a shared 2-core machine can run in minutes (``--small``): the same methods, smaller nets and inputs.
+``grad_nets`` = (net, side, batch) of the gradient and decomposition rows (a torchvision name: random
+weights; an embedded name: its ImageNet weights, the peers at its last convolution's normalization).
 The perturbation side is 64 or more: at 32 pixels ResNet's last block is one cell, every channel is
 constant, and Score-CAM's shared pass for constant channels would time one forward pass instead of K.
-``constant`` = (net, side, photos, repeats) of the real-weight measurement of that sharing;
+``constant`` = (net, side, photos, repeats) of the real-weight Score-CAM rows against the peers;
 ``pipeline`` = (photos, methods, repeats) of ``localize --method`` with and without the pipeline's
 forward given to the method."""
 MAX_MB = 256.0
@@ -82,11 +84,19 @@ def peak_mb(fn: Callable[[], object]) -> float:
     return max(0.0, peak[0] - start)
 
 
-def _net(arch: str) -> torch.nn.Module:
+def _net(arch: str) -> tuple[torch.nn.Module, str]:
+    """The net and the peers' target layer: a torchvision net with random weights (seed 0) at
+    ``layer4``, or an embedded net with its ImageNet weights at ``_bn1`` (its CAM features are
+    that layer's output after a ReLU6 module the net also runs at its stem, which the peers' hooks
+    cannot tell apart; camloc reads the features)."""
     import torchvision
 
+    if arch.startswith("efficientnet_lite"):
+        import camloc
+
+        return camloc.load_model(arch).module.eval(), "_bn1"
     torch.manual_seed(0)
-    return getattr(torchvision.models, arch)(num_classes=1000).eval()
+    return getattr(torchvision.models, arch)(num_classes=1000).eval(), "layer4"
 
 
 def _options(name: str, n: int) -> dict[str, Any]:
@@ -95,20 +105,24 @@ def _options(name: str, n: int) -> dict[str, Any]:
     return {}
 
 
-def _runners(name: str, net: torch.nn.Module, x: torch.Tensor, classes: torch.Tensor, n: int, chunk: int,
+def _runners(name: str, net: torch.nn.Module, layer: str, x: torch.Tensor, classes: torch.Tensor, n: int, chunk: int,
              peers: tuple[str | None, str | None]) -> dict[str, Callable[[], object]]:
+    """camloc on PyTorch, camloc on ONNX Runtime (its graph built in the warm-up), and the peers."""
     from camloc.methods import get_method
 
     out: dict[str, Callable[[], object]] = {}
-    method = get_method(name, **_options(name, n), **({"max_mb": MAX_MB} if name in PERTURBATION else {}))
+    opts = {**_options(name, n), **({"max_mb": MAX_MB} if name in PERTURBATION else {})}
+    method, fast = get_method(name, **opts), get_method(name, engine="onnxruntime", **opts)
     out["camloc"] = lambda: method(net, x, classes[:, None])
+    out["camloc-ort"] = lambda: fast(net, x, classes[:, None])
     gc_name, tc_name = peers
+    module = dict(net.named_modules())[layer]
     if gc_name:
         import pytorch_grad_cam
         from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
         kwargs = {"batch_size": chunk} if gc_name == "AblationCAM" else {}
-        cam = getattr(pytorch_grad_cam, gc_name)(model=net, target_layers=[net.layer4], **kwargs)
+        cam = getattr(pytorch_grad_cam, gc_name)(model=net, target_layers=[module], **kwargs)
         if gc_name == "ScoreCAM":
             cam.batch_size = chunk
         targets = [ClassifierOutputTarget(int(c)) for c in classes]
@@ -119,7 +133,7 @@ def _runners(name: str, net: torch.nn.Module, x: torch.Tensor, classes: torch.Te
         kwargs = {"batch_size": chunk} if name in PERTURBATION else {}
         if name in ("sscam", "iscam"):
             kwargs["num_samples"] = n
-        ext = getattr(tcm, tc_name)(net, target_layer="layer4", input_shape=tuple(x.shape[1:]), **kwargs)
+        ext = getattr(tcm, tc_name)(net, target_layer=layer, input_shape=tuple(x.shape[1:]), **kwargs)
         idx = [int(c) for c in classes]
 
         def torchcam_run() -> object:
@@ -131,6 +145,26 @@ def _runners(name: str, net: torch.nn.Module, x: torch.Tensor, classes: torch.Te
     return out
 
 
+def _build_s(fn: Callable[[], object]) -> float:
+    """Seconds of the first call (camloc on ONNX Runtime: the export and the check of its graphs)."""
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def _row(name: str, family: str, arch: str, side: int, b: int, fns: dict[str, Callable[[], object]], repeats: int,
+         scale: float) -> dict[str, Any]:
+    load = load_average()
+    build = _build_s(fns["camloc-ort"])
+    t = interleaved(fns, repeats=repeats, warmup=1)
+    row = {"method": name, "family": family, "net": arch, "side": side, "batch": b, "load": load, "ort_build_s": build,
+           **{f"{k}_ms": 1000 * v.wall / scale for k, v in t.items()}}
+    peer = [row[f"{k}_ms"] for k in ("grad-cam", "torchcam") if f"{k}_ms" in row]
+    row["speedup"] = min(peer) / row["camloc_ms"] if peer else None
+    row["speedup_ort"] = min(peer) / row["camloc-ort_ms"] if peer else None
+    return row
+
+
 def _rows(cfg: dict[str, Any]) -> list[dict[str, Any]]:
     import warnings
 
@@ -139,11 +173,10 @@ def _rows(cfg: dict[str, Any]) -> list[dict[str, Any]]:
     warnings.filterwarnings("ignore")
     logging_off()
     rows = []
-    for family, names in (("gradient", cfg["gradient"]), ("perturbation", cfg["perturbation"])):
-        arch = cfg["grad_arch"] if family == "gradient" else cfg["pert_arch"]
-        side = cfg["grad_side"] if family == "gradient" else cfg["pert_side"]
-        batches = (cfg["grad_batch"],) if family == "gradient" else cfg["pert_batches"]
-        net = _net(arch)
+    groups = [("gradient", arch, side, (b,), cfg["gradient"]) for arch, side, b in cfg["grad_nets"]]
+    groups.append(("perturbation", cfg["pert_arch"], cfg["pert_side"], cfg["pert_batches"], cfg["perturbation"]))
+    for family, arch, side, batches, names in groups:
+        net, layer = _net(arch)
         for b in batches:
             x = torch.randn(b, 3, side, side, generator=torch.Generator().manual_seed(1))
             with torch.no_grad():
@@ -151,13 +184,8 @@ def _rows(cfg: dict[str, Any]) -> list[dict[str, Any]]:
             chunk = chunk_size(net, x[:1], MAX_MB)
             for name in names:
                 peers = (GRADIENT | PERTURBATION)[name]
-                fns = _runners(name, net, x, classes, cfg["pert_n"], chunk, peers)
-                load = load_average()
-                t = interleaved(fns, repeats=cfg["repeats"], warmup=1)
-                row = {"method": name, "family": family, "net": arch, "side": side, "batch": b, "load": load,
-                       **{f"{k}_ms": 1000 * v.wall / b for k, v in t.items()}}
-                peer = [row[f"{k}_ms"] for k in ("grad-cam", "torchcam") if f"{k}_ms" in row]
-                row["speedup"] = min(peer) / row["camloc_ms"] if peer else None
+                fns = _runners(name, net, layer, x, classes, cfg["pert_n"], chunk, peers)
+                row = _row(name, family, arch, side, b, fns, cfg["repeats"], b)
                 if family == "perturbation":
                     row["camloc_peak_mb"] = peak_mb(fns["camloc"])
                 rows.append(row)
@@ -166,18 +194,21 @@ def _rows(cfg: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def constant_channels(cfg: dict[str, Any]) -> str:
-    """Score-CAM on an embedded net with its real weights, on real photos: the constant (dead)
-    channels' share and the time with their one shared pass against every channel its own pass
-    (what the peers run), interleaved in one process."""
+    """Score-CAM on an embedded net with its real weights, on real photos, against the peers: the
+    constant (dead) channels' share, camloc (their one shared pass; PyTorch and ONNX Runtime),
+    camloc with every channel its own pass (what the peers run) and the peers, interleaved in one
+    process. The peers read ``_bn1`` (see :func:`_net`): the same number of passes of the same net."""
     import camloc
     from camloc.methods.base import scores_and_activations
+    from camloc.methods.perturbation import chunk_size
     from camloc.methods.scorecam import ScoreCAM
     from camloc.photos import demo_photo_paths
 
     name, side, photos, repeats = cfg["constant"]
     net = camloc.load_model(name)
     paths = [p for p in demo_photo_paths() if os.path.basename(p) in ("chelsea.png", "coffee.png", "astronaut.png")]
-    lines = ["| photo | constant channels | shared pass s | every channel s | every / shared |", "|---|---:|---:|---:|---:|"]
+    lines = ["| photo | constant channels | camloc s | camloc onnxruntime s | every channel s | grad-cam s | torchcam s | "
+             "faster peer / camloc | faster peer / camloc onnxruntime |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for path in paths[:photos]:
         from PIL import Image
 
@@ -188,15 +219,22 @@ def constant_channels(cfg: dict[str, Any]) -> str:
         flat = a[0].flatten(1)
         share = float((flat.amax(1) == flat.amin(1)).float().mean())
         cls = logits.argmax(1)
-        shared, every = ScoreCAM(max_mb=MAX_MB), ScoreCAM(max_mb=MAX_MB)
+        every = ScoreCAM(max_mb=MAX_MB)
         every.shares_constant_channels = False
-        t = interleaved({"shared": lambda: shared(net, x, cls[:, None]), "every": lambda: every(net, x, cls[:, None])},
-                        repeats=repeats, warmup=0)
-        assert torch.allclose(shared(net, x, cls[:, None]), every(net, x, cls[:, None]), rtol=1e-4, atol=1e-6)
-        lines.append(f"| {os.path.basename(path)} | {share:.1%} of {flat.shape[0]} | {t['shared'].wall:.2f} | "
-                     f"{t['every'].wall:.2f} | {t['every'].wall / t['shared'].wall:.2f}x |")
+        fns = _runners("scorecam", net.module, "_bn1", x, cls, 1, chunk_size(net.module, x, MAX_MB), PERTURBATION["scorecam"])
+        fns = {"camloc": lambda: ScoreCAM(max_mb=MAX_MB)(net, x, cls[:, None]), "camloc-ort": fns["camloc-ort"],
+               "every": lambda: every(net, x, cls[:, None]), "grad-cam": fns["grad-cam"], "torchcam": fns["torchcam"]}
+        fns["camloc-ort"]()  # builds its graphs
+        t = interleaved(fns, repeats=repeats, warmup=0)
+        shared = ScoreCAM(max_mb=MAX_MB)(net, x, cls[:, None])
+        assert torch.allclose(shared, every(net, x, cls[:, None]), rtol=1e-4, atol=1e-6)
+        peer = min(t["grad-cam"].wall, t["torchcam"].wall)
+        lines.append(f"| {os.path.basename(path)} | {share:.1%} of {flat.shape[0]} | {t['camloc'].wall:.2f} | "
+                     f"{t['camloc-ort'].wall:.2f} | {t['every'].wall:.2f} | {t['grad-cam'].wall:.2f} | "
+                     f"{t['torchcam'].wall:.2f} | {peer / t['camloc'].wall:.2f}x | {peer / t['camloc-ort'].wall:.2f}x |")
     return "\n".join([f"Score-CAM on {name} with its own ImageNet weights, real photos at {side}x{side}, top-1 class, "
-                      f"median of {repeats} interleaved runs (maps equal, checked):", "", *lines])
+                      f"median of {repeats} interleaved runs after a warm-up (camloc's maps with the constant channels' "
+                      "shared pass equal to every channel's own, checked; the peers at `_bn1`):", "", *lines])
 
 
 def pipeline_forward(cfg: dict[str, Any]) -> str:
@@ -248,15 +286,17 @@ def logging_off() -> None:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| method | net | side | batch | camloc ms/img | grad-cam ms/img | torchcam ms/img | faster peer / camloc | "
-             "camloc peak MB | load |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| method | net | side | batch | camloc ms/img | camloc onnxruntime ms/img | grad-cam ms/img | torchcam ms/img | "
+             "faster peer / camloc | faster peer / camloc onnxruntime | onnxruntime build s | camloc peak MB | load |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
 
     def f(v: Any, fmt: str = "{:.1f}") -> str:
         return "-" if v is None else fmt.format(v)
 
     for r in rows:
         lines.append(f"| {r['method']} | {r['net']} | {r['side']} | {r['batch']} | {f(r['camloc_ms'])} | "
-                     f"{f(r.get('grad-cam_ms'))} | {f(r.get('torchcam_ms'))} | {f(r['speedup'], '{:.2f}x')} | "
+                     f"{f(r['camloc-ort_ms'])} | {f(r.get('grad-cam_ms'))} | {f(r.get('torchcam_ms'))} | "
+                     f"{f(r['speedup'], '{:.2f}x')} | {f(r['speedup_ort'], '{:.2f}x')} | {f(r['ort_build_s'], '{:.2f}')} | "
                      f"{f(r.get('camloc_peak_mb'), '{:.0f}')} | {r['load']:.1f} |")
     return "\n".join(lines)
 
@@ -277,9 +317,12 @@ def main(quick: bool | None = None, small: bool = False) -> str:
         torch.set_num_threads(threads)
     return "\n".join([
         "## Map methods against pytorch-grad-cam and TorchCAM (time per image, same process)", "",
-        f"`python -m benchmarks.bench_methods{' --quick' if quick else ' --small' if small else ''}`: {machine}; random-weight torchvision "
-        f"nets (seed 0), target `layer4`, top-1 class, median of {cfg['repeats']} interleaved runs after a warm-up. "
-        f"Gradient/decomposition: {cfg['grad_arch']} at {cfg['grad_side']}², batch {cfg['grad_batch']}. Perturbation: "
+        f"`python -m benchmarks.bench_methods{' --quick' if quick else ' --small' if small else ''}`: {machine}; torchvision "
+        "nets with random weights (seed 0, target `layer4`), the embedded nets with their ImageNet weights (camloc at "
+        "its CAM features, the peers at `_bn1`), top-1 class, median of "
+        f"{cfg['repeats']} interleaved runs after a warm-up; camloc on PyTorch and on ONNX Runtime (`engine=\"onnxruntime\"`, "
+        "its graphs built once per net and input shape before the timed runs: the build column). "
+        "Gradient/decomposition: " + "; ".join(f"{a} at {sd}², batch {b}" for a, sd, b in cfg["grad_nets"]) + ". Perturbation: "
         f"{cfg['pert_arch']} at {cfg['pert_side']}², batch {' and '.join(map(str, cfg['pert_batches']))}, SS-CAM/IS-CAM "
         f"n = {cfg['pert_n']}, chunks under {MAX_MB:.0f} MB (peers get the same chunk). 'faster peer / camloc' > 1 means "
         "camloc is faster.", "", table(rows), "",

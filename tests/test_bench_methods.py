@@ -20,9 +20,10 @@ def test_bench_methods_quick():
     rows = [line for line in text.splitlines() if line.startswith("| gradcam | resnet18") or line.startswith("| ablationcam |")]
     assert len(rows) == 2
     gradcam = [c.strip() for c in rows[0].split("|")]
-    assert all(float(gradcam[i]) > 0 for i in (5, 6, 7))  # camloc, grad-cam, torchcam ms per image
+    assert all(float(gradcam[i]) > 0 for i in (5, 6, 7, 8))  # camloc (PyTorch, ONNX Runtime), grad-cam, torchcam ms per image
+    assert gradcam[9].endswith("x") and gradcam[10].endswith("x") and float(gradcam[11]) > 0  # speed-ups, build s
     ablation = [c.strip() for c in rows[1].split("|")]
-    assert ablation[7] == "-" and float(ablation[6]) > 0 and ablation[8].endswith("x")  # no TorchCAM Ablation-CAM
+    assert ablation[8] == "-" and float(ablation[7]) > 0 and ablation[9].endswith("x")  # no TorchCAM Ablation-CAM
     # Score-CAM with the constant channels' shared pass against every channel's own, on a real photo
     constant = [line for line in text.splitlines() if line.startswith("| chelsea.png |")]
     assert len(constant) == 1 and constant[0].rstrip(" |").endswith("x")

@@ -31,6 +31,7 @@ from camloc.methods.baselines import CenterGaussian, RandomMap
 from camloc.methods.cam import CAM
 from camloc.methods.eigencam import EigenCAM
 from camloc.methods.eigengradcam import EigenGradCAM
+from camloc.methods.engine import ENGINES, check_engine, forward_engine
 from camloc.methods.finercam import FinerCAM
 from camloc.methods.fullgrad import FullGrad
 from camloc.methods.gradcam import GradCAM
@@ -72,7 +73,9 @@ def method_options(cls: type[MapMethod]) -> tuple[str, ...]:
 
 def get_method(name: str, **options: Any) -> MapMethod:
     """The method registered as ``name``, built with ``options`` (``None`` values mean the
-    default). Unknown names and options are one-line :class:`MethodError` s.
+    default). Unknown names and options are one-line :class:`MethodError` s. Every method also
+    takes ``engine``: what runs its forward passes without gradients, ``"torch"`` (the default) or
+    ``"onnxruntime"`` (:mod:`camloc.methods.engine`).
 
     Examples:
         >>> import camloc
@@ -89,6 +92,7 @@ def get_method(name: str, **options: Any) -> MapMethod:
                           f"expected one of {', '.join(METHODS)}")
     accepted = method_options(cls)
     given = {k: v for k, v in options.items() if v is not None}
+    engine = given.pop("engine", "torch")
     for key in given:
         if key not in accepted:
             if key == "layer":
@@ -96,13 +100,15 @@ def get_method(name: str, **options: Any) -> MapMethod:
             raise MethodError(f"method {name!r}: unknown option {str(key)[:40]!r}{close_names(key, accepted)}; "
                               f"it takes {', '.join(accepted) or 'no options'}")
     try:
-        return cls(**given)
+        method = cls(**given)
+        method.engine = check_engine(engine)
+        return method
     except (TypeError, ValueError) as err:
         if isinstance(err, MethodError):
             raise
         raise MethodError(f"method {name!r}: {one_line(err)}") from None
 
 
-__all__ = ["AblationCAM", "CAM", "ISCAM", "SSCAM", "ScoreCAM", "METHODS", "Backprop", "CenterGaussian", "EigenCAM", "EigenGradCAM", "FinerCAM", "FullGrad", "GradCAM",
+__all__ = ["ENGINES", "AblationCAM", "CAM", "ISCAM", "SSCAM", "ScoreCAM", "METHODS", "Backprop", "CenterGaussian", "EigenCAM", "EigenGradCAM", "FinerCAM", "FullGrad", "GradCAM",
            "GradCAMElementWise", "GradCAMpp", "HiResCAM", "KPCACAM", "LayerCAM", "LeGrad", "MapMethod", "RandomMap",
-           "RefineCAM", "ShapleyCAM", "SmoothGradCAMpp", "XGradCAM", "get_method", "method_options"]
+           "RefineCAM", "ShapleyCAM", "SmoothGradCAMpp", "XGradCAM", "forward_engine", "get_method", "method_options"]

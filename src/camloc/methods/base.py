@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from camloc.hooks import capture
+from camloc.methods.engine import current_engine, forward_engine, run_pass
 from camloc.methods.shared import layer_key, memo, seed
 from camloc.errors import HeadError, MethodError
 from camloc.models.heads import Head, find_head
@@ -29,6 +30,9 @@ class MapMethod(ABC):
     """Base class: subclasses set ``name`` and implement :meth:`maps`."""
 
     name: ClassVar[str] = ""
+    engine: str = "torch"
+    """What runs the forward passes that need no graph (:mod:`camloc.methods.engine`):
+    ``"torch"`` or ``"onnxruntime"`` (``get_method(name, engine=...)``)."""
 
     def __call__(self, net: Net, x: Tensor, classes: Tensor) -> Tensor:
         """Maps for ``classes (B, k)`` (or ``(k,)``, the same for every image) -> ``(B, k, h, w)``."""
@@ -37,7 +41,10 @@ class MapMethod(ABC):
             classes = classes.unsqueeze(0).expand(x.shape[0], -1)
         if classes.shape[0] != x.shape[0]:
             raise MethodError(f"{self.name}: classes for {classes.shape[0]} images, got {x.shape[0]} images")
-        return self.maps(net, x, classes)
+        if self.engine == current_engine():
+            return self.maps(net, x, classes)
+        with forward_engine(self.engine):
+            return self.maps(net, x, classes)
 
     @abstractmethod
     def maps(self, net: Net, x: Tensor, classes: Tensor) -> Tensor: ...
@@ -105,8 +112,15 @@ def scores_and_activations(net: Net, x: Tensor, layer: str | nn.Module | None, g
     :func:`camloc.methods.shared.shared_passes` that forward runs once per layer.
     """
     if not grad:
-        return memo(x, ("forward", id(net), layer_key(layer)), lambda: _scores_and_activations(net, x, layer, False))
+        return memo(x, ("forward", id(net), layer_key(layer)), lambda: _forward(net, x, layer))
     return _scores_and_activations(net, x, layer, grad)
+
+
+def _forward(net: Net, x: Tensor, layer: str | nn.Module | None) -> tuple[Tensor, Tensor]:
+    """The forward without a graph, on the engine in force (:mod:`camloc.methods.engine`)."""
+    probe = net.probe if isinstance(net, CamNet) else None
+    return run_pass(module_of(net), ("forward", layer_key(layer), probe is not None), (module_of(net), probe),
+                    lambda z: _scores_and_activations(net, z, layer, False), x)
 
 
 def share_forward(net: CamNet, x: Tensor, logits: Tensor, features: Tensor) -> bool:

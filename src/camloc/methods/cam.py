@@ -8,6 +8,7 @@ from torch import Tensor
 from camloc.cam import class_maps
 from camloc.extract import cam
 from camloc.methods.base import MapMethod, Net, scores_and_activations
+from camloc.methods.engine import current_engine
 from camloc.methods.shared import sharing
 from camloc.models.net import CamNet
 
@@ -19,9 +20,9 @@ class CAM(MapMethod):
     name = "cam"
 
     def maps(self, net: Net, x: Tensor, classes: Tensor) -> Tensor:
-        if isinstance(net, CamNet) and not getattr(net, "cam_refused", False) and sharing(x):
-            # inside shared_passes: the features of the forward the closed-form methods share
-            # (the same capture, post and classifier as camloc.extract.cam)
+        if isinstance(net, CamNet) and not getattr(net, "cam_refused", False) and (sharing(x) or current_engine() != "torch"):
+            # inside shared_passes: the features of the forward the closed-form methods share; on
+            # another engine, its forward (the same capture, post and classifier as camloc.extract.cam)
             logits, features = scores_and_activations(net, x, None, grad=False)
             bad = (~torch.isfinite(logits)).any(dim=1).nonzero().flatten().tolist()
             if bad:

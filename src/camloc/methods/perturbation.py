@@ -14,7 +14,7 @@ output for one image), so memory is flat in the batch and the number of channels
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -22,6 +22,8 @@ from torch import Tensor, nn
 
 from camloc.errors import MethodError
 from camloc.hooks import capture
+from camloc.methods.engine import run_pass
+from camloc.methods.shared import layer_key
 from camloc.methods.base import MapMethod, Net, default_head, logits_of, module_of, resolve_layer
 from camloc.models.net import evaluating
 from camloc.models.token_grid import token_grid
@@ -37,6 +39,10 @@ def forward_activations(net: Net, x: Tensor, layer: str | nn.Module | None) -> t
     """One forward pass without gradients: ``(logits (B, C), activations A (B, K, h, w))`` at the
     same target layer the gradient methods read (:func:`camloc.methods.base.resolve_layer`; at the
     default layer of a CAM-headed net, the CAM features after the head's ``post``)."""
+    return run_pass(module_of(net), ("activations", layer_key(layer)), (module_of(net),), lambda z: _forward_activations(net, z, layer), x)
+
+
+def _forward_activations(net: Net, x: Tensor, layer: str | nn.Module | None) -> tuple[Tensor, Tensor]:
     model = module_of(net)
     head = default_head(net) if layer is None else None
     grid = token_grid(model) if layer is None and (head is None or getattr(net, "cam_refused", False)) else None
@@ -120,13 +126,11 @@ def chunks(n: int, size: int) -> Iterator[slice]:
         yield slice(start, min(start + size, n))
 
 
-def scores_of(model: nn.Module, inputs: Callable[[slice], Tensor], n: int, size: int) -> Tensor:
-    """The logits ``(n, C)`` of ``n`` inputs made chunk by chunk by ``inputs(slice)``."""
-    out = []
+def logits(model: nn.Module, z: Tensor) -> Tensor:
+    """The logits ``(n, C)`` of a chunk of (masked) inputs, without gradients, on the engine in
+    force (:mod:`camloc.methods.engine`)."""
     with evaluating(model), torch.no_grad():
-        for s in chunks(n, size):
-            out.append(logits_of(model(inputs(s))))
-    return torch.cat(out)
+        return run_pass(model, "logits", (model,), lambda v: (logits_of(model(v)),), z)[0]
 
 
 class PerturbationMethod(MapMethod):
@@ -155,4 +159,4 @@ class PerturbationMethod(MapMethod):
 
 
 __all__ = ["DEFAULT_MAX_MB", "PerturbationMethod", "channel_masks", "chunk_size", "forward_activations",
-           "item_bytes", "scores_of"]
+           "item_bytes", "logits"]

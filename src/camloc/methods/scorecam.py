@@ -22,8 +22,8 @@ import torch
 from torch import Tensor, nn
 
 from camloc.errors import MethodError
-from camloc.methods.base import Net, logits_of, module_of
-from camloc.methods.perturbation import DEFAULT_MAX_MB, PerturbationMethod, channel_masks, chunk_size, chunks
+from camloc.methods.base import Net, module_of
+from camloc.methods.perturbation import DEFAULT_MAX_MB, PerturbationMethod, channel_masks, chunk_size, chunks, logits
 from camloc.models.net import evaluating
 
 SCORES = ("probability", "channel-softmax")
@@ -79,7 +79,7 @@ class ScoreCAM(PerturbationMethod):
             for sample in range(self.samples):
                 for s in parts:
                     m = masks if masks is not None else self.masks(a1[run[s]], shape)
-                    got[sample, s] = logits_of(model(self.inputs(x1, m, sample))).to(got.dtype).cpu()
+                    got[sample, s] = logits(model, self.inputs(x1, m, sample)).to(got.dtype).cpu()
                 if len(parts) == 1:
                     masks = m  # one chunk: keep its masks for the next samples
         out = got
