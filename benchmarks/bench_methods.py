@@ -279,6 +279,50 @@ def pipeline_forward(cfg: dict[str, Any]) -> str:
                       f"{repeats} interleaved runs after a warm-up (maps equal, checked):", "", *lines])
 
 
+def method_backends(photos: int = 64, names: tuple[str, ...] = ("gradcampp",), chunk: int = 8) -> str:
+    """The pipeline's backend for ``localize --method`` (the default choice): PyTorch against ONNX
+    Runtime (each method's forward passes without gradients there, its backward passes in PyTorch),
+    on the shared ImageNet photos split into two halves (first / second by file name). Each chunk of
+    ``chunk`` photos runs on both backends, interleaved, after every graph is built; the gain is the
+    mean paired difference of seconds per photo with its standard error over the chunks."""
+    import statistics
+
+    import camloc
+    from camloc.localize import LocalizeOptions, iter_localize
+    from camloc.methods import get_method
+
+    folder = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "imagenet-samples", "images")
+    if not os.path.isdir(folder):
+        return "The shared ImageNet photos are not here: the backend comparison did not run."
+    paths = sorted(os.path.join(folder, f) for f in os.listdir(folder))[:photos]
+    halves = {"first half": paths[: len(paths) // 2], "second half": paths[len(paths) // 2:]}
+    net = camloc.load_model()
+    lines = ["| method | half | photos | chunks | torch s/photo | onnxruntime s/photo | gain s/photo (± s.e.) | "
+             "torch / onnxruntime |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for name in names:
+        method = get_method(name)
+
+        def run(part: list[str], backend: str) -> None:
+            for _ in iter_localize(net, part, LocalizeOptions(topk=5, method=method), backend=backend, progress=False):
+                pass
+
+        run(paths[:2], "onnxruntime")  # builds the graphs
+        for half, part in halves.items():
+            pairs = []
+            for start in range(0, len(part), chunk):
+                piece = part[start:start + chunk]
+                t = interleaved({"torch": lambda: run(piece, "torch"), "onnxruntime": lambda: run(piece, "onnxruntime")},
+                                repeats=1, warmup=0)
+                pairs.append((t["torch"].wall / len(piece), t["onnxruntime"].wall / len(piece)))
+            d = [a - b for a, b in pairs]
+            se = statistics.stdev(d) / len(d) ** 0.5 if len(d) > 1 else float("nan")
+            ta, tb = statistics.mean(a for a, _ in pairs), statistics.mean(b for _, b in pairs)
+            lines.append(f"| {name} | {half} | {len(part)} | {len(pairs)} | {ta:.3f} | {tb:.3f} | "
+                         f"{statistics.mean(d):.3f} ± {se:.3f} | {ta / tb:.2f}x |")
+    return "\n".join([f"`localize --method` on each backend ({net.name}, top-5, chunks of {chunk} shared ImageNet photos "
+                      "interleaved, graphs built first):", "", *lines])
+
+
 def logging_off() -> None:
     import logging
 

@@ -48,7 +48,6 @@ def test_ablate_method_command_and_one_line_refusals(tmp_path, capsys):
     assert saved["method"] == "xgradcam" and len(saved["rows"]) == 1 and saved["rows"][0]["gt_known"] == 100.0
     assert "leaves out the mirror and clamping" in capsys.readouterr().err
     for argv, message in (
-        (["--method", "gradcam", "--backend", "onnxruntime"], "--method gradcam needs PyTorch"),
         (["--method", "gradcamm"], "did you mean 'gradcam'"),
         (["--method", "all"], "camloc ablate runs one method"),
         (["--method", "sscam", "--method-option", "n"], "expected KEY=VALUE"),

@@ -14,16 +14,14 @@ from torch import nn
 import camloc
 from camloc.methods import get_method
 from camloc.methods.targets import BoxScoreTarget, ContrastTarget, SegmentationTarget
+from camloc.localize import iter_localize
+from camloc.pixels.geometry import Resize
 from test_startup import run_cli
 
 
 @pytest.mark.parametrize("argv, message", [
     (["localize", "--method", "xgradcm", "x.jpg"], "camloc localize: error: unknown map method 'xgradcm' (did you mean "
      "'xgradcam'"),
-    (["localize", "--method", "xgradcam", "--backend", "onnxruntime", "x.jpg"], "camloc localize: error: --method "
-     "xgradcam needs PyTorch"),
-    (["evaluate", "--data", "d", "--method", "layercam", "--backend", "onnxruntime"], "camloc evaluate: error: --method "
-     "layercam needs PyTorch"),
     (["localize", "--method", "smoothgradcampp", "--method-option", "n8", "x.jpg"], "camloc localize: error: "
      "--method-option 'n8': expected KEY=VALUE"),
     (["localize", "--method-option", "n=8", "x.jpg"], "camloc localize: error: --method-option n: cam takes no options"),
@@ -55,6 +53,33 @@ def test_localize_with_new_methods(lite0, photo_dir):
     for name, opts in (("eigencam", {}),):
         box = camloc.localize(lite0, [path], topk=1, method=get_method(name, **opts))[0]["predictions"][0]["box"]
         assert box is not None and 0 <= box[0] < box[2] <= 450 and 0 <= box[1] < box[3] <= 299
+
+
+@pytest.mark.parametrize("name", ["gradcampp", "scorecam"])
+def test_a_method_on_the_onnxruntime_backend_gives_the_torch_records(lite0, photo_dir, name, tmp_path, monkeypatch):
+    monkeypatch.setenv("CAMLOC_CACHE", str(tmp_path / "cache"))
+    paths = [os.path.join(photo_dir, p) for p in ("chelsea.png", "coffee.png")]
+    opts = {"max_mb": 64} if name == "scorecam" else {}
+    torch_items = list(iter_localize(lite0, paths, topk=2, method=get_method(name, **opts), backend="torch",
+                                            resize=Resize("aspect", 96)))
+    ort_items = list(iter_localize(lite0, paths, topk=2, method=get_method(name, **opts), backend="onnxruntime",
+                                   resize=Resize("aspect", 96)))
+    for a, b in zip(torch_items, ort_items):
+        assert [p["class_index"] for p in a.record["predictions"]] == [p["class_index"] for p in b.record["predictions"]]
+        for ma, mb in zip(a.maps, b.maps):
+            assert np.allclose(ma, mb, rtol=1e-3, atol=1e-4 * float(np.abs(ma).max())), name
+    # once the graphs are built (the backend's, cached on disk; Score-CAM's activations and masked
+    # passes, kept with the net), PyTorch runs no forward pass: the closed form reads the backend's
+    # forward, Score-CAM's passes run in ONNX Runtime
+    forwards = {"n": 0}
+    hook = lite0.module.register_forward_hook(lambda *a: forwards.__setitem__("n", forwards["n"] + 1))
+    try:
+        again = list(iter_localize(lite0, paths, topk=2, method=get_method(name, **opts), backend="onnxruntime",
+                                   resize=Resize("aspect", 96)))
+    finally:
+        hook.remove()
+    assert forwards["n"] == 0
+    assert all(np.array_equal(a.maps, b.maps) for a, b in zip(ort_items, again))
 
 
 def test_nan_maps_are_a_warning_never_a_nan_box(lite0, photo_dir):

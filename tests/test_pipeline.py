@@ -314,12 +314,14 @@ def test_onnx_graph_key_follows_the_structure_not_only_the_weights(tiny_rgb, tmp
     assert onnx.maps.shape[-2:] == (16, 16)
 
 
-def test_auto_backend_is_onnxruntime_for_cam_on_cpu_and_torch_for_gradients(tiny_rgb, tmp_path, monkeypatch):
+def test_auto_backend_is_onnxruntime_on_cpu_with_or_without_a_method(tiny_rgb, tmp_path, monkeypatch):
     from camloc.methods import get_method
 
     monkeypatch.setenv("CAMLOC_CACHE", str(tmp_path))
     assert Pipeline(tiny_rgb).backend_name == "onnxruntime"
-    assert Pipeline(tiny_rgb, method=get_method("gradcam")).backend_name == "torch"
+    # a map method's forward passes without gradients run there too (its backward passes in PyTorch)
+    assert Pipeline(tiny_rgb, method=get_method("gradcam")).backend_name == "onnxruntime"
+    assert Pipeline(tiny_rgb, method=get_method("gradcam"), backend="torch").backend_name == "torch"
     with pytest.raises(ValueError, match="unknown backend"):
         Pipeline(tiny_rgb, backend="tensorrt")
 

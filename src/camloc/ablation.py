@@ -117,7 +117,7 @@ def run_grid(net: CamNet, split: Split, scales: Sequence[int] = (256,), flips: S
     tallies = {k: Tally(scorings[k.norm]) for k in combos}
     spent = {k: 0.0 for k in combos}
     skipped: list[str] = []
-    shared = make_backend(net, backend, gradient=method is not None) if isinstance(backend, str) else backend
+    shared = make_backend(net, backend) if isinstance(backend, str) else backend
     jobs = (Job(s.path, i, s.path, tag=s, classes=(s.label,) if method is not None else ()) for i, s in enumerate(samples))
     nonfinite = 0
     stream = (iter_views(net, jobs, tta, shared, batch_size, workers, progress=progress, total=len(samples)) if method is None

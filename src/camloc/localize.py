@@ -178,8 +178,9 @@ def iter_localize(net: CamNet, inputs: Iterable[Any], options: LocalizeOptions |
 
     ``options`` (:class:`LocalizeOptions`) says how scores and maps become predictions; any of
     its fields may also be given by name (``topk=3``, ``tta=TTA((256,), True)``), over
-    ``options``. The rest is how the pass runs: ``backend`` is ``"auto"`` (ONNX Runtime for CAM
-    on the CPU, its graph cached on disk; else PyTorch), ``"torch"`` or ``"onnxruntime"``;
+    ``options``. The rest is how the pass runs: ``backend`` is ``"auto"`` (ONNX Runtime on the CPU,
+    its graph cached on disk; else PyTorch), ``"torch"`` or ``"onnxruntime"`` (with a map method:
+    its forward passes without gradients; :mod:`camloc.methods.engine`);
     ``resize`` the geometry (default :func:`default_resize`; with views, the aspect geometry at
     their scales replaces it); ``workers`` the decode threads; ``isolate`` decodes in worker
     processes (a decoder crash costs its image only); ``display`` keeps the image for figures

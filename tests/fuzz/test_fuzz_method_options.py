@@ -45,6 +45,8 @@ def test_method_options(net, data, name, classes):
     if good:  # mostly sensible values for the method's own options, sometimes odd ones
         options = data.draw(st.fixed_dictionaries({}, optional={k: GOOD[k] for k in good}))
     options.update(data.draw(st.dictionaries(st.sampled_from(KEYS), VALUES, max_size=2 if data.draw(st.booleans()) else 0)))
+    if data.draw(st.booleans()):  # every method takes an engine
+        options["engine"] = data.draw(st.one_of(st.sampled_from(["torch", "onnxruntime", None, "tensorrt", ""]), VALUES))
     x = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
 
     def call():

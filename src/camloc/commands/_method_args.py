@@ -18,8 +18,8 @@ def add_method_arguments(p: argparse.ArgumentParser, default: str = "cam") -> No
 
 
 def check_method_arguments(args: argparse.Namespace, command: str) -> dict[str, object]:
-    """The parsed options; one-line errors for an unknown name, a malformed option, or a method
-    that needs PyTorch with ``--backend onnxruntime``. Sets ``args.method_options``."""
+    """The parsed options; one-line errors for an unknown name or a malformed option. Sets
+    ``args.method_options``."""
     from camloc.errors import MethodError
     from camloc.method_names import check_method_name, parse_method_options
 
@@ -29,9 +29,6 @@ def check_method_arguments(args: argparse.Namespace, command: str) -> dict[str, 
     options = parse_method_options(args.method_option)
     if args.method == "cam" and options:
         raise MethodError(f"--method-option {next(iter(options))}: cam takes no options")
-    if args.method != "cam" and getattr(args, "backend", None) == "onnxruntime":
-        raise MethodError(f"--method {args.method} needs PyTorch (its backward passes or hooks); the onnxruntime "
-                          "backend runs CAM only: use --backend torch or auto (auto picks torch)")
     args.method_options = options
     return options
 

@@ -74,8 +74,9 @@ def method_options(cls: type[MapMethod]) -> tuple[str, ...]:
 def get_method(name: str, **options: Any) -> MapMethod:
     """The method registered as ``name``, built with ``options`` (``None`` values mean the
     default). Unknown names and options are one-line :class:`MethodError` s. Every method also
-    takes ``engine``: what runs its forward passes without gradients, ``"torch"`` (the default) or
-    ``"onnxruntime"`` (:mod:`camloc.methods.engine`).
+    takes ``engine``: what runs its forward passes without gradients, ``"torch"`` or
+    ``"onnxruntime"`` (:mod:`camloc.methods.engine`; by default the engine in force where it is
+    called: PyTorch, or the ONNX Runtime backend of the pipeline that calls it).
 
     Examples:
         >>> import camloc
@@ -92,7 +93,7 @@ def get_method(name: str, **options: Any) -> MapMethod:
                           f"expected one of {', '.join(METHODS)}")
     accepted = method_options(cls)
     given = {k: v for k, v in options.items() if v is not None}
-    engine = given.pop("engine", "torch")
+    engine = given.pop("engine", None)
     for key in given:
         if key not in accepted:
             if key == "layer":
@@ -101,7 +102,7 @@ def get_method(name: str, **options: Any) -> MapMethod:
                               f"it takes {', '.join(accepted) or 'no options'}")
     try:
         method = cls(**given)
-        method.engine = check_engine(engine)
+        method.engine = None if engine is None else check_engine(engine)
         return method
     except (TypeError, ValueError) as err:
         if isinstance(err, MethodError):

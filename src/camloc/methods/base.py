@@ -30,9 +30,10 @@ class MapMethod(ABC):
     """Base class: subclasses set ``name`` and implement :meth:`maps`."""
 
     name: ClassVar[str] = ""
-    engine: str = "torch"
+    engine: str | None = None
     """What runs the forward passes that need no graph (:mod:`camloc.methods.engine`):
-    ``"torch"`` or ``"onnxruntime"`` (``get_method(name, engine=...)``)."""
+    ``"torch"``, ``"onnxruntime"`` (``get_method(name, engine=...)``), or ``None``: the engine in
+    force where the method is called (PyTorch, unless a pipeline on ONNX Runtime calls it)."""
 
     def __call__(self, net: Net, x: Tensor, classes: Tensor) -> Tensor:
         """Maps for ``classes (B, k)`` (or ``(k,)``, the same for every image) -> ``(B, k, h, w)``."""
@@ -41,7 +42,7 @@ class MapMethod(ABC):
             classes = classes.unsqueeze(0).expand(x.shape[0], -1)
         if classes.shape[0] != x.shape[0]:
             raise MethodError(f"{self.name}: classes for {classes.shape[0]} images, got {x.shape[0]} images")
-        if self.engine == current_engine():
+        if self.engine is None or self.engine == current_engine():
             return self.maps(net, x, classes)
         with forward_engine(self.engine):
             return self.maps(net, x, classes)

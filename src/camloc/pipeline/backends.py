@@ -4,7 +4,7 @@ A batch arrives as the decoded pixels, ``(B, H, W, 3)`` uint8, and each backend 
 itself (:func:`normalize`): in PyTorch on the net's device (a quarter of the bytes to move to a
 GPU), inside the graph for ONNX Runtime (no float copy in Python at all).
 
-- :class:`TorchBackend`: eager PyTorch (any device; what the gradient methods need).
+- :class:`TorchBackend`: eager PyTorch (any device).
 - :class:`OnnxBackend`: ONNX Runtime on the CPU, running the net's feature graph exported once
   with dynamic batch, height and width (so the aspect-mode buckets all fit one graph), cached on
   disk under a key of the weights, the head, camloc's and PyTorch's versions, checked against
@@ -226,26 +226,25 @@ def _require() -> None:
         raise RuntimeError("the onnxruntime backend needs onnx and onnxruntime: pip install 'camloc[onnx]'") from None
 
 
-def make_backend(net: CamNet, backend: str = "auto", gradient: bool = False,
-                 cache_dir: str | os.PathLike | None = None):
-    """The backend for ``net``: ``"torch"``, ``"onnxruntime"`` or ``"auto"`` (ONNX Runtime for CAM
-    on the CPU when it is installed and its graph checks out, else PyTorch; always PyTorch on a
-    GPU and for the gradient methods, whose backward passes need it).
+def make_backend(net: CamNet, backend: str = "auto", cache_dir: str | os.PathLike | None = None):
+    """The backend for ``net``: ``"torch"``, ``"onnxruntime"`` or ``"auto"`` (ONNX Runtime on the
+    CPU when it is installed and its graph checks out, else PyTorch; always PyTorch on a GPU and
+    for a head where CAM is refused). With a map method, the backend runs the batch's forward pass
+    and, as the method's engine (:mod:`camloc.methods.engine`), the method's other forward passes
+    without gradients; the method's backward passes run in PyTorch on the same net.
 
     Raises:
-        ValueError: an unknown name, or ``"onnxruntime"`` with a gradient method or a refused head.
+        ValueError: an unknown name, or ``"onnxruntime"`` on a refused head.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
     refused = getattr(net, "cam_refused", False)
     if backend == "onnxruntime":
-        if gradient:
-            raise ValueError("the onnxruntime backend runs CAM only; the other map methods need PyTorch: use the torch "
-                             "backend (auto picks it)")
         if refused:
-            raise ValueError(f"{net.name}: CAM is refused for this head, so the onnxruntime backend has nothing to run")
+            raise ValueError(f"{net.name}: CAM is refused for this head, and the onnxruntime backend runs the CAM "
+                             "head's graph: use --backend torch or auto (auto picks torch)")
         return OnnxBackend(net, cache_dir)
-    if backend == "torch" or gradient or refused or net.device.type != "cpu":
+    if backend == "torch" or refused or net.device.type != "cpu":
         return TorchBackend(net)
     try:
         return OnnxBackend(net, cache_dir)

@@ -169,13 +169,13 @@ class Pipeline:
         if self.keep not in (None, "pooled", "features"):
             raise ValueError(f"keep must be None, 'pooled' or 'features', got {self.keep!r}")
         if isinstance(self.backend, str):
-            self.backend = make_backend(self.net, self.backend, gradient=self.method is not None)
+            self.backend = make_backend(self.net, self.backend)
         if self.decoder is None:
             self.decoder = decode_or_error
 
     @property
     def backend_name(self) -> str:
-        return "torch" if self.method is not None else getattr(self.backend, "name", type(self.backend).__name__)
+        return getattr(self.backend, "name", type(self.backend).__name__)
 
     def run(self, inputs: Iterable[Any], total: int | None = None) -> Iterator[Result]:
         """Yield one :class:`Result` per input, in input order."""
@@ -245,11 +245,13 @@ class Pipeline:
 
     def _forward(self, batch: list[tuple[Job, Decoded]]) -> list[Result]:
         pixels = np.stack([d.pixels for _, d in batch])
-        if self.method is None:
+        engine = "onnxruntime" if self.backend_name == "onnxruntime" else "torch"
+        if self.method is None or engine == "onnxruntime":
             features, logits = self.backend(pixels)
-        else:
+        if self.method is not None:
             x = as_input(self.net, pixels)
-            features, logits = gradient_forward(self.net, x)
+            if engine == "torch":
+                features, logits = gradient_forward(self.net, x)
         logits_np = logits.float().cpu().numpy()
         k = min(self.topk, logits_np.shape[1])
         top_np = top_classes(logits_np, k)
@@ -260,11 +262,13 @@ class Pipeline:
         elif self.method is None:
             features_np = features.float().cpu().numpy()
             maps_np = class_maps(features_np, self._weight(), wanted)
-        else:  # the method reads the forward just run where it can (the closed forms need no other)
+        else:  # the method reads the forward just run where it can (the closed forms need no other), and
+            # runs its other forward passes without gradients on the backend's engine
             from camloc.methods.base import share_forward
+            from camloc.methods.engine import forward_engine
             from camloc.methods.shared import shared_passes
 
-            with shared_passes(x):
+            with shared_passes(x), forward_engine(engine):
                 share_forward(self.net, x, logits, features)
                 maps = self.method(self.net, x, torch.from_numpy(wanted).to(x.device))
             maps_np = maps.detach().float().cpu().numpy()

@@ -180,7 +180,7 @@ class Engine:
                 f.write(data)
             with self._lock:
                 method = self._method(opts.method)
-                backend = self._backend if method is None else "torch"
+                backend = self._backend if self._backend is not None else "torch"
                 try:
                     item = next(iter_localize(self.net, [Job(path, 0, name)], topk=opts.topk,
                                               threshold=opts.threshold, batch_size=1, progress=False,
