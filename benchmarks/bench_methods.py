@@ -39,13 +39,15 @@ PERTURBATION = {"scorecam": ("ScoreCAM", "ScoreCAM"), "ablationcam": ("AblationC
                 "sscam": (None, "SSCAM"), "iscam": (None, "ISCAM")}
 FULL = {"grad_nets": (("resnet50", 224, 16), ("efficientnet_lite1", 224, 16)), "pert_arch": "resnet18", "pert_side": 112,
         "pert_batches": (1, 4), "pert_n": 2, "repeats": 5, "gradient": tuple(GRADIENT), "perturbation": tuple(PERTURBATION),
-        "constant": ("efficientnet_lite0", 224, 2, 3), "pipeline": (64, ("gradcam", "gradcampp", "eigencam"), 3)}
+        "constant": ("efficientnet_lite0", 224, 2, 3), "pipeline": (64, ("gradcam", "gradcampp", "eigencam"), 3),
+        "backends": (128, ("gradcampp",), 8)}
 QUICK = {"grad_nets": (("resnet18", 32, 2),), "pert_arch": "resnet18", "pert_side": 32,
          "pert_batches": (1,), "pert_n": 1, "repeats": 1, "gradient": ("gradcam",), "perturbation": ("ablationcam",),
-         "constant": ("efficientnet_lite0", 32, 1, 1), "pipeline": (2, ("gradcam",), 1)}
+         "constant": ("efficientnet_lite0", 32, 1, 1), "pipeline": (2, ("gradcam",), 1), "backends": (4, ("gradcam",), 2)}
 SMALL = {"grad_nets": (("resnet18", 112, 4),), "pert_arch": "resnet18", "pert_side": 64,
          "pert_batches": (1, 2), "pert_n": 1, "repeats": 3, "gradient": tuple(GRADIENT), "perturbation": tuple(PERTURBATION),
-         "constant": ("efficientnet_lite0", 224, 1, 2), "pipeline": (32, ("gradcam", "gradcampp", "eigencam"), 3)}
+         "constant": ("efficientnet_lite0", 224, 1, 2), "pipeline": (32, ("gradcam", "gradcampp", "eigencam"), 3),
+         "backends": (32, ("gradcampp",), 8)}
 """What a shared 2-core machine can run in minutes (``--small``): the same methods, smaller nets and inputs.
 ``grad_nets`` = (net, side, batch) of the gradient and decomposition rows (a torchvision name: random
 weights; an embedded name: its ImageNet weights, the peers at its last convolution's normalization).
@@ -53,7 +55,8 @@ The perturbation side is 64 or more: at 32 pixels ResNet's last block is one cel
 constant, and Score-CAM's shared pass for constant channels would time one forward pass instead of K.
 ``constant`` = (net, side, photos, repeats) of the real-weight Score-CAM rows against the peers;
 ``pipeline`` = (photos, methods, repeats) of ``localize --method`` with and without the pipeline's
-forward given to the method."""
+forward given to the method; ``backends`` = (photos, methods, chunk) of ``localize --method`` on
+each backend (:func:`method_backends`)."""
 MAX_MB = 256.0
 
 
@@ -357,6 +360,7 @@ def main(quick: bool | None = None, small: bool = False) -> str:
         rows = _rows(cfg)
         constant = constant_channels(cfg)
         pipeline = pipeline_forward(cfg)
+        backends = method_backends(*cfg["backends"])
     finally:
         torch.set_num_threads(threads)
     return "\n".join([
@@ -370,7 +374,7 @@ def main(quick: bool | None = None, small: bool = False) -> str:
         f"{cfg['pert_arch']} at {cfg['pert_side']}², batch {' and '.join(map(str, cfg['pert_batches']))}, SS-CAM/IS-CAM "
         f"n = {cfg['pert_n']}, chunks under {MAX_MB:.0f} MB (peers get the same chunk). 'faster peer / camloc' > 1 means "
         "camloc is faster.", "", table(rows), "",
-        "", constant, "", pipeline, "", f"Load average at the end: {load_average():.1f}.",
+        "", constant, "", pipeline, "", backends, "", f"Load average at the end: {load_average():.1f}.",
     ])
 
 

@@ -30,3 +30,6 @@ def test_bench_methods_quick():
     # localize --method with the pipeline's forward given to the method, against its own
     pipeline = [line for line in text.splitlines() if line.startswith("| gradcam | 2 |")]
     assert len(pipeline) == 1 and pipeline[0].rstrip(" |").endswith("x")
+    # localize --method on PyTorch and on ONNX Runtime, two halves of the shared photos (when here)
+    backends = [line for line in text.splitlines() if line.startswith("| gradcam | first half |")]
+    assert len(backends) == 1 or "not here" in text
