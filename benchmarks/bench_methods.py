@@ -334,7 +334,7 @@ def logging_off() -> None:
 
 def table(rows: list[dict[str, Any]]) -> str:
     lines = ["| method | net | side | batch | camloc ms/img | camloc onnxruntime ms/img | grad-cam ms/img | torchcam ms/img | "
-             "faster peer / camloc | faster peer / camloc onnxruntime | onnxruntime build s | camloc peak MB | load |",
+             "faster peer / camloc | faster peer / camloc onnxruntime | onnxruntime first call s | camloc peak MB | load |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
 
     def f(v: Any, fmt: str = "{:.1f}") -> str:
@@ -369,7 +369,7 @@ def main(quick: bool | None = None, small: bool = False) -> str:
         "nets with random weights (seed 0, target `layer4`), the embedded nets with their ImageNet weights (camloc at "
         "its CAM features, the peers at `_bn1`), top-1 class, median of "
         f"{cfg['repeats']} interleaved runs after a warm-up; camloc on PyTorch and on ONNX Runtime (`engine=\"onnxruntime\"`, "
-        "its graphs built once per net and input shape before the timed runs: the build column). "
+        "its graphs built once per net and input shape, in its first call, before the timed runs: the first-call column, the whole batch). "
         "Gradient/decomposition: " + "; ".join(f"{a} at {sd}², batch {b}" for a, sd, b in cfg["grad_nets"]) + ". Perturbation: "
         f"{cfg['pert_arch']} at {cfg['pert_side']}², batch {' and '.join(map(str, cfg['pert_batches']))}, SS-CAM/IS-CAM "
         f"n = {cfg['pert_n']}, chunks under {MAX_MB:.0f} MB (peers get the same chunk). 'faster peer / camloc' > 1 means "
