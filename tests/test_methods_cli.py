@@ -178,3 +178,18 @@ def test_evaluate_takes_registry_methods_and_their_options(tmp_path):
         assert [got[k] for k in keys] == [cam[k] for k in keys], method
     with pytest.raises(camloc.errors.MethodError, match="unknown option 'nn'"):
         evaluate(net, split, EvalOptions(method="smoothgradcampp", method_options={"nn": 2}, progress=False))
+
+
+def test_the_run_header_names_the_backend_that_ran_the_method(photo_dir, tmp_path, monkeypatch):
+    import json
+
+    from camloc.cli import main
+
+    monkeypatch.setenv("CAMLOC_CACHE", str(tmp_path / "cache"))
+    for backend in ("auto", "torch"):
+        out = tmp_path / backend
+        assert main(["localize", "--model", "efficientnet_lite0", "--method", "gradcampp", "--backend", backend,
+                     "--resize", "aspect:96", "--no-figures", os.path.join(photo_dir, "chelsea.png"), "--out", str(out)]) == 0
+        header = json.loads((out / "results.jsonl").read_text().splitlines()[0])["camloc_run"]
+        assert header["method"] == "gradcampp"
+        assert header["backend"] == ("onnxruntime" if backend == "auto" else "torch")

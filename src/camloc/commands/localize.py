@@ -170,7 +170,7 @@ def _localize(args: argparse.Namespace, rank: int, world: int, device: str) -> i
     cal = _calibration(args, net, views_of(resize, tta), resize, tta, rank)
     threshold, norm, clamp = cal["threshold"], cal["norm"], cal["clamp"]
     backend = make_backend(net, args.backend)
-    header = run_header(net, resize, tta, "torch" if method is not None else getattr(backend, "name", "torch"),
+    header = run_header(net, resize, tta, getattr(backend, "name", "torch"),
                         args.method, norm, threshold, clamp, cal["temperature"], cal["temperature_views"],
                         cal["file"], args.topk)
     missing: list[str] = []
