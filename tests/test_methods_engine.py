@@ -161,6 +161,25 @@ def test_an_export_failure_warns_and_torch_runs_it(monkeypatch, capsys):
     assert len(err) == 1 and "cannot run in ONNX Runtime" in err[0] and "unsupported operator" in err[0]
 
 
+def test_a_nan_in_the_first_batch_does_not_fail_the_graph(capsys):
+    net = resnet()  # its own: no graph built yet
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(5))
+    x[1, :, 5, 5] = float("nan")
+    method = get_method("gradcam", engine="onnxruntime")
+    method(net, x, [0])  # builds the graph on a batch with a NaN
+    assert len(engine_mod._GRAPHS[net.module]) == 1
+    assert "differs" not in capsys.readouterr().err
+    clean = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(6))
+    count, hook = forwards(net.module)
+    try:
+        got = method(net, clean, [0])
+    finally:
+        hook.remove()
+    assert count["n"] == 0  # ONNX Runtime ran it
+    want = get_method("gradcam")(net, clean, [0])
+    assert torch.allclose(got, want, rtol=1e-4, atol=1e-5 * float(want.abs().max()))
+
+
 def test_inputs_the_engine_cannot_take_run_in_torch():
     torch.manual_seed(0)
     model = torchvision.models.resnet18(num_classes=4).eval().double()

@@ -85,7 +85,7 @@ def run_pass(owner: Any, key: Any, modules: tuple[nn.Module | None, ...], fn: Ca
     key = (key, tuple(x.shape[1:]))  # one graph per input shape: a shape read in Python stays right
     known = graphs.get(key)
     if known is None or known[0] != prints:
-        session = _build(modules, fn, x, key)
+        session = _build(modules, fn, x)
         graphs[key] = known = (prints, session)
     if known[1] is _FAILED:
         return fn(x)
@@ -105,7 +105,7 @@ class _Pass(nn.Module):
         return tuple(self.fn(x))
 
 
-def _build(modules: tuple[nn.Module | None, ...], fn: Callable[[Tensor], tuple[Tensor, ...]], x: Tensor, key: Any) -> Any:
+def _build(modules: tuple[nn.Module | None, ...], fn: Callable[[Tensor], tuple[Tensor, ...]], x: Tensor) -> Any:
     """An ONNX Runtime session of ``fn`` (traced on ``x[:1]``, dynamic batch) checked against
     PyTorch on the whole of ``x``, or ``_FAILED`` (after a one-line warning) when the export fails
     or the outputs differ."""
@@ -145,14 +145,23 @@ def _build(modules: tuple[nn.Module | None, ...], fn: Callable[[Tensor], tuple[T
               "PyTorch runs its forward passes", file=sys.stderr)
         return _FAILED
     for name, e, g in zip(names, expected, got):
-        g = torch.from_numpy(g)
-        scale = float(e.abs().max()) if e.numel() else 0.0
-        err = float((g - e).abs().max()) if g.shape == e.shape else float("inf")
+        err, scale = _difference(e, torch.from_numpy(g))
         if not err <= 1e-3 * max(scale, 1e-6):
             print(f"camloc: {what} in ONNX Runtime differs from PyTorch (output {name}: {err:.2e} against a scale of "
                   f"{scale:.2e}); PyTorch runs its forward passes", file=sys.stderr)
             return _FAILED
     return session
+
+
+def _difference(e: Tensor, g: Tensor) -> tuple[float, float]:
+    """The largest absolute difference of ``g`` from ``e`` (where both are NaN, none: a NaN in the
+    input is not the graph's fault) and the scale of ``e``'s finite values."""
+    if g.shape != e.shape:
+        return float("inf"), 0.0
+    d = (g.float() - e.float()).abs()
+    d[torch.isnan(e) & torch.isnan(g)] = 0.0
+    finite = e[torch.isfinite(e)]
+    return (float(d.max()) if d.numel() else 0.0), (float(finite.abs().max()) if finite.numel() else 0.0)
 
 
 __all__ = ["ENGINES", "check_engine", "current_engine", "fingerprint", "forward_engine", "run_pass"]
