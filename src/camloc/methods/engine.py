@@ -4,16 +4,18 @@ Most map methods spend their time in forward passes that need no graph: CAM, the
 a GAP + linear head (Grad-CAM, Grad-CAM++, XGrad-CAM, HiResCAM, Grad-CAM element-wise,
 Layer-CAM, Eigen-Grad-CAM), Eigen-CAM and KPCA-CAM read one forward pass; Score-CAM, SS-CAM and
 IS-CAM run one per channel (and sample) on masked inputs. With ``engine="onnxruntime"``
-(``get_method(name, engine=...)``, ``--engine`` on the commands) those passes run in ONNX Runtime
-on the CPU, which is faster than eager PyTorch there (``make bench``: methods); the backward
-passes of the other methods still run in PyTorch on the same net.
+(``get_method(name, engine=...)``; on the commands, the ONNX Runtime backend, ``--backend auto``
+on the CPU) those passes run in ONNX Runtime, which is faster than eager PyTorch there
+(``make bench``: methods); the backward passes of the other methods still run in PyTorch on the
+same net.
 
 Each pass (the default layer's ``(logits, activations)``, a named layer's, the logits alone) is
 exported once per net and input shape (dynamic batch: a shape the model reads in Python stays
-right), checked against PyTorch on the first batch (a difference beyond 1e-3 of the output's scale, or an export the tracer cannot do, warns
-in one line and PyTorch runs it from then on), and kept in memory while the net lives. A change of
-any weight (in place, or a new tensor) exports again. Inputs that are not float32 on the CPU, and
-passes that need gradients, run in PyTorch.
+right) and checked against PyTorch on its first batch: a difference beyond 1e-3 of the output's
+scale, or an export the tracer cannot do, warns in one line and PyTorch runs that pass from then
+on. The graphs are kept while the net lives; a change of any weight (in place, or a new tensor)
+exports again. Inputs that are not float32 on the CPU, and passes that need gradients, run in
+PyTorch.
 """
 
 from __future__ import annotations
@@ -49,7 +51,8 @@ def check_engine(engine: str) -> str:
             import onnx  # noqa: F401
             import onnxruntime  # noqa: F401
         except ImportError:
-            raise ValueError("engine 'onnxruntime' needs the onnx and onnxruntime packages: pip install onnx onnxruntime") from None
+            raise ValueError("engine 'onnxruntime' needs the onnx and onnxruntime packages: "
+                             "pip install onnx onnxruntime") from None
     return engine
 
 
