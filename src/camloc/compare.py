@@ -208,7 +208,7 @@ def _row(name: str, a: _Acc, method: Any, net: Any, sanity_x: list[torch.Tensor]
 
         try:
             r = sanity(net, method, torch.cat(sanity_x), depth=2)
-            step = r.steps[min(1, len(r.steps) - 1)]
+            step = r.top_block_step
             row["sanity_r"], row["sanity_r_se"] = r.top_block_correlation, step["se"]
             row["sanity_abs_r"], row["sanity_abs_r_se"] = r.top_block_abs_correlation, step["abs_se"]
             row["sanity_images"] = r.num_images

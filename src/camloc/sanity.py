@@ -81,19 +81,22 @@ class SanityResult:
     flag_above: float = FLAG_ABOVE
 
     @property
+    def top_block_step(self) -> dict[str, Any] | None:
+        """The step after the classifier and the top block are randomised (step 2, or the last
+        step when there are fewer); ``None`` without steps."""
+        return self.steps[min(1, len(self.steps) - 1)] if self.steps else None
+
+    @property
     def top_block_correlation(self) -> float | None:
-        """The mean correlation after the classifier and the top block are randomised (step 2,
-        or the last step when there are fewer)."""
-        if not self.steps:
-            return None
-        return self.steps[min(1, len(self.steps) - 1)]["mean"]
+        """The mean correlation at :attr:`top_block_step`."""
+        step = self.top_block_step
+        return None if step is None else step["mean"]
 
     @property
     def top_block_abs_correlation(self) -> float | None:
         """The mean *absolute* correlation at the same step: what the flag reads."""
-        if not self.steps:
-            return None
-        return self.steps[min(1, len(self.steps) - 1)]["abs_mean"]
+        step = self.top_block_step
+        return None if step is None else step["abs_mean"]
 
     @property
     def flagged(self) -> bool:
@@ -141,14 +144,16 @@ def sanity(net: Any, method: Any, x: torch.Tensor, depth: int | None = 3, seed: 
     for i, (name, block) in enumerate(names[: depth if depth else len(names)]):
         randomize(block, seed + i)
         rs = np.array([spearman(o, m) for o, m in zip(original, maps_of(copy_net))])
-        def se(v: np.ndarray) -> float:
-            return float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0
-
         result.steps.append({"randomized": ", ".join(n or "all" for n, _ in names[: i + 1]),
-                             "block": name or "all", "mean": float(rs.mean()), "se": se(rs),
-                             "abs_mean": float(np.abs(rs).mean()), "abs_se": se(np.abs(rs)),
+                             "block": name or "all", "mean": float(rs.mean()), "se": _se(rs),
+                             "abs_mean": float(np.abs(rs).mean()), "abs_se": _se(np.abs(rs)),
                              "per_image": rs.round(4).tolist()})
     return result
+
+
+def _se(v: np.ndarray) -> float:
+    """The standard error of the mean of ``v`` (0 for one value)."""
+    return float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0
 
 
 def sanity_many(net: Any, methods: Sequence[Any], x: torch.Tensor, **kwargs: Any) -> list[SanityResult]:
