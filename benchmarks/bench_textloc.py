@@ -25,11 +25,20 @@ import numpy as np
 N_TRAIN, N_TEST, SIZE, SEED = 200, 160, 448, 0
 
 
+def textloc_net(size: int) -> Any:
+    """The benchmark's frozen backbone: the embedded Lite0 with its normalization, at ``size x size``."""
+    import camloc
+
+    net = camloc.load_model("efficientnet_lite0")
+    pre = net.preprocessing
+    net.preprocessing = camloc.Preprocessing(shape=(size, size), mean=pre.mean, std=pre.std)
+    return net
+
+
 def run(root: str, n_train: int = N_TRAIN, n_test: int = N_TEST, size: int = SIZE, seed: int = SEED,
         progress: bool = False) -> dict[str, Any]:
     """Generate the benchmark, fit the probe, choose the box threshold on the training images'
     word boxes, and score the test images. Returns the figures and what is needed to draw them."""
-    import camloc
     from camloc.experiments.textloc import make_textloc
     from camloc.experiments.textloc_score import choose_threshold, score_textloc
     from camloc.probe import fit_probe
@@ -43,9 +52,7 @@ def run(root: str, n_train: int = N_TRAIN, n_test: int = N_TEST, size: int = SIZ
     clock = _Clock()
     splits = make_textloc(root, n_train, n_test, seed=seed, size=size)
     clock.lap("generate")
-    net = camloc.load_model("efficientnet_lite0")
-    pre = net.preprocessing
-    net.preprocessing = camloc.Preprocessing(shape=(size, size), mean=pre.mean, std=pre.std)
+    net = textloc_net(size)
     cache = os.path.join(root, "feature-cache")
     probe = fit_probe(net, splits["train"], classifier="svm", seed=seed, cache_dir=cache, progress=progress)
     clock.lap("fit")
@@ -162,9 +169,7 @@ def compare_setup(out: str, n_train: int = N_TRAIN, n_test: int = N_TEST, size: 
 
     root = os.path.join(out, "data")
     splits = make_textloc(root, n_train, n_test, seed=seed, size=size)
-    net = camloc.load_model("efficientnet_lite0")
-    pre = net.preprocessing
-    net.preprocessing = camloc.Preprocessing(shape=(size, size), mean=pre.mean, std=pre.std)
+    net = textloc_net(size)
     probe = fit_probe(net, splits["train"], classifier="svm", seed=seed, cache_dir=os.path.join(out, "feature-cache"),
                       progress=progress)
     if list(probe.class_names) != list(CLASSES):  # the WSOL labels below index these names
