@@ -112,8 +112,6 @@ def _build(modules: tuple[nn.Module | None, ...], fn: Callable[[Tensor], tuple[T
     """An ONNX Runtime session of ``fn`` (traced on ``x[:1]``, dynamic batch) checked against
     PyTorch on the whole of ``x``, or ``_FAILED`` (after a one-line warning) when the export fails
     or the outputs differ."""
-    import onnxruntime as ort
-
     from camloc.errors import one_line
 
     example = x[:1].detach().contiguous()
@@ -136,12 +134,7 @@ def _build(modules: tuple[nn.Module | None, ...], fn: Callable[[Tensor], tuple[T
         finally:
             for m, mode in modes:
                 m.training = mode
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = max(1, torch.get_num_threads())
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        session = ort.InferenceSession(buf.getvalue(), opts, providers=["CPUExecutionProvider"])
+        session = cpu_session(buf.getvalue(), max(1, torch.get_num_threads()))
         got = session.run(None, {"x": x.detach().contiguous().numpy()})
     except Exception as err:  # an exporter or runtime failure on an unusual model: PyTorch still runs it
         print(f"camloc: {what} cannot run in ONNX Runtime ({type(err).__name__}: {one_line(err, 160)}); "
@@ -156,6 +149,21 @@ def _build(modules: tuple[nn.Module | None, ...], fn: Callable[[Tensor], tuple[T
     return session
 
 
+def cpu_session(model: bytes | str, threads: int = 0) -> Any:
+    """An ONNX Runtime session on the CPU for ``model`` (a path or the graph's bytes): ``threads``
+    intra-op threads (0: ONNX Runtime's default), warnings only, and idle threads that sleep
+    instead of spinning, so decoding threads and the map arithmetic between two runs get the cores
+    (what the pipeline's backend and the methods' engine both run)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = int(threads)
+    opts.log_severity_level = 3
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+
+
 def _difference(e: Tensor, g: Tensor) -> tuple[float, float]:
     """The largest absolute difference of ``g`` from ``e`` (where both are NaN, none: a NaN in the
     input is not the graph's fault) and the scale of ``e``'s finite values."""
@@ -167,4 +175,4 @@ def _difference(e: Tensor, g: Tensor) -> tuple[float, float]:
     return (float(d.max()) if d.numel() else 0.0), (float(finite.abs().max()) if finite.numel() else 0.0)
 
 
-__all__ = ["ENGINES", "check_engine", "current_engine", "fingerprint", "forward_engine", "run_pass"]
+__all__ = ["ENGINES", "check_engine", "cpu_session", "current_engine", "fingerprint", "forward_engine", "run_pass"]

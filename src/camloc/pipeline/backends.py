@@ -89,18 +89,11 @@ class OnnxBackend:
     name = "onnxruntime"
 
     def __init__(self, net: CamNet, cache_dir: str | os.PathLike | None = None, threads: int = 0) -> None:
-        import onnxruntime as ort
+        from camloc.methods.engine import cpu_session
 
         self.net = net
         self.path, self.built = cached_graph(net, cache_dir)
-        opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = int(threads)
-        opts.log_severity_level = 3
-        # Idle threads sleep instead of spinning, so decoding threads and the map arithmetic
-        # between two runs get the cores.
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(os.fspath(self.path), opts, providers=["CPUExecutionProvider"])
+        self.session = cpu_session(os.fspath(self.path), threads)
 
     def __call__(self, pixels: np.ndarray | Tensor) -> tuple[Tensor, Tensor]:
         arr = pixels.cpu().numpy() if isinstance(pixels, Tensor) else pixels
