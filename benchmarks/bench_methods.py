@@ -326,6 +326,48 @@ def method_backends(photos: int = 64, names: tuple[str, ...] = ("gradcampp",), c
                       "interleaved, graphs built first):", "", *lines])
 
 
+_ALLOCATOR_CHILD = """
+import ctypes, statistics, sys, time
+import torch, torchvision
+arch, side, batch, threads, mode = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+if mode != "default":
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallopt(-1, ctypes.c_int(2**30))  # M_TRIM_THRESHOLD
+    if mode == "mmap+trim":
+        libc.mallopt(-3, ctypes.c_int(32 * 2**20))  # M_MMAP_THRESHOLD (glibc's largest)
+torch.set_num_threads(threads)
+torch.manual_seed(0)
+net = getattr(torchvision.models, arch)(num_classes=1000).eval()
+x = torch.randn(batch, 3, side, side)
+def timed(grad):
+    with torch.set_grad_enabled(grad):
+        net(x)
+    ts = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        with torch.set_grad_enabled(grad):
+            net(x)
+        ts.append(time.perf_counter() - t0)
+    return 1000 * statistics.median(ts) / batch
+print(timed(False), timed(True))
+"""
+
+
+def allocator(arch: str = "resnet50", side: int = 224, batch: int = 16, threads: int = 2) -> str:
+    """PyTorch's CPU forward under glibc's allocator settings: the defaults, the trim threshold
+    raised, and the trim and mmap thresholds raised (``mallopt``), each in its own process (the
+    settings cannot be undone), median of 5 after a warm-up, without and with gradients."""
+    import subprocess
+
+    lines = ["| allocator | forward without gradients ms/img | forward with gradients ms/img |", "|---|---:|---:|"]
+    for mode in ("default", "trim", "mmap+trim"):
+        out = subprocess.run([sys.executable, "-c", _ALLOCATOR_CHILD, arch, str(side), str(batch), str(threads), mode],
+                             capture_output=True, text=True, check=True).stdout.split()
+        lines.append(f"| {mode} | {float(out[0]):.1f} | {float(out[1]):.1f} |")
+    return "\n".join([f"PyTorch's forward of {arch} (random weights) at {side}², batch {batch}, {threads} threads, one "
+                      "process per allocator setting (`python -m benchmarks.bench_methods --allocator`):", "", *lines])
+
+
 def logging_off() -> None:
     import logging
 
@@ -379,4 +421,7 @@ def main(quick: bool | None = None, small: bool = False) -> str:
 
 
 if __name__ == "__main__":
-    print(main(quick="--quick" in sys.argv[1:], small="--small" in sys.argv[1:]))
+    if "--allocator" in sys.argv[1:]:
+        print(allocator())
+    else:
+        print(main(quick="--quick" in sys.argv[1:], small="--small" in sys.argv[1:]))

@@ -33,3 +33,11 @@ def test_bench_methods_quick():
     # localize --method on PyTorch and on ONNX Runtime, two halves of the shared photos (when here)
     backends = [line for line in text.splitlines() if line.startswith("| gradcam | first half |")]
     assert len(backends) == 1 or "not here" in text
+
+
+def test_allocator_rows():
+    from benchmarks import bench_methods
+
+    text = bench_methods.allocator("resnet18", 32, 2, 1)
+    rows = [line.split("|") for line in text.splitlines() if line.startswith(("| default", "| trim", "| mmap+trim"))]
+    assert len(rows) == 3 and all(float(r[2]) > 0 and float(r[3]) > 0 for r in rows)
