@@ -337,7 +337,11 @@ if mode != "default":
         libc.mallopt(-3, ctypes.c_int(32 * 2**20))  # M_MMAP_THRESHOLD (glibc's largest)
 torch.set_num_threads(threads)
 torch.manual_seed(0)
-net = getattr(torchvision.models, arch)(num_classes=1000).eval()
+if arch.startswith("efficientnet_lite"):
+    import camloc
+    net = camloc.load_model(arch).module.eval()
+else:
+    net = getattr(torchvision.models, arch)(num_classes=1000).eval()
 x = torch.randn(batch, 3, side, side)
 def timed(grad):
     with torch.set_grad_enabled(grad):
@@ -364,7 +368,8 @@ def allocator(arch: str = "resnet50", side: int = 224, batch: int = 16, threads:
         out = subprocess.run([sys.executable, "-c", _ALLOCATOR_CHILD, arch, str(side), str(batch), str(threads), mode],
                              capture_output=True, text=True, check=True).stdout.split()
         lines.append(f"| {mode} | {float(out[0]):.1f} | {float(out[1]):.1f} |")
-    return "\n".join([f"PyTorch's forward of {arch} (random weights) at {side}², batch {batch}, {threads} threads, one "
+    weights = "its ImageNet weights" if arch.startswith("efficientnet_lite") else "random weights"
+    return "\n".join([f"PyTorch's forward of {arch} ({weights}) at {side}², batch {batch}, {threads} threads, one "
                       "process per allocator setting (`python -m benchmarks.bench_methods --allocator`):", "", *lines])
 
 
@@ -423,5 +428,7 @@ def main(quick: bool | None = None, small: bool = False) -> str:
 if __name__ == "__main__":
     if "--allocator" in sys.argv[1:]:
         print(allocator())
+        print()
+        print(allocator("efficientnet_lite1", 224, 16, 1))
     else:
         print(main(quick="--quick" in sys.argv[1:], small="--small" in sys.argv[1:]))
