@@ -180,6 +180,17 @@ def test_a_nan_in_the_first_batch_does_not_fail_the_graph(capsys):
     assert torch.allclose(got, want, rtol=1e-4, atol=1e-5 * float(want.abs().max()))
 
 
+def test_an_empty_batch_builds_no_graph():
+    net = resnet()
+    method = get_method("eigencam", engine="onnxruntime")
+    assert method(net, torch.zeros(0, 3, 64, 64), [1]).shape[0] == 0
+    assert not engine_mod._GRAPHS.get(net.module)  # nothing traced or checked on no image
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(7))
+    want = get_method("eigencam")(net, x, [1])
+    assert torch.allclose(method(net, x, [1]), want, rtol=1e-4, atol=1e-5 * float(want.abs().max()))
+    assert len(engine_mod._GRAPHS[net.module]) == 1
+
+
 def test_inputs_the_engine_cannot_take_run_in_torch():
     torch.manual_seed(0)
     model = torchvision.models.resnet18(num_classes=4).eval().double()

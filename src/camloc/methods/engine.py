@@ -14,8 +14,8 @@ exported once per net and input shape (dynamic batch: a shape the model reads in
 right) and checked against PyTorch on its first batch: a difference beyond 1e-3 of the output's
 scale, or an export the tracer cannot do, warns in one line and PyTorch runs that pass from then
 on. The graphs are kept while the net lives; a change of any weight (in place, or a new tensor)
-exports again. Inputs that are not float32 on the CPU, and passes that need gradients, run in
-PyTorch.
+exports again. Inputs that are not float32 on the CPU, empty batches, and passes that need
+gradients run in PyTorch.
 """
 
 from __future__ import annotations
@@ -81,8 +81,8 @@ def run_pass(owner: Any, key: Any, modules: tuple[nn.Module | None, ...], fn: Ca
     """``fn(x)`` (a tuple of tensors, computed without gradients from the weights of ``modules``),
     in ONNX Runtime when the engine in force is ``"onnxruntime"`` and ``x`` allows it, else in
     PyTorch. ``owner`` (the net's module, held weakly) and ``key`` name the pass among its graphs."""
-    if _ENGINE.get() != "onnxruntime" or x.device.type != "cpu" or x.dtype != torch.float32:
-        return fn(x)
+    if _ENGINE.get() != "onnxruntime" or x.device.type != "cpu" or x.dtype != torch.float32 or not len(x):
+        return fn(x)  # (an empty batch would check a graph on nothing)
     graphs = _GRAPHS.setdefault(owner, {})
     prints = fingerprint(modules)
     key = (key, tuple(x.shape[1:]))  # one graph per input shape: a shape read in Python stays right
