@@ -4,6 +4,7 @@ decomposition method, each method's own passes against the passes shared per pho
 
     python -m benchmarks.compare_shared            # 8 shared val photos, median of 5 after a warm-up
     python -m benchmarks.compare_shared --quick    # a smoke run (what the test runs)
+    python -m benchmarks.compare_shared --backends # compare's --backend: PyTorch against ONNX Runtime, by halves
 
 Not a ``bench_*`` module: its figures sit in BENCHMARKS.md's ``bench:compare`` section.
 """
@@ -11,6 +12,7 @@ Not a ``bench_*`` module: its figures sit in BENCHMARKS.md's ``bench:compare`` s
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -76,6 +78,66 @@ def main(quick_run: bool | None = None, photos: int = 8) -> str:
             f"of {1 if quick_run else 5} interleaved runs after a warm-up:\n" + "\n".join(lines))
 
 
+TABLE = ("cam", "gradcam", "gradcampp", "xgradcam", "layercam", "finercam", "ablationcam", "eigencam", "random", "center")
+"""The methods of the ``bench:compare`` tables on real photos."""
+
+
+def backends(photos: int = 32, names: tuple[str, ...] = TABLE, steps: int = 8) -> str:
+    """``camloc compare``'s ``--backend`` (the default choice): the seconds to compare ``names`` on
+    one photo (maps, deletion/insertion curves of ``steps + 1`` points, Average Drop/Increase;
+    no ROAD or sanity check, which are the same work on both), PyTorch against ONNX Runtime, each
+    photo on both interleaved after a warm-up photo that builds the graphs; the first ``photos``
+    ``ilsvrc-val-227`` photos in two halves (first / second), the gain the mean paired difference
+    with its standard error over the photos. The rows' figures agree to the graphs' tolerance."""
+    import statistics
+
+    from camloc.compare import compare
+    from camloc.data import open_dataset
+    from camloc.methods import get_method
+    from camloc.models.registry import load_model
+
+    if not (DATA / "metadata").is_dir():
+        return "The shared `ilsvrc-val-227` photos are not here: the backend comparison did not run."
+    net = load_model("efficientnet_lite0")
+    samples = open_dataset(str(DATA), "metadata", image_root=str(DATA / "images")).samples[:photos + 1]
+    methods = {n: get_method(n) for n in names}
+    kw = {"steps": steps, "sanity_images": 0, "examples": 0, "road_images": 0, "progress": False}
+
+    def run(sample, backend: str) -> list[dict]:
+        return compare(net, [sample], methods, backend=backend, **kw)[0]
+
+    run(samples[0], "onnxruntime")  # builds the graphs
+    lines = ["| half | photos | torch s/photo | onnxruntime s/photo | gain s/photo (± s.e.) | torch / onnxruntime | "
+             "largest AUC difference |", "|---|---:|---:|---:|---:|---:|---:|"]
+    rest = samples[1:]
+    for half, part in (("first half", rest[:len(rest) // 2]), ("second half", rest[len(rest) // 2:])):
+        pairs, worst = [], 0.0
+        for i, sample in enumerate(part):
+            rows = {}
+            order = ("torch", "onnxruntime") if i % 2 == 0 else ("onnxruntime", "torch")
+            seconds = {}
+            for backend in order:
+                t0 = time.perf_counter()
+                rows[backend] = run(sample, backend)
+                seconds[backend] = time.perf_counter() - t0
+            pairs.append((seconds["torch"], seconds["onnxruntime"]))
+            for a, b in zip(rows["torch"], rows["onnxruntime"]):
+                for key in ("deletion_auc", "insertion_auc"):
+                    if key in a:
+                        worst = max(worst, abs(a[key] - b[key]))
+        d = [a - b for a, b in pairs]
+        se = statistics.stdev(d) / len(d) ** 0.5 if len(d) > 1 else float("nan")
+        ta, tb = statistics.mean(a for a, _ in pairs), statistics.mean(b for _, b in pairs)
+        lines.append(f"| {half} | {len(part)} | {ta:.2f} | {tb:.2f} | {statistics.mean(d):.2f} ± {se:.2f} | "
+                     f"{ta / tb:.2f}x | {worst:.1e} |")
+    return "\n".join([f"`python -m benchmarks.compare_shared --backends`: {machine_line()}, {load_average():.1f} at the "
+                      f"end; embedded EfficientNet-Lite0 at 224², the methods {', '.join(names)}, curves of {steps + 1} "
+                      "points, each photo on both backends interleaved:", "", *lines])
+
+
 if __name__ == "__main__":
     torch.set_num_threads(1)
-    print(main(quick_run="--quick" in sys.argv[1:]))
+    if "--backends" in sys.argv[1:]:
+        print(backends(*((2,) if "--quick" in sys.argv[1:] else ())))
+    else:
+        print(main(quick_run="--quick" in sys.argv[1:]))

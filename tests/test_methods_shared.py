@@ -120,3 +120,15 @@ def test_the_pipeline_gives_its_forward_to_the_method(resnet, name, monkeypatch)
     own_count, own_maps = run()
     assert (shared_count, own_count) == (1, 2)  # one batch of three images
     np.testing.assert_array_equal(shared_maps, own_maps)
+
+
+def test_the_compare_backend_benchmark_runs_small():
+    from benchmarks import compare_shared
+
+    if not (compare_shared.DATA / "metadata").is_dir():
+        pytest.skip("the shared ilsvrc-val-227 photos are not here")
+    text = compare_shared.backends(2, ("cam", "center"), steps=2)
+    rows = [line for line in text.splitlines() if line.startswith("| first half") or line.startswith("| second half")]
+    assert len(rows) == 2 and all("| 1 |" in r for r in rows)
+    for r in rows:  # the same AUCs on both backends, to the graphs' tolerance
+        assert float(r.rstrip(" |").rsplit("|", 1)[1]) < 5e-3

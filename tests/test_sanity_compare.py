@@ -211,3 +211,31 @@ def test_compare_says_which_maps_were_not_finite_and_scores_them_as_misses(wsol)
     assert row["MaxBoxAccV2"] == 0.0 and row["gt_known"] == 0.0 and row["pointing_game"] == 0.0
     assert np.isfinite(row["deletion_auc"]) and np.isfinite(row["road_morf"])
     assert "\n" not in row["warning"]
+
+
+def test_compare_on_onnx_runtime_gives_pytorchs_rows(wsol):
+    """The maps' and the curves' forward passes on ONNX Runtime: the same rows as PyTorch (to the
+    graph's check tolerance), and PyTorch runs no forward of the net once the graphs exist."""
+    from camloc.data import open_dataset
+
+    net = small_net()
+    samples = open_dataset(str(wsol), "test").samples[:3]
+    methods = {n: get_method(n) for n in ("cam", "gradcampp", "eigencam", "scorecam")}
+    kw = {"steps": 4, "sanity_images": 0, "examples": 0, "road_images": 1, "road_fractions": (0.5,), "progress": False}
+    torch_rows, _ = compare(net, samples, methods, backend="torch", **kw)
+    ort_rows, _ = compare(net, samples, methods, backend="onnxruntime", **kw)
+    calls = []
+    hook = net.module.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        again, _ = compare(net, samples, methods, backend="auto", **kw)
+    finally:
+        hook.remove()
+    assert not calls  # the graphs built by the run before serve every forward pass
+    for t, o, a in zip(torch_rows, ort_rows, again):
+        assert (t["engine"], o["engine"], a["engine"]) == ("torch", "onnxruntime", "onnxruntime")
+        for key in ("MaxBoxAccV2", "gt_known", "pointing_game", "deletion_auc", "insertion_auc", "average_drop",
+                    "road_morf", "road_lerf"):
+            assert o[key] == pytest.approx(t[key], abs=2e-3), (t["method"], key)
+            assert a[key] == o[key], (t["method"], key)
+    with pytest.raises(ValueError, match="unknown backend 'gpu'"):
+        compare(net, samples, methods, backend="gpu", **kw)

@@ -78,10 +78,16 @@ def _mean_se(values: Sequence[float], scale: float = 1.0) -> tuple[float, float]
 def compare(net: Any, samples: Sequence[Any], methods: dict[str, Any], limit: int | None = None, subset: int = 100,
             steps: int = 8, substrate: str = "blur", sanity_images: int = 4, examples: int = 4,
             road_images: int = 20, road_fractions: Sequence[float] = (0.1, 0.3, 0.5, 0.7, 0.9), share: bool = True,
-            progress: bool = True) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+            backend: str = "auto", progress: bool = True) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Rows (one per method, metrics with their standard errors and image counts) and the figure's
     data (``images``: the first ``examples`` photos at 224x224; ``maps[name]``: their protocol
-    maps; ``boxes``: their ground truth)."""
+    maps; ``boxes``: their ground truth).
+
+    ``backend`` runs the forward passes that need no gradients, the maps' and the faithfulness
+    curves' (:func:`camloc.methods.engine.engine_for`: ``"auto"`` is ONNX Runtime on the CPU, each
+    graph checked against PyTorch; a method built with its own ``engine`` keeps it); backward passes
+    and the sanity check run in PyTorch. A method's ``ms_per_image`` includes the export of the
+    graphs it is the first to need."""
     from tqdm.auto import tqdm
 
     from camloc.errors import ImageError
@@ -89,9 +95,10 @@ def compare(net: Any, samples: Sequence[Any], methods: dict[str, Any], limit: in
     from camloc.metrics.faithfulness import auc, confidence_change, perturbation_curves
     from camloc.metrics.maxboxacc import RESIZE
     from camloc.metrics.road import check_fractions, road_curves, road_scores
+    from camloc.methods.base import module_of
+    from camloc.methods.engine import engine_for, forward_engine
+    from camloc.methods.perturbation import logits
     from camloc.methods.shared import shared_passes
-    from camloc.methods.base import logits_of, module_of
-    from camloc.models.net import evaluating
     from camloc.pixels.decode import load_image
     from camloc.readings import upsample
     from camloc.scoring import Scoring, Tally, score
@@ -113,62 +120,67 @@ def compare(net: Any, samples: Sequence[Any], methods: dict[str, Any], limit: in
     figure: dict[str, Any] = {"images": [], "boxes": [], "maps": {name: [] for name in methods}}
     sanity_x: list[torch.Tensor] = []
 
-    def scores(v: torch.Tensor) -> torch.Tensor:
-        with evaluating(model), torch.no_grad():
-            return logits_of(model(v))
+    engine = engine_for(backend, getattr(net, "device", "cpu"))
 
-    for i, s in enumerate(tqdm(samples, desc="compare", unit="img", disable=not progress)):
-        try:
-            image = load_image(s.path)
-        except ImageError as err:
-            for a in acc.values():
-                a.errors.append(str(err))
-            continue
-        x = net.preprocess([image]).to(net.device if hasattr(net, "device") else "cpu")
-        logits = scores(x)[0]
-        top = logits.topk(min(5, logits.shape[0])).indices.cpu().numpy()
-        if len(sanity_x) < sanity_images:
-            sanity_x.append(x)
-        if i < examples:
-            figure["images"].append(np.asarray(image.convert("RGB").resize((RESIZE, RESIZE))))
-        raws: dict[str, np.ndarray] = {}
-        with shared_passes(x) if share else nullcontext():
-            for name, method in methods.items():
-                if name in PERTURBATION and i >= subset:
-                    continue
-                t0 = time.perf_counter()
-                try:
-                    raws[name] = method(net, x, torch.tensor([[s.label]], device=x.device))[0, 0].detach().float().cpu().numpy()
-                except (ValueError, RuntimeError) as err:
-                    acc[name].errors.append(f"{s.image_id}: {one_line(err, 200)}")
-                    continue
-                acc[name].seconds += time.perf_counter() - t0
-        for name, raw in raws.items():
-            a = acc[name]
-            a.n += 1
-            if not np.isfinite(raw).all():  # scored as a map without a box (a miss); said in the row
-                a.nonfinite += 1
-            out = score(s, scoring, raw, image_size=image.size)
-            a.tally.add(s, out, top[:1])
+    def scores(v: torch.Tensor) -> torch.Tensor:  # the engine's logits, without gradients
+        return logits(model, v)
+
+    with forward_engine(engine):
+        for i, s in enumerate(tqdm(samples, desc="compare", unit="img", disable=not progress)):
+            try:
+                image = load_image(s.path)
+            except ImageError as err:
+                for a in acc.values():
+                    a.errors.append(str(err))
+                continue
+            x = net.preprocess([image]).to(net.device if hasattr(net, "device") else "cpu")
+            row = scores(x)[0]
+            top = row.topk(min(5, row.shape[0])).indices.cpu().numpy()
+            if len(sanity_x) < sanity_images:
+                sanity_x.append(x)
             if i < examples:
-                figure["maps"][name].append(out.protocol)
-                if name == next(iter(raws)):
-                    figure["boxes"].append(out.gt)
-            if out.gt:
-                a.pointing.append(100.0 * pointing_hit(out.protocol, out.gt))
-            m = torch.from_numpy(np.nan_to_num(upsample(raw, tuple(x.shape[-2:])))).to(x.device)[None]
-            cls = torch.tensor([s.label], device=x.device)
-            dele, ins = perturbation_curves(scores, x, m, cls, steps, substrate)
-            p, pm = confidence_change(scores, x, m, cls)
-            a.deletion.append(float(auc(dele)[0]))
-            a.insertion.append(float(auc(ins)[0]))
-            a.drop.append(float(100 * max(0.0, p[0] - pm[0]) / max(p[0], 1e-12)))
-            a.increase.append(100.0 * float(pm[0] > p[0]))
-            if i < road_images:
-                r = road_scores(road_curves(scores, x, m, cls, road_fractions))
-                a.road_morf.append(float(r["road_morf"][0]))
-                a.road_lerf.append(float(r["road_lerf"][0]))
+                figure["images"].append(np.asarray(image.convert("RGB").resize((RESIZE, RESIZE))))
+            raws: dict[str, np.ndarray] = {}
+            with shared_passes(x) if share else nullcontext():
+                for name, method in methods.items():
+                    if name in PERTURBATION and i >= subset:
+                        continue
+                    t0 = time.perf_counter()
+                    try:
+                        raw = method(net, x, torch.tensor([[s.label]], device=x.device))[0, 0]
+                        raws[name] = raw.detach().float().cpu().numpy()
+                    except (ValueError, RuntimeError) as err:
+                        acc[name].errors.append(f"{s.image_id}: {one_line(err, 200)}")
+                        continue
+                    acc[name].seconds += time.perf_counter() - t0
+            for name, raw in raws.items():
+                a = acc[name]
+                a.n += 1
+                if not np.isfinite(raw).all():  # scored as a map without a box (a miss); said in the row
+                    a.nonfinite += 1
+                out = score(s, scoring, raw, image_size=image.size)
+                a.tally.add(s, out, top[:1])
+                if i < examples:
+                    figure["maps"][name].append(out.protocol)
+                    if name == next(iter(raws)):
+                        figure["boxes"].append(out.gt)
+                if out.gt:
+                    a.pointing.append(100.0 * pointing_hit(out.protocol, out.gt))
+                m = torch.from_numpy(np.nan_to_num(upsample(raw, tuple(x.shape[-2:])))).to(x.device)[None]
+                cls = torch.tensor([s.label], device=x.device)
+                dele, ins = perturbation_curves(scores, x, m, cls, steps, substrate)
+                p, pm = confidence_change(scores, x, m, cls)
+                a.deletion.append(float(auc(dele)[0]))
+                a.insertion.append(float(auc(ins)[0]))
+                a.drop.append(float(100 * max(0.0, p[0] - pm[0]) / max(p[0], 1e-12)))
+                a.increase.append(100.0 * float(pm[0] > p[0]))
+                if i < road_images:
+                    r = road_scores(road_curves(scores, x, m, cls, road_fractions))
+                    a.road_morf.append(float(r["road_morf"][0]))
+                    a.road_lerf.append(float(r["road_lerf"][0]))
     rows = [_row(name, acc[name], methods[name], net, sanity_x) for name in methods]
+    for row in rows:
+        row["engine"] = getattr(methods[row["method"]], "engine", None) or engine
     return rows, figure
 
 

@@ -20,8 +20,8 @@ MODEL_LABEL = "the embedded EfficientNet-Lite1"
 """How help text names the default net."""
 
 BACKENDS = ("auto", "torch", "onnxruntime")
-"""What runs the forward pass: ``auto`` (ONNX Runtime for CAM on the CPU, else PyTorch), ``torch``,
-``onnxruntime``."""
+"""What runs the forward passes without gradients: ``auto`` (ONNX Runtime on the CPU, else PyTorch),
+``torch``, ``onnxruntime``; a map method's backward passes run in PyTorch."""
 
 TOPK = 5
 THRESHOLD = 0.2  # the paper's box threshold: 20 % of the (read) map's max
@@ -49,9 +49,9 @@ def add_batch_size_argument(p: argparse.ArgumentParser, default: int = BATCH_SIZ
 def add_backend_argument(p: argparse.ArgumentParser, help: str | None = None) -> None:
     """``--backend``, one of :data:`BACKENDS`."""
     p.add_argument("--backend", default="auto", choices=BACKENDS,
-                   help=help or "what runs the forward pass: auto (default: ONNX Runtime for CAM on the CPU, its "
-                   "graph exported once, checked against PyTorch and cached; PyTorch on a GPU and for gradient "
-                   "methods), torch or onnxruntime")
+                   help=help or "what runs the forward pass: auto (default: ONNX Runtime on the CPU, its graph "
+                   "exported once, checked against PyTorch and cached; PyTorch on a GPU and for a head where CAM is "
+                   "refused; a map method's backward passes run in PyTorch), torch or onnxruntime")
 
 
 WORKERS_HELP = "decode threads, overlapped with the forward pass (default: the cores, at most 4)"

@@ -1,5 +1,5 @@
 """Generated ``--method`` / ``--method-option`` for ``camloc ablate`` and ``--road-fractions`` /
-``--road-images`` for ``camloc compare``: the command's option check passes or stops in one line,
+``--road-images`` / ``--backend`` for ``camloc compare``: the command's option check passes or stops in one line,
 never a crash."""
 
 from __future__ import annotations
@@ -52,11 +52,15 @@ def test_ablate_method_options(tmp_path_factory, name, options, backend):
 
 @fuzz_settings(scale=2)
 @given(fractions=st.one_of(st.lists(st.floats(allow_nan=True, allow_infinity=True), max_size=4).map(
-    lambda v: ",".join(str(f) for f in v)), TEXT), images=st.integers(-3, 10**6))
-def test_compare_road_options(fractions, images):
-    argv = ["compare", "--data", "d", "--methods", "cam", f"--road-fractions={fractions}", f"--road-images={images}"]
+    lambda v: ",".join(str(f) for f in v)), TEXT), images=st.integers(-3, 10**6),
+       backend=st.one_of(st.sampled_from(["auto", "torch", "onnxruntime"]), TEXT))
+def test_compare_road_options(fractions, images, backend):
+    argv = ["compare", "--data", "d", "--methods", "cam", f"--road-fractions={fractions}", f"--road-images={images}",
+            f"--backend={backend}"]
 
     def check(args):
+        if args.backend not in ("auto", "torch", "onnxruntime"):
+            return f"--backend {args.backend!r} accepted"
         if not isinstance(args.road_fractions, tuple):
             return f"--road-fractions left unparsed: {args.road_fractions!r}"
         ok = all(0 < p < 1 for p in args.road_fractions) and len(set(args.road_fractions)) == len(args.road_fractions)

@@ -16,7 +16,7 @@ HELP = ("compare map methods on a split with boxes: MaxBoxAccV2, top-1 loc, GT-k
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from camloc.commands._common import add_model_arguments
-    from camloc.defaults import add_device_argument
+    from camloc.defaults import add_backend_argument, add_device_argument
     from camloc.commands._common import add_data_arguments
 
     add_model_arguments(p, probe=False)
@@ -40,6 +40,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="photos of the randomisation check per method (default 4; 0: none)")
     p.add_argument("--examples", type=int, default=4, help="photos in the figure grid (4)")
     p.add_argument("--out", default="compare_out", help="output folder (default compare_out/)")
+    add_backend_argument(p, help="what runs the forward passes without gradients, the maps' and the faithfulness "
+                         "curves': auto (default: ONNX Runtime on the CPU, each graph checked against PyTorch; "
+                         "PyTorch on a GPU), torch or onnxruntime; backward passes and the sanity check run in PyTorch")
     add_device_argument(p)
 
 
@@ -114,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     rows, figure = compare(net, split.samples, methods, limit=args.limit, subset=args.subset, steps=args.steps,
                            substrate=args.substrate, sanity_images=args.sanity_images, examples=args.examples,
                            road_images=args.road_images, road_fractions=road_fraction_list(args.road_fractions),
-                           share=not args.no_share)
+                           share=not args.no_share, backend=args.backend)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     table = markdown(rows)
@@ -126,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
                                              "limit": args.limit, "subset": args.subset, "steps": args.steps,
                                              "substrate": args.substrate, "road_images": args.road_images,
                                              "road_fractions": list(road_fraction_list(args.road_fractions)),
-                                             "shared_passes": not args.no_share, "rows": rows, "winners": wins})
+                                             "shared_passes": not args.no_share, "backend": args.backend,
+                                             "rows": rows, "winners": wins})
     figure_grid(figure, str(out / "compare.png"))
     print(table)
     print("\n".join(wins))

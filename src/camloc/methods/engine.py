@@ -70,6 +70,25 @@ def current_engine() -> str:
     return _ENGINE.get()
 
 
+def engine_for(backend: str, device: Any = "cpu") -> str:
+    """The engine a command's ``--backend`` (:data:`camloc.defaults.BACKENDS`) gives the methods on
+    ``device``: ``"auto"`` is ONNX Runtime on the CPU where it is installed, else PyTorch;
+    ``"onnxruntime"`` (the CPU only: a pass on another device runs in PyTorch) and ``"torch"`` are
+    themselves."""
+    from camloc.defaults import BACKENDS
+
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {str(backend)[:40]!r}; expected one of {', '.join(BACKENDS)}")
+    if backend != "auto":
+        return check_engine(backend)
+    if torch.device(device).type != "cpu":
+        return "torch"
+    try:
+        return check_engine("onnxruntime")
+    except ValueError:
+        return "torch"
+
+
 def fingerprint(modules: tuple[nn.Module | None, ...]) -> tuple:
     """Every parameter's and buffer's storage and in-place version: changes when any weight does."""
     return tuple((t.data_ptr(), t._version, tuple(t.shape)) for m in modules if m is not None
@@ -175,4 +194,5 @@ def _difference(e: Tensor, g: Tensor) -> tuple[float, float]:
     return (float(d.max()) if d.numel() else 0.0), (float(finite.abs().max()) if finite.numel() else 0.0)
 
 
-__all__ = ["ENGINES", "check_engine", "cpu_session", "current_engine", "fingerprint", "forward_engine", "run_pass"]
+__all__ = ["ENGINES", "check_engine", "cpu_session", "current_engine", "engine_for", "fingerprint", "forward_engine",
+           "run_pass"]
