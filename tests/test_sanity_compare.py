@@ -141,6 +141,16 @@ def test_compare_and_sanity_commands(wsol, tmp_path, monkeypatch, capsys):
     assert data["rows"][2]["num_images"] == 1 and data["rows"][0]["num_images"] == 6
     assert data["road_fractions"] == [0.5] and data["rows"][0]["num_road_images"] == 1 and data["shared_passes"]
     assert (out / "compare.png").stat().st_size > 0 and "| ablationcam | 1 |" in (out / "compare.md").read_text()
+    photos = [json.loads(line) for line in (out / "photos.jsonl").read_text().splitlines()]
+    assert len(photos) == 6 and not (out / "photos.jsonl.partial").exists()
+    assert [sorted(p["methods"]) for p in photos] == [["ablationcam", "cam", "center"]] + [["cam", "center"]] * 5
+    for r in data["rows"]:  # the table's means are the streamed photos' means
+        per = [p["methods"][r["method"]] for p in photos if r["method"] in p["methods"]]
+        for key in ("deletion_auc", "insertion_auc", "average_drop"):
+            assert np.mean([v[key] for v in per]) == pytest.approx(r[key], abs=1e-12), (r["method"], key)
+        assert [v["road_morf"] for v in per if "road_morf" in v] == pytest.approx([r["road_morf"]])
+        assert all(v["finite"] and v["ms"] > 0 and (v["box"] is None or len(v["box"]) == 4) for v in per)
+    assert any(p["methods"]["center"]["box"] for p in photos)  # the centre map always has a box
     rc = main(["sanity", "--data", str(wsol), "--split", "test", "--method", "center", "--limit", "2", "--depth", "1",
                "--out", str(tmp_path / "s")])
     assert rc == 0
@@ -239,3 +249,34 @@ def test_compare_on_onnx_runtime_gives_pytorchs_rows(wsol):
             assert a[key] == o[key], (t["method"], key)
     with pytest.raises(ValueError, match="unknown backend 'gpu'"):
         compare(net, samples, methods, backend="gpu", **kw)
+
+
+def test_a_killed_compare_keeps_the_photos_it_finished(wsol, tmp_path, monkeypatch):
+    """photos.jsonl streams: a run stopped at the third photo leaves the first two in
+    photos.jsonl.partial, and the photos.jsonl of an earlier run untouched."""
+    import camloc.commands._common as common
+
+    class Stop(MapMethod):
+        name = "stop"
+
+        def __init__(self):
+            self.calls = 0
+
+        def maps(self, net, x, classes):
+            self.calls += 1
+            if self.calls == 3:
+                raise KeyboardInterrupt
+            return torch.ones(len(x), classes.shape[1], 2, 2)
+
+    monkeypatch.setattr(common, "load_net", lambda *a, **k: small_net())
+    out = tmp_path / "cmp"
+    out.mkdir()
+    (out / "photos.jsonl").write_text("older\n")
+    stop = Stop()
+    monkeypatch.setattr("camloc.methods.get_method", lambda name, **k: stop)
+    monkeypatch.setattr("camloc.commands._method_args.method_list", lambda text: ["cam"])
+    assert main(["compare", "--data", str(wsol), "--split", "test", "--methods", "cam", "--steps", "2",
+                 "--sanity-images", "0", "--road-images", "0", "--out", str(out)]) == 130  # interrupted
+    kept = [json.loads(line) for line in (out / "photos.jsonl.partial").read_text().splitlines()]
+    assert len(kept) == 2 and all("deletion_auc" in k["methods"]["cam"] for k in kept)
+    assert (out / "photos.jsonl").read_text() == "older\n"

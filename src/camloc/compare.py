@@ -25,7 +25,7 @@ values for the AUCs and the drop, ``sqrt(p (1 - p) / n)`` for the rates.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,6 +64,11 @@ class _Acc:
     nonfinite: int = 0
 
 
+def _finite(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with a NaN or infinite number as ``None`` (a record line is strict JSON)."""
+    return {k: None if isinstance(v, float) and not np.isfinite(v) else v for k, v in values.items()}
+
+
 def _se_rate(p: float, n: int) -> float:
     return float(np.sqrt(max(p * (100 - p), 0.0) / n)) if n else float("nan")
 
@@ -78,7 +83,8 @@ def _mean_se(values: Sequence[float], scale: float = 1.0) -> tuple[float, float]
 def compare(net: Any, samples: Sequence[Any], methods: dict[str, Any], limit: int | None = None, subset: int = 100,
             steps: int = 8, substrate: str = "blur", sanity_images: int = 4, examples: int = 4,
             road_images: int = 20, road_fractions: Sequence[float] = (0.1, 0.3, 0.5, 0.7, 0.9), share: bool = True,
-            backend: str = "auto", progress: bool = True) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+            backend: str = "auto", progress: bool = True,
+            on_photo: Callable[[int, dict[str, Any]], None] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Rows (one per method, metrics with their standard errors and image counts) and the figure's
     data (``images``: the first ``examples`` photos at 224x224; ``maps[name]``: their protocol
     maps; ``boxes``: their ground truth).
@@ -87,7 +93,11 @@ def compare(net: Any, samples: Sequence[Any], methods: dict[str, Any], limit: in
     curves' (:func:`camloc.methods.engine.engine_for`: ``"auto"`` is ONNX Runtime on the CPU, each
     graph checked against PyTorch; a method built with its own ``engine`` keeps it); backward passes
     and the sanity check run in PyTorch. A method's ``ms_per_image`` includes the export of the
-    graphs it is the first to need."""
+    graphs it is the first to need.
+
+    ``on_photo(index, record)``, when given, receives each photo's values as soon as they are done
+    (``image_id``, ``label``, and per method its 20 % box, pointing hit, AUCs, drop, ROAD, ms, or
+    the error): what ``camloc compare`` streams to ``photos.jsonl``, so a killed run keeps them."""
     from tqdm.auto import tqdm
 
     from camloc.errors import ImageError
@@ -132,6 +142,8 @@ def compare(net: Any, samples: Sequence[Any], methods: dict[str, Any], limit: in
             except ImageError as err:
                 for a in acc.values():
                     a.errors.append(str(err))
+                if on_photo is not None:
+                    on_photo(i, {"image_id": str(s.image_id), "label": int(s.label), "error": str(err)})
                 continue
             x = net.preprocess([image]).to(net.device if hasattr(net, "device") else "cpu")
             row = scores(x)[0]
@@ -141,6 +153,7 @@ def compare(net: Any, samples: Sequence[Any], methods: dict[str, Any], limit: in
             if i < examples:
                 figure["images"].append(np.asarray(image.convert("RGB").resize((RESIZE, RESIZE))))
             raws: dict[str, np.ndarray] = {}
+            record: dict[str, dict[str, Any]] = {}
             with shared_passes(x) if share else nullcontext():
                 for name, method in methods.items():
                     if name in PERTURBATION and i >= subset:
@@ -151,8 +164,10 @@ def compare(net: Any, samples: Sequence[Any], methods: dict[str, Any], limit: in
                         raws[name] = raw.detach().float().cpu().numpy()
                     except (ValueError, RuntimeError) as err:
                         acc[name].errors.append(f"{s.image_id}: {one_line(err, 200)}")
+                        record[name] = {"error": one_line(err, 200)}
                         continue
                     acc[name].seconds += time.perf_counter() - t0
+                    record[name] = {"ms": round(1000 * (time.perf_counter() - t0), 3)}
             for name, raw in raws.items():
                 a = acc[name]
                 a.n += 1
@@ -164,8 +179,12 @@ def compare(net: Any, samples: Sequence[Any], methods: dict[str, Any], limit: in
                     figure["maps"][name].append(out.protocol)
                     if name == next(iter(raws)):
                         figure["boxes"].append(out.gt)
+                values = record[name]
+                values["finite"] = bool(np.isfinite(raw).all())
+                values["box"] = [int(v) for v in out.box] if out.box is not None else None
                 if out.gt:
                     a.pointing.append(100.0 * pointing_hit(out.protocol, out.gt))
+                    values["pointing"] = a.pointing[-1]
                 m = torch.from_numpy(np.nan_to_num(upsample(raw, tuple(x.shape[-2:])))).to(x.device)[None]
                 cls = torch.tensor([s.label], device=x.device)
                 dele, ins = perturbation_curves(scores, x, m, cls, steps, substrate)
@@ -174,10 +193,16 @@ def compare(net: Any, samples: Sequence[Any], methods: dict[str, Any], limit: in
                 a.insertion.append(float(auc(ins)[0]))
                 a.drop.append(float(100 * max(0.0, p[0] - pm[0]) / max(p[0], 1e-12)))
                 a.increase.append(100.0 * float(pm[0] > p[0]))
+                values.update(deletion_auc=a.deletion[-1], insertion_auc=a.insertion[-1], average_drop=a.drop[-1],
+                              increase=a.increase[-1])
                 if i < road_images:
                     r = road_scores(road_curves(scores, x, m, cls, road_fractions))
                     a.road_morf.append(float(r["road_morf"][0]))
                     a.road_lerf.append(float(r["road_lerf"][0]))
+                    values.update(road_morf=a.road_morf[-1], road_lerf=a.road_lerf[-1])
+            if on_photo is not None:
+                on_photo(i, {"image_id": str(s.image_id), "label": int(s.label),
+                             "methods": {name: _finite(v) for name, v in record.items()}})
     rows = [_row(name, acc[name], methods[name], net, sanity_x) for name in methods]
     for row in rows:
         row["engine"] = getattr(methods[row["method"]], "engine", None) or engine

@@ -103,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
     from camloc.io import atomic_write_json, atomic_write_text
     from camloc.methods import get_method
     from camloc.pipeline.distributed import local_device
+    from camloc.pipeline.records import JsonlWriter
 
     names = method_list(args.methods)
     options = _options(args.method_option)
@@ -114,12 +115,20 @@ def run(args: argparse.Namespace) -> int:
             methods[name] = get_method(name, **options.get(name, {}))
         except ValueError as err:
             print(f"camloc compare: {name}: {one_line(err)}")
-    rows, figure = compare(net, split.samples, methods, limit=args.limit, subset=args.subset, steps=args.steps,
-                           substrate=args.substrate, sanity_images=args.sanity_images, examples=args.examples,
-                           road_images=args.road_images, road_fractions=road_fraction_list(args.road_fractions),
-                           share=not args.no_share, backend=args.backend)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    # each photo's values as it is done: a killed run keeps them in photos.jsonl.partial (an older
+    # photos.jsonl stays until this run completes)
+    writer = JsonlWriter(out / "photos.jsonl", mode="replace")
+    try:
+        rows, figure = compare(net, split.samples, methods, limit=args.limit, subset=args.subset, steps=args.steps,
+                               substrate=args.substrate, sanity_images=args.sanity_images, examples=args.examples,
+                               road_images=args.road_images, road_fractions=road_fraction_list(args.road_fractions),
+                               share=not args.no_share, backend=args.backend, on_photo=writer.write)
+    except BaseException:
+        writer.finish_part(complete=False)
+        raise
+    writer.finish_part(complete=True)
     table = markdown(rows)
     wins = winners(rows)
     refused = refusals(rows)
