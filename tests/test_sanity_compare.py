@@ -280,3 +280,26 @@ def test_a_killed_compare_keeps_the_photos_it_finished(wsol, tmp_path, monkeypat
     kept = [json.loads(line) for line in (out / "photos.jsonl.partial").read_text().splitlines()]
     assert len(kept) == 2 and all("deletion_auc" in k["methods"]["cam"] for k in kept)
     assert (out / "photos.jsonl").read_text() == "older\n"
+
+
+def test_compare_runs_the_perturbation_methods_sanity_on_its_backend(wsol, monkeypatch):
+    """The sanity check of a perturbation method runs its masked passes on ONNX Runtime (graphs of
+    the randomised nets built), a one-forward method's stays in PyTorch (no graph built), and the
+    correlations are PyTorch's."""
+    from camloc.data import open_dataset
+    from camloc.methods import engine
+
+    net = small_net()
+    samples = open_dataset(str(wsol), "test").samples[:2]
+    kw = {"limit": 1, "steps": 1, "examples": 0, "road_images": 0, "progress": False}
+    built = []
+    build = engine._build
+    monkeypatch.setattr(engine, "_build", lambda *a: built.append(1) or build(*a))
+    for name, graphs in (("cam", 0), ("scorecam", 1)):
+        method = {name: get_method(name, **({"layer": "layer1"} if name == "scorecam" else {}))}  # 64 channels
+        compare(net, samples, method, sanity_images=0, backend="onnxruntime", **kw)  # the net's own graphs
+        built.clear()
+        [ort] = compare(net, samples, method, sanity_images=1, backend="onnxruntime", **kw)[0]
+        assert (len(built) > 0) == bool(graphs), name
+        [pt] = compare(net, samples, method, sanity_images=1, backend="torch", **kw)[0]
+        assert ort["sanity_r"] == pytest.approx(pt["sanity_r"], abs=1e-3) and "sanity_error" not in ort

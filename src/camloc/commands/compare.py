@@ -42,7 +42,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="compare_out", help="output folder (default compare_out/)")
     add_backend_argument(p, help="what runs the forward passes without gradients, the maps' and the faithfulness "
                          "curves': auto (default: ONNX Runtime on the CPU, each graph checked against PyTorch; "
-                         "PyTorch on a GPU), torch or onnxruntime; backward passes and the sanity check run in PyTorch")
+                         "PyTorch on a GPU), torch or onnxruntime; backward passes run in PyTorch, and the sanity check "
+                         "too except the perturbation methods' masked passes")
     add_device_argument(p)
 
 
