@@ -27,7 +27,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # the peers' progress bars
 
 import torch  # noqa: E402
 
-from benchmarks.timing import interleaved, load_average, machine_line  # noqa: E402
+from benchmarks.timing import interleaved, load_average, machine_line, paired  # noqa: E402
 
 GRADIENT = {  # camloc name: (pytorch-grad-cam class, TorchCAM class)
     "gradcam": ("GradCAM", "GradCAM"), "gradcampp": ("GradCAMPlusPlus", "GradCAMpp"),
@@ -288,8 +288,6 @@ def method_backends(photos: int = 64, names: tuple[str, ...] = ("gradcampp",), c
     on the shared ImageNet photos split into two halves (first / second by file name). Each chunk of
     ``chunk`` photos runs on both backends, interleaved, after every graph is built; the gain is the
     mean paired difference of seconds per photo with its standard error over the chunks."""
-    import statistics
-
     import camloc
     from camloc.localize import LocalizeOptions, iter_localize
     from camloc.methods import get_method
@@ -317,11 +315,9 @@ def method_backends(photos: int = 64, names: tuple[str, ...] = ("gradcampp",), c
                 t = interleaved({"torch": lambda: run(piece, "torch"), "onnxruntime": lambda: run(piece, "onnxruntime")},
                                 repeats=1, warmup=0)
                 pairs.append((t["torch"].wall / len(piece), t["onnxruntime"].wall / len(piece)))
-            d = [a - b for a, b in pairs]
-            se = statistics.stdev(d) / len(d) ** 0.5 if len(d) > 1 else float("nan")
-            ta, tb = statistics.mean(a for a, _ in pairs), statistics.mean(b for _, b in pairs)
+            ta, tb, gain, se = paired(pairs)
             lines.append(f"| {name} | {half} | {len(part)} | {len(pairs)} | {ta:.3f} | {tb:.3f} | "
-                         f"{statistics.mean(d):.3f} ± {se:.3f} | {ta / tb:.2f}x |")
+                         f"{gain:.3f} ± {se:.3f} | {ta / tb:.2f}x |")
     return "\n".join([f"`localize --method` on each backend ({net.name}, top-5, chunks of {chunk} shared ImageNet photos "
                       "interleaved, graphs built first):", "", *lines])
 

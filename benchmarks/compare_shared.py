@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.timing import interleaved, load_average, machine_line, quick
+from benchmarks.timing import interleaved, load_average, machine_line, paired, quick
 
 METHODS = ("cam", "gradcam", "xgradcam", "hirescam", "gradcam_elementwise", "layercam", "gradcampp", "eigencam",
            "eigengradcam", "kpcacam")
@@ -89,8 +89,6 @@ def backends(photos: int = 32, names: tuple[str, ...] = TABLE, steps: int = 8) -
     photo on both interleaved after a warm-up photo that builds the graphs; the first ``photos``
     ``ilsvrc-val-227`` photos in two halves (first / second), the gain the mean paired difference
     with its standard error over the photos. The rows' figures agree to the graphs' tolerance."""
-    import statistics
-
     from camloc.compare import compare
     from camloc.data import open_dataset
     from camloc.methods import get_method
@@ -125,11 +123,9 @@ def backends(photos: int = 32, names: tuple[str, ...] = TABLE, steps: int = 8) -
                 for key in ("deletion_auc", "insertion_auc"):
                     if key in a:
                         worst = max(worst, abs(a[key] - b[key]))
-        d = [a - b for a, b in pairs]
-        se = statistics.stdev(d) / len(d) ** 0.5 if len(d) > 1 else float("nan")
-        ta, tb = statistics.mean(a for a, _ in pairs), statistics.mean(b for _, b in pairs)
-        lines.append(f"| {half} | {len(part)} | {ta:.2f} | {tb:.2f} | {statistics.mean(d):.2f} ± {se:.2f} | "
-                     f"{ta / tb:.2f}x | {worst:.1e} |")
+        ta, tb, gain, se = paired(pairs)
+        lines.append(f"| {half} | {len(part)} | {ta:.2f} | {tb:.2f} | {gain:.2f} ± {se:.2f} | {ta / tb:.2f}x | "
+                     f"{worst:.1e} |")
     return "\n".join([f"`python -m benchmarks.compare_shared --backends`: {machine_line()}, {load_average():.1f} at the "
                       f"end; embedded EfficientNet-Lite0 at 224², the methods {', '.join(names)}, curves of {steps + 1} "
                       "points, each photo on both backends interleaved:", "", *lines])

@@ -68,6 +68,14 @@ def interleaved(fns: dict[str, Callable[[], object]], repeats: int = 15, warmup:
     return {k: Timing(statistics.median(wall[k]), statistics.median(cpu[k])) for k in fns}
 
 
+def paired(pairs: list[tuple[float, float]]) -> tuple[float, float, float, float]:
+    """``(mean a, mean b, mean gain a - b, its standard error)`` of paired timings ``(a, b)``: the
+    figures the halves rule reads (the standard error is NaN for one pair)."""
+    d = [a - b for a, b in pairs]
+    se = statistics.stdev(d) / len(d) ** 0.5 if len(d) > 1 else float("nan")
+    return statistics.mean(a for a, _ in pairs), statistics.mean(b for _, b in pairs), statistics.mean(d), se
+
+
 def load_average() -> float:
     import os
 
