@@ -280,6 +280,11 @@ def test_a_killed_compare_keeps_the_photos_it_finished(wsol, tmp_path, monkeypat
     kept = [json.loads(line) for line in (out / "photos.jsonl.partial").read_text().splitlines()]
     assert len(kept) == 2 and all("deletion_auc" in k["methods"]["cam"] for k in kept)
     assert (out / "photos.jsonl").read_text() == "older\n"
+    stop.calls = 2  # stopped at the first photo: nothing kept, and no empty partial file left
+    (out / "photos.jsonl.partial").unlink()
+    assert main(["compare", "--data", str(wsol), "--split", "test", "--methods", "cam", "--steps", "2",
+                 "--sanity-images", "0", "--road-images", "0", "--out", str(out)]) == 130
+    assert not (out / "photos.jsonl.partial").exists() and (out / "photos.jsonl").read_text() == "older\n"
 
 
 def test_compare_runs_the_perturbation_methods_sanity_on_its_backend(wsol, monkeypatch):

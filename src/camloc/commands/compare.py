@@ -128,6 +128,9 @@ def run(args: argparse.Namespace) -> int:
                                share=not args.no_share, backend=args.backend, on_photo=writer.write)
     except BaseException:
         writer.finish_part(complete=False)
+        if not writer.count:  # nothing to keep (a refused split, an early error): no empty .partial left
+            partial = out / "photos.jsonl.partial"
+            partial.unlink(missing_ok=True)
         raise
     writer.finish_part(complete=True)
     table = markdown(rows)
