@@ -308,3 +308,13 @@ def test_compare_runs_the_perturbation_methods_sanity_on_its_backend(wsol, monke
         assert (len(built) > 0) == bool(graphs), name
         [pt] = compare(net, samples, method, sanity_images=1, backend="torch", **kw)[0]
         assert ort["sanity_r"] == pytest.approx(pt["sanity_r"], abs=1e-3) and "sanity_error" not in ort
+
+
+def test_winners_say_when_two_rows_are_not_of_the_same_photos():
+    rows = [{"method": "cam", "num_images": 630, "deletion_auc": 0.21, "deletion_auc_se": 0.008},
+            {"method": "scorecam", "num_images": 100, "deletion_auc": 0.18, "deletion_auc_se": 0.02},
+            {"method": "gradcam", "num_images": 630, "deletion_auc": 0.226, "deletion_auc_se": 0.008}]
+    [line] = winners(rows)
+    assert line == "deletion: scorecam (0.18) over cam (0.21) by 0.03, 1.5 s.e. (on 100 and 630 photos: not the same photos)"
+    [line] = winners([rows[0], rows[2]])
+    assert line == "deletion: cam (0.21) over gradcam (0.226) by 0.016, 2.0 s.e."

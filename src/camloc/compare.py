@@ -280,7 +280,8 @@ def markdown(rows: Sequence[dict[str, Any]]) -> str:
 
 def winners(rows: Sequence[dict[str, Any]]) -> list[str]:
     """Per column: the best method, its margin over the runner-up and that margin in standard errors
-    (the larger of the two rows' standard errors)."""
+    (the larger of the two rows' standard errors); two rows scored on different photo counts (a
+    perturbation method's ``subset``) say so, as their values are not of the same photos."""
     out = []
     for label, key in COLUMNS:
         have = [r for r in rows if isinstance(r.get(key), (int, float)) and not np.isnan(r[key])
@@ -292,6 +293,8 @@ def winners(rows: Sequence[dict[str, Any]]) -> list[str]:
         margin = abs(a[key] - b[key])
         se = max(a.get(f"{key}_se") or 0.0, b.get(f"{key}_se") or 0.0)
         spread = f", {margin / se:.1f} s.e." if se > 0 else ""
+        if a.get("num_images") != b.get("num_images"):
+            spread += f" (on {a.get('num_images')} and {b.get('num_images')} photos: not the same photos)"
         out.append(f"{label}: {a['method']} ({a[key]:.3g}) over {b['method']} ({b[key]:.3g}) by {margin:.3g}{spread}")
     return out
 
