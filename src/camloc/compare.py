@@ -20,6 +20,10 @@ layer one forward and one backward. A method's ``ms/img`` is then its own time g
 methods before it computed (the first of a group pays the shared pass); ``share=False`` times each
 alone. Standard errors are over photos: of the per-photo
 values for the AUCs and the drop, ``sqrt(p (1 - p) / n)`` for the rates.
+
+The forward passes without gradients (the maps' and every curve's) run on the ``backend``'s engine
+(:mod:`camloc.methods.engine`: ONNX Runtime on the CPU by default), and each photo's values go to
+``on_photo`` as soon as they are done (the command's ``photos.jsonl``).
 """
 
 from __future__ import annotations
