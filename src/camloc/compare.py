@@ -68,11 +68,6 @@ class _Acc:
     nonfinite: int = 0
 
 
-def _finite(values: dict[str, Any]) -> dict[str, Any]:
-    """``values`` with a NaN or infinite number as ``None`` (a record line is strict JSON)."""
-    return {k: None if isinstance(v, float) and not np.isfinite(v) else v for k, v in values.items()}
-
-
 def _se_rate(p: float, n: int) -> float:
     return float(np.sqrt(max(p * (100 - p), 0.0) / n)) if n else float("nan")
 
@@ -107,6 +102,7 @@ def compare(net: Any, samples: Sequence[Any], methods: dict[str, Any], limit: in
 
     from camloc.errors import ImageError
     from camloc.boxes import pointing_hit
+    from camloc.io import finite_json
     from camloc.metrics.faithfulness import auc, confidence_change, perturbation_curves
     from camloc.metrics.maxboxacc import RESIZE
     from camloc.metrics.road import check_fractions, road_curves, road_scores
@@ -171,12 +167,15 @@ def compare(net: Any, samples: Sequence[Any], methods: dict[str, Any], limit: in
                         acc[name].errors.append(f"{s.image_id}: {one_line(err, 200)}")
                         record[name] = {"error": one_line(err, 200)}
                         continue
-                    acc[name].seconds += time.perf_counter() - t0
-                    record[name] = {"ms": round(1000 * (time.perf_counter() - t0), 3)}
+                    seconds = time.perf_counter() - t0
+                    acc[name].seconds += seconds
+                    record[name] = {"ms": round(1000 * seconds, 3)}
             for name, raw in raws.items():
                 a = acc[name]
                 a.n += 1
-                if not np.isfinite(raw).all():  # scored as a map without a box (a miss); said in the row
+                values = record[name]
+                values["finite"] = bool(np.isfinite(raw).all())
+                if not values["finite"]:  # scored as a map without a box (a miss); said in the row
                     a.nonfinite += 1
                 out = score(s, scoring, raw, image_size=image.size)
                 a.tally.add(s, out, top[:1])
@@ -184,8 +183,6 @@ def compare(net: Any, samples: Sequence[Any], methods: dict[str, Any], limit: in
                     figure["maps"][name].append(out.protocol)
                     if name == next(iter(raws)):
                         figure["boxes"].append(out.gt)
-                values = record[name]
-                values["finite"] = bool(np.isfinite(raw).all())
                 values["box"] = [int(v) for v in out.box] if out.box is not None else None
                 if out.gt:
                     a.pointing.append(100.0 * pointing_hit(out.protocol, out.gt))
@@ -206,15 +203,13 @@ def compare(net: Any, samples: Sequence[Any], methods: dict[str, Any], limit: in
                     a.road_lerf.append(float(r["road_lerf"][0]))
                     values.update(road_morf=a.road_morf[-1], road_lerf=a.road_lerf[-1])
             if on_photo is not None:
-                on_photo(i, {"image_id": str(s.image_id), "label": int(s.label),
-                             "methods": {name: _finite(v) for name, v in record.items()}})
+                on_photo(i, finite_json({"image_id": str(s.image_id), "label": int(s.label), "methods": record}))
     rows = []
     for name in methods:  # the sanity check: the perturbation methods' masked passes on the engine (their
         # graphs exported again per randomised block, seconds against minutes), the others in PyTorch
         with forward_engine(engine if name in PERTURBATION else "torch"):
             rows.append(_row(name, acc[name], methods[name], net, sanity_x))
-    for row in rows:
-        row["engine"] = getattr(methods[row["method"]], "engine", None) or engine
+        rows[-1]["engine"] = getattr(methods[name], "engine", None) or engine
     return rows, figure
 
 

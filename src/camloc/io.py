@@ -166,6 +166,18 @@ def json_number(value: float, what: str) -> float | None:
     return None
 
 
+def finite_json(obj: Any) -> Any:
+    """``obj`` with NaN and infinite numbers (in dicts, lists and tuples too) as ``None``: strict
+    JSON, for values that may be undefined (a diverged trial's losses, a photo's curve)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_json(v) for v in obj]
+    return obj
+
+
 def warn_null(what: str) -> None:
     """The one-line warning for a figure written as ``null`` because it is undefined."""
     print(f"camloc: warning: {what} is undefined; written as null", file=sys.stderr)

@@ -126,11 +126,8 @@ def run(args: argparse.Namespace) -> int:
                                substrate=args.substrate, sanity_images=args.sanity_images, examples=args.examples,
                                road_images=args.road_images, road_fractions=road_fraction_list(args.road_fractions),
                                share=not args.no_share, backend=args.backend, on_photo=writer.write)
-    except BaseException:
-        writer.finish_part(complete=False)
-        if not writer.count:  # nothing to keep (a refused split, an early error): no empty .partial left
-            partial = out / "photos.jsonl.partial"
-            partial.unlink(missing_ok=True)
+    except BaseException:  # keeps the photos done; a run stopped before the first leaves no empty file
+        writer.finish_part(complete=False, keep_empty=False)
         raise
     writer.finish_part(complete=True)
     table = markdown(rows)

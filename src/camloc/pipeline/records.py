@@ -97,9 +97,10 @@ class JsonlWriter:
             except OSError:
                 pass
 
-    def finish_part(self, complete: bool = True) -> None:
+    def finish_part(self, complete: bool = True, keep_empty: bool = True) -> None:
         """Close this process's file (a part is renamed into place only once complete; with
-        ``mode="replace"``, the new file replaces the old one only when ``complete``)."""
+        ``mode="replace"``, the new file replaces the old one only when ``complete``). An
+        incomplete staged file holding no record is removed unless ``keep_empty``."""
         if self._file is not None:
             try:
                 self._file.close()
@@ -112,6 +113,9 @@ class JsonlWriter:
                     os.replace(self._tmp, self.part(self.rank))
             elif self._staged and complete:
                 replace_file(self._tmp, self.path)
+            elif self._staged and not keep_empty and not self.count:
+                with naming(self._tmp):
+                    self._tmp.unlink(missing_ok=True)
 
     def merge(self) -> int:
         """Rank 0: merge every complete part into ``path`` in input order, remove the parts.

@@ -30,7 +30,7 @@ from typing import Any
 
 from camloc.data.base import Split
 from camloc.errors import ConfigError
-from camloc.io import atomic_write_json
+from camloc.io import atomic_write_json, finite_json
 from camloc.train.config import TrainConfig, apply_overrides, load_config
 from camloc.train.data import open_split
 from camloc.train.wsol.spec import METHODS, suggest
@@ -229,7 +229,7 @@ class _Search:
         best = study.best_trial
         summary.update({"best_trial": best.number, "best_val": best.user_attrs.get("metrics"),
                         "best_lr": best.params["lr"], "best_wsol_args": best.user_attrs.get("wsol_args")})
-        atomic_write_json(self.out / "trials.json", _finite([
+        atomic_write_json(self.out / "trials.json", finite_json([
             {"number": t.number, "state": t.state.name, "value": t.value, "params": t.params,
              "user_attrs": t.user_attrs} for t in study.trials]))
         if test is not None:
@@ -273,17 +273,6 @@ def train_and_test(cfg: TrainConfig, method: str, lr: float, args: dict[str, Any
     metrics["seed"] = seed
     atomic_write_json(run_dir / "test.json", {"metrics": metrics, "curves": curves})
     return metrics
-
-
-def _finite(obj: Any) -> Any:
-    """``obj`` with NaN and infinite numbers as ``None`` (strict JSON: a diverged trial's losses)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
 
 
 def search(config: str | os.PathLike | TrainConfig, options: SearchOptions, overrides: list[str] | tuple[str, ...] = ()
